@@ -1,0 +1,52 @@
+"""One configuration object for the whole pipeline.
+
+Every stage receives the same frozen ``Config`` instead of a dozen keyword
+arguments; this is also the only module that reads environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _default_home() -> Path:
+    env = os.environ.get("FACEGATE_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "facegate"
+
+
+DETECTORS = ("blazeface", "hog", "mtcnn")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings shared by detection, alignment, embedding and decisions.
+
+    ``device`` is explicit: asking for ``"cuda"`` on a machine without a GPU raises
+    :class:`facegate.errors.DeviceError` rather than quietly running on the CPU.
+    """
+
+    detector: str = "blazeface"
+    embedder: str = "dlib_resnet"
+    device: str = "cpu"
+    batch_size: int = 32
+    far: float = 1e-3  # default operating point for verify/identify decisions
+    threshold: float | None = None  # explicit cosine threshold overrides ``far``
+    min_face_size: int = 40  # pixels; smaller faces are ignored by detectors
+    detection_threshold: float = 0.5  # detector-specific confidence cut
+    flip: bool = True  # average the embedding of each chip with its mirror image
+    max_pixels: int = 60_000_000  # decompression-bomb guard (about 7700x7700)
+    threads: int = 0  # 0 = library default (all cores)
+    home: Path = field(default_factory=_default_home)  # user cache: converted weights, user models
+
+    def replace(self, **changes: object) -> "Config":
+        """A copy with some fields changed (configs are immutable)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"

@@ -1,0 +1,71 @@
+"""The embedder interface: aligned chips in, unit-length embeddings out, in batches."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from facegate.align import Template, template
+from facegate.config import Config
+from facegate.errors import DeviceError
+
+
+def resolve_torch_device(device: str) -> str:
+    """Check that the requested torch device exists. A missing GPU is an error, never a CPU run."""
+    import torch
+
+    if device == "cpu":
+        return "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {device!r} was requested but no CUDA GPU is available to PyTorch; "
+                "use --device cpu to run on the CPU"
+            )
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s) present)")
+        return device
+    raise DeviceError(f"unknown device {device!r}; use 'cpu' or 'cuda[:N]'")
+
+
+class Embedder(ABC):
+    """One embedding model. ``embed`` handles batching, mirroring and normalisation;
+    subclasses implement ``_forward`` on one batch of uint8 RGB chips."""
+
+    name: str = ""
+    input_size: int = 150
+    padding: float = 0.25
+    dim: int = 128
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @property
+    def template(self) -> Template:
+        return template(self.input_size, self.padding)
+
+    @abstractmethod
+    def _forward(self, chips: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB -> (N, dim) float32 raw embeddings."""
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """Unit-length embeddings for (N, S, S, 3) uint8 chips, processed in config.batch_size batches.
+
+        With ``config.flip`` the embedding of each chip is averaged with that of its
+        mirror image before normalising (a cheap, well-known accuracy gain).
+        """
+        n = len(chips)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        bs = max(1, self.config.batch_size)
+        for start in range(0, n, bs):
+            batch = np.ascontiguousarray(chips[start : start + bs])
+            emb = self._forward(batch)
+            if self.config.flip:
+                emb = emb + self._forward(np.ascontiguousarray(batch[:, :, ::-1]))
+            out[start : start + len(batch)] = emb
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)

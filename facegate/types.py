@@ -1,0 +1,79 @@
+"""Dataclasses shared by every stage of the pipeline.
+
+Coordinates are pixels of the original image after EXIF rotation; boxes are
+(x1, y1, x2, y2). Landmarks are the five points of dlib's 5-point model, in its
+order (see :mod:`facegate.align`), so every detector feeds one alignment template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    """One detected face: where it is, how sure the detector is, and (later) what it looks like."""
+
+    box: np.ndarray  # (4,) float32: x1, y1, x2, y2
+    landmarks: np.ndarray  # (5, 2) float32, dlib 5-point order
+    score: float
+    embedding: np.ndarray | None = None  # unit vector once embedded
+    quality: float | None = None
+    detector: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return float(self.box[0] + self.box[2]) / 2, float(self.box[1] + self.box[3]) / 2
+
+    def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "box": [round(float(v), 2) for v in self.box],
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "score": round(float(self.score), 4),
+            "detector": self.detector,
+        }
+        if self.quality is not None:
+            d["quality"] = round(float(self.quality), 4)
+        if with_embedding and self.embedding is not None:
+            d["embedding"] = [float(v) for v in self.embedding]
+        return d
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A threshold and the false-accept rate it was measured to give on a named data set."""
+
+    far: float
+    threshold: float
+    tar: float | None
+    dataset: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to "same person?" with the evidence behind it."""
+
+    same: bool
+    score: float  # cosine similarity of the two unit embeddings, higher = more alike
+    threshold: float
+    far: float | None  # false-accept rate the threshold stands for; None for a user-given threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "same": self.same,
+            "score": round(self.score, 6),
+            "threshold": round(self.threshold, 6),
+            "far": self.far,
+        }
