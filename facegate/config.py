@@ -42,6 +42,13 @@ class Config:
     max_pixels: int = 60_000_000  # decompression-bomb guard (about 7700x7700)
     threads: int = 0  # 0 = library default (all cores)
     home: Path = field(default_factory=_default_home)  # user cache: converted weights, user models
+    # Gallery (1:N identification)
+    gallery: Path | None = None  # SQLite file; default <home>/gallery.sqlite
+    backend: str = "sqlite"  # "sqlite" (embedded, SQLite + FAISS) or "milvus"
+    milvus_uri: str = ""  # e.g. http://milvus:19530, or a local file path for milvus-lite
+    index: str = "auto"  # "auto" (exact below ann_threshold, HNSW above), "flat" or "hnsw"
+    ann_threshold: int = 50_000  # identities; past this "auto" builds an ANN index
+    top_k: int = 5
 
     def replace(self, **changes: object) -> "Config":
         """A copy with some fields changed (configs are immutable)."""
@@ -50,3 +57,7 @@ class Config:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def gallery_path(self) -> Path:
+        return self.gallery if self.gallery is not None else self.home / "gallery.sqlite"

@@ -1,0 +1,131 @@
+"""Scores, thresholds and the false-accept rates behind them.
+
+A threshold on its own means nothing to an integrator; what they need is "at this
+threshold, one impostor in a thousand is accepted". Every shipped embedder carries
+operating points measured by :func:`calibrate` over all cross-identity pairs of a
+named data set, and decisions report the FAR their threshold stands for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from importlib import resources
+
+import numpy as np
+
+from facegate.config import Config
+from facegate.errors import UsageError
+from facegate.types import OperatingPoint, Verdict
+
+# FARs we calibrate and report; 1e-5 and 1e-6 need millions of impostor pairs (LFW gives 87M).
+STANDARD_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two embeddings (unit vectors in practice)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def _pair_scores_by_label(
+    emb: np.ndarray, labels: np.ndarray, keep_top: int, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Genuine scores (all same-label pairs), the ``keep_top`` highest impostor scores,
+    and the number of impostor pairs, from one pass over the upper triangle in chunks."""
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    n = len(emb)
+    genuine: list[np.ndarray] = []
+    top = np.empty(0, dtype=np.float32)
+    n_imp = 0
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        s = emb[start:stop] @ emb[start:].T  # rows start..stop vs columns start..n
+        rows = np.arange(start, stop)[:, None]
+        cols = np.arange(start, n)[None, :]
+        upper = cols > rows
+        same = labels[start:stop, None] == labels[None, start:]
+        genuine.append(s[upper & same])
+        imp = s[upper & ~same]
+        n_imp += imp.size
+        if keep_top > 0 and imp.size:
+            k = min(keep_top, imp.size)
+            cand = np.concatenate([top, np.partition(imp, imp.size - k)[imp.size - k :]])
+            top = np.partition(cand, cand.size - min(keep_top, cand.size))[cand.size - min(keep_top, cand.size) :]
+    return np.concatenate(genuine) if genuine else np.empty(0, np.float32), np.sort(top)[::-1], n_imp
+
+
+def calibrate(
+    embeddings: np.ndarray, labels: list | np.ndarray, dataset: str, fars: tuple[float, ...] = STANDARD_FARS
+) -> list[OperatingPoint]:
+    """Operating points from every pair of a labelled set of unit embeddings.
+
+    For each FAR ``f`` the threshold is the smallest score such that at most
+    ``f * N_impostor`` impostor pairs score strictly above it (decisions are
+    ``score > threshold``); TAR is the share of genuine pairs above it. FARs that
+    the number of impostor pairs cannot resolve (fewer than ~10 impostors above
+    threshold) are left out rather than reported with false precision.
+    """
+    labels = np.asarray(labels)
+    codes = np.unique(labels, return_inverse=True)[1]
+    n = len(codes)
+    n_pairs = n * (n - 1) // 2
+    usable = [f for f in fars if f * n_pairs >= 10]
+    keep = int(max(usable) * n_pairs) + 1 if usable else 0
+    genuine, top, n_imp = _pair_scores_by_label(embeddings, codes, keep)
+    points = []
+    for f in sorted(usable, reverse=True):
+        k = int(np.floor(f * n_imp))
+        if k < 10 or k >= len(top):
+            continue
+        thr = float(top[k])  # k impostors lie strictly above (ties aside)
+        tar = float((genuine > thr).mean()) if genuine.size else None
+        points.append(OperatingPoint(far=f, threshold=thr, tar=tar, dataset=dataset))
+    return points
+
+
+def load_operating_points(embedder: str) -> list[OperatingPoint]:
+    """The shipped operating points of a built-in embedder (empty for user models)."""
+    text = resources.files("facegate").joinpath("data/operating_points.json").read_text()
+    table = json.loads(text)
+    entry = table.get(embedder)
+    if not entry:
+        return []
+    return [OperatingPoint(dataset=entry["dataset"], **p) for p in entry["points"]]
+
+
+def save_operating_points(path: str, embedder: str, points: list[OperatingPoint], settings: dict) -> None:
+    """Write (merge) an embedder's operating points into a JSON table like the shipped one."""
+    try:
+        with open(path) as fh:
+            table = json.load(fh)
+    except FileNotFoundError:
+        table = {}
+    table[embedder] = {
+        "dataset": points[0].dataset if points else "",
+        "settings": settings,
+        "points": [{k: v for k, v in asdict(p).items() if k != "dataset"} for p in points],
+    }
+    with open(path, "w") as fh:
+        json.dump(table, fh, indent=2)
+        fh.write("\n")
+
+
+def decision_threshold(config: Config, points: list[OperatingPoint]) -> tuple[float, float | None]:
+    """(threshold, FAR it stands for). An explicit ``config.threshold`` wins (FAR unknown);
+    otherwise ``config.far`` must be one of the calibrated FARs."""
+    if config.threshold is not None:
+        return float(config.threshold), None
+    for p in points:
+        if np.isclose(p.far, config.far, rtol=1e-6):
+            return p.threshold, p.far
+    have = ", ".join(f"{p.far:g}" for p in points) or "none"
+    raise UsageError(
+        f"no calibrated threshold for FAR {config.far:g} with embedder {config.embedder!r} "
+        f"(calibrated: {have}); pass --threshold, or run 'facegate calibrate' on your own photos"
+    )
+
+
+def decide(score: float, threshold: float, far: float | None) -> Verdict:
+    return Verdict(same=bool(score > threshold), score=float(score), threshold=float(threshold), far=far)
