@@ -61,3 +61,9 @@ class Config:
     @property
     def gallery_path(self) -> Path:
         return self.gallery if self.gallery is not None else self.home / "gallery.sqlite"
+
+
+def datasets_dir() -> Path:
+    """Where evaluation data lives: $FACEGATE_DATASETS, else ../shared/datasets beside the checkout/cwd."""
+    env = os.environ.get("FACEGATE_DATASETS")
+    return Path(env) if env else Path("../shared/datasets")

@@ -25,6 +25,9 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, I
 # Formats we accept; anything else PIL might open (PSD, EPS, ...) is refused.
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "GIF", "PPM", "TIFF", "MPO"}
 
+# File name endings treated as images when walking folders (decoding still goes by content).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff"}
+
 # We enforce our own pixel limit before decoding; PIL's warning would only add noise.
 Image.MAX_IMAGE_PIXELS = None
 

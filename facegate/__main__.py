@@ -1,0 +1,5 @@
+import sys
+
+from facegate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,246 @@
+"""Core commands: verify, detect, embed, models, calibrate, eval. Thin wrappers over the API."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facegate.cli import config_from_args, emit
+from facegate.config import datasets_dir
+from facegate.errors import ModelError, UsageError
+
+
+def _far(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError("a false-accept rate is between 0 and 1, e.g. 1e-3")
+    return v
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser(
+        "verify", parents=[common], formatter_class=fmt,
+        help="are two photos the same person? (exit 0 same, 1 different)",
+        description="Compare the face in photo A with the face in photo B. The decision threshold comes "
+        "from a calibrated false-accept rate (default 1e-3: one impostor in a thousand accepted) or an "
+        "explicit cosine threshold.",
+    )
+    p.add_argument("a", help="first photo")
+    p.add_argument("b", help="second photo")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--far", type=_far, help="false-accept rate to decide at: 1e-2, 1e-3 (default), 1e-4, ...")
+    g.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
+    p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
+                   help="which face when a photo has several: single (refuse, default), largest, center")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("detect", parents=[common], help="find faces: boxes, scores, 5 landmarks",
+                       description="Find every face in a photo and print box, score and 5 landmarks.")
+    p.add_argument("image", help="photo")
+    p.add_argument("--draw", metavar="OUT.png", help="also write a copy of the photo with faces drawn")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("embed", parents=[common], help="embeddings for every face, to a JSONL file",
+                       description="Detect, align and embed every face of the given photos (and of photos in "
+                       "given folders) into a JSONL file, one record per face. Re-running the same command "
+                       "resumes: files already in the output are skipped. Unreadable files are recorded as errors.")
+    p.add_argument("inputs", nargs="+", help="photos and/or folders")
+    p.add_argument("--out", required=True, type=Path, help="output .jsonl")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("models", parents=[common], help="list models, licences and sha256 checks; register your own",
+                       description="Without arguments: every model with its source package, licence and a "
+                       "sha256 check of the installed file (exit 6 on a mismatch).")
+    msub = p.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=cmd_models)
+    r = msub.add_parser("register", parents=[common], help="register your own ONNX embedder by path and sha256")
+    r.add_argument("name")
+    r.add_argument("path", type=Path)
+    r.add_argument("--sha256", required=True, help="expected sha256 of the file (it is checked now and at load)")
+    r.add_argument("--input-size", type=int, default=112, help="square input side (default 112, ArcFace-style)")
+    r.add_argument("--licence", default="user-supplied")
+    r.set_defaults(func=cmd_models_register)
+
+    p = sub.add_parser("calibrate", parents=[common], formatter_class=fmt,
+                       help="thresholds for false-accept rates, from your own labelled photos",
+                       description="DIR holds one sub-folder per person. Every photo is embedded (photos without "
+                       "a face are skipped and counted), every cross-person pair is scored, and the table of "
+                       "FAR / threshold / TAR is printed.")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--pick", choices=["single", "largest", "center"], default="largest",
+                   help="which face in photos with several (default: largest; use center for LFW)")
+    p.add_argument("--name", help="name of the data set recorded beside the thresholds")
+    p.add_argument("--write", type=Path, metavar="TABLE.json",
+                   help="merge the result into an operating-point table (maintainers: facegate/data/operating_points.json)")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw)")
+    esub = p.add_subparsers(dest="eval_command", metavar="PROTOCOL")
+    e = esub.add_parser("lfw", parents=[common], formatter_class=fmt,
+                        help="LFW View 2: 6,000 pairs, 10 folds",
+                        description="Runs the standard LFW verification protocol on the raw images through the "
+                        "whole pipeline. Prints mean accuracy ± std over the folds (each fold's threshold chosen "
+                        "on the other nine) beside published results, ROC AUC and TAR at low FAR; writes "
+                        "lfw_result.json, lfw_roc.png and lfw_scores.png. Embeddings are cached, so a rerun is quick.")
+    e.add_argument("--root", type=Path, default=None, help="LFW image folder (default $FACEGATE_DATASETS/lfw)")
+    e.add_argument("--pairs", type=Path, default=None, help="pairs.txt (default <root>/pairs.txt)")
+    e.add_argument("--out", type=Path, default=Path("results/lfw"), help="output folder (default results/lfw)")
+    e.add_argument("--folds", help="comma-separated fold numbers 0-9 to run (default: all ten)")
+    e.add_argument("--fallback", default="centre",
+                   help="what to do when no face is found, comma-separated, in order: another detector's "
+                   "name and/or 'centre' (landmarks on a centred box); 'none' drops to a failed image (default: centre)")
+    e.set_defaults(func=cmd_eval_lfw)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _pipeline(args: argparse.Namespace, **overrides):
+    from facegate.pipeline import Pipeline
+
+    return Pipeline(config_from_args(args, **overrides))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    v = pipe.verify(args.a, args.b, pick=args.pick)
+    far = f"FAR {v.far:g}" if v.far is not None else "explicit threshold"
+    word = "SAME person" if v.same else "DIFFERENT people"
+    emit(args, {"a": args.a, "b": args.b, **v.to_dict()},
+         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})")
+    return 0 if v.same else 1
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    image = pipe.load(args.image)
+    faces = pipe.detector.detect(image)
+    if args.draw:
+        draw_faces(image, faces, Path(args.draw))
+    lines = [f"{len(faces)} face(s) in {args.image}"]
+    for i, f in enumerate(faces):
+        x1, y1, x2, y2 = (int(round(float(v))) for v in f.box)
+        lines.append(f"  #{i}: box ({x1}, {y1}, {x2}, {y2})  {x2 - x1}x{y2 - y1}px  score {f.score:.3f}")
+    emit(args, {"image": args.image, "faces": [f.to_dict() for f in faces]}, "\n".join(lines))
+    return 0
+
+
+def draw_faces(image, faces, out: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(image)
+    d = ImageDraw.Draw(im)
+    w = max(2, round(max(im.size) / 400))
+    for i, f in enumerate(faces):
+        d.rectangle([float(v) for v in f.box], outline=(0, 255, 0), width=w)
+        for x, y in f.landmarks:
+            d.ellipse([x - w, y - w, x + w, y + w], fill=(255, 0, 0))
+        d.text((float(f.box[0]), float(f.box[1]) - 12), f"#{i} {f.score:.2f}", fill=(0, 255, 0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    im.save(out)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from facegate.bulk import embed_to_jsonl
+
+    counts = embed_to_jsonl(_pipeline(args), args.inputs, args.out, progress=not getattr(args, "json", False))
+    emit(args, {"out": str(args.out), **counts},
+         f"{counts['faces']} face(s) from {counts['files'] - counts['skipped_done']} file(s) written to {args.out} "
+         f"({counts['skipped_done']} already done, {counts['no_face']} without a face, {counts['errors']} unreadable)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from facegate.models.registry import actual_sha256, list_specs
+    from facegate.verify import load_operating_points
+
+    config = config_from_args(args)
+    rows, bad = [], 0
+    for spec in list_specs(config):
+        try:
+            got = actual_sha256(spec)
+            check = "ok" if got == spec.sha256 else "MISMATCH"
+        except ModelError as exc:
+            got, check = None, f"missing ({exc})"
+        bad += check != "ok"
+        ops = load_operating_points(spec.name) if spec.task == "embed" else []
+        rows.append({**spec.__dict__, "sha256_actual": got, "check": check,
+                     "operating_points": [p.__dict__ for p in ops]})
+
+    def text() -> str:
+        out = []
+        for r in rows:
+            size = f"  in {r['input_size']}px" if r["input_size"] else ""
+            size += f"  out {r['output_size']}" if r["output_size"] else ""
+            out.append(f"{r['name']:<22} {r['task']:<9} [{r['check']}]{size}")
+            out.append(f"    package  {r['package']}  {r['file'] or '(compiled in)'}")
+            out.append(f"    licence  {r['licence']}")
+            out.append(f"    source   {r['source']}")
+            out.append(f"    sha256   {r['sha256']}")
+            for op in r["operating_points"]:
+                tar = f"TAR {100 * op['tar']:.2f}%" if op["tar"] is not None else ""
+                out.append(f"    FAR {op['far']:<7g} threshold {op['threshold']:.4f}  {tar}  ({op['dataset']})")
+        return "\n".join(out)
+
+    emit(args, rows, text)
+    return 6 if bad else 0
+
+
+def cmd_models_register(args: argparse.Namespace) -> int:
+    from facegate.models.registry import register_onnx_embedder
+
+    spec = register_onnx_embedder(args.name, args.path, args.sha256, config_from_args(args),
+                                  input_size=args.input_size, licence=args.licence)
+    emit(args, spec.__dict__, f"registered {spec.name}: {spec.output_size}-d embeddings from {spec.file}; "
+         f"use it with --embedder {spec.name}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from facegate.evaluate.calibration import calibrate_folder
+    from facegate.verify import save_operating_points
+
+    pipe = _pipeline(args)
+    points, _, summary = calibrate_folder(pipe, args.dir, dataset=args.name, pick=args.pick,
+                                          progress=not getattr(args, "json", False))
+    if args.write:
+        cfg = pipe.config
+        save_operating_points(str(args.write), cfg.embedder, points,
+                              {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick, **summary})
+
+    def text() -> str:
+        out = [f"{summary['embedded']} photos of {summary['people']} people "
+               f"({summary['skipped_no_face_or_unreadable']} skipped: no face or unreadable); "
+               f"{summary['genuine_pairs']:,} same-person pairs, {summary['impostor_pairs']:,} impostor pairs",
+               "", f"  {'FAR':>8}  {'threshold':>9}  {'TAR':>7}"]
+        for p in points:
+            out.append(f"  {p.far:>8g}  {p.threshold:>9.4f}  {100 * p.tar:>6.2f}%" if p.tar is not None
+                       else f"  {p.far:>8g}  {p.threshold:>9.4f}      n/a")
+        if not points:
+            out.append("  (too few pairs to resolve any FAR: add more people/photos)")
+        out.append("\nuse: facegate verify A B --threshold <threshold>")
+        return "\n".join(out)
+
+    emit(args, {"summary": summary, "points": [p.__dict__ for p in points]}, text)
+    return 0
+
+
+def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    from facegate.evaluate.lfw import evaluate_lfw, format_report
+
+    root = args.root or datasets_dir() / "lfw"
+    pairs = args.pairs or root / "pairs.txt"
+    folds = None
+    if args.folds:
+        try:
+            folds = [int(f) for f in args.folds.split(",")]
+        except ValueError as exc:
+            raise UsageError("--folds takes comma-separated numbers 0-9, e.g. --folds 0,1") from exc
+    fallback = tuple(f for f in args.fallback.split(",") if f and f != "none")
+    result, *_ = evaluate_lfw(_pipeline(args), root, pairs, out_dir=args.out, folds=folds, fallback=fallback,
+                              progress=not getattr(args, "json", False))
+    emit(args, result.to_dict(), lambda: format_report(result) + f"\nwrote {args.out}/lfw_result.json, lfw_roc.png, lfw_scores.png")
+    return 0
