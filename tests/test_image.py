@@ -1,0 +1,157 @@
+"""Image loading: formats, conversions, and every kind of bad input gives a typed error."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegate import Config
+from facegate.errors import ImageTooLargeError, InvalidImageError
+from facegate.image import load_image
+
+
+def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def rgb() -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "PPM", "TIFF"])
+def test_formats_decode_to_rgb(rgb, fmt):
+    arr = load_image(_encode(rgb, fmt))
+    assert arr.shape == (48, 64, 3) and arr.dtype == np.uint8
+
+
+def test_pgm_grey(tmp_path, rgb):
+    p = tmp_path / "grey.pgm"
+    rgb.convert("L").save(p)
+    arr = load_image(p)
+    assert arr.shape == (48, 64, 3)
+    assert (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all()
+
+
+def test_alpha_composited_on_white():
+    im = Image.new("RGBA", (10, 10), (255, 0, 0, 0))  # fully transparent red
+    assert (load_image(_encode(im, "PNG")) == 255).all()
+
+
+def test_cmyk_converted():
+    im = Image.new("CMYK", (10, 10), (0, 255, 255, 0))  # red in CMYK
+    arr = load_image(_encode(im, "JPEG"))
+    assert arr.shape == (10, 10, 3) and arr[..., 0].mean() > 200 and arr[..., 1].mean() < 60
+
+
+def test_16bit_scaled_to_8bit():
+    im = Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16))
+    arr = load_image(_encode(im, "PNG"))
+    assert arr.shape == (8, 8, 3) and (arr == 255).all()
+
+
+def test_exif_orientation_applied():
+    im = Image.new("RGB", (40, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    arr = load_image(_encode(im, "JPEG", exif=exif.tobytes()))
+    assert arr.shape == (40, 20, 3)  # width and height swapped
+
+
+def test_webp_named_jpg_decodes_by_content(tmp_path, rgb):
+    p = tmp_path / "photo.jpg"
+    p.write_bytes(_encode(rgb, "WEBP", lossless=True))
+    arr = load_image(p)
+    assert arr.shape == (48, 64, 3)
+    assert np.array_equal(arr, np.asarray(rgb))  # lossless WebP: the exact pixels
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.jpg"
+    p.write_bytes(b"")
+    with pytest.raises(InvalidImageError, match="empty"):
+        load_image(p)
+
+
+def test_not_an_image(tmp_path):
+    p = tmp_path / "notes.jpg"
+    p.write_text("this is a text file, not a photo\n" * 20)
+    with pytest.raises(InvalidImageError, match="not a recognised image"):
+        load_image(p)
+
+
+def test_corrupt_jpeg(rgb):
+    data = bytearray(_encode(rgb, "JPEG"))
+    data[20:400] = b"\x00" * 380  # clobber tables and scan header
+    with pytest.raises(InvalidImageError):
+        load_image(bytes(data))
+
+
+def test_truncated_jpeg(rgb):
+    data = _encode(rgb, "JPEG")
+    with pytest.raises(InvalidImageError, match="truncated|decode"):
+        load_image(data[: len(data) // 2])
+
+
+def test_truncated_png(rgb):
+    data = _encode(rgb, "PNG")
+    with pytest.raises(InvalidImageError):
+        load_image(data[: len(data) // 2])
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(InvalidImageError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(InvalidImageError, match="directory"):
+        load_image(tmp_path)
+
+
+def _huge_png(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of width x height, built by streaming zeros through zlib (small on disk)."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    row = b"\x00" * (1 + (width + 7) // 8)
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path):
+    p = tmp_path / "bomb.png"
+    p.write_bytes(_huge_png(30000, 30000))
+    assert p.stat().st_size < 2_000_000  # tiny file, 900 megapixels
+    with pytest.raises(ImageTooLargeError, match="30000x30000"):
+        load_image(p)
+
+
+def test_pixel_limit_is_configurable(rgb):
+    with pytest.raises(ImageTooLargeError):
+        load_image(_encode(rgb, "PNG"), Config(max_pixels=100))
+
+
+def test_arrays_accepted_and_checked():
+    grey = np.zeros((5, 6), dtype=np.uint8)
+    assert load_image(grey).shape == (5, 6, 3)
+    assert load_image(np.zeros((5, 6, 4), dtype=np.uint8)).shape == (5, 6, 3)
+    with pytest.raises(InvalidImageError):
+        load_image(np.zeros((5, 6, 7), dtype=np.uint8))
+    with pytest.raises(InvalidImageError):
+        load_image(np.zeros((0, 6, 3), dtype=np.uint8))
+
+
+def test_unsupported_format_refused():
+    im = Image.new("RGB", (8, 8))
+    data = _encode(im, "ICO")
+    with pytest.raises(InvalidImageError, match="not supported"):
+        load_image(data)
