@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from PIL import Image
 from facegate import Config
 from facegate.errors import ImageTooLargeError, InvalidImageError
 from facegate.image import load_image
+from helpers import huge_png
 
 
 def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -114,22 +113,9 @@ def test_missing_file_and_directory(tmp_path):
         load_image(tmp_path)
 
 
-def _huge_png(width: int, height: int) -> bytes:
-    """A valid 1-bit PNG of width x height, built by streaming zeros through zlib (small on disk)."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    row = b"\x00" * (1 + (width + 7) // 8)
-    comp = zlib.compressobj(9)
-    body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_refused_before_decoding(tmp_path):
     p = tmp_path / "bomb.png"
-    p.write_bytes(_huge_png(30000, 30000))
+    p.write_bytes(huge_png(30000, 30000))
     assert p.stat().st_size < 2_000_000  # tiny file, 900 megapixels
     with pytest.raises(ImageTooLargeError, match="30000x30000"):
         load_image(p)
