@@ -48,7 +48,10 @@ class EmbeddedSet:
         return out
 
 
-def _signature(config: Config, pick: str, fallback: tuple[str, ...]) -> str:
+def _signature(config: Config, pick: str) -> str:
+    """Cache key of everything that changes an image's embedding. The no-face fallback is
+    not part of it: each cached entry records how it was obtained, and entries from a
+    fallback this run does not allow are recomputed."""
     from facegate.models.registry import get_spec
 
     spec = get_spec(config.embedder, config)
@@ -61,7 +64,6 @@ def _signature(config: Config, pick: str, fallback: tuple[str, ...]) -> str:
         "min_face": config.min_face_size,
         "det_thr": config.detection_threshold,
         "pick": pick,
-        "fallback": list(fallback),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -130,7 +132,7 @@ def embed_files(
     landmarks on a centred box). Images still without a face get status FAILED.
     """
     config = pipeline.config
-    sig = _signature(config, pick, fallback)
+    sig = _signature(config, pick)
     store = _Cache(config.cache_dir / "embeddings" / f"{sig}.npz" if cache else None)
     dim = pipeline.embedder.dim
     emb = np.zeros((len(paths), dim), dtype=np.float32)
@@ -143,8 +145,9 @@ def embed_files(
         except OSError:
             k = f"{p}|missing"
         keys.append(k)
-        if k in store.data:
-            emb[i], status[i] = store.data[k]
+        hit = store.data.get(k)
+        if hit is not None and _allowed(hit[1], fallback):
+            emb[i], status[i] = hit
         else:
             todo.append(i)
     if todo:
@@ -203,6 +206,17 @@ def embed_files(
         bar.close()
         store.save()
     return EmbeddedSet(paths=[str(p) for p in paths], embeddings=emb, status=status)
+
+
+def _allowed(status: str, fallback: tuple[str, ...]) -> bool:
+    """Whether a cached outcome is what this run would produce too."""
+    if status == FALLBACK_CENTRE:
+        return "centre" in fallback
+    if status == FALLBACK_DETECTOR:
+        return any(f != "centre" for f in fallback)
+    if status == FAILED:
+        return not fallback  # with a fallback allowed, try again
+    return True
 
 
 _LANDMARKERS: dict[int, object] = {}
