@@ -36,7 +36,8 @@ def plot_roc(far: np.ndarray, tar: np.ndarray, path: Path, label: str, title: st
 def plot_histogram(scores: np.ndarray, same: np.ndarray, path: Path, thresholds: dict[str, float], title: str) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    bins = np.linspace(min(-0.2, float(scores.min())), 1.0, 90)
+    lo = float(scores.min())
+    bins = np.linspace(lo - 0.02 * (1 - lo), 1.0, 90)
     ax.hist(scores[same], bins=bins, alpha=0.6, label=f"same person ({int(same.sum())})", color="tab:green")
     ax.hist(scores[~same], bins=bins, alpha=0.6, label=f"different people ({int((~same).sum())})", color="tab:red")
     for i, (name, t) in enumerate(thresholds.items()):
