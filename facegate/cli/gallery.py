@@ -1,0 +1,362 @@
+"""Gallery commands: enroll, identify, people, cluster, reembed, gallery. Thin wrappers over
+:mod:`facegate.gallery`; exit codes 10-13 are the gallery's (see ``facegate.gallery.errors``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from facegate.cli import config_from_args, emit
+from facegate.errors import NoFaceError, UsageError
+
+log = logging.getLogger(__name__)
+
+GALLERY_EXIT_CODES = """gallery exit codes:
+  10 gallery error (store, backend)     12 name already taken
+  11 person not found                   13 every enrolment photo rejected
+  6  the gallery holds another model's embeddings (see 'facegate reembed')"""
+
+
+def _far(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError("a false-accept rate is between 0 and 1, e.g. 1e-3")
+    return v
+
+
+def gallery_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("gallery options")
+    g.add_argument("--backend", choices=["sqlite", "milvus"], default=argparse.SUPPRESS,
+                   help="sqlite (default: SQLite file + FAISS index) or milvus")
+    g.add_argument("--milvus-uri", default=argparse.SUPPRESS,
+                   help="Milvus server/cluster, e.g. http://milvus:19530, or a local milvus-lite file")
+    g.add_argument("--index", choices=["auto", "flat", "hnsw"], default=argparse.SUPPRESS,
+                   help="vector index: auto (exact below --ann-threshold people, HNSW above), flat, hnsw")
+    g.add_argument("--ann-threshold", type=int, default=argparse.SUPPRESS,
+                   help="index entries from which 'auto' switches to HNSW (default 50000)")
+    g.add_argument("--rule", choices=["mean", "max"], default=None,
+                   help="identity-level matching, stored with the gallery: mean (template of all a person's "
+                   "faces, default) or max (best single face)")
+    return p
+
+
+def _decision_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--far", type=_far, help="false-accept rate of the decision threshold (default 1e-3)")
+    g.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
+
+
+def _config(args: argparse.Namespace):
+    over: dict[str, Any] = {}
+    for name in ("backend", "milvus_uri", "index", "ann_threshold"):
+        if getattr(args, name, None) is not None:
+            over[name] = getattr(args, name)
+    if getattr(args, "k", None):
+        over["top_k"] = args.k
+    return config_from_args(args, **over)
+
+
+def _open(args: argparse.Namespace):
+    from facegate.gallery import open_gallery
+
+    return open_gallery(_config(args), rule=getattr(args, "rule", None))
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parents = [common, gallery_options()]
+
+    p = sub.add_parser(
+        "enroll", parents=parents, formatter_class=fmt,
+        help="add a person (or more photos of them) to the gallery",
+        description="Enrol NAME from one or more photos. Each photo must show exactly one face that passes the "
+        "quality gate (size, sharpness, pose); refused photos are listed with the reason and nothing of them is "
+        "stored. The accepted faces are stored together in one transaction. Enrolling an existing name adds "
+        "photos to that person.",
+        epilog="examples:\n  facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg ada3.jpg\n"
+        "  facegate enroll --name Bob --pick largest team_photo.jpg\n\n" + GALLERY_EXIT_CODES,
+    )
+    p.add_argument("--name", required=True, help="the person's name (unique in the gallery)")
+    p.add_argument("photos", nargs="+", help="photos of the person")
+    p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
+                   help="photos with several faces: refuse (single, default), or take the largest/center one")
+    p.add_argument("--no-crops", action="store_true",
+                   help="do not keep a small face crop per face (then 'reembed' cannot convert these faces)")
+    p.add_argument("--existing-only", action="store_true", help="refuse if NAME is not enrolled yet")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser(
+        "identify", parents=parents, formatter_class=fmt,
+        help="who is in this photo? top-k people per face, or unknown (exit 0 someone known, 1 all unknown)",
+        description="For every face in PHOTO: the top-k enrolled people with cosine scores, and the decision at "
+        "the configured false-accept rate (or threshold): the best candidate if it scores above the threshold, "
+        "else 'unknown'. With N people enrolled an impostor clears a per-comparison FAR against someone with "
+        "probability about N x FAR, so large galleries need a smaller --far.",
+        epilog="examples:\n  facegate identify group.jpg\n  facegate identify door.jpg --far 1e-4 -k 3 --json\n\n"
+        + GALLERY_EXIT_CODES,
+    )
+    p.add_argument("photo")
+    p.add_argument("-k", type=int, default=None, help="candidates per face (default 5)")
+    _decision_options(p)
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("people", parents=parents, help="list, show, rename or delete enrolled people")
+    psub = p.add_subparsers(dest="people_command", metavar="SUBCOMMAND")
+    q = psub.add_parser("list", parents=parents, help="every enrolled person")
+    q.add_argument("--limit", type=int, default=None)
+    q.set_defaults(func=cmd_people_list)
+    q = psub.add_parser("show", parents=parents, help="one person and their stored faces")
+    q.add_argument("person", help="name or id")
+    q.set_defaults(func=cmd_people_show)
+    q = psub.add_parser("rename", parents=parents, help="change a person's name")
+    q.add_argument("person", help="name or id")
+    q.add_argument("new_name")
+    q.set_defaults(func=cmd_people_rename)
+    q = psub.add_parser("delete", parents=parents, help="delete a person and all their faces")
+    q.add_argument("person", help="name or id")
+    q.set_defaults(func=cmd_people_delete)
+    p.set_defaults(func=cmd_people_list, limit=None)
+
+    p = sub.add_parser(
+        "cluster", parents=parents, formatter_class=fmt,
+        help="group unlabelled photos by person (folders of symlinks or JSON)",
+        description="Detect and embed every face in the photos under DIR and group them by person: faces more "
+        "alike than the threshold (at --far, default 1e-3) are linked among each one's nearest neighbours and "
+        "the graph is split with Chinese Whispers. With --out, writes OUT/person_001/... (largest group first) "
+        "and OUT/unclustered/ as symlinks to the photos; --json prints the groups. With --eval, DIR's "
+        "sub-folder names are taken as true labels and pairwise precision/recall are printed.",
+        epilog="examples:\n  facegate cluster ~/Pictures/party --out ~/Pictures/party-by-person\n"
+        "  facegate cluster lfw_subset --pick center --eval --threshold 0.9",
+    )
+    p.add_argument("dir", type=Path)
+    p.add_argument("--out", type=Path, help="write folders of symlinks here")
+    p.add_argument("--method", choices=["cw", "components"], default="cw",
+                   help="graph split: cw (Chinese Whispers, default) or components (connected components)")
+    p.add_argument("--min-size", type=int, default=2, help="smaller groups go to 'unclustered' (default 2)")
+    p.add_argument("--pick", choices=["all", "largest", "center"], default="all",
+                   help="faces per photo: all (default), or only the largest/center one")
+    p.add_argument("--eval", action="store_true", help="sub-folder names are true labels: print pairwise P/R")
+    _decision_options(p)
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser(
+        "reembed", parents=parents, formatter_class=fmt,
+        help="convert the gallery to another embedding model (required before using a new model)",
+        description="Re-computes every stored face's embedding with the model given by --embedder, from the face "
+        "crops kept at enrolment, and swaps them in with one transaction (an interrupted run resumes). Faces "
+        "without a crop cannot be converted: the swap is refused unless --drop-missing deletes them.",
+        epilog="example:\n  facegate reembed --embedder my_arcface",
+    )
+    p.add_argument("--drop-missing", action="store_true", help="delete faces that cannot be re-embedded")
+    p.set_defaults(func=cmd_reembed)
+
+    p = sub.add_parser("gallery", parents=parents, help="gallery maintenance: stats, check, rebuild-index")
+    gsub = p.add_subparsers(dest="gallery_command", metavar="SUBCOMMAND")
+    q = gsub.add_parser("stats", parents=parents, help="counts, model, index kind and size")
+    q.set_defaults(func=cmd_gallery_stats)
+    q = gsub.add_parser("check", parents=parents, help="verify the store's integrity and the index against it (exit 10 if not ok)")
+    q.set_defaults(func=cmd_gallery_check)
+    q = gsub.add_parser("rebuild-index", parents=parents, help="rebuild the vector index from the store and save it")
+    q.set_defaults(func=cmd_gallery_rebuild)
+    p.set_defaults(func=cmd_gallery_stats)
+
+
+# -- handlers ------------------------------------------------------------------------------
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from facegate.gallery import EnrolmentRejectedError
+
+    with _open(args) as g:
+        try:
+            r = g.enroll(args.name, args.photos, pick=args.pick, create=not args.existing_only,
+                         keep_crops=not args.no_crops)
+        except EnrolmentRejectedError as exc:
+            payload = {"person": None, "face_ids": [], "rejected": [x.to_dict() for x in exc.rejected]}
+            emit(args, payload, lambda: "\n".join([f"nothing enrolled for {args.name!r}:"] +
+                                                  [f"  rejected {x.reason}" for x in exc.rejected]))
+            return exc.exit_code
+    assert r.person is not None
+
+    def text() -> str:
+        lines = [f"enrolled {r.person.name} (id {r.person.id}{', new' if r.created else ''}): "
+                 f"{len(r.face_ids)} face(s) stored, {r.person.faces} in total"]
+        lines += [f"  rejected {x.reason}" for x in r.rejected]
+        return "\n".join(lines)
+
+    emit(args, r.to_dict(), text)
+    return 0
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    with _open(args) as g:
+        results = g.identify(args.photo, k=args.k)
+        stats = {"people": g.backend.counts()[0]}
+    if not results:
+        raise NoFaceError(f"{args.photo}: no face found")
+
+    def text() -> str:
+        lines = []
+        for i, r in enumerate(results, 1):
+            box = ", ".join(f"{v:.0f}" for v in r.face.box) if r.face is not None else ""
+            at = f"FAR {r.far:g}" if r.far is not None else "explicit threshold"
+            if r.identity is not None:
+                head = f"face {i} ({box}): {r.name} (score {r.identity.score:.4f} > {r.threshold:.4f}, {at})"
+            elif r.candidates:
+                head = (f"face {i} ({box}): unknown (best {r.candidates[0].name} {r.candidates[0].score:.4f} "
+                        f"<= {r.threshold:.4f}, {at})")
+            else:
+                head = f"face {i} ({box}): unknown (gallery is empty)"
+            lines.append(head)
+            lines += [f"   {j}. {m.name:<30} {m.score:.4f}" for j, m in enumerate(r.candidates, 1)]
+        return "\n".join(lines)
+
+    emit(args, {"photo": args.photo, "gallery_people": stats["people"], "faces": [r.to_dict() for r in results]}, text)
+    return 0 if any(r.identity is not None for r in results) else 1
+
+
+def cmd_people_list(args: argparse.Namespace) -> int:
+    with _open(args) as g:
+        people = g.people(limit=args.limit)
+        total, faces = g.backend.counts()
+        model = g.model()
+
+    def text() -> str:
+        head = f"{total} people, {faces} faces, model {model or '(none yet)'}"
+        rows = [f"{p.id:>8}  {p.name:<40} {p.faces:>3} face(s)" for p in people]
+        return "\n".join([head] + rows)
+
+    emit(args, {"people": [p.to_dict() for p in people], "total": total, "faces": faces, "model": model}, text)
+    return 0
+
+
+def cmd_people_show(args: argparse.Namespace) -> int:
+    with _open(args) as g:
+        p = g.person(args.person)
+        faces = g.faces(p.id)
+
+    def text() -> str:
+        lines = [f"{p.name} (id {p.id}): {p.faces} face(s), model {p.model}"]
+        for f in faces:
+            q = ", ".join(f"{k} {v}" for k, v in f.quality.items())
+            lines.append(f"  face {f.id}: {f.source or '-'}  [{q}]")
+        return "\n".join(lines)
+
+    emit(args, {**p.to_dict(), "face_list": [f.to_dict() for f in faces]}, text)
+    return 0
+
+
+def cmd_people_rename(args: argparse.Namespace) -> int:
+    with _open(args) as g:
+        p = g.rename(args.person, args.new_name)
+    emit(args, p.to_dict(), f"renamed {args.person} -> {p.name} (id {p.id})")
+    return 0
+
+
+def cmd_people_delete(args: argparse.Namespace) -> int:
+    with _open(args) as g:
+        p = g.delete(args.person)
+    emit(args, p.to_dict(), f"deleted {p.name} (id {p.id}) and {p.faces} face(s)")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from facegate.gallery.cluster import ClusteredFace, ClusterResult, cluster_embeddings, embed_photos, find_images
+    from facegate.gallery.cluster import pairwise_scores, write_folders
+    from facegate.pipeline import Pipeline, pick_face
+
+    config = _config(args)
+    pipe = Pipeline(config)
+    thr, far = (float(config.threshold), None) if config.threshold is not None else pipe.threshold()
+    paths = find_images(args.dir)
+    if not paths:
+        raise UsageError(f"{args.dir}: no photos found")
+    faces, failed = embed_photos(pipe, paths, progress=not getattr(args, "json", False))
+    if args.pick != "all":
+        by_photo: dict[str, list] = {}
+        for p, f in faces:
+            by_photo.setdefault(p, []).append(f)
+        faces = []
+        for p, fs in by_photo.items():
+            img_shape = pipe.load(p).shape if args.pick == "center" else (0, 0)
+            faces.append((p, pick_face(fs, img_shape, args.pick)))  # type: ignore[arg-type]
+    emb = np.stack([f.embedding for _, f in faces]) if faces else np.zeros((0, 1), np.float32)
+    labels = cluster_embeddings(emb, thr, method=args.method)
+    result = ClusterResult([ClusteredFace(p, f, int(c)) for (p, f), c in zip(faces, labels)], thr, far, args.method, failed)
+    payload = result.to_dict(args.min_size)
+    written = write_folders(result, args.out, args.min_size) if args.out else None
+    scores = None
+    if args.eval:
+        root = args.dir.resolve()
+        truth = [Path(f.path).resolve().relative_to(root).parts[0] for f in result.faces]
+        scores = pairwise_scores(labels, truth)
+        payload["evaluation"] = scores
+    if written:
+        payload["written"] = written
+
+    def text() -> str:
+        groups = result.clusters()
+        big = [g for g in groups if len(g) >= args.min_size]
+        at = f"FAR {far:g}" if far is not None else "explicit threshold"
+        lines = [f"{len(result.faces)} faces in {len(paths)} photos -> {len(big)} groups of {args.min_size}+ "
+                 f"(threshold {thr:.4f}, {at}, {args.method}); {len(failed)} photo(s) without a usable face"]
+        for i, g in enumerate(big, 1):
+            names = ", ".join(Path(f.path).name for f in g[:4]) + (" ..." if len(g) > 4 else "")
+            lines.append(f"  person_{i:03d}: {len(g)} face(s): {names}")
+        if written:
+            lines.append(f"wrote {written['links']} symlinks in {written['folders']} folders under {args.out}")
+        if scores:
+            lines.append(f"pairwise precision {scores['precision']:.4f}, recall {scores['recall']:.4f}, "
+                         f"F1 {scores['f1']:.4f} ({scores['people']} people, {scores['clusters']} clusters)")
+        return "\n".join(lines)
+
+    emit(args, payload, text)
+    return 0
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from facegate.pipeline import Pipeline
+
+    config = _config(args)
+    with _open(args) as g:
+        out = g.reembed(Pipeline(config), drop_missing=args.drop_missing, progress=not getattr(args, "json", False))
+    if out.get("unchanged"):
+        text = f"gallery already uses {out['model']}; nothing to do"
+    else:
+        text = (f"re-embedded {out['reembedded']} face(s) from {out['previous_model']} to {out['model']}"
+                + (f"; dropped {out['dropped']}" if out.get("dropped") else ""))
+    emit(args, out, text)
+    return 0
+
+
+def cmd_gallery_stats(args: argparse.Namespace) -> int:
+    import json
+
+    with _open(args) as g:
+        s = g.stats()
+    emit(args, s, lambda: json.dumps(s, indent=2, default=str))
+    return 0
+
+
+def cmd_gallery_check(args: argparse.Namespace) -> int:
+    import json
+
+    with _open(args) as g:
+        s = g.check()
+    emit(args, s, lambda: json.dumps(s, indent=2, default=str))
+    return 0 if s.get("ok") else 10
+
+
+def cmd_gallery_rebuild(args: argparse.Namespace) -> int:
+    with _open(args) as g:
+        g.rebuild_index()
+        saved = g.save_index(force=True)
+        s = g.stats()
+    emit(args, s, f"index rebuilt ({s.get('index', {}).get('entries', '?')} entries){'; snapshot saved' if saved else ''}")
+    return 0

@@ -1,0 +1,226 @@
+"""The storage interface every gallery backend implements, and the embedded one (SQLite + FAISS).
+
+The :class:`~facegate.gallery.Gallery` facade does images, quality and decisions; a
+backend only stores people and embeddings and finds the nearest people to a vector.
+Two implementations share this interface: :class:`SqliteBackend` (one machine, SQLite
+as the source of truth, FAISS as a rebuildable accelerator) and
+:class:`facegate.gallery.milvus.MilvusBackend` (a Milvus server or cluster, or
+milvus-lite for tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from facegate.gallery.errors import GalleryError
+from facegate.gallery.index import IndexManager
+from facegate.gallery.store import Store
+from facegate.gallery.types import FaceRecord, Person, StoredFace
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RULE = "mean"
+
+
+class GalleryBackend(ABC):
+    """People and their face embeddings, searchable by vector. Implementations must make each
+    ``add_faces`` call all-or-nothing and refuse embeddings from a model other than the stored one."""
+
+    name: str = ""
+    rule: str = DEFAULT_RULE
+
+    @abstractmethod
+    def model(self) -> tuple[str | None, int | None]:
+        """(model id, dimension) of the stored embeddings; (None, None) while empty of any model."""
+
+    @abstractmethod
+    def add_faces(
+        self, name: str, records: Sequence[FaceRecord], model: str, dim: int, *, create: bool = True
+    ) -> tuple[Person, list[int], bool]:
+        """Store faces for ``name`` (created if new and ``create``). Returns (person, face ids, created)."""
+
+    @abstractmethod
+    def add_many(self, items: Sequence[tuple[str, Sequence[FaceRecord]]], model: str, dim: int) -> list[tuple[int, list[int]]]:
+        """Bulk import of (name, faces) pairs; returns (person id, face ids) per item."""
+
+    @abstractmethod
+    def people(self, limit: int | None = None, offset: int = 0) -> list[Person]: ...
+
+    @abstractmethod
+    def person(self, ref: str | int) -> Person: ...
+
+    @abstractmethod
+    def faces(self, ref: str | int) -> list[StoredFace]: ...
+
+    @abstractmethod
+    def rename(self, ref: str | int, new_name: str) -> Person: ...
+
+    @abstractmethod
+    def delete(self, ref: str | int) -> Person: ...
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
+        """Top-``k`` people per query as (person id, name, cosine score), best first."""
+
+    @abstractmethod
+    def counts(self) -> tuple[int, int]:
+        """(people, faces)."""
+
+    def stats(self) -> dict[str, Any]:
+        people, faces = self.counts()
+        model, dim = self.model()
+        return {"backend": self.name, "people": people, "faces": faces, "model": model, "dim": dim, "rule": self.rule}
+
+    def check(self) -> dict[str, Any]:
+        return {"ok": True}
+
+    def rebuild_index(self) -> None:
+        """Rebuild any derived index from the stored data (no-op where there is none)."""
+
+    def save_index(self, force: bool = False) -> bool:
+        return False
+
+    # -- re-embedding: optional --------------------------------------------------------------
+    def crops_to_reembed(self, model: str) -> Iterator[list[tuple[int, bytes, list]]]:
+        raise GalleryError(f"the {self.name} backend cannot re-embed; enrol the photos again into a new gallery")
+
+    def count_without_crops(self) -> int:
+        return 0
+
+    def stage(self, model: str, dim: int, face_ids: Sequence[int], vecs: np.ndarray) -> None:
+        raise GalleryError(f"the {self.name} backend cannot re-embed")
+
+    def swap_model(self, model: str, dim: int, drop_missing: bool) -> dict[str, int]:
+        raise GalleryError(f"the {self.name} backend cannot re-embed")
+
+    def close(self) -> None:
+        """Release connections (and write the index snapshot where there is one)."""
+
+
+class SqliteBackend(GalleryBackend):
+    """SQLite file as the source of truth + a FAISS index kept caught up from its change log.
+
+    The index snapshot sits next to the database (``<gallery>.index``); deleting it is
+    always safe (the next open rebuilds it).
+    """
+
+    name = "sqlite"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rule: str | None = None,
+        index: str = "auto",
+        ann_threshold: int = 50_000,
+        snapshot_min: int = 20_000,
+        durable: bool = True,
+        hnsw_m: int = 32,
+        ef_construction: int = 40,
+        ef_search: int = 128,
+    ) -> None:
+        self.path = Path(path)
+        self.store = Store(self.path, durable=durable)
+        stored_rule = self.store.meta().get("rule")
+        self.rule = rule or stored_rule or DEFAULT_RULE
+        if self.rule != stored_rule:
+            with self.store.write() as conn:
+                self.store.set_meta(conn, rule=self.rule)
+        self.index = IndexManager(
+            self.store,
+            rule=self.rule,
+            kind=index,
+            ann_threshold=ann_threshold,
+            snapshot=self.path.with_name(self.path.name + ".index"),
+            snapshot_min=snapshot_min,
+            hnsw_m=hnsw_m,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+        )
+
+    def model(self) -> tuple[str | None, int | None]:
+        return self.store.model()
+
+    def add_faces(self, name, records, model, dim, *, create=True):  # type: ignore[override]
+        return self.store.add_faces(name, records, model, dim, create=create)
+
+    def add_many(self, items, model, dim):  # type: ignore[override]
+        return self.store.add_many(items, model, dim)
+
+    def people(self, limit=None, offset=0):  # type: ignore[override]
+        return self.store.people(limit, offset)
+
+    def person(self, ref):  # type: ignore[override]
+        return self.store.person(ref)
+
+    def faces(self, ref):  # type: ignore[override]
+        return self.store.faces(ref)
+
+    def rename(self, ref, new_name):  # type: ignore[override]
+        return self.store.rename(ref, new_name)
+
+    def delete(self, ref):  # type: ignore[override]
+        return self.store.delete(ref)
+
+    def delete_face(self, face_id: int) -> None:
+        self.store.delete_face(face_id)
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
+        hits = self.index.search(queries, k)
+        names = self.store.names([pid for row in hits for pid, _ in row])
+        # a person deleted by another process after our sync has no name: drop them
+        return [[(pid, names[pid], score) for pid, score in row if pid in names] for row in hits]
+
+    def counts(self) -> tuple[int, int]:
+        return self.store.counts()
+
+    def stats(self) -> dict[str, Any]:
+        self.index.sync()
+        out = super().stats()
+        out.update({"path": str(self.path), "schema_version": self.store.version, "index": self.index.stats()})
+        return out
+
+    def check(self) -> dict[str, Any]:
+        store = self.store.integrity()
+        index = self.index.check()
+        ok = (
+            index["ok"]
+            and store["people_without_faces"] == 0
+            and store["faces_without_person"] == 0
+            and store["models_in_use"] <= 1
+            and store["sqlite_quick_check_ok"] == 1
+        )
+        return {"ok": ok, "store": store, "index": index}
+
+    def rebuild_index(self) -> None:
+        self.index.rebuild()
+
+    def save_index(self, force: bool = False) -> bool:
+        self.index.sync()
+        return self.index.save(force=force)
+
+    def crops_to_reembed(self, model):  # type: ignore[override]
+        return self.store.crops_to_reembed(model)
+
+    def count_without_crops(self) -> int:
+        return self.store.count_without_crops()
+
+    def stage(self, model, dim, face_ids, vecs):  # type: ignore[override]
+        self.store.stage(model, dim, face_ids, vecs)
+
+    def swap_model(self, model, dim, drop_missing):  # type: ignore[override]
+        out = self.store.swap_model(model, dim, drop_missing)
+        self.index.sync()
+        return out
+
+    def close(self) -> None:
+        try:
+            self.index.save()
+        except Exception as exc:  # the snapshot is an optimisation; never fail a close for it
+            log.warning("gallery index: could not write snapshot: %s", exc)
+        self.store.close()

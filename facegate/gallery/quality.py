@@ -1,0 +1,166 @@
+"""The enrolment quality gate: is this face good enough to stand for a person?
+
+A gallery photo is compared against every future probe, so one poor enrolment photo
+(tiny, blurred, turned away) costs accuracy for as long as it is stored. Each check
+returns a number and a reason a person can act on ("face too small: eyes 18 px apart,
+need 24"), and the numbers are stored with the face for auditing.
+
+Checks, all from what the detector and aligner already produce:
+
+* exactly one face (checked by the caller, which sees the detections);
+* size: distance between the eye centres in source pixels (detector-independent,
+  unlike box sizes, which differ between detectors);
+* sharpness: variance of the Laplacian of the aligned grey chip's central face
+  region, so the number does not depend on the photo's resolution or background;
+* pose from the five landmarks: roll (eye-line angle), yaw (horizontal offset of
+  the nose base from the eye midpoint, in eye distances, after undoing roll) and
+  pitch (vertical nose-to-eye distance relative to the mean face's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from facegate.align import LANDMARK_ORDER, MEAN_FACE
+
+# Mean-face geometry (dlib's mean shape), used to express pose as a deviation from frontal.
+_MEAN = np.array([MEAN_FACE[n] for n in LANDMARK_ORDER], dtype=np.float64)
+_MEAN_EYE_L = _MEAN[0:2].mean(axis=0)
+_MEAN_EYE_R = _MEAN[2:4].mean(axis=0)
+_MEAN_EYE_DIST = float(np.linalg.norm(_MEAN_EYE_L - _MEAN_EYE_R))
+_MEAN_NOSE_DROP = float(_MEAN[4, 1] - (_MEAN_EYE_L[1] + _MEAN_EYE_R[1]) / 2) / _MEAN_EYE_DIST  # ~0.77
+
+
+@dataclass(frozen=True)
+class QualityPolicy:
+    """Limits of the enrolment gate.
+
+    Set on every 40th LFW photo (331 faces, BlazeFace + dlib 5-point landmarks): eye
+    distance there is 30-50 px; sharpness has 1st/5th/50th percentiles 16/24/53, while
+    the same photos blurred with a Gaussian of sigma 2.5 px score at most 16 (median 6);
+    yaw and pitch have 1st-99th percentiles of about +-0.27 and +-0.33. So the defaults
+    refuse a few per cent of LFW's (unfiltered, press-photo) faces and any visibly
+    blurred or strongly turned one. ``benchmarks/bench_gallery.py`` prints the share of
+    all LFW photos each check refuses.
+    """
+
+    min_eye_distance: float = 24.0  # px between eye centres (dlib chips have 52; below 24 chips are upscaled >2x)
+    min_sharpness: float = 15.0  # variance of the Laplacian on the 150 px aligned chip's face region
+    max_yaw: float = 0.30  # |nose offset| / eye distance; ~0.3 is roughly 35-40 degrees of head turn
+    max_pitch: float = 0.40  # |nose drop / mean-face nose drop - 1|
+    max_roll: float = 40.0  # degrees; alignment undoes roll, so only extreme tilt is refused
+    min_score: float | None = None  # detector confidence floor, on top of the detector's own cut
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class QualityReport:
+    """Measured values and the reasons (if any) the face is refused."""
+
+    eye_distance: float
+    sharpness: float
+    yaw: float
+    pitch: float
+    roll: float
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+    @property
+    def code(self) -> str:
+        return self.codes[0] if self.codes else "ok"
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "eye_distance": round(self.eye_distance, 2),
+            "sharpness": round(self.sharpness, 2),
+            "yaw": round(self.yaw, 4),
+            "pitch": round(self.pitch, 4),
+            "roll": round(self.roll, 2),
+            "score": round(self.score, 4),
+        }
+
+
+def pose(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """(eye distance px, yaw, pitch, roll degrees) from dlib-order 5-point landmarks.
+
+    Yaw and pitch are dimensionless and 0 for the mean (frontal) face; their sign says
+    which way the head turns, their size roughly grows with the sine of the angle.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    eye_l = lm[0:2].mean(axis=0)  # subject's left eye: image right
+    eye_r = lm[2:4].mean(axis=0)
+    d = eye_l - eye_r
+    dist = float(np.hypot(*d))
+    if dist < 1e-6:
+        return 0.0, 0.0, 0.0, 0.0
+    roll = float(np.degrees(np.arctan2(d[1], d[0])))
+    c, s = d / dist
+    mid = (eye_l + eye_r) / 2
+    nose = lm[4] - mid
+    # rotate by -roll so the eye line is horizontal
+    nx = c * nose[0] + s * nose[1]
+    ny = -s * nose[0] + c * nose[1]
+    yaw = nx / dist
+    pitch = (ny / dist) / _MEAN_NOSE_DROP - 1.0
+    return dist, float(yaw), float(pitch), roll
+
+
+def sharpness(chip: np.ndarray) -> float:
+    """Variance of the Laplacian over the central face region of an aligned chip.
+
+    The chip is resized to 150 px first so the value means the same for every embedder
+    template; the centre (eyes to mouth) avoids background and black padding edges.
+    """
+    grey = cv2.cvtColor(np.ascontiguousarray(chip), cv2.COLOR_RGB2GRAY)
+    if grey.shape[0] != 150:
+        grey = cv2.resize(grey, (150, 150), interpolation=cv2.INTER_AREA)
+    centre = grey[35:120, 35:115].astype(np.float64)
+    return float(cv2.Laplacian(centre, cv2.CV_64F, ksize=1).var())
+
+
+def assess(landmarks: np.ndarray, chip: np.ndarray, score: float, policy: QualityPolicy | None = None) -> QualityReport:
+    """Measure one detected face and list what (if anything) disqualifies it for enrolment."""
+    policy = policy or QualityPolicy()
+    dist, yaw, pitch, roll = pose(landmarks)
+    sharp = sharpness(chip)
+    rep = QualityReport(eye_distance=dist, sharpness=sharp, yaw=yaw, pitch=pitch, roll=roll, score=float(score))
+    if dist < policy.min_eye_distance:
+        rep.reasons.append(
+            f"face too small: eyes {dist:.0f} px apart, need {policy.min_eye_distance:.0f} (use a closer or larger photo)"
+        )
+        rep.codes.append("too_small")
+    if sharp < policy.min_sharpness:
+        rep.reasons.append(f"face too blurry: sharpness {sharp:.0f}, need {policy.min_sharpness:.0f} (use a sharper photo)")
+        rep.codes.append("blurry")
+    if abs(yaw) > policy.max_yaw:
+        rep.reasons.append(
+            f"head turned sideways: yaw {yaw:+.2f}, limit {policy.max_yaw:.2f} (use a photo facing the camera)"
+        )
+        rep.codes.append("pose")
+    if abs(pitch) > policy.max_pitch:
+        rep.reasons.append(
+            f"head tilted up or down: pitch {pitch:+.2f}, limit {policy.max_pitch:.2f} (use a photo facing the camera)"
+        )
+        rep.codes.append("pose")
+    if abs(roll) > policy.max_roll:
+        rep.reasons.append(f"head tilted {roll:+.0f} degrees, limit {policy.max_roll:.0f} (straighten the photo)")
+        rep.codes.append("pose")
+    if policy.min_score is not None and score < policy.min_score:
+        rep.reasons.append(f"detector not confident: score {score:.2f}, need {policy.min_score:.2f}")
+        rep.codes.append("low_confidence")
+    return rep

@@ -1,0 +1,155 @@
+"""Records the gallery hands back: people, matches, enrolment outcomes.
+
+Kept apart from :mod:`facegate.types` because only the gallery (and the front ends over
+it) uses them; they serialise with ``to_dict`` for the CLI's ``--json`` and the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facegate.types import Face
+
+
+@dataclass(frozen=True)
+class Person:
+    """One enrolled identity. ``faces`` is the number of stored face embeddings."""
+
+    id: int
+    name: str
+    created: float
+    updated: float
+    faces: int
+    model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created": self.created,
+            "updated": self.updated,
+            "faces": self.faces,
+            "model": self.model,
+        }
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """One stored face of a person, without its embedding (``people show``)."""
+
+    id: int
+    person_id: int
+    model: str
+    quality: dict[str, Any]
+    source: str | None
+    created: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "person_id": self.person_id,
+            "model": self.model,
+            "quality": self.quality,
+            "source": self.source,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class Match:
+    """A candidate identity for a probe face: ``same`` says whether ``score`` clears the threshold."""
+
+    person_id: int
+    name: str
+    score: float
+    same: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 6), "same": self.same}
+
+
+@dataclass
+class Identification:
+    """The answer for one probe face: ranked candidates and the decision at the threshold.
+
+    ``identity`` is the top candidate when it clears the threshold, else ``None`` ("unknown").
+    """
+
+    face: Face | None
+    candidates: list[Match]
+    threshold: float
+    far: float | None
+
+    @property
+    def identity(self) -> Match | None:
+        if self.candidates and self.candidates[0].same:
+            return self.candidates[0]
+        return None
+
+    @property
+    def name(self) -> str:
+        m = self.identity
+        return m.name if m is not None else "unknown"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.face is not None:
+            d.update(self.face.to_dict())
+        d.update(
+            {
+                "identity": self.name,
+                "person_id": self.identity.person_id if self.identity else None,
+                "candidates": [m.to_dict() for m in self.candidates],
+                "threshold": round(self.threshold, 6),
+                "far": self.far,
+            }
+        )
+        return d
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A photo the enrolment did not store, and why (one line a person can act on)."""
+
+    source: str
+    reason: str
+    code: str  # no_face | multiple_faces | too_small | blurry | pose | invalid_image | ...
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "reason": self.reason, "code": self.code, "metrics": self.metrics}
+
+
+@dataclass
+class FaceRecord:
+    """What the gallery stores for one face: the embedding plus what is needed to audit it
+    (quality metrics, source) and to re-embed it with another model later (an aligned-free
+    crop around the face and the landmarks in crop coordinates)."""
+
+    embedding: np.ndarray
+    quality: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    box: list[float] | None = None
+    crop_jpeg: bytes | None = None
+    crop_landmarks: list[list[float]] | None = None
+
+
+@dataclass
+class EnrolResult:
+    """Outcome of one enrolment call: who, which faces were stored, which photos were refused."""
+
+    person: Person | None
+    face_ids: list[int]
+    rejected: list[Rejection]
+    created: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person": self.person.to_dict() if self.person else None,
+            "created": self.created,
+            "face_ids": self.face_ids,
+            "rejected": [r.to_dict() for r in self.rejected],
+        }
