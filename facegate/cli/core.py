@@ -53,10 +53,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     p = sub.add_parser("embed", parents=[common], help="embeddings for every face, to a JSONL file",
                        description="Detect, align and embed every face of the given photos (and of photos in "
-                       "given folders) into a JSONL file, one record per face. Re-running the same command "
-                       "resumes: files already in the output are skipped. Unreadable files are recorded as errors.")
+                       "given folders, walked in sorted order) into a JSONL file, one record per face. Photos "
+                       "are decoded in worker processes and embedded in batches; the output is the same for any "
+                       "number of workers. Re-running the same command resumes: files already in the output are "
+                       "skipped. Unreadable files are recorded as errors. With --ray the same work is spread over "
+                       "a Ray cluster (pip install 'facegate[scale]') and written to the same output.")
     p.add_argument("inputs", nargs="+", help="photos and/or folders")
     p.add_argument("--out", required=True, type=Path, help="output .jsonl")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="decode processes (default: one per CPU; 0: decode in the main process); "
+                   "with --ray local: the CPUs of the local Ray instance")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run on Ray: 'local' (start a local instance), 'auto' (the cluster this machine "
+                   "belongs to), 'ray://HOST:PORT' or 'HOST:PORT'; every node must see the photos at the same paths")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("models", parents=[common], help="list models, licences and sha256 checks; register your own",
@@ -196,9 +205,16 @@ def draw_faces(image, faces, out: Path) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from facegate.bulk import embed_to_jsonl
+    from facegate.bulk import embed_to_jsonl, embed_with_ray
 
-    counts = embed_to_jsonl(_pipeline(args), args.inputs, args.out, progress=not getattr(args, "json", False))
+    progress = not getattr(args, "json", False)
+    if args.workers is not None and args.workers < 0:
+        raise UsageError("--workers is 0 (decode in the main process) or more")
+    if args.ray:
+        counts = embed_with_ray(args.ray, config_from_args(args), args.inputs, args.out, progress=progress,
+                                num_cpus=args.workers or None)
+    else:
+        counts = embed_to_jsonl(_pipeline(args), args.inputs, args.out, progress=progress, workers=args.workers)
     emit(args, {"out": str(args.out), **counts},
          f"{counts['faces']} face(s) from {counts['files'] - counts['skipped_done']} file(s) written to {args.out} "
          f"({counts['skipped_done']} already done, {counts['no_face']} without a face, {counts['errors']} unreadable)")
