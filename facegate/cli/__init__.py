@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         gallery = None  # type: ignore[assignment]
     if gallery is not None:
         gallery.register(sub, common_options())
+    try:
+        from facegate.cli import video
+    except ImportError:  # video commands not installed in this build
+        video = None  # type: ignore[assignment]
+    if video is not None:
+        video.register(sub, common_options())
     return parser
 
 

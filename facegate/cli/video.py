@@ -1,0 +1,185 @@
+"""Video command: ``facegate watch SOURCE``. A thin wrapper over :func:`facegate.track.watch`.
+
+People are enrolled with the gallery's ``facegate enroll``; ``watch`` names tracks against
+the same gallery (``--gallery``/``--home``), at the same FAR or threshold options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from facegate.cli import config_from_args
+from facegate.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXIT_CODES = """watch exit codes:
+  0  the source ended normally           14 the source cannot be opened, or a live source was lost
+  2  usage error (e.g. --gate without --server/--key, no calibrated FAR: pass --threshold)"""
+
+
+def _far(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError("a false-accept rate is between 0 and 1, e.g. 1e-3")
+    return v
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from exc
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return v
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    try:
+        from facegate.cli.gallery import gallery_options
+
+        parents = [common, gallery_options()]
+    except ImportError:  # pragma: no cover - the gallery CLI ships with the gallery
+        parents = [common]
+    p = sub.add_parser(
+        "watch", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="follow and name faces in a video file, webcam or RTSP stream (JSONL events)",
+        description="Detect faces every Nth frame, follow them with a tracker, name each track from its best "
+        "shots by a quality-weighted vote against the gallery (enrol people with 'facegate enroll'), and write "
+        "one JSON event per line: start, identified, left (and gate, source, end). SOURCE is a video file, a "
+        "webcam index (0, 1, ...) or a stream URL (rtsp://...). A live stream that drops is reconnected; one "
+        "that does not come back within --reconnect-timeout ends the run with exit code 14.",
+        epilog="examples:\n"
+        "  facegate enroll --name Ada ada1.jpg ada2.jpg\n"
+        "  facegate watch clip.mp4 --events events.jsonl --annotate annotated.mp4\n"
+        "  facegate watch 0                                   webcam, events on standard output\n"
+        "  facegate watch rtsp://cam.local/stream --gate front-door --server http://facegate:8000 --key KEY\n\n"
+        + VIDEO_EXIT_CODES,
+    )
+    p.add_argument("source", help="video file, webcam index, or stream URL (rtsp://, http://, ...)")
+    p.add_argument("--events", type=Path, help="write JSONL events here (default: standard output)")
+    p.add_argument("--annotate", metavar="OUT.mp4", type=Path, help="also write the video with boxes, track ids and names")
+    p.add_argument("--snapshots", metavar="DIR", type=Path, help="also save annotated PNG frames here")
+    p.add_argument("--snapshot-every", type=_positive, default=50, metavar="N", help="every Nth frame to --snapshots (default 50)")
+    g = p.add_argument_group("speed and tracking")
+    g.add_argument("--detect-every", type=_positive, default=3, metavar="N",
+                   help="run the detector every Nth frame; the tracker predicts in between (default 3)")
+    g.add_argument("--embed-every", type=_positive, default=6, metavar="N",
+                   help="embed a track's best shot at most every N frames while naming it (default 6)")
+    g.add_argument("--min-face", type=_positive, default=None, metavar="PX",
+                   help="smallest face to detect, in pixels (default 40; smaller finds more faces in wide "
+                   "shots, at a cost on large frames)")
+    g.add_argument("--max-age", type=float, default=1.0, metavar="S",
+                   help="seconds a face may go undetected before its track ends (default 1)")
+    g.add_argument("--max-frames", type=_positive, default=None, metavar="N", help="stop after N frames")
+    g.add_argument("--no-scene-cuts", action="store_true", help="do not end tracks at shot cuts")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar for files")
+    g.add_argument("--reconnect-timeout", type=float, default=30.0, metavar="S",
+                   help="live sources: seconds to keep reconnecting after a drop (default 30)")
+    d = p.add_argument_group("decision").add_mutually_exclusive_group()
+    d.add_argument("--far", type=_far, help="false-accept rate of the naming threshold (default 1e-3)")
+    d.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
+    gt = p.add_argument_group("gate mode: one access decision per person from the facegate service")
+    gt.add_argument("--gate", metavar="NAME", help="the gate to ask (POST {server}/api/v1/gates/NAME/check)")
+    gt.add_argument("--server", metavar="URL", help="the service, e.g. http://127.0.0.1:8000")
+    gt.add_argument("--key", help="API key (sent as X-API-Key)")
+    gt.add_argument("--gate-cooldown", type=float, default=10.0, metavar="S",
+                    help="a named person is not asked about again for S seconds after their track ends (default 10)")
+    gt.add_argument("--gate-timeout", type=float, default=5.0, metavar="S", help="seconds per request (default 5)")
+    p.set_defaults(func=cmd_watch)
+
+
+def _config(args: argparse.Namespace):
+    over: dict[str, Any] = {}
+    for name in ("backend", "milvus_uri", "index", "ann_threshold"):
+        if getattr(args, name, None) is not None:
+            over[name] = getattr(args, name)
+    if args.min_face is not None:
+        over["min_face_size"] = args.min_face
+    return config_from_args(args, **over)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from facegate.gallery import open_gallery
+    from facegate.pipeline import Pipeline
+    from facegate.track import events as ev
+    from facegate.track.annotate import VideoWriter, draw, save_png
+    from facegate.track.gate import GateClient, GateDispatcher
+    from facegate.track.sources import open_source
+    from facegate.track.watch import WatchOptions, Watcher, single_threaded
+
+    gate_args = [args.gate, args.server, args.key]
+    if any(gate_args) and not all(gate_args):
+        raise UsageError("gate mode needs all of --gate NAME, --server URL and --key KEY")
+    if args.max_age <= 0 or args.reconnect_timeout < 0:
+        raise UsageError("--max-age must be positive and --reconnect-timeout not negative")
+    config = single_threaded(_config(args))
+    options = WatchOptions(
+        detect_every=args.detect_every,
+        embed_every=args.embed_every,
+        max_age_s=args.max_age,
+        scene_cuts=not args.no_scene_cuts,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
+    )
+    pipeline = Pipeline(config)
+    sink = ev.JsonlSink(args.events) if args.events else ev.JsonlSink(sys.stdout)
+    writer: VideoWriter | None = None
+    gate = None
+    with open_gallery(config, pipeline=pipeline, rule=getattr(args, "rule", None)) as gallery:
+        watcher = Watcher(pipeline, gallery, sink, options)  # checks threshold and model before opening the source
+        source = open_source(args.source, reconnect_timeout=args.reconnect_timeout)
+        try:
+            if args.annotate:
+                writer = VideoWriter(args.annotate, source.fps or 25.0)
+            snaps: list[Path] = []
+
+            def on_frame(frame, views) -> None:
+                snap = args.snapshots is not None and frame.index % args.snapshot_every == 0
+                if writer is None and not snap:
+                    return
+                img = draw(frame.image, views, caption=f"frame {frame.index}  t={frame.t:.2f}s")
+                if writer is not None:
+                    writer.write(img)
+                if snap:
+                    snaps.append(save_png(args.snapshots / f"frame_{frame.index:06d}.png", img))
+
+            if args.annotate or args.snapshots:
+                watcher.on_frame = on_frame
+            if args.gate:
+                gate = GateDispatcher(
+                    GateClient(args.server, args.gate, args.key, timeout=args.gate_timeout), cooldown=args.gate_cooldown
+                )
+                watcher.gate = gate
+            result = watcher.run(source)
+        finally:
+            source.close()
+            if writer is not None:
+                writer.close()
+            sink.close()
+    summary = result.to_dict()
+    if args.annotate:
+        summary["annotated"] = str(args.annotate)
+    if args.snapshots:
+        summary["snapshots"] = [str(s) for s in snaps]
+    text = (
+        f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s), {result.tracks} track(s), "
+        f"{result.switches} name switch(es)"
+        + (f", {result.dropped} frame(s) dropped" if result.dropped else "")
+        + (f", {result.reconnects} reconnect(s)" if result.reconnects else "")
+        + (f"; annotated video: {args.annotate}" if args.annotate else "")
+        + (f"; {len(snaps)} snapshot(s) in {args.snapshots}" if args.snapshots else "")
+    )
+    # With events on standard output the summary goes to standard error, keeping stdout pure JSONL.
+    out = sys.stdout if args.events else sys.stderr
+    print(json.dumps(summary) if getattr(args, "json", False) else text, file=out)
+    return 0
