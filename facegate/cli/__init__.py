@@ -6,6 +6,9 @@ Exit codes (also in ``facegate --help``):
   2  usage error                        7  requested device (GPU) not available
   3  unreadable or too-large image      8  data set missing or malformed
   4  no face found                      9  unexpected internal error (run with -v)
+  10 gallery/service store error        11 person not found
+  12 name already taken                 13 enrolment rejected (every photo failed the quality gate)
+  14 video source cannot be opened or was lost
   130 interrupted
 """
 
@@ -106,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         video = None  # type: ignore[assignment]
     if video is not None:
         video.register(sub, common_options())
+    try:
+        from facegate.cli import service
+    except ImportError:  # service commands not installed in this build
+        service = None  # type: ignore[assignment]
+    if service is not None:
+        service.register(sub, common_options())
     return parser
 
 
