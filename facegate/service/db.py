@@ -1,0 +1,243 @@
+"""The service database: API keys and the audit trail (access decisions, failed logins, admin actions).
+
+A separate SQLite file from the gallery (``gallery.service.sqlite`` beside ``gallery.sqlite``):
+the gallery is a library usable without the service and owns its schema and migrations;
+keys and events are the service's. Same durability rules as the gallery store: WAL,
+``synchronous=FULL`` (an acknowledged event survives a crash), ``BEGIN IMMEDIATE`` for
+writes, numbered migrations in ``facegate/service/migrations`` recorded in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from facegate.errors import FacegateError
+
+log = logging.getLogger(__name__)
+
+
+class ServiceDBError(FacegateError):
+    """The service database cannot be opened or migrated."""
+
+    exit_code = 10
+    code = "service_db"
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, file name, SQL) of the shipped service migrations, in order, numbered 1..N."""
+    folder = resources.files("facegate.service").joinpath("migrations")
+    out = sorted(
+        (int(e.name[:3]), e.name, e.read_text())
+        for e in folder.iterdir()
+        if e.name.endswith(".sql") and e.name[:3].isdigit()
+    )
+    if [n for n, _, _ in out] != list(range(1, len(out) + 1)):
+        raise ServiceDBError(f"service migrations are not numbered 1..N: {[n for n, _, _ in out]}")
+    return out
+
+
+def _statements(sql: str) -> list[str]:
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    return out
+
+
+EVENT_COLUMNS = (
+    "id", "at", "kind", "gate", "decision", "person_id", "name", "score", "threshold", "far",
+    "faces", "key_id", "client", "action", "detail",
+)
+
+
+class ServiceDB:
+    """One connection to the service database, shared by the threads of one process (one lock)."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
+            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ServiceDBError(f"{self.path}: cannot use SQLite WAL mode (got {mode!r})")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.execute("PRAGMA secure_delete = ON")  # erased face images are overwritten, not left in free pages
+            self.version = self._migrate()
+        except sqlite3.Error as exc:
+            raise ServiceDBError(f"{self.path}: cannot open the service database ({exc})") from exc
+
+    def _migrate(self) -> int:
+        steps = migrations()
+        latest = steps[-1][0]
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > latest:
+            raise ServiceDBError(f"service database version {version} is newer than this facegate knows ({latest})")
+        for number, name, sql in steps:
+            if number <= version:
+                continue
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self.conn.execute("PRAGMA user_version").fetchone()[0] < number:
+                    for stmt in _statements(sql):
+                        self.conn.execute(stmt)
+                    self.conn.execute(f"PRAGMA user_version = {number}")
+                    log.info("service db: applied migration %s", name)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            version = number
+        return version
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+            return True
+        except sqlite3.Error:
+            return False
+
+    # -- keys ------------------------------------------------------------------------------
+    def add_key(self, key_id: str, name: str, role: str, digest: str) -> float:
+        now = time.time()
+        with self.write() as c:
+            c.execute(
+                "INSERT INTO api_keys (id, name, role, hash, created) VALUES (?, ?, ?, ?, ?)",
+                (key_id, name, role, digest, now),
+            )
+        return now
+
+    def get_key(self, key_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT id, name, role, hash, created, revoked, last_used FROM api_keys WHERE id = ?", (key_id,))
+        if not rows:
+            return None
+        return dict(zip(("id", "name", "role", "hash", "created", "revoked", "last_used"), rows[0]))
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT id, name, role, created, revoked, last_used FROM api_keys ORDER BY created")
+        return [dict(zip(("id", "name", "role", "created", "revoked", "last_used"), r)) for r in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key; False when there is no such (unrevoked) key."""
+        with self.write() as c:
+            n = c.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), key_id)).rowcount
+        return bool(n)
+
+    def touch_key(self, key_id: str, at: float) -> None:
+        with self.write() as c:
+            c.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (at, key_id))
+
+    # -- events ----------------------------------------------------------------------------
+    def add_event(self, kind: str, *, image: bytes | None = None, **fields: Any) -> int:
+        """Append one event (and its face image when given); returns its id once committed."""
+        cols = [c for c in EVENT_COLUMNS if c not in ("id", "at", "kind") and c in fields]
+        values = [json.dumps(fields[c]) if c == "detail" and fields[c] is not None else fields[c] for c in cols]
+        at = float(fields.get("at") or time.time())
+        sql = (
+            f"INSERT INTO events (at, kind{''.join(', ' + c for c in cols)}) "
+            f"VALUES (?, ?{', ?' * len(cols)})"
+        )
+        with self.write() as c:
+            eid = int(c.execute(sql, [at, kind, *values]).lastrowid)
+            if image is not None:
+                c.execute(
+                    "INSERT INTO event_images (event_id, person_id, jpeg) VALUES (?, ?, ?)",
+                    (eid, fields.get("person_id"), image),
+                )
+        return eid
+
+    def events(
+        self,
+        *,
+        kind: str | None = None,
+        person_id: int | None = None,
+        gate: str | None = None,
+        decision: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first, filtered; ``before_id`` pages backwards."""
+        where, params = [], []
+        for col, val in (("kind", kind), ("person_id", person_id), ("gate", gate), ("decision", decision)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                params.append(val)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("at < ?")
+            params.append(until)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        sql = (
+            f"SELECT e.{', e.'.join(EVENT_COLUMNS)}, (SELECT 1 FROM event_images i WHERE i.event_id = e.id) "
+            f"FROM events e {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY e.id DESC LIMIT ?"
+        )
+        out = []
+        for row in self.query(sql, [*params, int(limit)]):
+            d = dict(zip(EVENT_COLUMNS, row[:-1]))
+            d["detail"] = json.loads(d["detail"]) if d["detail"] else None
+            d["has_image"] = bool(row[-1])
+            out.append(d)
+        return out
+
+    def event_image(self, event_id: int) -> bytes | None:
+        rows = self.query("SELECT jpeg FROM event_images WHERE event_id = ?", (event_id,))
+        return bytes(rows[0][0]) if rows else None
+
+    def erase_person_images(self, person_id: int) -> int:
+        """Delete every stored event image of a person (their decisions stay in the log)."""
+        with self.write() as c:
+            n = c.execute("DELETE FROM event_images WHERE person_id = ?", (person_id,)).rowcount
+        if n:
+            self.checkpoint()
+        return int(n)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file and truncate it, so erased pages leave no copy behind."""
+        try:
+            with self._lock:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # best effort: a reader elsewhere may hold the WAL
+            log.info("service db: checkpoint skipped (%s)", exc)
+
+    def counts(self) -> dict[str, int]:
+        rows = self.query("SELECT kind, COUNT(*) FROM events GROUP BY kind")
+        return {k: int(n) for k, n in rows}

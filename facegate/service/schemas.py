@@ -1,0 +1,215 @@
+"""Response (and small request) models: they make ``/openapi.json`` an exact description of
+what the service answers, which is what schemathesis checks every response against."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    code: str = Field(description="machine-readable error code, e.g. invalid_image, forbidden, not_found")
+    message: str = Field(description="one line a person can act on")
+    details: Any | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    reasons: list[str]
+
+
+class GateCheckOut(BaseModel):
+    """The gate decision (contract shared with the video gate mode: keep exactly)."""
+
+    gate: str
+    decision: Literal["allow", "deny"]
+    person_id: int | None
+    name: str | None
+    score: float | None = Field(description="cosine score of the best candidate; null without a face or candidates")
+    threshold: float
+    far: float | None = Field(description="false-accept rate the threshold stands for; null for an explicit threshold")
+    event_id: int
+    faces: int
+
+
+class FaceOut(BaseModel):
+    box: list[float] = Field(description="x1, y1, x2, y2 in pixels of the (EXIF-rotated) image")
+    landmarks: list[list[float]]
+    score: float
+    detector: str
+    quality: float | None = None
+
+
+class DetectOut(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class CandidateOut(BaseModel):
+    person_id: int
+    name: str
+    score: float
+    same: bool
+
+
+class IdentifiedFaceOut(FaceOut):
+    identity: str = Field(description='the name, or "unknown" below the threshold')
+    person_id: int | None
+    decision: Literal["allow", "deny"]
+    candidates: list[CandidateOut]
+    threshold: float
+    far: float | None
+
+
+class IdentifyOut(BaseModel):
+    faces: list[IdentifiedFaceOut]
+
+
+class VerifyOut(BaseModel):
+    same: bool
+    score: float
+    threshold: float
+    far: float | None
+    faces: list[FaceOut]
+
+
+class PersonOut(BaseModel):
+    id: int
+    name: str
+    created: float
+    updated: float
+    faces: int
+    model: str | None = None
+
+
+class PeopleOut(BaseModel):
+    people: list[PersonOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class StoredFaceOut(BaseModel):
+    id: int
+    person_id: int
+    model: str
+    quality: dict[str, Any]
+    source: str | None
+    created: float
+
+
+class PersonDetailOut(BaseModel):
+    person: PersonOut
+    faces: list[StoredFaceOut]
+
+
+class RejectionOut(BaseModel):
+    source: str
+    reason: str
+    code: str
+    metrics: dict[str, Any]
+    filename: str | None = None
+
+
+class EnrolOut(BaseModel):
+    person: PersonOut
+    created: bool
+    face_ids: list[int]
+    rejected: list[RejectionOut]
+
+
+class DeletePersonOut(BaseModel):
+    person: PersonOut
+    faces_deleted: int
+    event_images_deleted: int
+    index_vectors_zeroed: int
+    snapshot_removed: bool
+
+
+class DeleteFaceOut(BaseModel):
+    face_id: int
+    person_id: int
+    person_deleted: bool
+    event_images_deleted: int
+    index_vectors_zeroed: int
+    snapshot_removed: bool
+
+
+class RenameIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class EventOut(BaseModel):
+    id: int
+    at: float = Field(description="unix time, seconds")
+    time: str = Field(description="ISO 8601, UTC")
+    kind: Literal["access", "auth_failure", "audit"]
+    gate: str | None
+    decision: Literal["allow", "deny"] | None
+    person_id: int | None
+    name: str | None
+    score: float | None
+    threshold: float | None
+    far: float | None
+    faces: int | None
+    key_id: str | None
+    client: str | None
+    action: str | None
+    detail: dict[str, Any] | None
+    has_image: bool
+
+
+class EventsOut(BaseModel):
+    events: list[EventOut]
+    next_before_id: int | None = Field(description="pass as before_id for the next (older) page; null at the end")
+
+
+class KeyCreateIn(BaseModel):
+    role: Literal["admin", "gate", "viewer"]
+    name: str = Field(default="", max_length=200)
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    created: float
+    revoked: float | None
+    last_used: float | None
+
+
+class KeyCreatedOut(BaseModel):
+    id: str
+    key: str = Field(description="the secret key; shown only now, store it safely")
+    role: str
+    name: str
+    created: float
+
+
+class KeysOut(BaseModel):
+    keys: list[KeyOut]
+
+
+class WhoAmIOut(BaseModel):
+    key_id: str
+    name: str
+    role: str
+    permissions: list[str]
+
+
+class StatsOut(BaseModel):
+    backend: str
+    people: int
+    faces: int
+    model: str | None
+    dim: int | None
+    rule: str
+    threshold: float
+    far: float | None
+    events: dict[str, int]

@@ -1,0 +1,458 @@
+// facegate operator page: plain JS, no build step. Talks only to this server's /api/v1.
+// Names and other data from the server are always inserted as text (never as HTML).
+"use strict";
+
+const API = "/api/v1";
+const KEY_STORE = "facegate.key";
+const state = { key: sessionStorage.getItem(KEY_STORE) || "", me: null, streams: {} };
+
+// -- helpers -----------------------------------------------------------------------------------
+function $(sel) { return document.querySelector(sel); }
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function flash(message, kind) {
+  const box = $("#flash");
+  box.textContent = message || "";
+  box.className = kind || "";
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.code;
+    this.details = body && body.details;
+  }
+}
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({ "X-API-Key": state.key }, opts.headers || {});
+  let body = opts.body;
+  if (opts.json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(opts.json);
+  }
+  const res = await fetch(API + path, { method: opts.method || "GET", headers, body });
+  if (opts.blob && res.ok) return res.blob();
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  if (!res.ok) {
+    if (res.status === 401 && state.me) signOut("Your key is no longer valid; sign in again.");
+    throw new ApiError(res.status, data);
+  }
+  return data;
+}
+
+function can(perm) { return !!(state.me && state.me.permissions.includes(perm)); }
+
+function fmtTime(t) { return t ? new Date(t * 1000).toLocaleString() : ""; }
+
+function fmtScore(s) { return s === null || s === undefined ? "" : Number(s).toFixed(3); }
+
+// -- routing -----------------------------------------------------------------------------------
+const PAGES = {
+  signin: { perm: null, show: () => {} },
+  enrol: { perm: "people:write", show: () => {} },
+  people: { perm: "people:read", show: () => People.load(0) },
+  live: { perm: "faces:analyse", show: () => {} },
+  events: { perm: "events:read", show: () => Events.load(true) },
+};
+
+function defaultPage() {
+  for (const p of ["people", "live", "events", "enrol"]) if (can(PAGES[p].perm)) return p;
+  return "signin";
+}
+
+function route() {
+  let name = (location.hash.replace(/^#\/?/, "") || "").split("?")[0];
+  if (!state.me) name = "signin";
+  else if (!PAGES[name] || name === "signin") name = defaultPage();
+  if (PAGES[name].perm && !can(PAGES[name].perm)) {
+    flash(`Your role (${state.me.role}) cannot open that page.`, "error");
+    state.keepFlash = true;
+    name = defaultPage();
+  }
+  if (document.body.dataset.page && document.body.dataset.page !== name && !state.keepFlash) flash("");
+  state.keepFlash = false;
+  for (const sec of document.querySelectorAll(".page")) sec.hidden = sec.id !== `page-${name}`;
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.hidden = !can(a.dataset.perm);
+    a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
+  }
+  if (name !== "live") Live.stop();
+  if (name !== "enrol") Enrol.stopCam();
+  if (name !== "events") Events.stopAuto();
+  document.body.dataset.page = name;
+  PAGES[name].show();
+}
+
+// -- sign in -----------------------------------------------------------------------------------
+async function signIn(key) {
+  state.key = key.trim();
+  try {
+    state.me = await api("/whoami");
+  } catch (e) {
+    state.me = null;
+    state.key = "";
+    throw e;
+  }
+  sessionStorage.setItem(KEY_STORE, state.key);
+  $("#nav").hidden = false;
+  $("#signout").hidden = false;
+  $("#who").textContent = `${state.me.role}${state.me.name ? " · " + state.me.name : ""} (key ${state.me.key_id})`;
+}
+
+function signOut(message) {
+  state.key = "";
+  state.me = null;
+  sessionStorage.removeItem(KEY_STORE);
+  $("#nav").hidden = true;
+  $("#signout").hidden = true;
+  $("#who").textContent = "";
+  flash(message || "", message ? "error" : "");
+  state.keepFlash = !!message;
+  location.hash = "#/signin";
+  route();
+}
+
+// -- camera ------------------------------------------------------------------------------------
+async function openCamera(video) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error("This browser gives no camera here (cameras need https or localhost).");
+  }
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  video.srcObject = stream;
+  video.hidden = false;
+  await video.play().catch(() => {});
+  await new Promise((resolve) => {
+    if (video.videoWidth) resolve();
+    else video.addEventListener("loadedmetadata", resolve, { once: true });
+  });
+  return stream;
+}
+
+function closeCamera(video) {
+  const stream = video.srcObject;
+  if (stream) for (const t of stream.getTracks()) t.stop();
+  video.srcObject = null;
+}
+
+function grabFrame(video, maxWidth) {
+  const scale = Math.min(1, maxWidth / video.videoWidth);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(video.videoWidth * scale);
+  canvas.height = Math.round(video.videoHeight * scale);
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob((b) => resolve({ blob: b, scale }), "image/jpeg", 0.9));
+}
+
+// -- enrol -------------------------------------------------------------------------------------
+const Enrol = {
+  shots: [],
+  async startCam() {
+    try {
+      await openCamera($("#enrol-video"));
+      $("#enrol-cam-capture").disabled = false;
+      $("#enrol-cam-stop").disabled = false;
+      $("#enrol-cam-start").disabled = true;
+    } catch (e) { flash(`Camera: ${e.message}`, "error"); }
+  },
+  stopCam() {
+    const v = $("#enrol-video");
+    closeCamera(v);
+    v.hidden = true;
+    $("#enrol-cam-capture").disabled = true;
+    $("#enrol-cam-stop").disabled = true;
+    $("#enrol-cam-start").disabled = false;
+  },
+  async capture() {
+    const { blob } = await grabFrame($("#enrol-video"), 1280);
+    this.shots.push({ blob, name: `webcam-${this.shots.length + 1}.jpg` });
+    this.renderShots();
+  },
+  renderShots() {
+    const box = $("#enrol-shots");
+    box.replaceChildren(...this.shots.map((s, i) => el("figure", { class: "shot" },
+      el("img", { src: URL.createObjectURL(s.blob), alt: s.name }),
+      el("figcaption", {}, s.name, " ", el("button", { type: "button", onclick: () => { this.shots.splice(i, 1); this.renderShots(); } }, "remove")))));
+  },
+  async submit(ev) {
+    ev.preventDefault();
+    const name = $("#enrol-name").value.trim();
+    const files = Array.from($("#enrol-files").files);
+    if (!files.length && !this.shots.length) { flash("Add at least one photo (upload or webcam).", "error"); return; }
+    const form = new FormData();
+    form.append("name", name);
+    for (const f of files) form.append("images", f, f.name);
+    for (const s of this.shots) form.append("images", s.blob, s.name);
+    const out = $("#enrol-result");
+    out.replaceChildren(el("p", {}, "Enrolling…"));
+    $("#enrol-submit").disabled = true;
+    try {
+      const r = await api("/people", { method: "POST", body: form });
+      const items = [el("p", { class: "ok", id: "enrol-ok" },
+        `${r.created ? "Enrolled" : "Added photos to"} ${r.person.name} (id ${r.person.id}): ${r.face_ids.length} photo(s) accepted, ${r.person.faces} face(s) stored.`)];
+      if (r.rejected.length) items.push(rejections(r.rejected));
+      out.replaceChildren(...items);
+      flash("");
+      this.shots = [];
+      this.renderShots();
+      $("#enrol-files").value = "";
+    } catch (e) {
+      const items = [el("p", { class: "error", id: "enrol-error" }, e.message)];
+      if (e.details && e.details.rejected) items.push(rejections(e.details.rejected));
+      out.replaceChildren(...items);
+    } finally {
+      $("#enrol-submit").disabled = false;
+    }
+  },
+};
+
+function rejections(list) {
+  return el("div", { class: "rejections" },
+    el("h2", {}, "Rejected photos"),
+    el("ul", {}, list.map((r) => {
+      const name = r.filename || r.source;
+      const reason = r.reason.startsWith(`${name}: `) ? r.reason.slice(name.length + 2) : r.reason;
+      return el("li", { class: "rejected", dataset: { code: r.code } },
+        el("b", {}, name), `: ${reason}`, el("span", { class: "code" }, ` [${r.code}]`));
+    })));
+}
+
+// -- people ------------------------------------------------------------------------------------
+const People = {
+  offset: 0,
+  limit: 50,
+  async load(offset) {
+    this.offset = Math.max(0, offset || 0);
+    const q = $("#people-q").value.trim();
+    const params = new URLSearchParams({ limit: this.limit, offset: this.offset });
+    if (q) params.set("q", q);
+    try {
+      const r = await api(`/people?${params}`);
+      $("#people-total").textContent = `${r.total} ${r.total === 1 ? "person" : "people"}`;
+      $("#people-table tbody").replaceChildren(...r.people.map((p) => this.row(p)));
+      $("#people-prev").disabled = this.offset === 0;
+      $("#people-next").disabled = this.offset + this.limit >= r.total;
+    } catch (e) { flash(e.message, "error"); }
+  },
+  row(p) {
+    const actions = el("td", {});
+    if (can("people:write")) actions.append(confirmButton("Delete", () => this.remove(p)));
+    return el("tr", { dataset: { person: p.id } },
+      el("td", {}, p.id),
+      el("td", {}, el("a", { href: "#/people", class: "person-link", onclick: (e) => { e.preventDefault(); this.show(p.id); } }, p.name)),
+      el("td", {}, p.faces), el("td", {}, fmtTime(p.created)), actions);
+  },
+  async show(id) {
+    const box = $("#person-detail");
+    try {
+      const r = await api(`/people/${id}`);
+      const figs = r.faces.map((f) => {
+        const img = el("img", { alt: `face ${f.id}`, class: "thumb" });
+        api(`/people/${id}/faces/${f.id}/thumbnail`, { blob: true })
+          .then((b) => { img.src = URL.createObjectURL(b); }).catch(() => { img.alt = "no thumbnail"; });
+        const cap = el("figcaption", {}, `face ${f.id}`, f.source ? ` · ${f.source}` : "");
+        if (can("people:write")) cap.append(" ", confirmButton("Delete face", async () => {
+          try {
+            await api(`/people/${id}/faces/${f.id}`, { method: "DELETE" });
+            flash(`Deleted face ${f.id}.`, "ok");
+            this.load(this.offset);
+            this.show(id).catch(() => box.replaceChildren());
+          } catch (e) { flash(e.message, "error"); }
+        }));
+        return el("figure", { class: "shot" }, img, cap);
+      });
+      box.replaceChildren(el("h2", {}, `${r.person.name} (id ${r.person.id})`),
+        el("p", {}, `${r.person.faces} face(s), model ${r.person.model || "-"}, enrolled ${fmtTime(r.person.created)}`),
+        el("div", { class: "shots" }, figs));
+    } catch (e) {
+      box.replaceChildren();
+      if (e.status !== 404) flash(e.message, "error");
+    }
+  },
+  async remove(p) {
+    try {
+      const r = await api(`/people/${p.id}`, { method: "DELETE" });
+      flash(`Deleted ${r.person.name}: ${r.faces_deleted} face(s) and everything derived from them.`, "ok");
+      $("#person-detail").replaceChildren();
+      this.load(this.offset);
+    } catch (e) { flash(e.message, "error"); }
+  },
+};
+
+function confirmButton(label, action) {
+  // two clicks instead of a modal dialog: the first arms the button for 4 seconds
+  const b = el("button", { type: "button", class: "danger" }, label);
+  let armed = null;
+  b.addEventListener("click", () => {
+    if (armed) { clearTimeout(armed); armed = null; b.textContent = label; action(); return; }
+    b.textContent = `Confirm ${label.toLowerCase()}?`;
+    armed = setTimeout(() => { armed = null; b.textContent = label; }, 4000);
+  });
+  return b;
+}
+
+// -- live camera -------------------------------------------------------------------------------
+const Live = {
+  running: false,
+  frames: 0,
+  async start() {
+    try {
+      await openCamera($("#live-video"));
+    } catch (e) { flash(`Camera: ${e.message}`, "error"); return; }
+    this.running = true;
+    $("#live-start").disabled = true;
+    $("#live-stop").disabled = false;
+    this.loop();
+  },
+  stop() {
+    this.running = false;
+    closeCamera($("#live-video"));
+    const c = $("#live-overlay");
+    c.getContext("2d").clearRect(0, 0, c.width, c.height);
+    $("#live-start").disabled = false;
+    $("#live-stop").disabled = true;
+  },
+  async loop() {
+    const video = $("#live-video");
+    while (this.running) {
+      const t0 = performance.now();
+      try {
+        const { blob, scale } = await grabFrame(video, 640);
+        const form = new FormData();
+        form.append("image", blob, "frame.jpg");
+        const r = await api("/identify?k=1", { method: "POST", body: form });
+        if (!this.running) break;
+        this.frames += 1;
+        this.draw(r.faces, scale);
+        $("#live-stats").textContent = `${this.frames} frame(s), last ${Math.round(performance.now() - t0)} ms, ${r.faces.length} face(s)`;
+      } catch (e) {
+        flash(`Live: ${e.message}`, "error");
+        if (e.status === 401 || e.status === 403) { this.stop(); break; }
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  },
+  draw(faces, scale) {
+    const video = $("#live-video");
+    const canvas = $("#live-overlay");
+    canvas.width = video.clientWidth;
+    canvas.height = video.clientHeight;
+    const k = video.clientWidth / video.videoWidth / scale; // frame pixels -> displayed pixels
+    const g = canvas.getContext("2d");
+    g.clearRect(0, 0, canvas.width, canvas.height);
+    g.lineWidth = 3;
+    g.font = "16px sans-serif";
+    const items = [];
+    for (const f of faces) {
+      const [x1, y1, x2, y2] = f.box.map((v) => v * k);
+      const allow = f.decision === "allow";
+      const colour = allow ? "#1a9c3a" : "#d12c2c";
+      const score = f.candidates.length ? f.candidates[0].score : null;
+      const label = `${allow ? f.identity : "unknown"} ${fmtScore(score)} ${allow ? "ALLOW" : "DENY"}`;
+      g.strokeStyle = colour;
+      g.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      const w = g.measureText(label).width + 8;
+      g.fillStyle = colour;
+      g.fillRect(x1, Math.max(0, y1 - 22), w, 22);
+      g.fillStyle = "#fff";
+      g.fillText(label, x1 + 4, Math.max(16, y1 - 6));
+      items.push(el("li", { class: allow ? "allow" : "deny", dataset: { decision: f.decision } }, label));
+    }
+    $("#live-results").replaceChildren(...items);
+  },
+};
+
+// -- events ------------------------------------------------------------------------------------
+const Events = {
+  before: null,
+  timer: null,
+  params() {
+    const p = new URLSearchParams({ limit: 50 });
+    const add = (k, sel) => { const v = $(sel).value.trim(); if (v) p.set(k, v); };
+    add("kind", "#ev-kind"); add("decision", "#ev-decision"); add("person_id", "#ev-person"); add("gate", "#ev-gate");
+    for (const [k, sel] of [["since", "#ev-since"], ["until", "#ev-until"]]) {
+      const v = $(sel).value;
+      if (v) p.set(k, new Date(v).toISOString());
+    }
+    return p;
+  },
+  async load(reset) {
+    const p = this.params();
+    if (!reset && this.before) p.set("before_id", this.before);
+    try {
+      const r = await api(`/events?${p}`);
+      const rows = r.events.map((e) => el("tr", { class: e.decision || e.kind, dataset: { kind: e.kind } },
+        el("td", {}, e.id), el("td", {}, fmtTime(e.at)), el("td", {}, e.kind), el("td", {}, e.gate || ""),
+        el("td", {}, e.decision || ""), el("td", {}, e.name ? `${e.name} (${e.person_id})` : (e.person_id || "")),
+        el("td", {}, fmtScore(e.score)), el("td", {}, e.key_id || ""),
+        el("td", {}, [e.action, e.client, e.detail ? JSON.stringify(e.detail) : ""].filter(Boolean).join(" · "))));
+      const body = $("#events-table tbody");
+      if (reset) body.replaceChildren(...rows); else body.append(...rows);
+      this.before = r.next_before_id;
+      $("#events-more").hidden = !r.next_before_id;
+    } catch (e) { flash(e.message, "error"); }
+  },
+  auto(on) {
+    this.stopAuto();
+    if (on) this.timer = setInterval(() => this.load(true), 3000);
+  },
+  stopAuto() { if (this.timer) { clearInterval(this.timer); this.timer = null; } },
+};
+
+// -- wiring ------------------------------------------------------------------------------------
+function wire() {
+  $("#signin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#signin-error").textContent = "";
+    try {
+      await signIn($("#signin-key").value);
+      $("#signin-key").value = "";
+      flash("");
+      location.hash = `#/${defaultPage()}`;
+      route();
+    } catch (e) {
+      $("#signin-error").textContent = e.status === 401 ? "That key is not valid." : e.message;
+    }
+  });
+  $("#signout").addEventListener("click", () => signOut());
+  $("#enrol-form").addEventListener("submit", (e) => Enrol.submit(e));
+  $("#enrol-cam-start").addEventListener("click", () => Enrol.startCam());
+  $("#enrol-cam-capture").addEventListener("click", () => Enrol.capture());
+  $("#enrol-cam-stop").addEventListener("click", () => Enrol.stopCam());
+  $("#people-search").addEventListener("submit", (e) => { e.preventDefault(); People.load(0); });
+  $("#people-prev").addEventListener("click", () => People.load(People.offset - People.limit));
+  $("#people-next").addEventListener("click", () => People.load(People.offset + People.limit));
+  $("#live-start").addEventListener("click", () => Live.start());
+  $("#live-stop").addEventListener("click", () => Live.stop());
+  $("#events-filter").addEventListener("submit", (e) => { e.preventDefault(); Events.load(true); });
+  $("#events-more").addEventListener("click", () => Events.load(false));
+  $("#ev-auto").addEventListener("change", (e) => Events.auto(e.target.checked));
+  window.addEventListener("hashchange", route);
+}
+
+async function boot() {
+  wire();
+  if (state.key) {
+    try { await signIn(state.key); } catch (e) { sessionStorage.removeItem(KEY_STORE); }
+  }
+  route();
+}
+
+document.addEventListener("DOMContentLoaded", boot);

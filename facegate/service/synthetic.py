@@ -1,0 +1,118 @@
+"""A model-free stand-in for :class:`~facegate.pipeline.Pipeline`, for service tests and load tests.
+
+The service's own behaviour (auth, limits, parsing, audit, concurrency, erasure) does not
+depend on which network computes embeddings, and the real models cost seconds per image
+on a small CPU. :class:`SyntheticPipeline` keeps every real stage that is not a network
+(image decoding and its limits, alignment, the gallery's quality gate, crops) and swaps
+detection and embedding for cheap deterministic rules on :func:`synthetic_face` images:
+
+* detection: an image with almost no contrast has no face; one at least 2.5 times wider
+  than tall holds two (left and right half); anything else holds one, centred, with the
+  five landmarks of the mean frontal face, so pose checks pass and eye distance scales
+  with the image (about 0.32 x its shorter side: images under about 75 px fail "too small");
+* embedding: the aligned chip's colour layout on a 4x4 grid (mean removed, unit length).
+  :func:`synthetic_face` paints each person a different random 4x4 colour layout plus
+  per-shot fine noise, so two shots of one person score about 0.99 and two people about 0.
+
+Never use it for real decisions: it recognises colour layouts, not faces.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from facegate.align import LANDMARK_ORDER, MEAN_FACE, template
+from facegate.config import Config
+from facegate.pipeline import Pipeline
+from facegate.types import Face, OperatingPoint
+
+SYNTHETIC_MODEL = "synthetic-grid@0"
+SYNTHETIC_THRESHOLD = 0.9
+SYNTHETIC_FAR = 1e-3
+_UNIT = np.array([MEAN_FACE[n] for n in LANDMARK_ORDER], dtype=np.float32)
+
+
+class SyntheticDetector:
+    """One centred "face" per image with contrast (two in very wide images)."""
+
+    name = "synthetic"
+
+    def _one(self, x0: float, w: float, h: float) -> Face:
+        side = 0.6 * min(w, h)
+        bx, by = x0 + (w - side) / 2, (h - side) / 2
+        landmarks = (_UNIT * side + np.array([bx, by], dtype=np.float32)).astype(np.float32)
+        box = np.array([bx, by, bx + side, by + side], dtype=np.float32)
+        return Face(box=box, landmarks=landmarks, score=0.99, detector=self.name)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        if float(image.std()) < 8.0 or min(h, w) < 8:
+            return []
+        if w >= 2.5 * h:
+            return [self._one(0, w / 2, h), self._one(w / 2, w / 2, h)]
+        return [self._one(0, w, h)]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
+        return [self.detect(im) for im in images]
+
+
+class SyntheticEmbedder:
+    """Colour layout of the chip on a 4x4 grid as a 48-d unit vector."""
+
+    name = "synthetic"
+    model_id = SYNTHETIC_MODEL
+    dim = 48
+    input_size = 150
+    padding = 0.25
+
+    @property
+    def template(self):
+        return template(self.input_size, self.padding)
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        chips = np.asarray(chips)
+        out = np.zeros((len(chips), self.dim), dtype=np.float32)
+        for i, chip in enumerate(chips):
+            s = chip.shape[0]
+            inner = chip[int(0.3 * s) : int(0.7 * s), int(0.3 * s) : int(0.7 * s)]  # inside the face box
+            v = cv2.resize(inner, (4, 4), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1)
+            v -= v.mean()
+            out[i] = v / max(float(np.linalg.norm(v)), 1e-6)
+        return out
+
+
+class SyntheticPipeline(Pipeline):
+    """:class:`Pipeline` with :class:`SyntheticDetector` and :class:`SyntheticEmbedder`, calibrated
+    (by construction) at threshold 0.9 for FAR 1e-3 so the service reports a FAR."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        super().__init__(config or Config())
+        self.__dict__["detector"] = SyntheticDetector()
+        self.__dict__["embedder"] = SyntheticEmbedder()
+        self.__dict__["operating_points"] = [
+            OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
+        ]
+
+
+def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 18.0) -> np.ndarray:
+    """An RGB image that :class:`SyntheticPipeline` sees as one face of ``person``.
+
+    The layout varies smoothly (bilinear 4x4 colours) so the grid features survive small
+    shifts of the detected box; the per-``shot`` noise makes it sharp for the quality gate.
+    """
+    rng = np.random.default_rng(person * 7919 + 17)
+    grid = rng.integers(30, 226, size=(4, 4, 3)).astype(np.uint8)
+    base = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    fine = np.random.default_rng(1_000_003 * (shot + 1) + person).normal(0, noise, (size, size, 3))
+    return np.clip(base + fine, 0, 255).astype(np.uint8)
+
+
+def encode(image: np.ndarray, fmt: str = "JPEG", quality: int = 90) -> bytes:
+    """Image array -> file bytes (JPEG by default)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return buf.getvalue()
