@@ -24,7 +24,13 @@ from facegate.gallery import (
     open_gallery,
 )
 from facegate.gallery.cluster import cluster_embeddings, pairwise_scores
-from facegate.gallery.identify import open_set, rank_k, ranks_of_truth, summarize, threshold_at_fpir
+from facegate.gallery.identify import (
+    open_set,
+    rank_k,
+    ranks_of_truth,
+    summarize,
+    threshold_at_fpir,
+)
 from facegate.gallery.index import IndexManager, VectorIndex, person_templates
 from facegate.gallery.quality import QualityPolicy, assess, pose
 from facegate.gallery.store import Store, migrations
@@ -145,7 +151,7 @@ def test_reembed_refuses_faces_without_crops(tmp_path):
     _, shots = people(1)
 
     class Stub:
-        class embedder:  # noqa: N801 - a minimal stand-in for Pipeline.embedder
+        class embedder:  # a minimal stand-in for Pipeline.embedder
             model_id = "other"
             dim = DIM
 
@@ -195,16 +201,34 @@ def test_vector_index_tombstones_and_compaction():
     for kind in ("flat", "hnsw"):
         idx = VectorIndex(DIM, kind)
         idx.add(np.arange(300), np.arange(300) // 3, x)
-        s, lab, keys = idx.search(x[:5], 1)
+        _, _, keys = idx.search(x[:5], 1)
         assert list(keys[:, 0]) == [0, 1, 2, 3, 4]
         assert idx.remove_labels([0]) == 3
-        s, lab, keys = idx.search(x[:1], 5)
+        _, lab, keys = idx.search(x[:1], 5)
         assert 0 not in lab[0] and idx.n_alive == 297
         top = idx.search_people(x[3:4], 4)[0]
         assert top[0][0] == 1 and len({p for p, _ in top}) == 4
         small = idx.rebuilt()
         assert small.ntotal == 297 and small.n_dead == 0
         np.testing.assert_allclose(small.vectors(), x[3:], atol=1e-6)
+
+
+def test_hnsw_re_searches_ambiguous_answers():
+    rng = np.random.default_rng(6)
+    x = unit(rng.standard_normal((2000, DIM)))
+    idx = VectorIndex(DIM, "hnsw", ef_search=8, ef_retry=256, retry_margin=0.2)
+    idx.add(np.arange(2000), np.arange(2000), x)
+    clear = idx.search_people(x[:50], 1)  # each query is a stored vector: a clear winner
+    assert [row[0][0] for row in clear] == list(range(50)) and all(len(row) == 1 for row in clear)
+    assert idx.retries == 0
+    tie = unit(x[:20] + x[20:40])  # halfway between two people: ambiguous, so searched again, wider
+    got = idx.search_people(tie, 2)
+    assert idx.retries == 20
+    exact = np.argsort(-(tie @ x.T), axis=1)[:, :2]
+    assert [sorted(p for p, _ in row) for row in got] == [sorted(e) for e in exact.tolist()]
+    idx.ef_retry = 0  # disabled
+    idx.search_people(tie, 2)
+    assert idx.retries == 20
 
 
 def test_person_templates_are_unit_means():

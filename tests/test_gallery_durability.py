@@ -97,7 +97,9 @@ def _spawn(path: Path, start: int, count: int, mode: str = "single") -> subproce
     )
 
 
-def _read_until(proc: subprocess.Popen, acks: int, acked: dict, deleted: set, until_start: bool = False) -> tuple | None:
+def _read_until(
+    proc: subprocess.Popen, acks: int, acked: dict, deleted: set, until_start: bool = False
+) -> tuple | None:
     """Read the writer's acknowledgements until ``acks`` have come (or it exits); with
     ``until_start``, go on to the next START line and return (first id, size) of that batch."""
     got = 0

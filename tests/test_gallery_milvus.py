@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from facegate.config import Config
-from facegate.gallery import ModelMismatchError, NameTakenError, PersonNotFoundError, open_gallery
+from facegate.gallery import (
+    ModelMismatchError,
+    NameTakenError,
+    PersonNotFoundError,
+    open_gallery,
+)
 
 DIM = 32
 MODEL = "synthetic-32"
@@ -102,8 +107,17 @@ def test_milvus_orphan_faces_are_invisible_and_repaired(tmp_path, milvus_ok):
         b = g.backend
         b.client.insert(
             b.faces_c,
-            [{"person_id": 424242, "model": MODEL, "quality": "{}", "source": "", "created": 0.0,
-              "embedding": v.tolist()} for v in shots[1]],
+            [
+                {
+                    "person_id": 424242,
+                    "model": MODEL,
+                    "quality": "{}",
+                    "source": "",
+                    "created": 0.0,
+                    "embedding": v.tolist(),
+                }
+                for v in shots[1]
+            ],
         )
         assert g.identify_embeddings(centres[1], model=MODEL)[0].name == "unknown"
         assert [c.name for c in g.identify_embeddings(centres[1], model=MODEL)[0].candidates] == ["p0"]

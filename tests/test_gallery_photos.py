@@ -4,7 +4,8 @@ model changes and re-embedding, the CLI, and clustering.
 Photos come from installed packages (matplotlib's Grace Hopper, scikit-image's astronaut
 Eileen Collins) and variants made from them on the fly; the people_small test at the end
 needs the shared datasets and skips without them. The decision threshold is explicit
-(0.95 cosine: genuine variants of these photos score >= 0.99, Hopper vs Collins ~0.89),
+(0.93 cosine: genuine variants of these photos score >= 0.99, Hopper vs Collins ~0.89;
+on people_small genuine faces score >= 0.969 and the best impostor 0.883),
 so the tests do not depend on a calibrated operating-point table.
 """
 
@@ -18,7 +19,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from facegate.config import Config
 from facegate.gallery import (
     EnrolmentRejectedError,
     Gallery,
@@ -27,7 +27,7 @@ from facegate.gallery import (
     model_id,
 )
 
-THRESHOLD = 0.95
+THRESHOLD = 0.93
 
 
 def _variants(img: np.ndarray) -> list[np.ndarray]:
@@ -145,7 +145,9 @@ def test_model_mismatch_refused_until_reembed(tmp_path, pipeline, hopper, astron
         h2.enroll("Someone", [hopper])
 
     out = h2.reembed(other, progress=False)
-    assert out["reembedded"] == 2 and out["model"] == "rotated-dlib-test" and out["previous_model"] == model_id(pipeline)
+    assert (
+        out["reembedded"] == 2 and out["model"] == "rotated-dlib-test" and out["previous_model"] == model_id(pipeline)
+    )
     (x,) = h2.identify(hopper)
     assert x.name == "Grace Hopper"
     # re-aligned from the stored crop, the face embeds (almost) as it did from the photo
@@ -214,8 +216,19 @@ def test_cli_cluster_small_labelled_set(tmp_path, capsys, home, hopper, astronau
         for i, v in enumerate(_variants(img)):
             _save(v, root / who / f"{who}_{i}.jpg")
     out_dir = tmp_path / "by_person"
-    code, out = _cli(capsys, "cluster", str(root), "--home", str(home), "--threshold", str(THRESHOLD),
-                     "--eval", "--out", str(out_dir), "--json")
+    code, out = _cli(
+        capsys,
+        "cluster",
+        str(root),
+        "--home",
+        str(home),
+        "--threshold",
+        str(THRESHOLD),
+        "--eval",
+        "--out",
+        str(out_dir),
+        "--json",
+    )
     assert code == 0, out
     res = json.loads(out)
     ev = res["evaluation"]
@@ -242,7 +255,13 @@ def test_people_small_enrol_and_identify(datasets, tmp_path, pipeline):
             except EnrolmentRejectedError as exc:  # report, do not hide
                 pytest.fail(f"{person.name}: {[r.reason for r in exc.rejected]}")
         assert len(g.people()) == 5
-        found = {x.name for x in g.identify(datasets / "people_small" / "test" / "obama1.jpg")}
-        assert "obama" in found
-        found = {x.name for x in g.identify(datasets / "people_small" / "test" / "obama_and_biden.jpg")}
-        assert {"obama", "biden"} <= found
+        expected = {
+            "alex_lacamoire1.jpg": {"alex_lacamoire"},
+            "johnsnow_test1.jpg": {"kit_harington"},
+            "kit_with_rose.jpg": {"kit_harington", "rose_leslie"},
+            "obama1.jpg": {"obama"},
+            "obama_and_biden.jpg": {"obama", "biden"},
+        }
+        for photo, who in expected.items():
+            found = {x.name for x in g.identify(datasets / "people_small" / "test" / photo)}
+            assert found - {"unknown"} == who, photo

@@ -17,15 +17,18 @@ a gallery holds one model, and using another is refused until ``reembed`` conver
 Identity-level matching: a person is scored by the cosine between the probe and their
 *template*, the re-normalised mean of all their enrolled face embeddings (rule
 ``mean``, the default); rule ``max`` (best single face) is available per gallery.
-``benchmarks/bench_gallery.py`` measures both against enrolling a single photo.
+Measured on LFW (``benchmarks/bench_gallery.py``: the 610 people with >= 4 photos, three
+enrolled, the rest as probes, the 4,069 one-photo people as impostors), rank-1 / DIR at
+FPIR 1%: one photo 0.967 / 0.649, best face 0.983 / 0.812, mean template 0.988 / 0.874.
+The template also keeps the index at one entry per person, whatever the photo count.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -85,12 +88,20 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray) -> tuple[bytes, list[lis
     s = min(1.0, CROP_EYE_PX / d)
     side = max(8, int(round(4 * d * s)))
     origin = eyes - np.array([2 * d, 1.6 * d])  # eyes sit ~40% from the top
-    m = np.array([[s, 0, -s * origin[0]], [0, s, -s * origin[1]]], dtype=np.float64)
-    crop = cv2.warpAffine(image, m, (side, side), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+    if s < 1.0:  # shrink with area averaging first (a bilinear warp alone would alias)
+        h, w = image.shape[:2]
+        small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        scale = np.array([small.shape[1] / w, small.shape[0] / h])
+    else:
+        small, scale = image, np.ones(2)
+    shift = (origin + 0.5) * scale - 0.5  # cv2.resize maps x to (x + 0.5) * scale - 0.5
+    m = np.array([[1, 0, -shift[0]], [0, 1, -shift[1]]], dtype=np.float64)
+    crop = cv2.warpAffine(small, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    crop_lm = (lm + 0.5) * scale - 0.5 - shift
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:  # pragma: no cover - encoding a uint8 image does not fail
         raise GalleryError("could not encode the face crop")
-    return buf.tobytes(), ((lm - origin) * s).round(3).tolist()
+    return buf.tobytes(), crop_lm.round(3).tolist()
 
 
 def _label(src: Any, i: int) -> str:
@@ -166,18 +177,30 @@ class Gallery:
         if not faces:
             return image, None, None, None, Rejection(label, f"{label}: no face found", "no_face")
         if len(faces) > 1 and pick == "single":
-            return image, None, None, None, Rejection(
-                label,
-                f"{label}: {len(faces)} faces found; an enrolment photo must show only the person "
-                "(crop it, or pass --pick largest)",
-                "multiple_faces",
-                {"faces": len(faces)},
+            return (
+                image,
+                None,
+                None,
+                None,
+                Rejection(
+                    label,
+                    f"{label}: {len(faces)} faces found; an enrolment photo must show only the person "
+                    "(crop it, or pass --pick largest)",
+                    "multiple_faces",
+                    {"faces": len(faces)},
+                ),
             )
         face = pick_face(faces, image.shape, pick, label)  # type: ignore[arg-type]
         chip = pipe.chips(image, [face])[0]
         report = assess(face.landmarks, chip, face.score, policy or self.policy)
         if not report.ok:
-            return image, face, chip, report, Rejection(label, f"{label}: {report.reason}", report.code, report.metrics())
+            return (
+                image,
+                face,
+                chip,
+                report,
+                Rejection(label, f"{label}: {report.reason}", report.code, report.metrics()),
+            )
         return image, face, chip, report, None
 
     def enroll(
@@ -295,7 +318,9 @@ class Gallery:
         return n
 
     # -- identification ---------------------------------------------------------------------
-    def search(self, embeddings: np.ndarray, k: int | None = None, *, model: str | None = None) -> list[list[tuple[int, str, float]]]:
+    def search(
+        self, embeddings: np.ndarray, k: int | None = None, *, model: str | None = None
+    ) -> list[list[tuple[int, str, float]]]:
         """Raw top-``k`` people per embedding: (person id, name, score). ``model`` (if given) is checked."""
         if model is not None:
             self._check_model(model)
@@ -422,7 +447,7 @@ class Gallery:
     def close(self) -> None:
         self.backend.close()
 
-    def __enter__(self) -> "Gallery":
+    def __enter__(self) -> Gallery:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,9 @@ class GalleryBackend(ABC):
         """Store faces for ``name`` (created if new and ``create``). Returns (person, face ids, created)."""
 
     @abstractmethod
-    def add_many(self, items: Sequence[tuple[str, Sequence[FaceRecord]]], model: str, dim: int) -> list[tuple[int, list[int]]]:
+    def add_many(
+        self, items: Sequence[tuple[str, Sequence[FaceRecord]]], model: str, dim: int
+    ) -> list[tuple[int, list[int]]]:
         """Bulk import of (name, faces) pairs; returns (person id, face ids) per item."""
 
     @abstractmethod
@@ -122,7 +125,9 @@ class SqliteBackend(GalleryBackend):
         durable: bool = True,
         hnsw_m: int = 32,
         ef_construction: int = 40,
-        ef_search: int = 128,
+        ef_search: int = 64,
+        ef_retry: int = 1024,
+        retry_margin: float = 0.02,
     ) -> None:
         self.path = Path(path)
         self.store = Store(self.path, durable=durable)
@@ -141,6 +146,8 @@ class SqliteBackend(GalleryBackend):
             hnsw_m=hnsw_m,
             ef_construction=ef_construction,
             ef_search=ef_search,
+            ef_retry=ef_retry,
+            retry_margin=retry_margin,
         )
 
     def model(self) -> tuple[str | None, int | None]:

@@ -10,16 +10,21 @@ Unlike plain connected components it does not chain two people together through 
 ambiguous face. ``method="components"`` is kept for comparison; the benchmark prints both.
 
 Quality is reported as pairwise precision/recall: of all face pairs put in one cluster,
-how many are the same person; of all same-person pairs, how many share a cluster.
+how many are the same person; of all same-person pairs, how many share a cluster. On a
+labelled LFW subset (``benchmarks/bench_gallery.py``: 2,010 faces of 557 people) at the
+FAR 1e-4 threshold, Chinese Whispers gives precision 0.986 / recall 0.991, connected
+components 0.921 / 0.992; at FAR 1e-3, 0.857 / 0.994 against 0.043 / 1.000 (one giant
+chained cluster) - hence ``facegate cluster`` decides at FAR 1e-4 by default.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -199,7 +204,9 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def embed_photos(pipeline: Any, paths: Iterable[Path], progress: bool = True) -> tuple[list[tuple[str, Face]], list[tuple[str, str]]]:
+def embed_photos(
+    pipeline: Any, paths: Iterable[Path], progress: bool = True
+) -> tuple[list[tuple[str, Face]], list[tuple[str, str]]]:
     """Every face of every photo, embedded: ([(path, face)], [(path, reason) for failures])."""
     paths = list(paths)
     faces: list[tuple[str, Face]] = []

@@ -14,7 +14,8 @@ FPIR = 1% is the one number that says how an access gate would do.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -28,14 +28,20 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from facegate.gallery.backend import DEFAULT_RULE, GalleryBackend
-from facegate.gallery.errors import GalleryError, ModelMismatchError, NameTakenError, PersonNotFoundError
+from facegate.gallery.errors import (
+    GalleryError,
+    ModelMismatchError,
+    NameTakenError,
+    PersonNotFoundError,
+)
 from facegate.gallery.index import RULES, normalize
-from facegate.gallery.types import FaceRecord, Person, StoredFace
+from facegate.gallery.types import Person, StoredFace
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,9 @@ class MilvusBackend(GalleryBackend):
         try:
             from pymilvus import MilvusClient
         except ImportError as exc:
-            raise GalleryError("the milvus backend needs pymilvus: pip install pymilvus (and milvus-lite for local files)") from exc
+            raise GalleryError(
+                "the milvus backend needs pymilvus: pip install pymilvus (and milvus-lite for local files)"
+            ) from exc
         self.uri = uri
         token = token or os.environ.get("FACEGATE_MILVUS_TOKEN", "")
         db_name = db_name or os.environ.get("FACEGATE_MILVUS_DB", "")
@@ -174,11 +182,15 @@ class MilvusBackend(GalleryBackend):
     def _row_person(self, r: dict[str, Any], model: str | None) -> Person:
         return Person(int(r["id"]), r["name"], float(r["created"]), float(r["updated"]), int(r["faces"]), model)
 
-    def _find(self, ref: str | int, fields: Sequence[str] = ("id", "name", "created", "updated", "faces")) -> dict[str, Any]:
+    def _find(
+        self, ref: str | int, fields: Sequence[str] = ("id", "name", "created", "updated", "faces")
+    ) -> dict[str, Any]:
         if not self._has_data():
             raise PersonNotFoundError(f"no enrolled person {ref!r}; the gallery is empty")
         if isinstance(ref, str):
-            rows = self.client.query(self.people_c, filter=f"name == {_quote(ref)}", output_fields=list(fields), limit=2)
+            rows = self.client.query(
+                self.people_c, filter=f"name == {_quote(ref)}", output_fields=list(fields), limit=2
+            )
             if rows:
                 return rows[0]
             if not ref.strip().isdigit():
@@ -230,7 +242,16 @@ class MilvusBackend(GalleryBackend):
         template = normalize(vecs.sum(axis=0))
         self.client.upsert(
             self.people_c,
-            [{"id": pid, "name": name, "created": created_at, "updated": now, "faces": len(vecs), "template": template.tolist()}],
+            [
+                {
+                    "id": pid,
+                    "name": name,
+                    "created": created_at,
+                    "updated": now,
+                    "faces": len(vecs),
+                    "template": template.tolist(),
+                }
+            ],
         )
         return Person(pid, name, created_at, now, len(vecs), model), ids, created
 
@@ -266,7 +287,10 @@ class MilvusBackend(GalleryBackend):
             return []
         model = self.model()[0]
         it = self.client.query_iterator(
-            self.people_c, batch_size=1000, filter="id >= 0", output_fields=["id", "name", "created", "updated", "faces"]
+            self.people_c,
+            batch_size=1000,
+            filter="id >= 0",
+            output_fields=["id", "name", "created", "updated", "faces"],
         )
         rows: list[dict[str, Any]] = []
         try:
@@ -292,7 +316,14 @@ class MilvusBackend(GalleryBackend):
             limit=16384,
         )
         out = [
-            StoredFace(int(r["id"]), int(r["person_id"]), r["model"], json.loads(r["quality"] or "{}"), r["source"] or None, float(r["created"]))
+            StoredFace(
+                int(r["id"]),
+                int(r["person_id"]),
+                r["model"],
+                json.loads(r["quality"] or "{}"),
+                r["source"] or None,
+                float(r["created"]),
+            )
             for r in rows
         ]
         return sorted(out, key=lambda f: f.id)
@@ -311,11 +342,21 @@ class MilvusBackend(GalleryBackend):
         data = [v.tolist() for v in q]
         if self.rule == "mean":
             res = self.client.search(
-                self.people_c, data=data, limit=k, anns_field="template", output_fields=["name"], search_params=self.search_params
+                self.people_c,
+                data=data,
+                limit=k,
+                anns_field="template",
+                output_fields=["name"],
+                search_params=self.search_params,
             )
             return [[(int(h["id"]), h["entity"]["name"], float(h["distance"])) for h in hits] for hits in res]
         res = self.client.search(
-            self.faces_c, data=data, limit=k * 4, anns_field="embedding", output_fields=["person_id"], search_params=self.search_params
+            self.faces_c,
+            data=data,
+            limit=k * 4,
+            anns_field="embedding",
+            output_fields=["person_id"],
+            search_params=self.search_params,
         )
         best: list[dict[int, float]] = []
         for hits in res:
@@ -328,7 +369,9 @@ class MilvusBackend(GalleryBackend):
         names: dict[int, str] = {}
         for s in range(0, len(pids), 1000):
             chunk = pids[s : s + 1000]
-            for r in self.client.query(self.people_c, filter=f"id in {chunk}", output_fields=["id", "name"], limit=len(chunk)):
+            for r in self.client.query(
+                self.people_c, filter=f"id in {chunk}", output_fields=["id", "name"], limit=len(chunk)
+            ):
                 names[int(r["id"])] = r["name"]
         return [[(p, names[p], s) for p, s in row.items() if p in names][:k] for row in best]
 
@@ -338,7 +381,9 @@ class MilvusBackend(GalleryBackend):
         if not self._has_data():
             return {"ok": True, "orphan_faces": 0}
         people = {p.id for p in self.people()}
-        it = self.client.query_iterator(self.faces_c, batch_size=1000, filter="id >= 0", output_fields=["id", "person_id"])
+        it = self.client.query_iterator(
+            self.faces_c, batch_size=1000, filter="id >= 0", output_fields=["id", "person_id"]
+        )
         orphans = []
         try:
             while True:
@@ -362,7 +407,9 @@ class MilvusBackend(GalleryBackend):
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()
-        out.update({"uri": self.uri, "collections": [self.meta_c, self.people_c, self.faces_c], "index_type": self.index_type})
+        out.update(
+            {"uri": self.uri, "collections": [self.meta_c, self.people_c, self.faces_c], "index_type": self.index_type}
+        )
         return out
 
     def drop(self) -> None:
@@ -374,5 +421,5 @@ class MilvusBackend(GalleryBackend):
     def close(self) -> None:
         try:
             self.client.close()
-        except Exception:  # pragma: no cover - closing a dead connection
-            pass
+        except Exception as exc:  # pragma: no cover - closing a dead connection
+            log.debug("milvus: close failed: %s", exc)

@@ -45,7 +45,8 @@ class QualityPolicy:
     yaw and pitch have 1st-99th percentiles of about +-0.27 and +-0.33. So the defaults
     refuse a few per cent of LFW's (unfiltered, press-photo) faces and any visibly
     blurred or strongly turned one. ``benchmarks/bench_gallery.py`` prints the share of
-    all LFW photos each check refuses.
+    LFW photos each check refuses: on every 10th photo (1,324), 3.2% in all (pose 2.0%,
+    blur 1.1%, no face 0.15%).
     """
 
     min_eye_distance: float = 24.0  # px between eye centres (dlib chips have 52; below 24 chips are upscaled >2x)
@@ -145,7 +146,9 @@ def assess(landmarks: np.ndarray, chip: np.ndarray, score: float, policy: Qualit
         )
         rep.codes.append("too_small")
     if sharp < policy.min_sharpness:
-        rep.reasons.append(f"face too blurry: sharpness {sharp:.0f}, need {policy.min_sharpness:.0f} (use a sharper photo)")
+        rep.reasons.append(
+            f"face too blurry: sharpness {sharp:.0f}, need {policy.min_sharpness:.0f} (use a sharper photo)"
+        )
         rep.codes.append("blurry")
     if abs(yaw) > policy.max_yaw:
         rep.reasons.append(

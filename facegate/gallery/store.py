@@ -23,14 +23,20 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from facegate.gallery.errors import GalleryError, ModelMismatchError, NameTakenError, PersonNotFoundError
+from facegate.gallery.errors import (
+    GalleryError,
+    ModelMismatchError,
+    NameTakenError,
+    PersonNotFoundError,
+)
 from facegate.gallery.types import FaceRecord, Person, StoredFace
 
 log = logging.getLogger(__name__)
@@ -120,9 +126,7 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self.conn = sqlite3.connect(
-            str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self._enable_wal(timeout)
         self.conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
@@ -135,7 +139,9 @@ class Store:
             try:
                 mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
-                    raise GalleryError(f"{self.path}: cannot use SQLite WAL mode (got {mode!r}); is it on a network share?")
+                    raise GalleryError(
+                        f"{self.path}: cannot use SQLite WAL mode (got {mode!r}); is it on a network share?"
+                    )
                 return
             except sqlite3.OperationalError as exc:  # another process is creating the file
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -302,9 +308,9 @@ class Store:
         if row is None:
             if not create:
                 raise PersonNotFoundError(f"no enrolled person named {name!r} (and creating was not allowed)")
-            pid = int(conn.execute(
-                "INSERT INTO people (name, created, updated) VALUES (?, ?, ?)", (name, now, now)
-            ).lastrowid)
+            pid = int(
+                conn.execute("INSERT INTO people (name, created, updated) VALUES (?, ?, ?)", (name, now, now)).lastrowid
+            )
             created = True
         else:
             pid = int(row[0])
@@ -444,9 +450,11 @@ class Store:
 
     def count_without_crops(self) -> int:
         with self._lock:
-            return int(self.conn.execute(
-                "SELECT COUNT(*) FROM faces f LEFT JOIN face_crops c ON c.face_id = f.id WHERE c.face_id IS NULL"
-            ).fetchone()[0])
+            return int(
+                self.conn.execute(
+                    "SELECT COUNT(*) FROM faces f LEFT JOIN face_crops c ON c.face_id = f.id WHERE c.face_id IS NULL"
+                ).fetchone()[0]
+            )
 
     def stage(self, model: str, dim: int, face_ids: Sequence[int], vecs: np.ndarray) -> None:
         with self.write() as conn:
