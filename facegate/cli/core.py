@@ -10,7 +10,8 @@ from facegate.config import datasets_dir
 from facegate.errors import ModelError, UsageError
 
 
-def _far(text: str) -> float:
+def far_arg(text: str) -> float:
+    """argparse type for --far: a rate strictly between 0 and 1."""
     try:
         v = float(text)
     except ValueError as exc:
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("a", help="first photo")
     p.add_argument("b", help="second photo")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--far", type=_far, help="false-accept rate to decide at: 1e-2, 1e-3 (default), 1e-4, ...")
+    g.add_argument("--far", type=far_arg, help="false-accept rate to decide at: 1e-2, 1e-3 (default), 1e-4, ...")
     g.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
     p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
                    help="which face when a photo has several: single (refuse, default), largest, center")

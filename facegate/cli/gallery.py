@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from facegate.cli.core import far_arg as _far
 from facegate.cli import config_from_args, emit
 from facegate.errors import NoFaceError, UsageError
 
@@ -24,14 +25,6 @@ GALLERY_EXIT_CODES = """gallery exit codes:
   6  the gallery holds another model's embeddings (see 'facegate reembed')"""
 
 
-def _far(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError("a false-accept rate is between 0 and 1, e.g. 1e-3")
-    return v
 
 
 def gallery_options() -> argparse.ArgumentParser:

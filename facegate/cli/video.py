@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facegate.cli.core import far_arg as _far
 from facegate.cli import config_from_args
 from facegate.errors import UsageError
 
@@ -23,14 +24,6 @@ VIDEO_EXIT_CODES = """watch exit codes:
   2  usage error (e.g. --gate without --server/--key, no calibrated FAR: pass --threshold)"""
 
 
-def _far(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError("a false-accept rate is between 0 and 1, e.g. 1e-3")
-    return v
 
 
 def _positive(text: str) -> int:
