@@ -62,6 +62,13 @@ def normalize(vecs: np.ndarray) -> np.ndarray:
     return vecs / np.maximum(np.linalg.norm(vecs, axis=-1, keepdims=True), 1e-12)
 
 
+def _stack_parts(parts: list, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate the (face ids, person ids, vectors) chunks of ``Store.iter_embeddings``."""
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
+
 def person_templates(pids: np.ndarray, vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unique person ids, unit mean embedding of each person's faces)."""
     if len(pids) == 0:
@@ -402,13 +409,7 @@ class IndexManager:
     def _full_build(self, dim: int) -> None:
         t0 = time.perf_counter()
         parts = list(self.store.iter_embeddings(dim))
-        if parts:
-            fids = np.concatenate([p[0] for p in parts])
-            pids = np.concatenate([p[1] for p in parts])
-            vecs = np.concatenate([p[2] for p in parts])
-        else:
-            fids = pids = np.zeros(0, np.int64)
-            vecs = np.zeros((0, dim), np.float32)
+        fids, pids, vecs = _stack_parts(parts, dim)
         del parts
         keys, labels, vecs = self._entries(fids, pids, vecs)
         index = VectorIndex(dim, self._want_kind(len(keys)), **self.hnsw)
@@ -595,13 +596,7 @@ class IndexManager:
                 return {"ok": self.index is None or self.index.n_alive == 0, "entries": 0}
             dim = int(meta["dim"])
             parts = list(self.store.iter_embeddings(dim))
-        if parts:
-            fids = np.concatenate([p[0] for p in parts])
-            pids = np.concatenate([p[1] for p in parts])
-            vecs = np.concatenate([p[2] for p in parts])
-        else:
-            fids = pids = np.zeros(0, np.int64)
-            vecs = np.zeros((0, dim), np.float32)
+        fids, pids, vecs = _stack_parts(parts, dim)
         keys, labels, want = self._entries(fids, pids, vecs)
         idx = self.index
         if idx is None:

@@ -25,7 +25,7 @@ import numpy as np
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.image import load_image
-from facegate.pipeline import pick_face
+from facegate.pipeline import Pipeline, pick_face
 from facegate.service.db import ServiceDB
 from facegate.service.errors import ApiError
 from facegate.service.metrics import Metrics
@@ -61,9 +61,10 @@ class _Locked:
         return locked
 
 
-class GuardedPipeline:
-    """The subset of :class:`Pipeline` the gallery and the service call, with the detector and
-    the embedder each behind its own lock (so one request can embed while the next detects)."""
+class GuardedPipeline(Pipeline):
+    """A :class:`Pipeline` over another pipeline's models, with the detector and the embedder each
+    behind its own lock (so one request can embed while the next detects); every other step
+    (load, chips, faces, face, threshold, ...) is the shared Pipeline code."""
 
     def __init__(self, inner: Any, metrics: Metrics | None = None, config: Config | None = None) -> None:
         self._inner = inner
@@ -99,38 +100,6 @@ class GuardedPipeline:
     @property
     def operating_points(self) -> Any:
         return self._inner.operating_points
-
-    def load(self, src: Any) -> np.ndarray:
-        return load_image(src, self.config)
-
-    def detect(self, src: Any) -> list[Face]:
-        return self.detector.detect(self.load(src))
-
-    def chips(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
-        from facegate.align import norm_crops
-
-        return norm_crops(image, [f.landmarks for f in faces], self.embedder.template)
-
-    def embed_faces(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        if faces:
-            emb = self.embedder.embed(self.chips(image, faces))
-            for face, e in zip(faces, emb):
-                face.embedding = e
-        return faces
-
-    def faces(self, src: Any) -> list[Face]:
-        image = self.load(src)
-        return self.embed_faces(image, self.detector.detect(image))
-
-    def face(self, src: Any, pick: str = "single", name: str | None = None) -> Face:
-        image = self.load(src)
-        chosen = pick_face(self.detector.detect(image), image.shape, pick, name or "image")  # type: ignore[arg-type]
-        return self.embed_faces(image, [chosen])[0]
-
-    def threshold(self) -> tuple[float, float | None]:
-        from facegate.verify import decision_threshold
-
-        return decision_threshold(self.config, self.operating_points)
 
 
 def _area(face: Face) -> float:
