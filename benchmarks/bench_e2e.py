@@ -8,6 +8,7 @@ time, never stored), else from photos shipped by matplotlib and scikit-image.
 
     python benchmarks/bench_e2e.py --photos 40
     python benchmarks/bench_e2e.py --anchor-procs 2   # anchor with one process per core
+    python benchmarks/bench_e2e.py --procs 2 --threads 1 --anchor-procs 2   # both sides one process per core
 
 Prints per-photo times, photos/s, the facegate/anchor ratio, face recall and peak memory.
 Not a test: numbers depend on the machine.
@@ -151,6 +152,7 @@ def main() -> None:
     ap.add_argument("--datasets", type=Path, default=Path(os.environ.get("FACEGATE_DATASETS", "../shared/datasets")))
     ap.add_argument("--threads", type=int, default=2, help="threads for facegate (torch/tflite)")
     ap.add_argument("--anchor-procs", type=int, default=1, help="face_recognition processes (1 per core is its best)")
+    ap.add_argument("--procs", type=int, default=1, help="facegate processes (each with --threads threads)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -160,13 +162,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         meta = make_photos(Path(tmp), args.photos, args.datasets)
         print(f"{args.photos} photos per size, faces 80-220 px, from {'LFW' if (args.datasets / 'lfw').is_dir() else 'package photos'}; "
-              f"facegate threads={args.threads}, face_recognition processes={args.anchor_procs}\n")
+              f"facegate processes={args.procs} x threads={args.threads}, face_recognition processes={args.anchor_procs}\n")
         print(f"{'size':<9} {'side':<17} {'median ms':>9} {'mean ms':>8} {'photos/s':>8} {'recall':>7} {'peak MB':>8}")
         for size in SIZES:
             files = [f for f in meta if f"/{size}/" in f]
             n_true = sum(len(meta[f]) for f in files)
             res = {}
-            for side, procs in (("facegate", 1), ("face_recognition", args.anchor_procs)):
+            for side, procs in (("facegate", args.procs), ("face_recognition", args.anchor_procs)):
                 r = run_side(side, files, args.threads, procs)
                 ts = [r["by_file"][f][0] for f in files]
                 rec = sum(_recall(r["by_file"][f][1], meta[f]) for f in files) / n_true

@@ -119,20 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS after making chips: {_peak_mib():.0f} MiB")
 
     results: dict[str, float] = {}
-    base = Config(flip=False, device=args.device, threads=args.threads)
-    t = time.perf_counter()
-    embedder = DlibResNetEmbedder(base)
-    embedder.load()
-    print(f"facegate: weights from {embedder.loaded_from} in {time.perf_counter() - t:.2f} s, "
-          f"{torch.get_num_threads()} torch threads, device {embedder.device}")
     ours = None
-    for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        embedder.config = base.replace(batch_size=bs)
-        embedder.embed(chips[: min(bs, len(chips))])  # warm-up at this shape
-        seconds = best_time(lambda: embedder.embed(chips), args.repeats)
-        results[f"facegate batch {bs}"] = len(chips) / seconds
-        if ours is None:
-            ours = embedder.embed(chips)
+    for runtime in ("onnxruntime", "torch"):
+        base = Config(flip=False, device=args.device, threads=args.threads, runtime=runtime)
+        t = time.perf_counter()
+        try:
+            embedder = DlibResNetEmbedder(base)
+        except Exception as exc:  # e.g. no CUDA provider in this onnxruntime
+            print(f"facegate {runtime}: skipped ({exc})")
+            continue
+        embedder.load()
+        print(f"facegate {runtime}: weights from {embedder.loaded_from} in {time.perf_counter() - t:.2f} s, "
+              f"{torch.get_num_threads()} torch threads, device {embedder.device}")
+        for bs in [int(b) for b in args.batch_sizes.split(",")]:
+            embedder.config = base.replace(batch_size=bs)
+            embedder.embed(chips[: min(bs, len(chips))])  # warm-up at this shape
+            seconds = best_time(lambda: embedder.embed(chips), args.repeats)
+            results[f"facegate {runtime} batch {bs}"] = len(chips) / seconds
+            if ours is None:
+                ours = embedder.embed(chips)
     print(f"peak RSS after facegate: {_peak_mib():.0f} MiB")
 
     rec = dlib.face_recognition_model_v1(str(verified_path(REGISTRY["dlib_resnet"])))

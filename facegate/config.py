@@ -33,6 +33,7 @@ class Config:
     detector: str = "blazeface"
     embedder: str = "dlib_resnet"
     device: str = "cpu"
+    runtime: str = "auto"  # built-in embedder's engine: auto (onnxruntime on CPU, torch on CUDA), torch, onnxruntime
     batch_size: int = 32
     far: float = 1e-3  # default operating point for verify/identify decisions
     threshold: float | None = None  # explicit cosine threshold overrides ``far``

@@ -14,9 +14,9 @@ dlib = pytest.importorskip("dlib")
 from facegate.align import norm_crop, template  # noqa: E402
 from facegate.config import Config  # noqa: E402
 from facegate.embed import get_embedder  # noqa: E402
-from facegate.embed.dlib_resnet import DlibResNetEmbedder, cache_path, export_onnx  # noqa: E402
+from facegate.embed.dlib_resnet import DlibResNetEmbedder, cache_path, export_onnx, onnx_cache_path  # noqa: E402
 from facegate.embed.onnx import ARCFACE_112, OnnxEmbedder, arcface_template  # noqa: E402
-from facegate.errors import DeviceError, ModelError  # noqa: E402
+from facegate.errors import DeviceError, ModelError, UsageError  # noqa: E402
 from facegate.models.dlib_dat import parse_dlib_dnn, read_dlib_dnn  # noqa: E402
 from facegate.models.registry import REGISTRY, register_onnx_embedder, verified_path  # noqa: E402
 
@@ -73,9 +73,9 @@ def home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("facegate_home")
 
 
-@pytest.fixture(scope="module")
-def embedder(home) -> DlibResNetEmbedder:
-    e = DlibResNetEmbedder(Config(home=home, flip=False))
+@pytest.fixture(scope="module", params=["onnxruntime", "torch"])
+def embedder(home, request) -> DlibResNetEmbedder:
+    e = DlibResNetEmbedder(Config(home=home, flip=False, runtime=request.param))
     e.load()
     return e
 
@@ -158,8 +158,35 @@ def test_export_onnx_matches_torch(home, tmp_path, embedder, chips):
 # --------------------------------------------------------------------------- weight cache
 
 
-def test_cache_is_written_then_used(tmp_path, chips):
+def test_cpu_default_runtime_is_onnxruntime_and_agrees_with_torch(home, chips):
+    ort_e = DlibResNetEmbedder(Config(home=home))
+    torch_e = DlibResNetEmbedder(Config(home=home, runtime="torch"))
+    assert ort_e.runtime == "onnxruntime" and torch_e.runtime == "torch"
+    assert _cos(ort_e._forward(chips), torch_e._forward(chips)).min() >= 0.99999
+    with pytest.raises(UsageError):
+        DlibResNetEmbedder(Config(home=home, runtime="tensorflow"))
+
+
+def test_onnx_cache_is_written_verified_and_rebuilt(tmp_path, chips):
     cfg = Config(home=tmp_path, flip=False)
+    first = DlibResNetEmbedder(cfg)
+    reference = first._forward(chips[:2])
+    assert first.loaded_from == "dat"
+    path = onnx_cache_path(cfg, REGISTRY["dlib_resnet"].sha256)
+    assert path.exists() and path.with_suffix(".json").exists()
+    second = DlibResNetEmbedder(cfg)
+    assert np.array_equal(second._forward(chips[:2]), reference)
+    assert second.loaded_from == "cache"
+    good = path.read_bytes()
+    path.write_bytes(good[:-64] + bytes(64))  # damaged: no longer matches its recorded sha256
+    third = DlibResNetEmbedder(cfg)
+    assert np.allclose(third._forward(chips[:2]), reference, atol=1e-5)
+    assert path.read_bytes() != good[:-64] + bytes(64)  # rewritten
+    assert DlibResNetEmbedder(cfg).load() is not None and DlibResNetEmbedder(cfg)._forward(chips[:1]).shape == (1, 128)
+
+
+def test_cache_is_written_then_used(tmp_path, chips):
+    cfg = Config(home=tmp_path, flip=False, runtime="torch")
     first = DlibResNetEmbedder(cfg)
     a = first._forward(chips[:2])
     assert first.loaded_from == "dat"
@@ -172,7 +199,7 @@ def test_cache_is_written_then_used(tmp_path, chips):
 
 @pytest.mark.parametrize("damage", ["weights", "source_sha", "garbage"])
 def test_untrustworthy_cache_is_rebuilt(tmp_path, chips, damage):
-    cfg = Config(home=tmp_path, flip=False)
+    cfg = Config(home=tmp_path, flip=False, runtime="torch")
     reference = DlibResNetEmbedder(cfg)._forward(chips[:2])
     path = cache_path(cfg, REGISTRY["dlib_resnet"].sha256)
     if damage == "garbage":

@@ -36,6 +36,8 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--detector", choices=DETECTORS, default=argparse.SUPPRESS, help="face detector (default: blazeface)")
     g.add_argument("--embedder", default=argparse.SUPPRESS, help="embedding model name from 'facegate models'")
     g.add_argument("--device", default=argparse.SUPPRESS, help="cpu (default) or cuda[:N]; a missing GPU is an error")
+    g.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default=argparse.SUPPRESS,
+                   help="engine for the built-in embedder (default auto: onnxruntime on CPU, torch on CUDA)")
     g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="faces per network batch (default 32)")
     g.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads (default: all)")
     g.add_argument("--home", default=argparse.SUPPRESS, help="facegate's data/cache folder (default ~/.cache/facegate)")
@@ -50,7 +52,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
     from pathlib import Path
 
     fields: dict[str, Any] = {}
-    for name in ("detector", "embedder", "device", "batch_size", "threads"):
+    for name in ("detector", "embedder", "device", "runtime", "batch_size", "threads"):
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
     if getattr(args, "home", None):

@@ -63,9 +63,11 @@ class Embedder(ABC):
         bs = max(1, self.config.batch_size)
         for start in range(0, n, bs):
             batch = np.ascontiguousarray(chips[start : start + bs])
-            emb = self._forward(batch)
-            if self.config.flip:
-                emb = emb + self._forward(np.ascontiguousarray(batch[:, :, ::-1]))
+            if self.config.flip:  # chips and mirrors in one call: fewer, fuller batches
+                both = self._forward(np.concatenate([batch, batch[:, :, ::-1]]))
+                emb = both[: len(batch)] + both[len(batch) :]
+            else:
+                emb = self._forward(batch)
             out[start : start + len(batch)] = emb
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
