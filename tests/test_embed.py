@@ -14,7 +14,8 @@ dlib = pytest.importorskip("dlib")
 from facegate.align import norm_crop, template  # noqa: E402
 from facegate.config import Config  # noqa: E402
 from facegate.embed import get_embedder  # noqa: E402
-from facegate.embed.dlib_resnet import DlibResNetEmbedder, cache_path, export_onnx, onnx_cache_path  # noqa: E402
+from facegate.embed.dlib_resnet import DlibResNetEmbedder, onnx_cache_path  # noqa: E402
+from facegate.embed.dlib_torch import cache_path, export_onnx  # noqa: E402
 from facegate.embed.onnx import ARCFACE_112, OnnxEmbedder, arcface_template  # noqa: E402
 from facegate.errors import DeviceError, ModelError, UsageError  # noqa: E402
 from facegate.models.dlib_dat import parse_dlib_dnn, read_dlib_dnn  # noqa: E402

@@ -13,10 +13,9 @@ from facegate.errors import DeviceError
 
 def resolve_torch_device(device: str) -> str:
     """Check that the requested torch device exists. A missing GPU is an error, never a CPU run."""
-    import torch
-
     if device == "cpu":
         return "cpu"
+    import torch  # only for a GPU: the CPU default may run without PyTorch loaded
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceError(

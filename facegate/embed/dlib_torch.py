@@ -1,0 +1,302 @@
+"""dlib's face-recognition ResNet (``dlib_face_recognition_resnet_model_v1``) in PyTorch.
+
+The network is dlib's ``anet_type`` from ``dnn_face_recognition_ex.cpp``:
+
+    input 150x150 RGB, (pixel - mean) / 256
+    con 7x7/2 (32, no padding) - affine - relu - max_pool 3x3/2 (no padding)
+    3 x res(32) | res_down(64) 3 x res(64) | res_down(128) 2 x res(128)
+    | res_down(256) 2 x res(256) | res_down(256)
+    avg_pool_everything - fc 128 (no bias)
+
+where ``res(N)`` is ``relu(x + affine(con3x3(relu(affine(con3x3(x))))))`` and
+``res_down(N)`` uses a stride-2 first convolution and adds ``avg_pool 2x2/2`` of ``x``
+instead of ``x``. Details that matter for agreeing with dlib to 1e-4 and that a
+"standard" ResNet gets wrong:
+
+* dlib's default convolution/pooling padding is ``k // 2`` for stride 1 and *zero*
+  for any other stride, so every strided 3x3 convolution, the max pool and the first
+  7x7 convolution are unpadded (feature maps 150 -> 72 -> 35 -> 17 -> 8 -> 4 -> 2);
+* the shortcut of a down-sampling block is just the 2x2 average pool: no 1x1
+  projection. ``add_prev`` adds tensors of different shapes by zero-extending each to
+  the larger one, aligned at channel 0 and the top-left pixel, so the extra channels
+  of the shortcut are zero and, where the pooled shortcut is larger than the strided
+  convolution (8 -> 4 versus 8 -> 3, and 4 -> 2 versus 4 -> 1), the convolution's
+  output sits in the top-left corner of a zero map;
+* each ``affine`` (dlib's frozen batch norm) directly follows a convolution, so it is
+  folded into that convolution's weights and bias when the weights are converted:
+  one operation fewer per layer and the same result up to float rounding.
+
+The weights are parsed from dlib's ``.dat`` (see :mod:`facegate.models.dlib_dat`) on
+first use, then cached as a PyTorch file keyed by the ``.dat``'s sha256, so later runs
+start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facegate.config import Config
+from facegate.errors import ModelError
+from facegate.models.dlib_dat import DatLayer, DatNetwork, read_dlib_dnn
+from facegate.models.registry import REGISTRY, ModelSpec, verified_path
+
+log = logging.getLogger(__name__)
+
+# (channels, residual blocks, whether the stage's first block down-samples), input -> output.
+STAGES: tuple[tuple[int, int, bool], ...] = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
+INPUT_SIZE = 150
+EMBEDDING_DIM = 128
+CACHE_FORMAT = 1  # bump when the module's state-dict layout changes
+
+
+def _dlib_padding(kernel: int, stride: int) -> int:
+    """dlib's default padding for con_ and the pooling layers: same-size only at stride 1."""
+    return kernel // 2 if stride == 1 else 0
+
+
+def dlib_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dlib's ``add_prev``: the sum of two NCHW tensors, each zero-extended to the larger
+    size in every dimension, aligned at channel 0 and the top-left pixel."""
+    if a.shape == b.shape:
+        return a + b
+    c, h, w = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
+
+    def grow(t: torch.Tensor) -> torch.Tensor:
+        return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
+
+    return grow(a) + grow(b)
+
+
+class ResidualBlock(nn.Module):
+    """dlib's ``ares``/``ares_down``; each conv carries its folded ``affine``."""
+
+    def __init__(self, in_channels: int, channels: int, down: bool) -> None:
+        super().__init__()
+        stride = 2 if down else 1
+        self.down = down
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, _dlib_padding(3, stride))
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, _dlib_padding(3, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(x)))
+        skip = F.avg_pool2d(x, 2, 2) if self.down else x
+        return F.relu(dlib_add(y, skip))
+
+
+class DlibResNet(nn.Module):
+    """The network on float NCHW RGB input in 0..255 (any batch size, 150x150), raw 128-d output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Per-channel mean subtracted by dlib's input layer; overwritten from the .dat.
+        self.register_buffer("mean_rgb", torch.zeros(1, 3, 1, 1))
+        self.stem = nn.Conv2d(3, 32, 7, 2, _dlib_padding(7, 2))
+        blocks = []
+        channels = 32
+        for out, count, down in STAGES:
+            for i in range(count):
+                blocks.append(ResidualBlock(channels, out, down and i == 0))
+                channels = out
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(channels, EMBEDDING_DIM, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean_rgb) * (1.0 / 256.0)
+        x = F.relu(self.stem(x))
+        x = F.max_pool2d(x, 3, 2, _dlib_padding(3, 2))
+        x = self.blocks(x)
+        x = x.mean(dim=(2, 3))  # dlib's avg_pool_everything
+        return self.fc(x)
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _expect(layer: DatLayer, kind: str, **attrs: object) -> DatLayer:
+    got = {k: layer.attrs.get(k) for k in attrs}
+    if layer.kind != kind or got != attrs:
+        raise ModelError(
+            f"dlib ResNet file does not have the expected architecture: found {layer.name} {layer.attrs}, "
+            f"expected {kind} {attrs}"
+        )
+    return layer
+
+
+def _fold(con: DatLayer, affine: DatLayer) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv followed by per-channel ``gamma * x + beta`` == one conv with scaled weights.
+    Done in float64 so folding adds no error beyond the final float32 rounding."""
+    if affine.attrs.get("mode") != "conv":
+        raise ModelError(f"dlib ResNet: affine layer in {affine.attrs.get('mode')} mode, expected conv mode")
+    gamma = affine.arrays["gamma"].reshape(-1).astype(np.float64)
+    beta = affine.arrays["beta"].reshape(-1).astype(np.float64)
+    w = con.arrays["weight"].astype(np.float64) * gamma[:, None, None, None]
+    b = con.arrays["bias"].astype(np.float64) * gamma + beta
+    return torch.from_numpy(w.astype(np.float32)), torch.from_numpy(b.astype(np.float32))
+
+
+def state_dict_from_dat(net: DatNetwork) -> dict[str, torch.Tensor]:
+    """Map the parsed dlib layers onto :class:`DlibResNet`, checking every layer's type and
+    settings against the architecture above (the file itself records no topology)."""
+    inp = net.input.attrs
+    if (inp["rows"], inp["cols"]) != (INPUT_SIZE, INPUT_SIZE):
+        raise ModelError(f"dlib ResNet input is {inp['rows']}x{inp['cols']}, expected {INPUT_SIZE}x{INPUT_SIZE}")
+    layers = iter(net.layers)
+
+    def take(kind: str, **attrs: object) -> DatLayer:
+        try:
+            return _expect(next(layers), kind, **attrs)
+        except StopIteration:
+            raise ModelError(f"dlib ResNet file ends early: expected a {kind} layer") from None
+
+    def conv(n: int, k: int, stride: int) -> DatLayer:
+        pad = _dlib_padding(k, stride)
+        return take("con", num_filters=n, nr=k, nc=k, stride_y=stride, stride_x=stride, padding_y=pad, padding_x=pad)
+
+    sd: dict[str, torch.Tensor] = {"mean_rgb": torch.tensor(inp["mean_rgb"], dtype=torch.float32).reshape(1, 3, 1, 1)}
+    sd["stem.weight"], sd["stem.bias"] = _fold(conv(32, 7, 2), take("affine"))
+    take("relu")
+    take("max_pool", nr=3, nc=3, stride_y=2, stride_x=2, padding_y=0, padding_x=0)
+    index = 0
+    for out, count, down in STAGES:
+        for i in range(count):
+            stride = 2 if down and i == 0 else 1
+            prefix = f"blocks.{index}"
+            sd[f"{prefix}.conv1.weight"], sd[f"{prefix}.conv1.bias"] = _fold(conv(out, 3, stride), take("affine"))
+            take("relu")
+            sd[f"{prefix}.conv2.weight"], sd[f"{prefix}.conv2.bias"] = _fold(conv(out, 3, 1), take("affine"))
+            if stride == 2:
+                take("avg_pool", nr=2, nc=2, stride_y=2, stride_x=2, padding_y=0, padding_x=0)
+            take("add_prev")
+            take("relu")
+            index += 1
+    take("avg_pool", nr=0, nc=0)  # avg_pool_everything
+    fc = take("fc", num_outputs=EMBEDDING_DIM, bias_mode="no_bias")
+    sd["fc.weight"] = torch.from_numpy(np.ascontiguousarray(fc.arrays["weight"].T))  # dlib: x @ W
+    leftover = list(layers)
+    if leftover:
+        raise ModelError(f"dlib ResNet file has {len(leftover)} unexpected extra layers")
+    return sd
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _weights_digest(sd: dict[str, torch.Tensor]) -> str:
+    """sha256 over names and raw bytes, so a damaged or edited cache is noticed."""
+    h = hashlib.sha256()
+    for key in sorted(sd):
+        t = sd[key].detach().to("cpu", torch.float32).contiguous()
+        h.update(key.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_path(config: Config, source_sha256: str) -> Path:
+    return config.cache_dir / f"dlib_resnet_v1.{source_sha256[:16]}.pt"
+
+
+def _read_cache(path: Path, source_sha256: str, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """The cached state dict, or None (with the reason logged) if it cannot be trusted."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: rebuild rather than fail
+        log.warning("ignoring unreadable weight cache %s (%s); rebuilding it", path, exc)
+        return None
+    problem = None
+    if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT:
+        problem = "unknown cache format"
+    elif blob.get("source_sha256") != source_sha256:
+        problem = "it was made from a different model file"
+    else:
+        sd = blob.get("state_dict")
+        if not isinstance(sd, dict) or sd.keys() != expected.keys():
+            problem = "its layers do not match the network"
+        elif any(sd[k].shape != expected[k].shape or sd[k].dtype != torch.float32 for k in sd):
+            problem = "its tensor shapes do not match the network"
+        elif _weights_digest(sd) != blob.get("weights_sha256"):
+            problem = "its weights do not match their recorded sha256"
+    if problem:
+        log.warning("ignoring weight cache %s: %s; rebuilding it", path, problem)
+        return None
+    return sd
+
+
+def _write_cache(path: Path, source_sha256: str, sd: dict[str, torch.Tensor]) -> None:
+    """Atomic write (temp file + rename) so concurrent runs never see half a cache."""
+    blob = {"format": CACHE_FORMAT, "source_sha256": source_sha256, "weights_sha256": _weights_digest(sd), "state_dict": sd}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home only costs the conversion next time
+        log.warning("could not write weight cache %s: %s", path, exc)
+
+
+def load_state_dict(config: Config, spec: ModelSpec | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """The network's weights and where they came from (``"cache"`` or ``"dat"``).
+
+    The ``.dat`` is always sha256-verified against the registry first (22 MB, tens of
+    milliseconds); its hash also names and validates the cache.
+    """
+    spec = spec or REGISTRY["dlib_resnet"]
+    source = verified_path(spec)
+    path = cache_path(config, spec.sha256)
+    with torch.device("meta"):  # shapes only: skips the random initialisation
+        expected = DlibResNet().state_dict()
+    if path.exists():
+        sd = _read_cache(path, spec.sha256, expected)
+        if sd is not None:
+            return sd, "cache"
+    sd = state_dict_from_dat(read_dlib_dnn(source))
+    _write_cache(path, spec.sha256, sd)
+    return sd, "dat"
+
+
+def build_model(sd: dict[str, torch.Tensor]) -> DlibResNet:
+    """A :class:`DlibResNet` (eval mode, CPU) holding ``sd``, without a wasted random init."""
+    with torch.device("meta"):
+        model = DlibResNet()
+    model.load_state_dict(sd, assign=True)
+    return model.eval()
+
+
+def export_onnx(path: str | os.PathLike[str], config: Config | None = None, opset: int = 17) -> Path:
+    """Write the network as ONNX: input ``chips`` float32 [N, 3, 150, 150] RGB in 0..255
+    (mean subtraction included), output ``embedding`` [N, 128] raw (not normalised)."""
+    config = config or Config()
+    out = Path(path)
+    export_graph(build_model(load_state_dict(config)[0]), out, opset)
+    return out
+
+
+def export_graph(model: DlibResNet, out: Path, opset: int = 17) -> None:
+    """Trace ``model`` to an ONNX file (batch dimension dynamic)."""
+    dummy = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
+    with warnings.catch_warnings():
+        # The tracer warns that dlib_add's shape checks become constants: they are (only
+        # channels and spatial sizes, fixed for 150x150 input; the batch stays dynamic).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(out),
+            input_names=["chips"],
+            output_names=["embedding"],
+            dynamic_axes={"chips": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript; the graph is static
+        )
