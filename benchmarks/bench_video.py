@@ -6,8 +6,10 @@
 hamilton (640x360, 275 frames): the two reference photos are enrolled in a throw-away gallery
 (in a temporary folder), the clip is watched, and per person the frames in which a track
 carrying their name is on screen are printed, with the number of name switches inside tracks
-and the throughput. street (1920x1080, 105 frames): nobody is enrolled; tracks and
-throughput, and a few annotated frames saved as PNG for a person to look at.
+and the throughput (tracks are named on their template against the template threshold for
+its number of samples, :mod:`facegate.evaluate.templates`). street (1920x1080, 105 frames):
+nobody is enrolled; tracks and throughput, and a few annotated frames saved as PNG for a
+person to look at.
 
 Timing: models are loaded and warmed up on a few frames first; the timed run writes no
 video. frames/s is wall-clock for the whole loop (decode, scene-cut check, detection,
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.config import Config, datasets_dir
+from facegate.evaluate.templates import template_threshold
 from facegate.gallery import open_gallery
 from facegate.pipeline import Pipeline
 from facegate.track.annotate import VideoWriter, draw, save_png
@@ -115,7 +118,8 @@ def hamilton(root: Path, config: Config, args: argparse.Namespace, far: float, o
             annotate = out / f"hamilton_far{far:g}.mp4" if args.annotate else None
             r = run_clip(pipe, g, clip, options, png_frames={10, 100, 240} if args.pngs else set(), out=out,
                          prefix=f"hamilton_far{far:g}_", annotate=annotate)
-            threshold, _ = g.threshold()
+            threshold, far_used = g.threshold()
+    tt = template_threshold(cfg.embedder, threshold, far_used)
     res = r["result"]
     per_person: dict[str, list[int]] = defaultdict(list)
     for f, views in r["views"].items():
@@ -135,6 +139,7 @@ def hamilton(root: Path, config: Config, args: argparse.Namespace, far: float, o
         "clip": "hamilton",
         "far": far,
         "threshold": threshold,
+        "template_threshold": {f"{k:g}": t for k, t in zip(tt.ks, tt.thresholds)},
         "frames": res.frames,
         "fps": r["fps"],
         "cpu_ms_per_frame": r["cpu_ms_per_frame"],
@@ -213,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         for far in args.far or [1e-3]:
             h = hamilton(root, config, args, far, args.out)
             report["runs"].append(h)
-            print(f"\n## hamilton (640x360, {h['frames']} frames), FAR {far:g} (threshold {h['threshold']:.4f})")
+            print(f"\n## hamilton (640x360, {h['frames']} frames), FAR {far:g} (threshold {h['threshold']:.4f} per frame; "
+                  f"for a track's template of n samples: "
+                  + ", ".join(f"{t:.4f} at n={k}" for k, t in list(h["template_threshold"].items())[:4]) + ", ...)")
             print(f"frames/s {h['fps']:.1f} | CPU ms/frame {h['cpu_ms_per_frame']:.1f} | load avg before/after {h['load'][0]} / {h['load'][1]}")
             print(f"tracks {h['tracks']} | name switches within tracks {h['name_switches']} | revisions {h['revisions']} | "
                   f"detector calls {h['detector_calls']} | embeddings {h['embeddings']}")

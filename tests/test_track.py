@@ -283,3 +283,114 @@ def test_event_order_checker():
     assert ev["score"] is None and ev["box"] == [1.2346, 2.0] and ev["wall"].endswith("+00:00")
     with pytest.raises(ValueError):
         make_event("bogus", 0, 0.0)
+
+
+# -- template thresholds -------------------------------------------------------------------------
+def test_effective_samples_follow_the_weights(people):
+    rng = np.random.default_rng(6)
+    idn = TrackIdentity(THR)
+    assert idn.effective_samples == 0.0 and idn.decision_threshold == THR
+    feed(idn, people[0], people, rng, 4, weight=0.5)
+    assert idn.effective_samples == pytest.approx(4.0)  # equal weights: every sample counts
+    lopsided = TrackIdentity(THR)
+    feed(lopsided, people[0], people, rng, 1, weight=1.0)
+    feed(lopsided, people[0], people, rng, 4, weight=0.01)
+    assert 1.0 < lopsided.effective_samples < 1.1  # poor samples barely add to one good one
+
+
+def test_template_threshold_decides_and_is_reported(people):
+    rng = np.random.default_rng(7)
+
+    def grows(n):  # a stricter bar for larger templates, as calibrated on LFW
+        return THR + 0.05 * min(n - 1, 4) / 4
+
+    strict = TrackIdentity(THR, VotePolicy(min_samples=3), template_threshold=grows)
+    plain = TrackIdentity(THR, VotePolicy(min_samples=3))
+    for idn in (strict, plain):
+        for _ in range(3):  # three votes for Ada, no decision yet; the verdict comes from the template scores below
+            e = sample(people[0], rng)
+            idn.add(e, 1.0, candidates(e, people))
+    assert strict.decision_threshold == pytest.approx(THR + 0.05 * 2 / 4)
+    between = [(0, "Ada", THR + 0.01), (1, "Bob", 0.1)]  # above one photo's threshold, below the template's
+    assert strict.decide(between).label == UNKNOWN
+    d = plain.decide(between)
+    assert d.label == "Ada" and d.threshold == THR and d.effective_samples == pytest.approx(3.0)
+    d = strict.decide([(0, "Ada", THR + 0.04), (1, "Bob", 0.1)])
+    assert d.label == "Ada" and d.threshold == pytest.approx(THR + 0.025) and strict.revisions == 1
+    # the exit band is measured from the template threshold as well
+    assert strict.decide([(0, "Ada", THR + 0.025 - 0.01), (1, "Bob", 0.1)]) is None and strict.label == "Ada"
+    assert strict.decide([(0, "Ada", THR + 0.025 - 0.03), (1, "Bob", 0.1)]).label == UNKNOWN
+
+
+def test_template_threshold_interpolates_from_the_single_photo_threshold():
+    from facegate.evaluate.templates import TemplatePoint, TemplateThreshold
+
+    pts = [TemplatePoint(k=k, far=f, threshold=t, tar=None, templates=1, people=1, impostor_pairs=1)
+           for k, f, t in [(2, 1e-3, 0.80), (4, 1e-3, 0.84), (8, 1e-3, 0.83), (2, 1e-2, 0.70)]]
+    tt = TemplateThreshold.from_points(0.75, 1e-3, pts)
+    assert tt.ks == (1.0, 2.0, 4.0, 8.0)
+    assert tt(1) == 0.75 and tt(0.5) == 0.75 and tt(1.5) == pytest.approx(0.775) and tt(3) == pytest.approx(0.82)
+    assert tt(8) == tt(50) == 0.84  # never lower for more samples (sampling noise in the table), flat beyond it
+    assert TemplateThreshold.from_points(0.75, 1e-4, pts) is None
+    const = TemplateThreshold.constant(0.6)
+    assert const(1) == const(7.5) == 0.6
+
+
+def test_template_threshold_for_explicit_and_uncalibrated_settings(caplog):
+    from facegate.evaluate.templates import template_threshold
+
+    assert template_threshold("dlib_resnet", 0.5, None)(9) == 0.5  # the user's explicit threshold is kept
+    with caplog.at_level("WARNING"):
+        tt = template_threshold("no-such-model", 0.9, 1e-3)
+    assert tt(9) == 0.9 and "single-photo threshold" in caplog.text
+
+
+def test_shipped_template_points_are_consistent():
+    from facegate.evaluate.templates import load_template_points, template_threshold
+    from facegate.verify import load_operating_points
+
+    pts = load_template_points("dlib_resnet")
+    single = {p.far: p.threshold for p in load_operating_points("dlib_resnet")}
+    assert {p.far for p in pts} == {1e-1, 1e-2, 1e-3, 1e-4} and {p.k for p in pts} >= {2, 4, 8, 16}
+    for far in {p.far for p in pts}:
+        at = sorted((p for p in pts if p.far == far), key=lambda p: p.k)
+        assert all(p.threshold > single[far] for p in at)  # a mean of faces needs a higher bar
+        assert all(p.impostor_pairs * far >= 100 for p in at)
+        tt = template_threshold("dlib_resnet", single[far], far)
+        assert tt(1) == single[far] and np.all(np.diff([tt(n) for n in range(1, 20)]) >= 0)
+    stricter = [next(p.threshold for p in pts if p.far == f and p.k == 4) for f in (1e-1, 1e-2, 1e-3, 1e-4)]
+    assert stricter == sorted(stricter)  # lower FAR, higher threshold
+
+
+def _synthetic_faces(n_people, per_person, seed, common=2.0, person=1.0, noise=0.8, dim=32):
+    """Unit embeddings with a shared direction, a per-person offset and per-photo noise (like a face model's)."""
+    rng = np.random.default_rng(seed)
+    base = common * _unit(rng.standard_normal(dim))
+    centres = person * rng.standard_normal((n_people, dim)) / np.sqrt(dim)
+    labels = np.repeat(np.arange(n_people), per_person)
+    emb = base + centres[labels] + noise * rng.standard_normal((len(labels), dim)) / np.sqrt(dim)
+    return _unit(emb).astype(np.float32), labels
+
+
+def test_calibrate_templates_measures_the_rise_of_impostor_scores():
+    from facegate.evaluate.templates import calibrate_templates, make_templates
+    from facegate.verify import calibrate
+
+    emb, labels = _synthetic_faces(120, 9, seed=0)
+    temps, owners, members = make_templates(emb, labels, 3, 2, np.random.default_rng(0))
+    assert len(temps) == 240 and all(len(set(labels[m])) == 1 and labels[m[0]] == o for m, o in zip(members, owners))
+    assert not set(members[0]) & set(members[1])  # a person's templates are disjoint groups
+    pts = calibrate_templates(emb, labels, ks=(2, 4, 8), fars=(1e-2, 1e-3), per_person=2, seed=0)
+    single = {p.far: p.threshold for p in calibrate(emb, labels, "synthetic", (1e-2, 1e-3))}
+    for far in (1e-2, 1e-3):
+        thr = [p.threshold for p in sorted((p for p in pts if p.far == far), key=lambda p: p.k)]
+        assert single[far] < thr[0] < thr[-1]  # averaging raises impostor scores: a higher bar, higher with k
+    # the threshold is the quantile of the impostor pairs it was computed from
+    p = next(p for p in pts if p.k == 4 and p.far == 1e-2)
+    rng = np.random.default_rng(0)  # redraw the same groups: k=4 is the second k drawn from the seed's generator
+    make_templates(emb, labels, 2, 2, rng)
+    temps, owners, _ = make_templates(emb, labels, 4, 2, rng)
+    s = temps @ emb.T
+    imp = s[owners[:, None] != labels[None, :]]
+    assert imp.size == p.impostor_pairs and int((imp > p.threshold).sum()) == int(np.floor(1e-2 * imp.size))
+    assert 0.0 < p.tar <= 1.0

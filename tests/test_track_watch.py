@@ -168,6 +168,9 @@ def test_watch_names_tracks_and_writes_ordered_jsonl(gallery, tmp_path):
     named = {e["track"]: e["name"] for e in events if e["event"] == IDENTIFIED}
     assert named == {1: "Ada", 2: "unknown", 3: "Ada"}
     assert all(not e["switch"] for e in events if e["event"] == IDENTIFIED)
+    # an explicit threshold (FAR unknown) is the template threshold too, and the event says so
+    assert all(e["threshold"] == 0.7 and e["far"] is None and e["effective_samples"] >= 2.5
+               for e in events if e["event"] == IDENTIFIED)
     # per track: start < identified < left, with timestamps that match the frames
     for tid in (1, 2, 3):
         mine = [e for e in events if e.get("track") == tid]

@@ -14,7 +14,9 @@ Per frame, in order:
    frames until it has ``warmup_samples`` samples, then every ``recheck_every`` frames; all
    due tracks share one embedder batch and one gallery search;
 6. **vote** (:mod:`.identity`): a change of name is an ``identified`` event; the first one
-   also triggers the gate request in gate mode (:mod:`.gate`).
+   also triggers the gate request in gate mode (:mod:`.gate`). The track's template (a mean of
+   its samples) is held to the template threshold for its effective number of samples at
+   the configured FAR (:mod:`facegate.evaluate.templates`), which the event reports.
 
 Embedding is the expensive step (tens of ms per face on a CPU), detection the next; both are
 done far less often than once per face per frame, which is what makes real time possible on
@@ -34,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.config import Config
+from facegate.evaluate.templates import template_threshold
 from facegate.track import events as ev
 from facegate.track.annotate import TrackView
 from facegate.track.gate import GateDispatcher, GateRequest
@@ -231,6 +234,14 @@ class Watcher:
         self.on_frame = on_frame
         cfg: Config = pipeline.config
         self.threshold, self.far = gallery.threshold()  # fails early without a calibrated FAR
+        # Tracks are named on a mean of several embeddings, which needs a higher threshold than
+        # one photo for the same FAR (facegate.evaluate.templates).
+        self.template_threshold = template_threshold(cfg.embedder, self.threshold, self.far)
+        log.info(
+            "naming threshold %.4f per sample; for a track's template %s (FAR %s)", self.threshold,
+            ", ".join(f"{t:.4f} at {k:g}" for k, t in zip(self.template_threshold.ks, self.template_threshold.thresholds)),
+            "unknown" if self.far is None else f"{self.far:g}",
+        )
         self.model = model_id(pipeline)
         stored = gallery.model()
         if stored is not None and stored != self.model:
@@ -258,7 +269,10 @@ class Watcher:
     def _state(self, t: Track, frame: Frame) -> _State:
         st = t.data.get("state")
         if st is None:
-            st = _State(identity=TrackIdentity(self.threshold, self.opt.vote), first_t=frame.t, last_t=frame.t)
+            st = _State(
+                identity=TrackIdentity(self.threshold, self.opt.vote, template_threshold=self.template_threshold),
+                first_t=frame.t, last_t=frame.t,
+            )
             t.data["state"] = st
         return st
 
@@ -469,8 +483,8 @@ class Watcher:
             st.labels.append((idx, d.label))
             self._emit(
                 ev.IDENTIFIED, frame, track=t.id, name=d.label, person_id=d.person_id, score=d.score,
-                share=round(d.share, 3), samples=d.samples, previous=d.previous, switch=d.switch,
-                threshold=self.threshold, far=self.far,
+                share=round(d.share, 3), samples=d.samples, effective_samples=round(d.effective_samples, 2),
+                previous=d.previous, switch=d.switch, threshold=round(d.threshold, 4), far=self.far,
                 candidates=[{"name": n, "score": round(s, 4)} for _p, n, s in d.candidates[:3]],
             )
             if d.switch:
