@@ -12,8 +12,9 @@ the neighbouring window holds the whole face), and the rest are merged with Medi
 weighted NMS.
 
 BlazeFace's six keypoints (eyes, nose tip, mouth, ear tragions) are not dlib's five
-landmarks, so the boxes are mapped to dlib-like boxes (``BOX_ADJUST["blazeface"]``) and
-dlib's 5-point predictor places the landmarks. ``Face.box`` is that dlib-like box, the
+landmarks, and its boxes are loose, so each box is tightened by two passes of MTCNN's
+O-Net (``config.refine_boxes``, :mod:`facegate.detect.refine`; otherwise mapped with
+``BOX_ADJUST["blazeface"]``) and dlib's 5-point predictor places the landmarks. ``Face.box`` is that dlib-like box, the
 same framing the HOG detector reports; the model's own box and keypoints are kept in
 ``Face.extra["detector_box"]`` and ``Face.extra["keypoints"]``.
 
@@ -285,12 +286,21 @@ class BlazeFaceDetector(Detector):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.landmarker = DlibLandmarker(config)
+        self._refiner = None
         self._interp = None
         self._batch = 0
         self._anchors: np.ndarray | None = None
         self._lock = threading.Lock()
 
     # -- model -------------------------------------------------------------------------
+    @property
+    def refiner(self):  # -> OnetRefiner, built on first use
+        if self._refiner is None:
+            from facegate.detect.refine import OnetRefiner  # local: refine imports this module
+
+            self._refiner = OnetRefiner(self.config)
+        return self._refiner
+
     def _load(self):
         if self._interp is None:
             from ai_edge_litert.interpreter import Interpreter  # local: heavy import
@@ -432,9 +442,13 @@ class BlazeFaceDetector(Detector):
         if len(boxes) == 0:
             return []
         dlib_boxes = adjust_boxes(boxes, self.name)
+        refined = np.zeros(len(boxes), dtype=bool)
+        if self.config.refine_boxes:
+            onet_boxes, _prob, refined = self.refiner.refine(image, boxes)
+            dlib_boxes[refined] = onet_boxes[refined]
         sizes = np.sqrt((dlib_boxes[:, 2] - dlib_boxes[:, 0]) * (dlib_boxes[:, 3] - dlib_boxes[:, 1]))
         keep = sizes >= self.config.min_face_size
-        boxes, scores, kps, dlib_boxes = boxes[keep], scores[keep], kps[keep], dlib_boxes[keep]
+        boxes, scores, kps, dlib_boxes, refined = boxes[keep], scores[keep], kps[keep], dlib_boxes[keep], refined[keep]
         order = np.argsort(-scores, kind="stable")
         landmarks = self.landmarker.fit(image, dlib_boxes[order])
         faces = []
@@ -445,7 +459,7 @@ class BlazeFaceDetector(Detector):
                     landmarks=landmarks[j],
                     score=float(scores[i]),
                     detector=self.name,
-                    extra={"detector_box": boxes[i].copy(), "keypoints": kps[i].copy()},
+                    extra={"detector_box": boxes[i].copy(), "keypoints": kps[i].copy(), "refined": bool(refined[i])},
                 )
             )
         return faces

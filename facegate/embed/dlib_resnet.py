@@ -8,11 +8,7 @@ the CPU default starts without loading PyTorch at all.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -27,7 +23,6 @@ log = logging.getLogger(__name__)
 
 INPUT_SIZE = 150
 EMBEDDING_DIM = 128
-ONNX_CACHE_FORMAT = 1  # bump when the exported graph changes
 
 
 class DlibResNetEmbedder(Embedder):
@@ -122,55 +117,21 @@ def onnx_cache_path(config: Config, source_sha256: str) -> Path:
     return config.cache_dir / f"dlib_resnet_v1.{source_sha256[:16]}.onnx"
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def onnx_model(config: Config, spec: ModelSpec | None = None) -> tuple[Path, str]:
-    """The network as a cached ONNX file and whether the .dat had to be converted (``"dat"``) or not.
+    """The network as a cached ONNX file (see :mod:`facegate.models.onnx_cache`) and whether
+    the ``.dat`` had to be converted (``"dat"``) or not (``"cache"``)."""
+    from facegate.models.onnx_cache import cached_onnx
 
-    The file is trusted only if a sidecar JSON records the ``.dat``'s sha256 it came from
-    and the file's own sha256, and the file still has that hash; otherwise it is rebuilt
-    from the (itself verified) PyTorch weights. Written atomically, so concurrent first
-    runs at worst both export.
-    """
     spec = spec or REGISTRY["dlib_resnet"]
     verified_path(spec)  # the source must be intact whatever the cache says
-    path = onnx_cache_path(config, spec.sha256)
-    meta_path = path.with_suffix(".json")
-    if path.exists() and meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-            ok = meta.get("format") == ONNX_CACHE_FORMAT and meta.get("source_sha256") == spec.sha256
-            if ok and meta.get("onnx_sha256") == _file_sha256(path):
-                return path, "cache"
-            log.warning("ignoring ONNX cache %s: it does not match its recorded sha256; rebuilding it", path)
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring ONNX cache %s (%s); rebuilding it", path, exc)
-    from facegate.embed.dlib_torch import build_model, export_graph, load_state_dict
+    source = "cache"
 
-    sd, source = load_state_dict(config, spec)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        export_graph(build_model(sd), Path(tmp))
-        digest = _file_sha256(Path(tmp))
-        os.replace(tmp, path)
-        meta = {"format": ONNX_CACHE_FORMAT, "source_sha256": spec.sha256, "onnx_sha256": digest}
-        fd, tmp_meta = tempfile.mkstemp(dir=path.parent, prefix=meta_path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f)
-        os.replace(tmp_meta, meta_path)
-    except OSError as exc:  # a read-only home: export to a temporary folder instead
-        log.warning("could not write ONNX cache %s: %s; using a temporary copy", path, exc)
-        tmpdir = Path(tempfile.mkdtemp(prefix="facegate-onnx-"))
-        path = tmpdir / "dlib_resnet_v1.onnx"
-        export_graph(build_model(sd), path)
+    def export(dest: Path) -> None:
+        nonlocal source
+        from facegate.embed.dlib_torch import build_model, export_graph, load_state_dict
+
+        sd, source = load_state_dict(config, spec)
+        export_graph(build_model(sd), dest)
+
+    path, _ = cached_onnx(onnx_cache_path(config, spec.sha256), spec.sha256, export)
     return path, source
-
-

@@ -1,0 +1,54 @@
+"""O-Net box refinement of BlazeFace's boxes (facegate.detect.refine)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facegate.config import Config
+from facegate.detect import get_detector
+from facegate.detect.blazeface import iou_matrix
+from facegate.detect.refine import OnetRefiner
+from facegate.models.registry import REGISTRY
+
+
+@pytest.fixture(scope="module")
+def cfg(home) -> Config:
+    return Config(home=home, threads=1)
+
+
+@pytest.mark.parametrize("which", ["hopper", "astronaut"])
+def test_refined_boxes_agree_with_full_mtcnn(cfg, which, request):
+    """Two O-Net passes on BlazeFace's box land where MTCNN's own cascade puts the face,
+    and dlib's landmarks from the refined box agree with those from MTCNN's box."""
+    image = request.getfixturevalue(which)
+    refined = get_detector(cfg).detect(image)
+    mtcnn = get_detector(cfg.replace(detector="mtcnn")).detect(image)
+    assert len(refined) == 1 and len(mtcnn) == 1
+    assert refined[0].extra["refined"] is True
+    assert iou_matrix(refined[0].box, mtcnn[0].box)[0, 0] > 0.85
+    eye = np.linalg.norm(mtcnn[0].landmarks[0] - mtcnn[0].landmarks[2])
+    assert np.linalg.norm(refined[0].landmarks - mtcnn[0].landmarks, axis=1).max() < 0.05 * eye
+
+
+def test_refinement_can_be_switched_off(cfg, hopper):
+    plain = get_detector(cfg.replace(refine_boxes=False)).detect(hopper)[0]
+    refined = get_detector(cfg).detect(hopper)[0]
+    assert plain.extra["refined"] is False
+    assert not np.allclose(plain.box, refined.box)  # the option really changes the box
+    assert iou_matrix(plain.box, refined.box)[0, 0] > 0.6  # ...but not the face
+
+
+def test_refiner_edge_cases_and_cache(cfg, hopper):
+    r = OnetRefiner(cfg)
+    boxes, prob, ok = r.refine(hopper, np.zeros((0, 4)))
+    assert boxes.shape == (0, 4) and prob.shape == (0,) and ok.shape == (0,)
+    # A box on a blank corner: O-Net cannot pull it onto a face far away, so it is not trusted
+    # or stays put; a box on the face is trusted with a high probability.
+    face = get_detector(cfg).detect(hopper)[0].extra["detector_box"]
+    boxes, prob, ok = r.refine(hopper, np.array([face, [0, 0, 40, 40]]))
+    assert ok[0] and prob[0] > 0.9
+    assert prob[1] < 0.5
+    spec = REGISTRY["mtcnn_onet"]
+    cached = cfg.cache_dir / f"mtcnn_onet.{spec.sha256[:16]}.onnx"
+    assert cached.exists() and cached.with_suffix(".json").exists()
