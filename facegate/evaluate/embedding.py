@@ -25,7 +25,7 @@ from facegate.types import Face
 log = logging.getLogger(__name__)
 
 # Bump when anything that changes embeddings for the same config changes (alignment, preprocessing).
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 # Outcomes recorded per image.
 FOUND = "found"  # exactly one face
@@ -63,6 +63,7 @@ def _signature(config: Config, pick: str) -> str:
         "flip": config.flip,
         "min_face": config.min_face_size,
         "det_thr": config.detection_threshold,
+        "refine": config.refine_boxes and config.detector == "blazeface",
         "pick": pick,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
