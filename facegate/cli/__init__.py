@@ -43,6 +43,8 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--home", default=argparse.SUPPRESS, help="facegate's data/cache folder (default ~/.cache/facegate)")
     g.add_argument("--gallery", default=argparse.SUPPRESS, help="gallery SQLite file (default <home>/gallery.sqlite)")
     g.add_argument("--no-flip", action="store_true", default=argparse.SUPPRESS, help="do not average with the mirror image")
+    g.add_argument("--no-refine", action="store_true", default=argparse.SUPPRESS,
+                   help="BlazeFace: skip the O-Net box refinement before landmarks (faster, less accurate)")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
     g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging; -vv for debug")
     return p
@@ -61,6 +63,8 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
         fields["gallery"] = Path(args.gallery)
     if getattr(args, "no_flip", False):
         fields["flip"] = False
+    if getattr(args, "no_refine", False):
+        fields["refine_boxes"] = False
     if getattr(args, "far", None) is not None:
         fields["far"] = args.far
     if getattr(args, "threshold", None) is not None:
