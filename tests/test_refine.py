@@ -52,3 +52,10 @@ def test_refiner_edge_cases_and_cache(cfg, hopper):
     spec = REGISTRY["mtcnn_onet"]
     cached = cfg.cache_dir / f"mtcnn_onet.{spec.sha256[:16]}.onnx"
     assert cached.exists() and cached.with_suffix(".json").exists()
+
+
+def test_torch_runtime_gives_the_same_boxes(cfg, hopper):
+    face = get_detector(cfg).detect(hopper)[0].extra["detector_box"][None]
+    a = OnetRefiner(cfg).refine(hopper, face)
+    b = OnetRefiner(cfg.replace(runtime="torch")).refine(hopper, face)
+    assert np.allclose(a[0], b[0], atol=0.05) and np.allclose(a[1], b[1], atol=1e-4)

@@ -10,7 +10,7 @@ two O-Net passes (see the README; ``facegate eval lfw`` reproduces it).
 
 The network comes from facenet-pytorch's ``onet.pt`` (sha256-verified); it is exported once
 to ONNX (cached with its sha256, see :mod:`facegate.models.onnx_cache`) and runs on ONNX
-Runtime with the providers of ``config.device``.
+Runtime on the CPU; on CUDA (or with ``runtime="torch"``) the PyTorch module runs instead.
 """
 
 from __future__ import annotations
@@ -78,25 +78,59 @@ class OnetRefiner:
     """Tightens detector boxes with O-Net; returns dlib-like boxes for the landmark predictor."""
 
     def __init__(self, config: Config) -> None:
-        from facegate.embed.onnx import _providers
+        from facegate.embed.base import resolve_torch_device
+        from facegate.embed.dlib_resnet import resolve_runtime
 
         self.config = config
-        self.providers = _providers(config.device)  # a missing GPU provider fails now
+        self.device = resolve_torch_device(config.device)  # a missing GPU fails now
+        # The embedder's rule: ONNX Runtime on the CPU, PyTorch on CUDA, unless config.runtime says otherwise.
+        self.runtime = resolve_runtime(config.runtime, self.device)
+        if self.runtime == "onnxruntime":
+            from facegate.embed.onnx import _providers
+
+            self.providers = _providers(self.device)
         self._session = None
         self._lock = threading.Lock()
 
     def _load(self):
         with self._lock:
             if self._session is None:
-                from facegate.embed.onnx import _session
-                from facegate.models.onnx_cache import cached_onnx
+                if self.runtime == "torch":
+                    self._session = self._torch_onet()
+                else:
+                    from facegate.embed.onnx import _session
+                    from facegate.models.onnx_cache import cached_onnx
 
-                spec = REGISTRY["mtcnn_onet"]
-                verified_path(spec)
-                path, _ = cached_onnx(self.config.cache_dir / f"mtcnn_onet.{spec.sha256[:16]}.onnx", spec.sha256, _export_onet)
-                # One thread: for a 48x48 net, a thread pool's hand-offs cost more than they save (0.5 vs 1.5 ms).
-                self._session = _session(path, self.providers, 1)
+                    spec = REGISTRY["mtcnn_onet"]
+                    verified_path(spec)
+                    path, _ = cached_onnx(
+                        self.config.cache_dir / f"mtcnn_onet.{spec.sha256[:16]}.onnx", spec.sha256, _export_onet
+                    )
+                    # One thread: for a 48x48 net a thread pool's hand-offs cost more than they save (0.5 vs 1.5 ms).
+                    self._session = _session(path, self.providers, 1)
             return self._session
+
+    def _torch_onet(self):
+        import torch
+
+        from facegate.detect.mtcnn import _build_networks
+
+        onet = _build_networks()[2]
+        onet.load_state_dict(torch.load(verified_path(REGISTRY["mtcnn_onet"]), map_location="cpu", weights_only=True))
+        onet = onet.to(self.device).eval()
+
+        def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            with torch.inference_mode():
+                out = onet(torch.from_numpy(x).to(self.device))
+            return tuple(t.float().cpu().numpy() for t in out)  # type: ignore[return-value]
+
+        return run
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        engine = self._load()
+        if self.runtime == "torch":
+            return engine(x)
+        return tuple(engine.run(None, {"crops": x}))  # type: ignore[return-value]
 
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For detector boxes (N, 4) in an HxWx3 uint8 RGB image: dlib-like boxes (N, 4) from
@@ -109,14 +143,13 @@ class OnetRefiner:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)
-        session = self._load()
         current = _square(boxes)
         prob = np.zeros(len(boxes), np.float32)
         refined = boxes
         for _ in range(PASSES):
             crops = _float_crops(image, current)
             x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
-            prob, offsets, _points = session.run(None, {"crops": x})
+            prob, offsets, _points = self._forward(x)
             refined = _regress(current, offsets.astype(np.float64))
             current = _square(refined)
         ok = iou_matrix(refined, boxes).diagonal() >= MIN_IOU
