@@ -60,22 +60,32 @@ class StoredFace:
 
 @dataclass(frozen=True)
 class Match:
-    """A candidate identity for a probe face: ``same`` says whether ``score`` clears the threshold."""
+    """A candidate identity for a probe face: ``same`` says whether ``score`` clears ``threshold``,
+    the bar for this person (higher for a mean template of several photos, see ``Gallery``)."""
 
     person_id: int
     name: str
     score: float
     same: bool
+    threshold: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"person_id": self.person_id, "name": self.name, "score": round(self.score, 6), "same": self.same}
+        return {
+            "person_id": self.person_id,
+            "name": self.name,
+            "score": round(self.score, 6),
+            "same": self.same,
+            "threshold": round(self.threshold, 6),
+        }
 
 
 @dataclass
 class Identification:
     """The answer for one probe face: ranked candidates and the decision at the threshold.
 
-    ``identity`` is the top candidate when it clears the threshold, else ``None`` ("unknown").
+    ``identity`` is the top candidate when it clears its threshold, else ``None`` ("unknown").
+    ``threshold`` is the single-photo threshold at ``far``; each candidate carries the bar it
+    was held to (the same, or higher for a template of several photos).
     """
 
     face: Face | None

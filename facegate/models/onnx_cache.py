@@ -10,7 +10,6 @@ atomic (temp file + rename), so concurrent first runs at worst both export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,17 +17,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from facegate.models.registry import sha256_file
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the sidecar's layout changes
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _trusted(path: Path, source_sha256: str) -> bool:
@@ -38,7 +31,7 @@ def _trusted(path: Path, source_sha256: str) -> bool:
     try:
         meta = json.loads(meta_path.read_text())
         ok = meta.get("format") == FORMAT and meta.get("source_sha256") == source_sha256
-        if ok and meta.get("onnx_sha256") == file_sha256(path):
+        if ok and meta.get("onnx_sha256") == sha256_file(path):
             return True
         log.warning("ignoring ONNX cache %s: it does not match its recorded sha256; rebuilding it", path)
     except (OSError, ValueError) as exc:
@@ -59,7 +52,7 @@ def cached_onnx(path: Path, source_sha256: str, export: Callable[[Path], None]) 
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         os.close(fd)
         export(Path(tmp))
-        digest = file_sha256(Path(tmp))
+        digest = sha256_file(Path(tmp))
         os.replace(tmp, path)
         fd, tmp_meta = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".json", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
