@@ -4,7 +4,8 @@ Everything a gallery knows lives here (people, faces, embeddings, the model that
 them, quality metrics, crops for re-embedding, timestamps). The vector index is only an
 accelerator rebuilt or caught up from this file, so its loss costs time, never data.
 
-Durability and concurrency come from SQLite itself rather than from code of ours:
+Durability and concurrency come from SQLite itself rather than from code of ours (the
+connection, WAL, transactions and migrations are :class:`facegate.sqlite_db.SqliteDatabase`'s):
 
 * WAL journal with ``synchronous=FULL``: a transaction is on disk when COMMIT returns,
   so anything acknowledged to a caller survives ``kill -9`` (and power loss).
@@ -21,11 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from facegate.gallery.errors import (
     PersonNotFoundError,
 )
 from facegate.gallery.types import FaceRecord, Person, StoredFace
+from facegate.sqlite_db import SqliteDatabase, apply_migrations
 
 log = logging.getLogger(__name__)
 
@@ -46,63 +45,12 @@ _IN_CHUNK = 500  # ids per "IN (...)" list: well under SQLite's variable limit
 
 def migrations() -> list[tuple[int, str, str]]:
     """(number, file name, SQL) of the shipped migrations, in order."""
-    folder = resources.files("facegate.gallery").joinpath("migrations")
-    out = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:3].isdigit():
-            out.append((int(name[:3]), name, entry.read_text()))
-    out.sort()
-    numbers = [n for n, _, _ in out]
-    if numbers != list(range(1, len(out) + 1)):
-        raise GalleryError(f"gallery migrations are not numbered 1..N: {numbers}")
-    return out
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (executescript would commit our transaction)."""
-    out, buf = [], ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                out.append(buf.strip())
-            buf = ""
-    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
-        raise GalleryError("incomplete SQL statement at the end of a migration")
-    return out
+    return Store.migrations()
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations, each in its own IMMEDIATE transaction, and return the version.
-
-    ``PRAGMA user_version`` records the last applied migration; re-reading it under the
-    write lock makes concurrent first opens from several processes safe.
-    """
-    steps = migrations()
-    latest = steps[-1][0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > latest:
-        raise GalleryError(
-            f"gallery schema version {version} is newer than this facegate knows ({latest}); upgrade facegate"
-        )
-    for number, name, sql in steps:
-        if number <= version:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            if current < number:
-                for stmt in _statements(sql):
-                    conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version = {number}")
-                log.info("gallery: applied migration %s", name)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        version = number
-    return version
+    """Apply pending gallery migrations to ``conn`` and return the version (see :func:`apply_migrations`)."""
+    return apply_migrations(conn, migrations(), label=Store.label, error=GalleryError, logger=log)
 
 
 def to_blob(vec: np.ndarray) -> bytes:
@@ -115,65 +63,19 @@ def from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
 
 
-class Store:
+class Store(SqliteDatabase):
     """One connection to a gallery file. Thread-safe (one lock); use one Store per process.
 
     ``durable=False`` (``synchronous=NORMAL``) is for bulk benchmarks only: in WAL mode it
     still survives a killed process, but not a power cut.
     """
 
+    migrations_package = "facegate.gallery"
+    label = "gallery"
+    error = GalleryError
+
     def __init__(self, path: str | Path, *, timeout: float = 60.0, durable: bool = True) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
-        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._enable_wal(timeout)
-        self.conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self.version = migrate(self.conn)
-
-    def _enable_wal(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise GalleryError(
-                        f"{self.path}: cannot use SQLite WAL mode (got {mode!r}); is it on a network share?"
-                    )
-                return
-            except sqlite3.OperationalError as exc:  # another process is creating the file
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def close(self) -> None:
-        with self._lock:
-            self.conn.close()
-
-    # -- transactions ---------------------------------------------------------------------
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """An IMMEDIATE transaction: holds the write lock from the start, commits on success."""
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query inside sees one consistent snapshot (WAL)."""
-        with self._lock:
-            self.conn.execute("BEGIN")
-            try:
-                yield self.conn
-            finally:
-                self.conn.execute("COMMIT")
+        super().__init__(path, timeout=timeout, durable=durable)
 
     # -- meta -----------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:

@@ -2,9 +2,10 @@
 
 A separate SQLite file from the gallery (``gallery.service.sqlite`` beside ``gallery.sqlite``):
 the gallery is a library usable without the service and owns its schema and migrations;
-keys and events are the service's. Same durability rules as the gallery store: WAL,
-``synchronous=FULL`` (an acknowledged event survives a crash), ``BEGIN IMMEDIATE`` for
-writes, numbered migrations in ``facegate/service/migrations`` recorded in ``PRAGMA user_version``.
+keys and events are the service's. Same durability rules as the gallery store, from the same
+:class:`facegate.sqlite_db.SqliteDatabase`: WAL, ``synchronous=FULL`` (an acknowledged event
+survives a crash), ``BEGIN IMMEDIATE`` for writes, numbered migrations in
+``facegate/service/migrations`` recorded in ``PRAGMA user_version``; and ``secure_delete``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from facegate.errors import FacegateError
+from facegate.sqlite_db import SqliteDatabase
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +32,7 @@ class ServiceDBError(FacegateError):
 
 def migrations() -> list[tuple[int, str, str]]:
     """(number, file name, SQL) of the shipped service migrations, in order, numbered 1..N."""
-    folder = resources.files("facegate.service").joinpath("migrations")
-    out = sorted(
-        (int(e.name[:3]), e.name, e.read_text())
-        for e in folder.iterdir()
-        if e.name.endswith(".sql") and e.name[:3].isdigit()
-    )
-    if [n for n, _, _ in out] != list(range(1, len(out) + 1)):
-        raise ServiceDBError(f"service migrations are not numbered 1..N: {[n for n, _, _ in out]}")
-    return out
-
-
-def _statements(sql: str) -> list[str]:
-    out, buf = [], ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                out.append(buf.strip())
-            buf = ""
-    return out
+    return ServiceDB.migrations()
 
 
 EVENT_COLUMNS = (
@@ -61,67 +41,19 @@ EVENT_COLUMNS = (
 )
 
 
-class ServiceDB:
+class ServiceDB(SqliteDatabase):
     """One connection to the service database, shared by the threads of one process (one lock)."""
 
+    migrations_package = "facegate.service"
+    label = "service database"
+    error = ServiceDBError
+
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise ServiceDBError(f"{self.path}: cannot use SQLite WAL mode (got {mode!r})")
-            self.conn.execute("PRAGMA synchronous = FULL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self.conn.execute("PRAGMA secure_delete = ON")  # erased face images are overwritten, not left in free pages
-            self.version = self._migrate()
+            # secure_delete: erased face images are overwritten, not left in free pages
+            super().__init__(path, timeout=timeout, pragmas={"secure_delete": "ON"})
         except sqlite3.Error as exc:
             raise ServiceDBError(f"{self.path}: cannot open the service database ({exc})") from exc
-
-    def _migrate(self) -> int:
-        steps = migrations()
-        latest = steps[-1][0]
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > latest:
-            raise ServiceDBError(f"service database version {version} is newer than this facegate knows ({latest})")
-        for number, name, sql in steps:
-            if number <= version:
-                continue
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self.conn.execute("PRAGMA user_version").fetchone()[0] < number:
-                    for stmt in _statements(sql):
-                        self.conn.execute(stmt)
-                    self.conn.execute(f"PRAGMA user_version = {number}")
-                    log.info("service db: applied migration %s", name)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            version = number
-        return version
-
-    def close(self) -> None:
-        with self._lock:
-            self.conn.close()
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        with self._lock:
-            return self.conn.execute(sql, params).fetchall()
 
     def ping(self) -> bool:
         try:
