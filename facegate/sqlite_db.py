@@ -203,3 +203,18 @@ class SqliteDatabase:
         """All rows of one statement, run under the lock."""
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
+
+    def pragma(self, name: str, value: str | int) -> None:
+        """Set a pragma on this connection after opening (e.g. ``secure_delete`` for a service
+        that must not leave erased rows in free pages)."""
+        with self._lock:
+            self.conn.execute(f"PRAGMA {name} = {value}")
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file and truncate it, so erased pages leave no copy behind.
+        Best effort: a reader in another process may hold the WAL; that is logged, not raised."""
+        try:
+            with self._lock:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            logging.getLogger(type(self).__module__).info("%s: checkpoint skipped (%s)", self.label, exc)

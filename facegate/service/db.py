@@ -162,14 +162,6 @@ class ServiceDB(SqliteDatabase):
             self.checkpoint()
         return int(n)
 
-    def checkpoint(self) -> None:
-        """Fold the WAL into the main file and truncate it, so erased pages leave no copy behind."""
-        try:
-            with self._lock:
-                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:  # best effort: a reader elsewhere may hold the WAL
-            log.info("service db: checkpoint skipped (%s)", exc)
-
     def counts(self) -> dict[str, int]:
         rows = self.query("SELECT kind, COUNT(*) FROM events GROUP BY kind")
         return {k: int(n) for k, n in rows}

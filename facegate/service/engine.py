@@ -143,8 +143,7 @@ class Engine:
         self.warm_error: str | None = None
         store = getattr(gallery.backend, "store", None)
         if store is not None:  # freed pages are zeroed, so erased faces do not linger in the file
-            with store._lock:
-                store.conn.execute("PRAGMA secure_delete = ON")
+            store.pragma("secure_delete", "ON")
 
     # -- readiness -----------------------------------------------------------------------------
     def warmup(self) -> None:
@@ -381,11 +380,7 @@ class Engine:
                 log.warning("could not scrub the index after deleting person %d: %s", pid, exc)
         store = getattr(backend, "store", None)
         if store is not None:
-            try:
-                with store._lock:
-                    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except Exception as exc:
-                log.info("gallery checkpoint after delete skipped: %s", exc)
+            store.checkpoint()
         return out
 
     def thumbnail(self, pid: int, fid: int) -> bytes:
