@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         save_template_points(str(args.write), config.embedder, points, {
             "dataset": "LFW deep-funneled: k-photo templates against every photo of other people",
             "detector": config.detector, "flip": config.flip, "pick": "center",
-            "refine_boxes": config.refine_boxes and config.detector == "blazeface", "photos": int(ok.sum()),
+            "refine_boxes": config.box_refinement, "photos": int(ok.sum()),
             "people": len(set(labels_ok)), "skipped_no_face_or_unreadable": int((~ok).sum()),
             "per_person": args.per_person, "seed": args.seed, "ks": list(TEMPLATE_KS), "fars": list(TEMPLATE_FARS),
         })

@@ -57,6 +57,12 @@ class Config:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
+    def box_refinement(self) -> bool:
+        """Whether detection tightens boxes with O-Net (``refine_boxes`` applies to BlazeFace only);
+        recorded with evaluations and calibrations, and part of the embedding cache key."""
+        return self.refine_boxes and self.detector == "blazeface"
+
+    @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 

@@ -279,7 +279,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cfg = pipe.config
         save_operating_points(str(args.write), cfg.embedder, points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
-                               "refine_boxes": cfg.refine_boxes and cfg.detector == "blazeface", **summary})
+                               "refine_boxes": cfg.box_refinement, **summary})
 
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "

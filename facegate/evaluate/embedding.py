@@ -63,7 +63,7 @@ def _signature(config: Config, pick: str) -> str:
         "flip": config.flip,
         "min_face": config.min_face_size,
         "det_thr": config.detection_threshold,
-        "refine": config.refine_boxes and config.detector == "blazeface",
+        "refine": config.box_refinement,
         "pick": pick,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

@@ -162,7 +162,7 @@ def evaluate_lfw(
             "detector": cfg.detector,
             "embedder": cfg.embedder,
             "flip": cfg.flip,
-            "refine_boxes": cfg.refine_boxes and cfg.detector == "blazeface",
+            "refine_boxes": cfg.box_refinement,
             "pick": "center (face nearest the image centre when several are found)",
             "no_face_fallback": list(fallback),
             "data": str(root),
