@@ -156,6 +156,14 @@ def _build_networks() -> tuple[Any, Any, Any]:
     return PNet(), RNet(), ONet()
 
 
+def load_weights(net: Any, key: str) -> Any:
+    """Load the registry's sha256-verified weight file ``key`` (e.g. ``"mtcnn_onet"``) into ``net``."""
+    import torch
+
+    net.load_state_dict(torch.load(verified_path(REGISTRY[key]), map_location="cpu", weights_only=True))
+    return net
+
+
 # --------------------------------------------------------------------------- box helpers
 
 
@@ -336,9 +344,7 @@ class MtcnnDetector(Detector):
                 torch.set_num_threads(self.config.threads)
             nets = _build_networks()
             for net, key in zip(nets, ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")):
-                path = verified_path(REGISTRY[key])
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                net.load_state_dict(state)
+                load_weights(net, key)
                 # channels-last: 2-3x faster on CPU, mostly in max-pooling (torch 2.13)
                 net.to(device, memory_format=torch.channels_last).eval()
             self._device = device

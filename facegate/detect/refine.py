@@ -33,28 +33,16 @@ MIN_IOU = 0.3  # a refined box overlapping the detector's box less than this is 
 _MEAN, _SCALE = 127.5, 0.0078125  # MTCNN's pixel normalisation
 
 
+def _onet_module():  # -> torch ONet with its verified weights, eval mode, on the CPU
+    from facegate.detect.mtcnn import _build_networks, load_weights
+
+    return load_weights(_build_networks()[2], "mtcnn_onet").eval()
+
+
 def _export_onet(dest: Path) -> None:
-    import warnings
+    from facegate.models.onnx_cache import export_torch
 
-    import torch
-
-    from facegate.detect.mtcnn import _build_networks
-
-    onet = _build_networks()[2]
-    onet.load_state_dict(torch.load(verified_path(REGISTRY["mtcnn_onet"]), map_location="cpu", weights_only=True))
-    onet.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            onet,
-            (torch.zeros(1, 3, 48, 48),),
-            str(dest),
-            input_names=["crops"],
-            output_names=["prob", "offsets", "points"],
-            dynamic_axes={"crops": {0: "batch"}, "prob": {0: "batch"}, "offsets": {0: "batch"}, "points": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    export_torch(_onet_module(), (1, 3, 48, 48), dest, "crops", ["prob", "offsets", "points"])
 
 
 def _float_crops(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -78,17 +66,12 @@ class OnetRefiner:
     """Tightens detector boxes with O-Net; returns dlib-like boxes for the landmark predictor."""
 
     def __init__(self, config: Config) -> None:
-        from facegate.embed.base import resolve_torch_device
-        from facegate.embed.dlib_resnet import resolve_runtime
+        from facegate.embed.base import resolve_engine
 
         self.config = config
-        self.device = resolve_torch_device(config.device)  # a missing GPU fails now
-        # The embedder's rule: ONNX Runtime on the CPU, PyTorch on CUDA, unless config.runtime says otherwise.
-        self.runtime = resolve_runtime(config.runtime, self.device)
-        if self.runtime == "onnxruntime":
-            from facegate.embed.onnx import _providers
-
-            self.providers = _providers(self.device)
+        # The embedder's rule: ONNX Runtime on the CPU, PyTorch on CUDA, unless config.runtime
+        # says otherwise; a missing GPU fails now.
+        self.device, self.runtime, self.providers = resolve_engine(config)
         self._session = None
         self._lock = threading.Lock()
 
@@ -113,11 +96,7 @@ class OnetRefiner:
     def _torch_onet(self):
         import torch
 
-        from facegate.detect.mtcnn import _build_networks
-
-        onet = _build_networks()[2]
-        onet.load_state_dict(torch.load(verified_path(REGISTRY["mtcnn_onet"]), map_location="cpu", weights_only=True))
-        onet = onet.to(self.device).eval()
+        onet = _onet_module().to(self.device)
 
         def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             with torch.inference_mode():

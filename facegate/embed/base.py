@@ -8,7 +8,7 @@ import numpy as np
 
 from facegate.align import Template, template
 from facegate.config import Config
-from facegate.errors import DeviceError
+from facegate.errors import DeviceError, UsageError
 
 
 def resolve_torch_device(device: str) -> str:
@@ -27,6 +27,30 @@ def resolve_torch_device(device: str) -> str:
             raise DeviceError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s) present)")
         return device
     raise DeviceError(f"unknown device {device!r}; use 'cpu' or 'cuda[:N]'")
+
+
+def resolve_runtime(runtime: str, device: str) -> str:
+    """``auto`` is ONNX Runtime on the CPU (faster there) and PyTorch on CUDA (fp16 available)."""
+    if runtime == "auto":
+        return "onnxruntime" if device == "cpu" else "torch"
+    if runtime not in ("torch", "onnxruntime"):
+        raise UsageError(f"unknown runtime {runtime!r}; use auto, torch or onnxruntime")
+    return runtime
+
+
+def resolve_engine(config: Config) -> tuple[str, str, list | None]:
+    """(torch device, runtime, ONNX Runtime providers or None) for facegate's own networks.
+
+    Checked when a model object is made, not at its first input: a missing GPU, or an
+    onnxruntime without the CUDA provider, fails at once with :class:`DeviceError`.
+    """
+    device = resolve_torch_device(config.device)
+    runtime = resolve_runtime(config.runtime, device)
+    if runtime != "onnxruntime":
+        return device, runtime, None
+    from facegate.embed.onnx import _providers
+
+    return device, runtime, _providers(device)
 
 
 class Embedder(ABC):

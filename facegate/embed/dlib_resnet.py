@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facegate.config import Config
-from facegate.embed.base import Embedder, resolve_torch_device
+from facegate.embed.base import Embedder, resolve_engine
 from facegate.errors import DeviceError, UsageError
 from facegate.models.registry import REGISTRY, ModelSpec, verified_path
 
@@ -44,16 +44,11 @@ class DlibResNetEmbedder(Embedder):
 
     def __init__(self, config: Config, half: bool = False) -> None:
         super().__init__(config)
-        self.device = resolve_torch_device(config.device)  # fails now, not at the first face
-        self.runtime = resolve_runtime(config.runtime, self.device)
+        self.device, self.runtime, self.providers = resolve_engine(config)  # fails now, not at the first face
         if half and not self.device.startswith("cuda"):
             raise DeviceError("half precision (fp16) is only supported on a CUDA device")
         if half and self.runtime != "torch":
             raise UsageError("half precision (fp16) runs on the torch runtime; pass runtime='torch'")
-        if self.runtime == "onnxruntime":
-            from facegate.embed.onnx import _providers
-
-            self.providers = _providers(self.device)  # a missing CUDA provider fails now
         self.half = half
         self.loaded_from: str | None = None  # "cache" or "dat" once loaded: were the .dat weights converted?
         self._model = None  # torch runtime: a DlibResNet module
@@ -102,15 +97,6 @@ class DlibResNetEmbedder(Embedder):
             x = x.permute(0, 3, 1, 2).to(torch.float16 if self.half else torch.float32)  # NCHW view, NHWC memory
             out = engine(x)
         return out.float().cpu().numpy()
-
-
-def resolve_runtime(runtime: str, device: str) -> str:
-    """``auto`` is ONNX Runtime on the CPU (faster there) and PyTorch on CUDA (fp16 available)."""
-    if runtime == "auto":
-        return "onnxruntime" if device == "cpu" else "torch"
-    if runtime not in ("torch", "onnxruntime"):
-        raise UsageError(f"unknown runtime {runtime!r}; use auto, torch or onnxruntime")
-    return runtime
 
 
 def onnx_cache_path(config: Config, source_sha256: str) -> Path:

@@ -37,7 +37,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +47,7 @@ from torch import nn
 from facegate.config import Config
 from facegate.errors import ModelError
 from facegate.models.dlib_dat import DatLayer, DatNetwork, read_dlib_dnn
+from facegate.models.onnx_cache import export_torch
 from facegate.models.registry import REGISTRY, ModelSpec, verified_path
 
 log = logging.getLogger(__name__)
@@ -283,20 +283,5 @@ def export_onnx(path: str | os.PathLike[str], config: Config | None = None, opse
 
 
 def export_graph(model: DlibResNet, out: Path, opset: int = 17) -> None:
-    """Trace ``model`` to an ONNX file (batch dimension dynamic)."""
-    dummy = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
-    with warnings.catch_warnings():
-        # The tracer warns that dlib_add's shape checks become constants: they are (only
-        # channels and spatial sizes, fixed for 150x150 input; the batch stays dynamic).
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(out),
-            input_names=["chips"],
-            output_names=["embedding"],
-            dynamic_axes={"chips": {0: "batch"}, "embedding": {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,  # the TorchScript exporter needs no onnxscript; the graph is static
-        )
+    """Trace ``model`` to an ONNX file: input ``chips`` [N, 3, 150, 150], output ``embedding`` [N, 128]."""
+    export_torch(model, (1, 3, INPUT_SIZE, INPUT_SIZE), out, "chips", ["embedding"], opset)

@@ -16,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from facegate.models.registry import sha256_file
 
@@ -64,3 +65,31 @@ def cached_onnx(path: Path, source_sha256: str, export: Callable[[Path], None]) 
         out = Path(tempfile.mkdtemp(prefix="facegate-onnx-")) / path.name
         export(out)
         return out, True
+
+
+def export_torch(
+    model: Any, input_shape: tuple[int, ...], dest: Path, input_name: str, output_names: list[str], opset: int = 17
+) -> None:
+    """Trace a PyTorch ``model`` to an ONNX file at ``dest`` with a dynamic batch dimension.
+
+    The tracer's warnings are silenced: the shape checks it turns into constants are on
+    channels and spatial sizes, fixed for these networks' inputs; only the batch varies.
+    """
+    import warnings
+
+    import torch
+
+    names = [input_name, *output_names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model.eval(),
+            (torch.zeros(*input_shape),),
+            str(dest),
+            input_names=[input_name],
+            output_names=output_names,
+            dynamic_axes={n: {0: "batch"} for n in names},
+            opset_version=opset,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript; the graphs are static
+        )
