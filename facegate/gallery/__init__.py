@@ -340,7 +340,7 @@ class Gallery:
 
         ``threshold`` defaults to :meth:`threshold` (config threshold or calibrated FAR).
         Under the ``mean`` rule and a calibrated FAR, a person enrolled with several faces is
-        held to the *template* threshold for that many photos (:meth:`bar`), so that the FAR
+        held to the *template* threshold for that many photos (:meth:`_bars`), so that the FAR
         stays what it says; an explicit threshold (``far`` None) applies to everyone as given.
         """
         if threshold is None:
@@ -351,31 +351,36 @@ class Gallery:
         else:
             hits = self.search(emb, k, model=model)
         bar = self._bars(threshold, far)
-        faces_of: dict[int, int] = {}
         out = []
         for i, row in enumerate(hits):
             cands = []
             for pid, name, s in row:
-                if pid not in faces_of:
-                    faces_of[pid] = self._face_count(pid)
-                t = bar(faces_of[pid])
+                t = bar(pid)
                 cands.append(Match(pid, name, float(s), bool(s > t), t))
             out.append(Identification(face=faces[i] if faces else None, candidates=cands, threshold=threshold, far=far))
         return out
 
     def _bars(self, threshold: float, far: float | None):  # -> Callable[[int], float]
-        """The threshold for a person with n enrolled faces (see :meth:`identify_embeddings`).
+        """The threshold for a person id (see :meth:`identify_embeddings`).
 
         A mean template of n photos scores higher against *everybody* than one photo does:
         on LFW the single-photo threshold at FAR 1e-3 lets through 2.6e-3 of impostor photos
         against 2-photo templates and 5.3e-3 against 8-photo ones (``facegate.evaluate.templates``).
+        Face counts are looked up only when the bar depends on them, once per person per call.
         """
         if far is None or self.rule != "mean":
-            return lambda n: float(threshold)
+            return lambda pid: float(threshold)
         from facegate.evaluate.templates import template_threshold
 
         tt = template_threshold(self.config.embedder, float(threshold), far)
-        return lambda n: tt(max(1, n))
+        bars: dict[int, float] = {}
+
+        def bar(pid: int) -> float:
+            if pid not in bars:
+                bars[pid] = tt(max(1, self._face_count(pid)))
+            return bars[pid]
+
+        return bar
 
     def _face_count(self, pid: int) -> int:
         try:
