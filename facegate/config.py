@@ -34,6 +34,7 @@ class Config:
     embedder: str = "dlib_resnet"
     device: str = "cpu"
     runtime: str = "auto"  # built-in embedder's engine: auto (onnxruntime on CPU, torch on CUDA), torch, onnxruntime
+    fp16: bool = False  # built-in embedder in half precision; CUDA + torch runtime only (LFW delta in benchmarks/RESULTS.md)
     batch_size: int = 32
     far: float = 1e-3  # default operating point for verify/identify decisions
     threshold: float | None = None  # explicit cosine threshold overrides ``far``

@@ -145,6 +145,15 @@ def test_missing_cuda_is_an_error_not_a_cpu_run(home):
         get_embedder(Config(home=home, device="cuda"))
     with pytest.raises(DeviceError):
         DlibResNetEmbedder(Config(home=home), half=True)  # fp16 is CUDA-only
+    with pytest.raises(DeviceError):
+        get_embedder(Config(home=home, fp16=True))  # the config switch reaches the same check
+
+
+def test_fp16_has_its_own_embedding_cache_key(home):
+    from facegate.evaluate.embedding import _signature
+
+    base = Config(home=home)
+    assert _signature(base, "center") != _signature(base.replace(fp16=True), "center")
 
 
 def test_export_onnx_matches_torch(home, tmp_path, embedder, chips):

@@ -38,6 +38,8 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--device", default=argparse.SUPPRESS, help="cpu (default) or cuda[:N]; a missing GPU is an error")
     g.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default=argparse.SUPPRESS,
                    help="engine for the built-in embedder (default auto: onnxruntime on CPU, torch on CUDA)")
+    g.add_argument("--fp16", action="store_true", default=argparse.SUPPRESS,
+                   help="embed in half precision (CUDA, torch runtime; LFW delta in benchmarks/RESULTS.md)")
     g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="faces per network batch (default 32)")
     g.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads (default: all)")
     g.add_argument("--home", default=argparse.SUPPRESS, help="facegate's data/cache folder (default ~/.cache/facegate)")
@@ -65,6 +67,8 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
         fields["flip"] = False
     if getattr(args, "no_refine", False):
         fields["refine_boxes"] = False
+    if getattr(args, "fp16", False):
+        fields["fp16"] = True
     if getattr(args, "far", None) is not None:
         fields["far"] = args.far
     if getattr(args, "threshold", None) is not None:

@@ -13,7 +13,11 @@ def get_embedder(config: Config) -> Embedder:
     if spec.name == "dlib_resnet":
         from facegate.embed.dlib_resnet import DlibResNetEmbedder
 
-        return DlibResNetEmbedder(config)
+        return DlibResNetEmbedder(config, half=config.fp16)
+    if config.fp16:
+        from facegate.errors import UsageError
+
+        raise UsageError(f"fp16 is offered for the built-in dlib_resnet embedder only, not {spec.name!r}")
     if spec.package == "user":
         from facegate.embed.onnx import OnnxEmbedder
 

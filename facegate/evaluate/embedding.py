@@ -66,6 +66,8 @@ def _signature(config: Config, pick: str) -> str:
         "refine": config.box_refinement,
         "pick": pick,
     }
+    if config.fp16:  # only when set, so fp32 caches keep their keys
+        key["fp16"] = True
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

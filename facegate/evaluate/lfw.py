@@ -162,6 +162,8 @@ def evaluate_lfw(
             "detector": cfg.detector,
             "embedder": cfg.embedder,
             "flip": cfg.flip,
+            "device": cfg.device,
+            "fp16": cfg.fp16,
             "refine_boxes": cfg.box_refinement,
             "pick": "center (face nearest the image centre when several are found)",
             "no_face_fallback": list(fallback),
