@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from facegate.config import Config
+from facegate.config import Config, available_cpus
 from facegate.errors import FacegateError, UsageError
 from facegate.image import IMAGE_SUFFIXES, load_image
 
@@ -53,10 +53,7 @@ Decoded = tuple[str, "np.ndarray | None", "tuple[str, str] | None"]
 
 def default_workers() -> int:
     """Decode processes when none are asked for: the CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return available_cpus()
 
 
 def iter_image_files(inputs: Iterable[str | Path]) -> Iterator[Path]:

@@ -64,12 +64,26 @@ class Config:
         return self.refine_boxes and self.detector == "blazeface"
 
     @property
+    def cpu_threads(self) -> int:
+        """``threads``, or when that is 0 the CPUs this process may use. Libraries whose own
+        default is one thread (the TFLite interpreter) are given this number explicitly."""
+        return self.threads if self.threads > 0 else available_cpus()
+
+    @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
     @property
     def gallery_path(self) -> Path:
         return self.gallery if self.gallery is not None else self.home / "gallery.sqlite"
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use (its affinity mask on Linux, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def datasets_dir() -> Path:

@@ -150,6 +150,28 @@ def test_batch_matches_single(detector, astronaut, hopper) -> None:
             assert abs(f.score - g.score) < 1e-3
 
 
+def test_pyramid_on_device_matches_host(detector, astronaut, hopper) -> None:
+    """On a GPU the P-Net pyramid is resized by torch (area averaging) instead of OpenCV's
+    INTER_AREA; forced here on the CPU, that path must find the same faces."""
+    import cv2
+
+    canvas = np.full((720, 1280, 3), 120, np.uint8)
+    for img, side, x, y in ((astronaut, 150, 40, 60), (hopper, 260, 400, 300), (astronaut, 420, 820, 200)):
+        canvas[y : y + side, x : x + side] = cv2.resize(img[:400, 100:500], (side, side), interpolation=cv2.INTER_AREA)
+    images = [astronaut, hopper, canvas]
+    on_device = MtcnnDetector(Config(detector="mtcnn", threads=2))
+    on_device.pyramid_on_device = True
+    host, dev = detector.detect_batch(images), on_device.detect_batch(images)
+    assert [len(r) for r in host] == [1, 1, 3]
+    assert [len(r) for r in dev] == [len(r) for r in host]
+    for hs, ds in zip(host, dev):
+        for h in hs:
+            d = max(ds, key=lambda f: _iou(f.box, h.box))
+            assert _iou(d.box, h.box) > 0.8  # candidates differ a little; the final boxes barely
+            side = h.box[2] - h.box[0]
+            assert np.abs(d.landmarks - h.landmarks).max() < 0.05 * side
+
+
 def test_nms_union_and_min() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], float)
     scores = np.array([0.9, 0.8, 0.7, 0.95])

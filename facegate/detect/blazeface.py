@@ -308,8 +308,8 @@ class BlazeFaceDetector(Detector):
             from facegate.models.registry import REGISTRY, verified_path
 
             path = verified_path(REGISTRY["blazeface_full_range"])
-            threads = self.config.threads if self.config.threads > 0 else None
-            interp = Interpreter(model_path=str(path), num_threads=threads)
+            # The interpreter's own default is one thread, not "all cores" as threads=0 means here.
+            interp = Interpreter(model_path=str(path), num_threads=self.config.cpu_threads)
             interp.allocate_tensors()
             inp = interp.get_input_details()[0]
             if tuple(inp["shape"][1:]) != (INPUT_SIZE, INPUT_SIZE, 3):

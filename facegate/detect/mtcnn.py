@@ -47,6 +47,7 @@ RNET_NMS = 0.7  # IoU
 ONET_NMS = 0.7  # intersection over the smaller box ("Min"), as in the reference code
 _PIXEL_MEAN = 127.5
 _PIXEL_SCALE = 0.0078125
+_GPU_PYRAMID_CHUNK = 32  # images whose pyramid is built on the GPU at once (about 350 MB at 1280x720)
 _CROP_BATCH = 128  # R-Net/O-Net crops per forward pass (larger batches were slower on CPU)
 
 # MTCNN box -> the box dlib's HOG detector draws on the same face, for dlib's 5-point
@@ -328,6 +329,9 @@ class MtcnnDetector(Detector):
         self._device: str | None = None
         self.landmarker = DlibLandmarker(config)
         self._lock = threading.Lock()
+        # Build the P-Net pyramid on the torch device (None: on a GPU only). Tests set True
+        # to run that path on the CPU.
+        self.pyramid_on_device: bool | None = None
 
     # ---------------------------------------------------------------- loading
 
@@ -415,23 +419,19 @@ class MtcnnDetector(Detector):
         groups: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(images):
             groups.setdefault(img.shape[:2], []).append(i)
-        for (h, w), idx in groups.items():
-            for scale in _pyramid_scales(h, w, float(self.config.min_face_size)):
-                hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
-                batch = np.stack([cv2.resize(images[i], (ws, hs), interpolation=cv2.INTER_AREA) for i in idx])
-                prob, reg = pnet(self._to_tensor(batch))
-                prob = prob.cpu().numpy()
-                reg = reg.cpu().numpy()
-                for j, i in enumerate(idx):
-                    ys, xs = np.nonzero(prob[j] >= PNET_THRESHOLD)
-                    if len(ys) == 0:
-                        continue
-                    # Cell (y, x) sees pyramid pixels [2x, 2x+12) x [2y, 2y+12).
-                    boxes = np.stack([2 * xs, 2 * ys, 2 * xs + 12, 2 * ys + 12], axis=1) / scale
-                    scores = prob[j, ys, xs]
-                    offsets = reg[j][:, ys, xs].T
-                    keep = nms(boxes, scores, PNET_NMS_PER_SCALE)
-                    per_image[i].append(np.concatenate([boxes[keep], scores[keep, None], offsets[keep]], axis=1))
+        on_gpu = self.pyramid_on_device if self.pyramid_on_device is not None else self._device != "cpu"
+        for (h, w), all_idx in groups.items():
+            # On a GPU the pyramid is resized there too: on the host its resizes took three
+            # quarters of a 720p batch's time (H100, 16 cores, batch 64). In chunks, so a
+            # large batch of large photos does not hold all their float copies at once.
+            step = _GPU_PYRAMID_CHUNK if on_gpu else len(all_idx)
+            for c0 in range(0, len(all_idx), step):
+                idx = all_idx[c0 : c0 + step]
+                full = self._to_tensor(np.stack([images[i] for i in idx])) if on_gpu else None
+                for scale in _pyramid_scales(h, w, float(self.config.min_face_size)):
+                    hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
+                    self._pnet_level(pnet, images, idx, full, scale, hs, ws, per_image)
+                del full
         out: list[np.ndarray] = []
         for chunks in per_image:
             if not chunks:
@@ -441,6 +441,32 @@ class MtcnnDetector(Detector):
             c = c[nms(c[:, :4], c[:, 4], PNET_NMS)]
             out.append(_square(_regress(c[:, :4], c[:, 5:9])))
         return out
+
+    def _pnet_level(self, pnet: Any, images: list[np.ndarray], idx: list[int], full: Any, scale: float,
+                    hs: int, ws: int, per_image: list[list[np.ndarray]]) -> None:
+        """P-Net on one pyramid level of the images ``idx``; candidates appended per image.
+        ``full``: the images already normalised on the GPU (resized there by area averaging,
+        torch's counterpart of INTER_AREA), or None to resize on the host."""
+        import torch.nn.functional as F
+
+        if full is None:
+            batch = np.stack([cv2.resize(images[i], (ws, hs), interpolation=cv2.INTER_AREA) for i in idx])
+            x = self._to_tensor(batch)
+        else:
+            x = F.interpolate(full, size=(hs, ws), mode="area")
+        prob, reg = pnet(x)
+        prob = prob.cpu().numpy()
+        reg = reg.cpu().numpy()
+        for j, i in enumerate(idx):
+            ys, xs = np.nonzero(prob[j] >= PNET_THRESHOLD)
+            if len(ys) == 0:
+                continue
+            # Cell (y, x) sees pyramid pixels [2x, 2x+12) x [2y, 2y+12).
+            boxes = np.stack([2 * xs, 2 * ys, 2 * xs + 12, 2 * ys + 12], axis=1) / scale
+            scores = prob[j, ys, xs]
+            offsets = reg[j][:, ys, xs].T
+            keep = nms(boxes, scores, PNET_NMS_PER_SCALE)
+            per_image[i].append(np.concatenate([boxes[keep], scores[keep, None], offsets[keep]], axis=1))
 
     def _run_crops(
         self, net: Any, images: list[_Halvings], boxes: list[np.ndarray], size: int, shrink: bool
