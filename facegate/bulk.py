@@ -397,6 +397,10 @@ def embed_with_ray(
             if max_inflight is None:
                 cpus = int(ray.cluster_resources().get("CPU", 1))
                 max_inflight = max(2, 2 * int(cpus / cpus_per_task))
+            # Each task holds cpus_per_task CPUs; threads=0 ("all cores") in every task at once
+            # would oversubscribe each node (TFLite and ONNX Runtime both honour threads).
+            if config.threads == 0:
+                config = config.replace(threads=max(1, int(cpus_per_task)))
             config_ref = ray.put(config)
             pending: deque[tuple[int, Any]] = deque()
             nxt = 0
