@@ -510,15 +510,19 @@ def main(argv: list[str] | None = None) -> int:
         }
         ef_values = [int(x) for x in args.ef.split(",")]
         adaptive = [(int(a), int(b)) for a, b in (x.split(":") for x in args.adaptive.split(",") if x)]
+        # (identities, synthetic source or None for uniform-random vectors, label)
+        runs = [(int(x), synth, "lfw+synthetic") for x in args.scales.split(",") if x]
+        if args.uniform_scale:
+            runs.append((args.uniform_scale, None, "uniform-random"))
         scale = []
-        for n in [int(x) for x in args.scales.split(",") if x]:
+        for n, source, label in runs:
             scale.append(
                 run_scale(
                     n,
                     real_g,
                     real_p,
                     real_t,
-                    synth,
+                    source,
                     config,
                     tmp,
                     args.queries,
@@ -526,30 +530,11 @@ def main(argv: list[str] | None = None) -> int:
                     adaptive,
                     args.hnsw_m,
                     args.ef_construction,
-                    "lfw+synthetic",
+                    label,
                     args.keep,
                 )
             )
             log.info("scale %d: %s", n, json.dumps(scale[-1], default=str))
-        if args.uniform_scale:
-            scale.append(
-                run_scale(
-                    args.uniform_scale,
-                    real_g,
-                    real_p,
-                    real_t,
-                    None,
-                    config,
-                    tmp,
-                    args.queries,
-                    ef_values,
-                    adaptive,
-                    args.hnsw_m,
-                    args.ef_construction,
-                    "uniform-random",
-                    args.keep,
-                )
-            )
         report["scale"] = scale
     tmp_ctx.cleanup()
     report["machine"]["load_average_at_end"] = os.getloadavg()

@@ -95,21 +95,27 @@ def load_operating_points(embedder: str) -> list[OperatingPoint]:
     return [OperatingPoint(dataset=entry["dataset"], **p) for p in entry["points"]]
 
 
-def save_operating_points(path: str, embedder: str, points: list[OperatingPoint], settings: dict) -> None:
-    """Write (merge) an embedder's operating points into a JSON table like the shipped one."""
+def merge_table_entry(path: str, embedder: str, entry: dict) -> None:
+    """Set one embedder's entry in a JSON table keyed by embedder (the shipped operating-point
+    and template-point tables), keeping the other embedders' entries."""
     try:
         with open(path) as fh:
             table = json.load(fh)
     except FileNotFoundError:
         table = {}
-    table[embedder] = {
-        "dataset": points[0].dataset if points else "",
-        "settings": settings,
-        "points": [{k: v for k, v in asdict(p).items() if k != "dataset"} for p in points],
-    }
+    table[embedder] = entry
     with open(path, "w") as fh:
         json.dump(table, fh, indent=2)
         fh.write("\n")
+
+
+def save_operating_points(path: str, embedder: str, points: list[OperatingPoint], settings: dict) -> None:
+    """Write (merge) an embedder's operating points into a JSON table like the shipped one."""
+    merge_table_entry(path, embedder, {
+        "dataset": points[0].dataset if points else "",
+        "settings": settings,
+        "points": [{k: v for k, v in asdict(p).items() if k != "dataset"} for p in points],
+    })
 
 
 def decision_threshold(config: Config, points: list[OperatingPoint]) -> tuple[float, float | None]:

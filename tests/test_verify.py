@@ -90,3 +90,20 @@ def test_decision_threshold_and_decide():
 def test_cosine():
     assert cosine(np.array([1.0, 0]), np.array([0, 2.0])) == pytest.approx(0)
     assert cosine(np.array([1.0, 1]), np.array([2.0, 2])) == pytest.approx(1)
+
+
+def test_saved_tables_merge_by_embedder_and_load_back(tmp_path):
+    """Operating points and template points are written into one table per file, keyed by
+    embedder: writing one embedder's entry keeps the others."""
+    import json
+
+    from facegate.evaluate.templates import TemplatePoint, save_template_points
+    from facegate.verify import save_operating_points
+
+    path = str(tmp_path / "points.json")
+    save_operating_points(path, "a", [OperatingPoint(far=1e-3, threshold=0.9, tar=0.95, dataset="lfw")], {"s": 1})
+    save_template_points(path, "b", [TemplatePoint(2, 1e-3, 0.93, 0.9, 10, 5, 100)], {"t": 2})
+    save_operating_points(path, "a", [OperatingPoint(far=1e-2, threshold=0.8, tar=0.99, dataset="mine")], {})
+    table = json.loads((tmp_path / "points.json").read_text())
+    assert table["a"] == {"dataset": "mine", "settings": {}, "points": [{"far": 1e-2, "threshold": 0.8, "tar": 0.99}]}
+    assert table["b"]["settings"] == {"t": 2} and table["b"]["points"][0]["k"] == 2

@@ -36,6 +36,8 @@ from importlib import resources
 
 import numpy as np
 
+from facegate.verify import merge_table_entry
+
 log = logging.getLogger(__name__)
 
 TEMPLATE_KS = (2, 3, 4, 5, 6, 8, 12, 16)
@@ -142,15 +144,7 @@ TABLE = "data/template_points.json"
 
 def save_template_points(path: str, embedder: str, points: list[TemplatePoint], settings: dict) -> None:
     """Write (merge) an embedder's template points into a JSON table like the shipped one."""
-    try:
-        with open(path) as fh:
-            table = json.load(fh)
-    except FileNotFoundError:
-        table = {}
-    table[embedder] = {"settings": settings, "points": [asdict(p) for p in points]}
-    with open(path, "w") as fh:
-        json.dump(table, fh, indent=2)
-        fh.write("\n")
+    merge_table_entry(path, embedder, {"settings": settings, "points": [asdict(p) for p in points]})
 
 
 def load_template_points(embedder: str) -> list[TemplatePoint]:
