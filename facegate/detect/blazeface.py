@@ -33,6 +33,7 @@ import numpy as np
 
 from facegate.config import Config
 from facegate.detect.base import Detector
+from facegate.align import DLIB5, MTCNN5
 from facegate.detect.landmarks import DlibLandmarker, _as_dlib_image, adjust_boxes
 from facegate.errors import ModelError
 from facegate.types import Face
@@ -303,13 +304,12 @@ class BlazeFaceDetector(Detector):
 
     def _load(self):
         if self._interp is None:
-            from ai_edge_litert.interpreter import Interpreter  # local: heavy import
-
+            from facegate.models.litert import open_interpreter
             from facegate.models.registry import REGISTRY, verified_path
 
             path = verified_path(REGISTRY["blazeface_full_range"])
             # The interpreter's own default is one thread, not "all cores" as threads=0 means here.
-            interp = Interpreter(model_path=str(path), num_threads=self.config.cpu_threads)
+            interp = open_interpreter(path, self.config.cpu_threads)
             interp.allocate_tensors()
             inp = interp.get_input_details()[0]
             if tuple(inp["shape"][1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
@@ -443,20 +443,34 @@ class BlazeFaceDetector(Detector):
             return []
         dlib_boxes = adjust_boxes(boxes, self.name)
         refined = np.zeros(len(boxes), dtype=bool)
+        points = np.zeros((len(boxes), 5, 2), np.float32)
         if self.config.refine_boxes:
-            onet_boxes, _prob, refined = self.refiner.refine(image, boxes)
+            onet_boxes, _prob, refined, points = self.refiner.refine_points(image, boxes)
             dlib_boxes[refined] = onet_boxes[refined]
         sizes = np.sqrt((dlib_boxes[:, 2] - dlib_boxes[:, 0]) * (dlib_boxes[:, 3] - dlib_boxes[:, 1]))
         keep = sizes >= self.config.min_face_size
-        boxes, scores, kps, dlib_boxes, refined = boxes[keep], scores[keep], kps[keep], dlib_boxes[keep], refined[keep]
+        boxes, scores, kps, dlib_boxes, refined, points = (
+            boxes[keep], scores[keep], kps[keep], dlib_boxes[keep], refined[keep], points[keep])
         order = np.argsort(-scores, kind="stable")
-        landmarks = self.landmarker.fit(image, dlib_boxes[order])
+        # O-Net's points where its refinement is trusted; dlib's predictor where the embedder
+        # wants dlib5 points, or where there are no trusted O-Net points.
+        fit = [j for j, i in enumerate(order) if self.wanted_scheme == DLIB5 or not refined[i]]
+        fitted = self.landmarker.fit(image, dlib_boxes[order[fit]]) if fit else []
+        dlib_pts = dict(zip(fit, fitted))
         faces = []
         for j, i in enumerate(order):
+            schemes = {}
+            if refined[i]:
+                schemes[MTCNN5] = points[i].copy()
+            if j in dlib_pts:
+                schemes[DLIB5] = dlib_pts[j]
+            primary = self.wanted_scheme if self.wanted_scheme in schemes else next(iter(schemes))
             faces.append(
                 Face(
                     box=dlib_boxes[i].copy(),
-                    landmarks=landmarks[j],
+                    landmarks=schemes.pop(primary),
+                    scheme=primary,
+                    more_landmarks=schemes,
                     score=float(scores[i]),
                     detector=self.name,
                     extra={"detector_box": boxes[i].copy(), "keypoints": kps[i].copy(), "refined": bool(refined[i])},

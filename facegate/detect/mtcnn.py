@@ -31,6 +31,7 @@ import numpy as np
 
 from facegate.config import Config
 from facegate.detect.base import Detector
+from facegate.align import DLIB5, MTCNN5
 from facegate.detect.landmarks import BoxAdjust, DlibLandmarker
 from facegate.errors import InvalidImageError, UsageError
 from facegate.models.registry import REGISTRY, verified_path
@@ -373,17 +374,20 @@ class MtcnnDetector(Detector):
                 faces_per_image.append([])
                 continue
             dlib_boxes = BOX_ADJUST_MTCNN.apply(boxes)
-            landmarks = self.landmarker.fit(image, dlib_boxes)
-            faces = [
-                Face(
+            # O-Net's own points are native; dlib's predictor runs only for a dlib5 embedder.
+            dlib_pts = self.landmarker.fit(image, dlib_boxes) if self.wanted_scheme == DLIB5 else None
+            faces = []
+            for k in range(len(boxes)):
+                more = {DLIB5: dlib_pts[k]} if dlib_pts is not None else {}
+                faces.append(Face(
                     box=dlib_boxes[k],
-                    landmarks=landmarks[k],
+                    landmarks=points[k],
+                    scheme=MTCNN5,
+                    more_landmarks=more,
                     score=float(scores[k]),
                     detector=self.name,
                     extra={"detector_box": boxes[k], "mtcnn_points": points[k]},
-                )
-                for k in range(len(boxes))
-            ]
+                ))
             faces_per_image.append(faces)
         return faces_per_image
 

@@ -113,23 +113,35 @@ class OnetRefiner:
 
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For detector boxes (N, 4) in an HxWx3 uint8 RGB image: dlib-like boxes (N, 4) from
-        O-Net, its face probabilities (N,) and which refinements to trust (N,) bool.
+        O-Net, its face probabilities (N,) and which refinements to trust (N,) bool."""
+        out, prob, ok, _points = self.refine_points(image, boxes)
+        return out, prob, ok
+
+    def refine_points(
+        self, image: np.ndarray, boxes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`refine` plus O-Net's five points (N, 5, 2) in image pixels, scheme ``mtcnn5``
+        (eye centres, nose tip, mouth corners; image-left first), from the last pass.
 
         Each box is squared, cropped to 48x48 and regressed by O-Net ``PASSES`` times; a
         result that wandered off the original box (IoU < ``MIN_IOU``) is not trusted: keep
-        the detector's own box for that face.
+        the detector's own box for that face, and do not use its points.
         """
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool)
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool), np.zeros((0, 5, 2), np.float32)
         current = _square(boxes)
         prob = np.zeros(len(boxes), np.float32)
         refined = boxes
+        points = np.zeros((len(boxes), 5, 2))
         for _ in range(PASSES):
             crops = _float_crops(image, current)
             x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
-            prob, offsets, _points = self._forward(x)
+            prob, offsets, q = self._forward(x)
+            w = (current[:, 2] - current[:, 0])[:, None]
+            h = (current[:, 3] - current[:, 1])[:, None]
+            points = np.stack([current[:, 0:1] + w * q[:, :5], current[:, 1:2] + h * q[:, 5:]], axis=2)
             refined = _regress(current, offsets.astype(np.float64))
             current = _square(refined)
         ok = iou_matrix(refined, boxes).diagonal() >= MIN_IOU
-        return BOX_ADJUST_MTCNN.apply(refined), prob.astype(np.float32), ok
+        return BOX_ADJUST_MTCNN.apply(refined), prob.astype(np.float32), ok, points.astype(np.float32)

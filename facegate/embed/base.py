@@ -1,4 +1,10 @@
-"""The embedder interface: aligned chips in, unit-length embeddings out, in batches."""
+"""The embedder interface: aligned chips in, unit-length embeddings out, in batches.
+
+An embedder is described by its :class:`~facegate.models.registry.ModelSpec`: the template
+(and so the landmark scheme) its chips are aligned to, the chip size, the preprocessing
+and the output dimension all come from the spec, so a new model is a table entry and a
+subclass only runs the network (``_run``) on an already preprocessed batch.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,10 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from facegate.align import Template, template
+from facegate.align import Template, named_template
 from facegate.config import Config
 from facegate.errors import DeviceError, UsageError
+from facegate.models.registry import ModelSpec
 
 
 def resolve_torch_device(device: str) -> str:
@@ -29,23 +36,31 @@ def resolve_torch_device(device: str) -> str:
     raise DeviceError(f"unknown device {device!r}; use 'cpu' or 'cuda[:N]'")
 
 
-def resolve_runtime(runtime: str, device: str) -> str:
-    """``auto`` is ONNX Runtime on the CPU (faster there) and PyTorch on CUDA (fp16 available)."""
+RUNTIMES = ("auto", "onnxruntime", "torch", "litert")
+
+
+def resolve_runtime(runtime: str, device: str, cpu_default: str = "onnxruntime",
+                    offered: tuple[str, ...] = ("onnxruntime", "torch")) -> str:
+    """``auto`` is the network's fastest CPU engine (``cpu_default``, measured in
+    ``benchmarks/bench_embed.py``) on the CPU and PyTorch on CUDA (fp16 available)."""
     if runtime == "auto":
-        return "onnxruntime" if device == "cpu" else "torch"
-    if runtime not in ("torch", "onnxruntime"):
-        raise UsageError(f"unknown runtime {runtime!r}; use auto, torch or onnxruntime")
+        return cpu_default if device == "cpu" else "torch"
+    if runtime not in offered:
+        raise UsageError(f"runtime {runtime!r} is not offered for this model; use auto or {', '.join(offered)}")
+    if runtime == "litert" and device != "cpu":
+        raise DeviceError("the litert runtime runs on the CPU only; use --runtime torch on a GPU")
     return runtime
 
 
-def resolve_engine(config: Config) -> tuple[str, str, list | None]:
+def resolve_engine(config: Config, cpu_default: str = "onnxruntime",
+                   offered: tuple[str, ...] = ("onnxruntime", "torch")) -> tuple[str, str, list | None]:
     """(torch device, runtime, ONNX Runtime providers or None) for facegate's own networks.
 
     Checked when a model object is made, not at its first input: a missing GPU, or an
     onnxruntime without the CUDA provider, fails at once with :class:`DeviceError`.
     """
     device = resolve_torch_device(config.device)
-    runtime = resolve_runtime(config.runtime, device)
+    runtime = resolve_runtime(config.runtime, device, cpu_default, offered)
     if runtime != "onnxruntime":
         return device, runtime, None
     from facegate.embed.onnx import _providers
@@ -55,23 +70,53 @@ def resolve_engine(config: Config) -> tuple[str, str, list | None]:
 
 class Embedder(ABC):
     """One embedding model. ``embed`` handles batching, mirroring and normalisation;
-    subclasses implement ``_forward`` on one batch of uint8 RGB chips."""
+    ``prepare`` applies the spec's preprocessing; subclasses implement ``_run`` on one
+    preprocessed float32 batch (or override ``_forward`` for uint8 chips)."""
 
-    name: str = ""
-    input_size: int = 150
-    padding: float = 0.25
-    dim: int = 128
-
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, spec: ModelSpec) -> None:
         self.config = config
+        self.spec = spec
+        self.name = spec.name
+        self.input_size = int(spec.input_size or 112)
+        self.dim = int(spec.output_size or 0)
 
     @property
     def template(self) -> Template:
-        return template(self.input_size, self.padding)
+        return named_template(self.spec.template or "arcface", self.input_size)
 
-    @abstractmethod
+    @property
+    def scheme(self) -> str:
+        """The landmark scheme chips must be aligned from (the template's)."""
+        return self.template.scheme
+
+    @property
+    def padding(self) -> float:
+        return self.template.padding
+
+    def check_chips(self, chips: np.ndarray) -> None:
+        s = self.input_size
+        if chips.ndim != 4 or chips.shape[1:] != (s, s, 3) or chips.dtype != np.uint8:
+            raise UsageError(f"{self.name} needs (N, {s}, {s}, 3) uint8 RGB chips, got {chips.shape} {chips.dtype}")
+
+    def prepare(self, chips: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB chips -> the float32 tensor the spec describes."""
+        pp = self.spec.preprocess
+        x = chips[..., ::-1] if pp.channels == "bgr" else chips
+        x = x.astype(np.float32)
+        if pp.mean or pp.scale != 1.0:
+            x = (x - np.float32(pp.mean)) * np.float32(pp.scale)
+        if pp.layout == "nchw":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """One preprocessed batch -> (N, dim) raw embeddings."""
+        raise NotImplementedError
+
     def _forward(self, chips: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB -> (N, dim) float32 raw embeddings."""
+        self.check_chips(chips)
+        return self._run(self.prepare(chips))
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Unit-length embeddings for (N, S, S, 3) uint8 chips, processed in config.batch_size batches.

@@ -37,13 +37,8 @@ class DlibResNetEmbedder(Embedder):
     on either engine.
     """
 
-    name = "dlib_resnet"
-    input_size = INPUT_SIZE
-    padding = 0.25
-    dim = EMBEDDING_DIM
-
-    def __init__(self, config: Config, half: bool = False) -> None:
-        super().__init__(config)
+    def __init__(self, config: Config, spec: ModelSpec | None = None, half: bool = False) -> None:
+        super().__init__(config, spec or REGISTRY["dlib_resnet"])
         self.device, self.runtime, self.providers = resolve_engine(config)  # fails now, not at the first face
         if half and not self.device.startswith("cuda"):
             raise DeviceError("half precision (fp16) is only supported on a CUDA device")
@@ -83,9 +78,7 @@ class DlibResNetEmbedder(Embedder):
             return self._model
 
     def _forward(self, chips: np.ndarray) -> np.ndarray:
-        s = self.input_size
-        if chips.ndim != 4 or chips.shape[1:] != (s, s, 3) or chips.dtype != np.uint8:
-            raise UsageError(f"{self.name} needs (N, {s}, {s}, 3) uint8 RGB chips, got {chips.shape} {chips.dtype}")
+        self.check_chips(chips)
         engine = self.load()
         if self.runtime == "onnxruntime":
             x = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)

@@ -5,22 +5,10 @@ ships no such weights. At registration :func:`probe_onnx_embedder` checks that t
 model takes one square RGB image batch of the declared size and finds its output
 dimension; at load time the file is hashed again, so a swapped file is refused.
 
-Preprocessing is the ArcFace convention: RGB, ``(x - 127.5) / 127.5``, NCHW (or NHWC
-if that is what the model's input is shaped as).
-
-Alignment. ArcFace models are trained on chips whose eye centres, nose tip and mouth
-corners sit at fixed points of a 112x112 image (``ARCFACE_112``). facegate aligns with
-dlib's five landmarks (eye corners, nose base) placed by a template derived from
-dlib's mean face. A template of the usual kind (the mean face's unit square plus a
-symmetric ``padding``) cannot reproduce ArcFace's framing: fitting the one free
-``padding`` to the five ArcFace points leaves them 16 px off on average, because
-ArcFace puts the face lower in the chip (the eyes at 46 % of the height, where a
-symmetric box puts them at 33 %). So this embedder's :attr:`OnnxEmbedder.template`
-is computed instead: the least-squares similarity from the mean face's eye centres,
-nose tip and mouth corners to ``ARCFACE_112`` (1.5 px RMS residual at 112 px) is
-applied to dlib's five landmarks. ``OnnxEmbedder.padding`` is the symmetric padding of
-the same scale, about 0.31, for code that only records a padding; align with
-``embedder.template``, not ``template(size, padding)``.
+Alignment and preprocessing come from the model's spec like any built-in model's: by
+default insightface's ArcFace convention (the ``arcface`` template on the native
+eye-centre / nose-tip / mouth-corner points of MTCNN's O-Net, RGB, ``(x - 127.5) / 127.5``),
+each overridable at registration. The layout (NCHW or NHWC) is read from the model.
 """
 
 from __future__ import annotations
@@ -28,53 +16,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from facegate.align import LANDMARK_ORDER, MEAN_FACE, Template, similarity_transform
+from facegate.align import ARCFACE_112
 from facegate.config import Config
 from facegate.embed.base import Embedder
-from facegate.errors import DeviceError, ModelError, UsageError
+from facegate.errors import DeviceError, ModelError
 from facegate.models.registry import ModelSpec, verified_path
 
 log = logging.getLogger(__name__)
 
-# insightface's canonical landmarks for 112x112 ArcFace chips (image-left eye first):
-# eye centres, nose tip, mouth corners.
-ARCFACE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float64,
-)
-
-
-def _mean_face_arcface_points() -> np.ndarray:
-    """The same five points on dlib's normalised mean face, in ``ARCFACE_112`` order."""
-    m = {k: np.array(v, dtype=np.float64) for k, v in MEAN_FACE.items()}
-    return np.array(
-        [
-            (m["right_eye_outer"] + m["right_eye_inner"]) / 2,  # subject's right eye = image left
-            (m["left_eye_outer"] + m["left_eye_inner"]) / 2,
-            m["nose_tip"],
-            m["mouth_right"],
-            m["mouth_left"],
-        ]
-    )
-
-
-@lru_cache(maxsize=None)
-def arcface_template(size: int = 112) -> Template:
-    """dlib's five landmarks placed where ArcFace's framing puts them, for a ``size`` chip."""
-    fit = similarity_transform(_mean_face_arcface_points(), ARCFACE_112)  # unit mean face -> 112 px
-    unit = np.array([MEAN_FACE[name] for name in LANDMARK_ORDER], dtype=np.float64)
-    points = (unit @ fit[:, :2].T + fit[:, 2]) * (size / 112.0)
-    scale = float(np.sqrt(abs(np.linalg.det(fit[:, :2]))))  # pixels per mean-face unit at 112
-    padding = (112.0 / scale - 1.0) / 2.0  # the symmetric padding with the same scale
-    return Template(size=size, padding=padding, points=points.astype(np.float32))
-
-
-ARCFACE_PADDING = round(arcface_template(112).padding, 3)
+__all__ = ["ARCFACE_112", "OnnxEmbedder", "probe_onnx_embedder"]
 
 
 def _session(path: Path, providers: list, threads: int = 0):  # -> onnxruntime.InferenceSession
@@ -88,6 +42,8 @@ def _session(path: Path, providers: list, threads: int = 0):  # -> onnxruntime.I
     # detector's own threads on a small machine that spinning took the cores the detector
     # needed (BlazeFace 43 -> 67 ms per 720p frame on 2 cores). Parked threads cost little here.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Denormal weights and activations run up to 4x slower on x86; they are numerically nothing.
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
@@ -171,28 +127,18 @@ def _providers(device: str) -> list:
 
 
 class OnnxEmbedder(Embedder):
-    """A registered ONNX embedder. Chips are aligned with :func:`arcface_template`."""
-
-    padding = ARCFACE_PADDING
+    """A registered ONNX embedder, aligned and preprocessed as its spec says."""
 
     def __init__(self, config: Config, spec: ModelSpec) -> None:
-        super().__init__(config)
         if spec.task != "embed" or not spec.input_size or not spec.output_size:
             raise ModelError(f"model {spec.name!r} is not a registered embedder")
-        self.spec = spec
-        self.name = spec.name
-        self.input_size = spec.input_size
-        self.dim = spec.output_size
+        super().__init__(config, spec)
         self.providers = _providers(config.device)  # fails now, not at the first face
         self._session = None
         self._layout = "nchw"
         self._batch: int | None = None
         self._path: Path | None = None
         self._lock = threading.Lock()
-
-    @property
-    def template(self) -> Template:
-        return arcface_template(self.input_size)
 
     def load(self) -> None:
         """Verify the file's sha256 and open the session (otherwise done on first use)."""
@@ -205,15 +151,17 @@ class OnnxEmbedder(Embedder):
                 self._session = session
                 log.info("loaded ONNX embedder %s from %s (%s input, %s)", self.name, path, self._layout, self.providers)
 
-    def _forward(self, chips: np.ndarray) -> np.ndarray:
-        s = self.input_size
-        if chips.ndim != 4 or chips.shape[1:] != (s, s, 3) or chips.dtype != np.uint8:
-            raise UsageError(f"{self.name} needs (N, {s}, {s}, 3) uint8 RGB chips, got {chips.shape} {chips.dtype}")
+    def prepare(self, chips: np.ndarray) -> np.ndarray:
         self.load()
-        x = (chips.astype(np.float32) - 127.5) / 127.5
-        if self._layout == "nchw":
-            x = x.transpose(0, 3, 1, 2)
-        x = np.ascontiguousarray(x)
+        x = super().prepare(chips)  # the spec's layout, then the model's own if it differs
+        want_nchw = self._layout == "nchw"
+        is_nchw = self.spec.preprocess.layout == "nchw"
+        if want_nchw != is_nchw:
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2) if want_nchw else x.transpose(0, 2, 3, 1))
+        return x
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        assert self._session is not None and self._path is not None
         if self._batch is None:
             out = _run(self._session, x, self._path)
         else:  # a model exported with a fixed batch size: feed it whole, zero-padded batches

@@ -1,0 +1,130 @@
+"""Embedders shipped as TFLite graphs (MobileFaceNet): LiteRT on the CPU, PyTorch on CUDA.
+
+LiteRT runs such a graph only at the batch it was saved with (MobileFaceNet: two chips;
+XNNPack refuses to resize it), so facegate also translates the graph once into a PyTorch
+module (:mod:`facegate.embed.tflite_torch`) that takes any batch: PyTorch runs it on CUDA,
+where float16 is offered, and its ONNX export (cached with the source's sha256, see
+:mod:`facegate.models.onnx_cache`) runs on ONNX Runtime. On the CPU, LiteRT's XNNPack
+kernels fed the fixed batch in turn measured about 3x ONNX Runtime's speed on the
+translated graph (whose per-channel PReLUs break ONNX Runtime's blocked-layout
+convolutions), so ``auto`` picks LiteRT there (``benchmarks/bench_embed.py``). All three
+engines agree to a cosine of better than 0.9999 (``tests/test_mobilefacenet.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from facegate.config import Config
+from facegate.embed.base import Embedder, resolve_engine
+from facegate.errors import DeviceError, UsageError
+from facegate.models.registry import ModelSpec, verified_path
+
+log = logging.getLogger(__name__)
+
+
+def torch_module(spec: ModelSpec):  # -> TfliteModule, eval mode, on the CPU
+    """The spec's verified TFLite file as a PyTorch module."""
+    from facegate.embed.tflite_torch import TfliteModule
+    from facegate.models.tflite_graph import read_graph
+
+    return TfliteModule(read_graph(verified_path(spec))).eval()
+
+
+def onnx_model(config: Config, spec: ModelSpec) -> Path:
+    """The graph as a cached ONNX file with a dynamic batch."""
+    from facegate.models.onnx_cache import cached_onnx, export_torch
+
+    verified_path(spec)  # the source must be intact whatever the cache says
+    s = int(spec.input_size or 112)
+
+    def export(dest: Path) -> None:
+        export_torch(torch_module(spec), (1, 3, s, s), dest, "chips", ["embedding"])
+
+    path, _ = cached_onnx(config.cache_dir / f"{spec.name}.{spec.sha256[:16]}.onnx", spec.sha256, export)
+    return path
+
+
+class TfliteEmbedder(Embedder):
+    """A TFLite embedder translated to ONNX Runtime (CPU) or PyTorch (CUDA, optional fp16)."""
+
+    def __init__(self, config: Config, spec: ModelSpec, half: bool = False) -> None:
+        super().__init__(config, spec)
+        self.device, self.runtime, self.providers = resolve_engine(  # fails now, not at the first face
+            config, cpu_default="litert", offered=("litert", "onnxruntime", "torch"))
+        if half and not self.device.startswith("cuda"):
+            raise DeviceError("half precision (fp16) is only supported on a CUDA device")
+        if half and self.runtime != "torch":
+            raise UsageError("half precision (fp16) runs on the torch runtime; pass runtime='torch'")
+        if spec.preprocess.layout != "nchw":
+            raise UsageError(f"{spec.name}: the translated graph takes NCHW input; set layout='nchw' in its spec")
+        self.half = half
+        self._engine = None
+        self._lock = threading.Lock()
+
+    def load(self) -> object:
+        with self._lock:
+            if self._engine is None:
+                if self.runtime == "litert":
+                    self._engine = LiteRtBatches(verified_path(self.spec), self.config.cpu_threads)
+                elif self.runtime == "onnxruntime":
+                    from facegate.embed.onnx import _session
+
+                    path = onnx_model(self.config, self.spec)
+                    self._engine = _session(path, self.providers, self.config.threads)
+                    log.info("%s on onnxruntime %s (%s)", self.name, self.providers, path)
+                else:
+                    import torch
+
+                    if self.config.threads > 0:
+                        torch.set_num_threads(self.config.threads)
+                    model = torch_module(self.spec).to(self.device)
+                    self._engine = model.half() if self.half else model
+            return self._engine
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        engine = self.load()
+        if self.runtime == "litert":
+            return engine.run(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))  # type: ignore[attr-defined]
+        if self.runtime == "onnxruntime":
+            return engine.run(None, {"chips": x})[0]  # type: ignore[attr-defined]
+        import torch
+
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(self.device)
+            out = engine(t.half() if self.half else t)  # type: ignore[operator]
+        return out.float().cpu().numpy()
+
+
+class LiteRtBatches:
+    """A LiteRT interpreter of fixed batch B fed any number of inputs, B at a time (the last
+    batch zero-padded). One interpreter is not re-entrant, so calls are serialised."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from facegate.models.litert import open_interpreter
+
+        self._it = open_interpreter(path, threads)
+        self._it.allocate_tensors()
+        inp, out = self._it.get_input_details()[0], self._it.get_output_details()[0]
+        self._in, self._out = inp["index"], out["index"]
+        self.batch = int(inp["shape"][0])
+        self._lock = threading.Lock()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(N, H, W, C) float32 -> (N, D) float32."""
+        b = self.batch
+        parts = []
+        with self._lock:
+            for start in range(0, len(x), b):
+                part = x[start : start + b]
+                pad = b - len(part)
+                if pad:
+                    part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), np.float32)])
+                self._it.set_tensor(self._in, np.ascontiguousarray(part, dtype=np.float32))
+                self._it.invoke()
+                parts.append(np.array(self._it.get_tensor(self._out))[: b - pad])
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
