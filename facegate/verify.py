@@ -20,6 +20,9 @@ from facegate.types import OperatingPoint, Verdict
 
 # FARs we calibrate and report; 1e-5 and 1e-6 need millions of impostor pairs (LFW gives 87M).
 STANDARD_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+# The calibrated curve: four FARs per decade, so 1:N decisions can interpolate the threshold
+# for the per-comparison FAR a gallery's size calls for.
+CURVE_FARS = tuple(float(f"{10 ** (-k / 4):.3g}") for k in range(4, 25))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,19 +88,68 @@ def calibrate(
     return points
 
 
-def load_operating_points(embedder: str) -> list[OperatingPoint]:
-    """The shipped operating points of a built-in embedder (empty for user models)."""
-    text = resources.files("facegate").joinpath("data/operating_points.json").read_text()
-    table = json.loads(text)
-    entry = table.get(embedder)
+# Landmark schemes each detector produces natively (dlib's predictor can add dlib5 to any box).
+NATIVE_SCHEMES = {"blazeface+onet": ("mtcnn5", "dlib5"), "blazeface": ("dlib5",), "mtcnn": ("mtcnn5", "dlib5"),
+                  "hog": ("dlib5",)}
+
+
+def stack_key(config: Config) -> str:
+    """The whole stack a score distribution depends on: embedder, detector (with O-Net box
+    refinement or not), the landmark scheme the chips were aligned from (``~derived`` when the
+    detector does not produce it natively) and mirror averaging. Operating points are
+    calibrated for one stack and apply to that stack only."""
+    from facegate.models.registry import get_spec
+
+    spec = get_spec(config.embedder, config)
+    scheme = spec.scheme
+    det = "blazeface+onet" if config.box_refinement else config.detector
+    native = scheme in NATIVE_SCHEMES.get(det, ())
+    return f"{spec.name}|{det}|{scheme}{'' if native else '~derived'}|{'flip' if config.flip else 'noflip'}"
+
+
+def _as_key(stack: Config | str) -> tuple[str, Config | None]:
+    """A stack key from a Config, a key, or a bare embedder name (that embedder's default stack)."""
+    if isinstance(stack, Config):
+        return stack_key(stack), stack
+    if "|" in stack:
+        return stack, None
+    return stack_key(Config(embedder=stack)), None
+
+
+def read_table(name: str, config: Config | None = None) -> dict:
+    """A shipped JSON table keyed by stack, with the user's own calibrations of the same name in
+    ``<home>`` (written by ``facegate calibrate --write``) taking precedence."""
+    table = json.loads(resources.files("facegate").joinpath(f"data/{name}").read_text())
+    if config is not None:
+        own = config.home / name
+        if own.exists():
+            try:
+                table.update(json.loads(own.read_text()))
+            except ValueError as exc:
+                raise UsageError(f"{own} is not valid JSON ({exc}); fix or delete it") from exc
+    return table
+
+
+def load_operating_points(stack: Config | str) -> list[OperatingPoint]:
+    """The operating points calibrated for a stack (empty when there are none: user models,
+    or a detector/landmark/mirror combination nobody calibrated)."""
+    key, config = _as_key(stack)
+    entry = read_table("operating_points.json", config).get(key)
     if not entry:
         return []
     return [OperatingPoint(dataset=entry["dataset"], **p) for p in entry["points"]]
 
 
+def calibrated_stacks(embedder: str | None = None) -> dict[str, list[OperatingPoint]]:
+    """Every shipped stack (optionally of one embedder) with its operating points."""
+    table = read_table("operating_points.json")
+    return {k: [OperatingPoint(dataset=e["dataset"], **p) for p in e["points"]] for k, e in table.items()
+            if embedder is None or k.split("|", 1)[0] == embedder}
+
+
 def merge_table_entry(path: str, embedder: str, entry: dict) -> None:
-    """Set one embedder's entry in a JSON table keyed by embedder (the shipped operating-point
-    and template-point tables), keeping the other embedders' entries."""
+    """Set one stack's entry in a JSON table keyed by stack (the shipped operating-point
+    and template-point tables), keeping the other stacks' entries."""
     try:
         with open(path) as fh:
             table = json.load(fh)
@@ -109,9 +161,9 @@ def merge_table_entry(path: str, embedder: str, entry: dict) -> None:
         fh.write("\n")
 
 
-def save_operating_points(path: str, embedder: str, points: list[OperatingPoint], settings: dict) -> None:
-    """Write (merge) an embedder's operating points into a JSON table like the shipped one."""
-    merge_table_entry(path, embedder, {
+def save_operating_points(path: str, key: str, points: list[OperatingPoint], settings: dict) -> None:
+    """Write (merge) a stack's operating points into a JSON table like the shipped one."""
+    merge_table_entry(path, key, {
         "dataset": points[0].dataset if points else "",
         "settings": settings,
         "points": [{k: v for k, v in asdict(p).items() if k != "dataset"} for p in points],
@@ -126,9 +178,18 @@ def decision_threshold(config: Config, points: list[OperatingPoint]) -> tuple[fl
     for p in points:
         if np.isclose(p.far, config.far, rtol=1e-6):
             return p.threshold, p.far
-    have = ", ".join(f"{p.far:g}" for p in points) or "none"
+    if not points:
+        key = stack_key(config)
+        others = ", ".join(calibrated_stacks(config.embedder)) or "none"
+        raise UsageError(
+            f"no operating points are calibrated for this stack ({key}); thresholds of another detector, "
+            f"landmark scheme or mirror setting would not give the FAR they state. Calibrated stacks of "
+            f"{config.embedder}: {others}. Use one of them, pass --threshold, or calibrate this stack with "
+            f"'facegate calibrate DIR --write {config.home / 'operating_points.json'}'"
+        )
+    have = ", ".join(f"{p.far:g}" for p in points)
     raise UsageError(
-        f"no calibrated threshold for FAR {config.far:g} with embedder {config.embedder!r} "
+        f"no calibrated threshold for FAR {config.far:g} with {stack_key(config)} "
         f"(calibrated: {have}); pass --threshold, or run 'facegate calibrate' on your own photos"
     )
 

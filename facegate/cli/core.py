@@ -113,7 +113,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="merge the result into an operating-point table (maintainers: facegate/data/operating_points.json)")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw)")
+    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw, cfp)")
     esub = p.add_subparsers(dest="eval_command", metavar="PROTOCOL")
     e = esub.add_parser("lfw", parents=[common], formatter_class=fmt,
                         help="LFW View 2: 6,000 pairs, 10 folds",
@@ -129,6 +129,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="what to do when no face is found, comma-separated, in order: another detector's "
                    "name and/or 'centre' (landmarks on a centred box); 'none' drops to a failed image (default: centre)")
     e.set_defaults(func=cmd_eval_lfw)
+    c = esub.add_parser("cfp", parents=[common], formatter_class=fmt,
+                        help="CFP frontal-profile (FP) and frontal-frontal (FF) protocols",
+                        description="Runs CFP's FP and FF verification protocols (the folds present, each fold's "
+                        "threshold chosen on the others) on the uncropped photos through the whole pipeline, the "
+                        "largest face of each; a photo without a face found scores its pairs 'different'. Prints "
+                        "accuracy, AUC and the share of frontal and profile photos with no face found.")
+    c.add_argument("--root", type=Path, default=None, help="CFP folder with Data/ and Protocol/ (default $FACEGATE_DATASETS/cfp_dev)")
+    c.add_argument("--protocol", choices=("FP", "FF", "both"), default="both", help="which protocol (default both)")
+    c.set_defaults(func=cmd_eval_cfp)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -242,7 +251,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from facegate.models.registry import actual_sha256, list_specs
-    from facegate.verify import load_operating_points
+    from facegate.verify import calibrated_stacks
 
     config = config_from_args(args)
     rows, bad = [], 0
@@ -253,9 +262,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         except ModelError as exc:
             got, check = None, f"missing ({exc})"
         bad += check != "ok"
-        ops = load_operating_points(spec.name) if spec.task == "embed" else []
+        stacks = calibrated_stacks(spec.name) if spec.task == "embed" else {}
         rows.append({**spec.__dict__, "scheme": spec.scheme if spec.task == "embed" else None,
-                     "sha256_actual": got, "check": check, "operating_points": [p.__dict__ for p in ops]})
+                     "sha256_actual": got, "check": check,
+                     "operating_points": {k: [p.__dict__ for p in v] for k, v in stacks.items()}})
 
     def text() -> str:
         out = []
@@ -275,9 +285,12 @@ def cmd_models(args: argparse.Namespace) -> int:
                 out.append(f"    align    template {r['template']} ({r['scheme']} points), mean {r['pixel_mean']:g}, "
                            f"scale {r['pixel_scale']:.6g}, {r['channels']}, {r['layout']}")
             out.append(f"    sha256   {r['sha256']}")
-            for op in r["operating_points"]:
-                tar = f"TAR {100 * op['tar']:.2f}%" if op["tar"] is not None else ""
-                out.append(f"    FAR {op['far']:<7g} threshold {op['threshold']:.4f}  {tar}  ({op['dataset']})")
+            for key, ops in r["operating_points"].items():
+                out.append(f"    calibrated stack {key}" + (f" ({ops[0]['dataset']})" if ops else ""))
+                for op in ops:
+                    if any(abs(op["far"] - f) < 1e-12 for f in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)):
+                        tar = f"TAR {100 * op['tar']:.2f}%" if op["tar"] is not None else ""
+                        out.append(f"      FAR {op['far']:<7g} threshold {op['threshold']:.4f}  {tar}")
         return "\n".join(out)
 
     emit(args, rows, text)
@@ -323,7 +336,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                                           progress=not getattr(args, "json", False))
     if args.write:
         cfg = pipe.config
-        save_operating_points(str(args.write), cfg.embedder, points,
+        from facegate.verify import stack_key
+
+        save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
                                "refine_boxes": cfg.box_refinement, **summary})
 
@@ -359,4 +374,15 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     result, *_ = evaluate_lfw(_pipeline(args), root, pairs, out_dir=args.out, folds=folds, fallback=fallback,
                               progress=not getattr(args, "json", False))
     emit(args, result.to_dict(), lambda: format_report(result) + f"\nwrote {args.out}/lfw_result.json, lfw_roc.png, lfw_scores.png")
+    return 0
+
+
+def cmd_eval_cfp(args: argparse.Namespace) -> int:
+    from facegate.evaluate.cfp import PROTOCOLS, evaluate_cfp, format_report
+
+    root = args.root or datasets_dir() / "cfp_dev"
+    pipe = _pipeline(args)
+    protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+    results = [evaluate_cfp(pipe, root, p, progress=not getattr(args, "json", False)) for p in protocols]
+    emit(args, {r.protocol: r.to_dict() for r in results}, lambda: format_report(results))
     return 0

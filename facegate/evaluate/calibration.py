@@ -11,7 +11,7 @@ from facegate.image import IMAGE_SUFFIXES
 from facegate.evaluate.embedding import FAILED, EmbeddedSet, embed_files
 from facegate.pipeline import Pipeline
 from facegate.types import OperatingPoint
-from facegate.verify import STANDARD_FARS, calibrate
+from facegate.verify import CURVE_FARS, calibrate
 
 
 
@@ -32,7 +32,7 @@ def labelled_images(root: Path) -> tuple[list[Path], list[str]]:
 
 def calibrate_folder(
     pipeline: Pipeline, root: Path, dataset: str | None = None, pick: str = "largest",
-    fars: tuple[float, ...] = STANDARD_FARS, progress: bool = True,
+    fars: tuple[float, ...] = CURVE_FARS, progress: bool = True,
 ) -> tuple[list[OperatingPoint], EmbeddedSet, dict]:
     """Embed every photo (no-face photos are skipped and counted), then calibrate over
     all cross-identity pairs. Returns the points, the embeddings and a summary."""

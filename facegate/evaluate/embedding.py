@@ -25,7 +25,7 @@ from facegate.types import Face
 log = logging.getLogger(__name__)
 
 # Bump when anything that changes embeddings for the same config changes (alignment, preprocessing).
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"  # 3: landmark schemes (O-Net points for mtcnn5 embedders)
 
 # Outcomes recorded per image.
 FOUND = "found"  # exactly one face
@@ -186,11 +186,7 @@ def embed_files(
                         status[i] = FALLBACK_DETECTOR
                         break
                 if i not in chosen and "centre" in fallback:
-                    from facegate.detect.landmarks import DlibLandmarker
-
-                    box = centre_box(boxes_seen, images[i].shape)
-                    lm = _landmarker(pipeline, DlibLandmarker).fit(images[i], box[None])[0]
-                    chosen[i] = Face(box=box, landmarks=lm, score=0.0, detector="centre")
+                    chosen[i] = centre_face(pipeline, images[i], centre_box(boxes_seen, images[i].shape))
                     status[i] = FALLBACK_CENTRE
                 if i not in chosen:
                     status[i] = FAILED
@@ -211,6 +207,23 @@ def embed_files(
     return EmbeddedSet(paths=[str(p) for p in paths], embeddings=emb, status=status)
 
 
+def centre_face(pipeline: Pipeline, image: np.ndarray, box: np.ndarray) -> Face:
+    """A face on a given box where no detector found one, with native points of the embedder's
+    scheme: O-Net's five (run on the box) for an mtcnn5 template, dlib's predictor for dlib5
+    (and where O-Net's result wanders off the box)."""
+    from facegate.align import MTCNN5
+    from facegate.detect.landmarks import DlibLandmarker
+
+    if pipeline.embedder.template.scheme == MTCNN5:
+        from facegate.detect.refine import OnetRefiner
+
+        _boxes, _prob, ok, points = _landmarker(pipeline, OnetRefiner).refine_points(image, box[None])
+        if ok[0]:
+            return Face(box=box, landmarks=points[0], scheme=MTCNN5, score=0.0, detector="centre")
+    lm = _landmarker(pipeline, DlibLandmarker).fit(image, box[None])[0]
+    return Face(box=box, landmarks=lm, score=0.0, detector="centre")
+
+
 def _allowed(status: str, fallback: tuple[str, ...]) -> bool:
     """Whether a cached outcome is what this run would produce too."""
     if status == FALLBACK_CENTRE:
@@ -222,11 +235,12 @@ def _allowed(status: str, fallback: tuple[str, ...]) -> bool:
     return True
 
 
-_LANDMARKERS: dict[int, object] = {}
+_LANDMARKERS: dict[tuple[int, str], object] = {}
 
 
 def _landmarker(pipeline: Pipeline, cls):
-    lm = _LANDMARKERS.get(id(pipeline))
+    key = (id(pipeline), cls.__name__)
+    lm = _LANDMARKERS.get(key)
     if lm is None:
-        lm = _LANDMARKERS[id(pipeline)] = cls(pipeline.config)
+        lm = _LANDMARKERS[key] = cls(pipeline.config)
     return lm

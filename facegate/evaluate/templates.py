@@ -36,12 +36,13 @@ from importlib import resources
 
 import numpy as np
 
-from facegate.verify import merge_table_entry
+from facegate.config import Config
+from facegate.verify import CURVE_FARS, merge_table_entry
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_KS = (2, 3, 4, 5, 6, 8, 12, 16)
-TEMPLATE_FARS = (1e-1, 1e-2, 1e-3, 1e-4)
+TEMPLATE_FARS = CURVE_FARS  # the per-comparison curve's FARs, where enough impostor pairs resolve them
 MIN_IMPOSTORS_ABOVE = 100  # a FAR is reported only where at least this many impostor pairs lie above it
 
 
@@ -147,13 +148,13 @@ def save_template_points(path: str, embedder: str, points: list[TemplatePoint], 
     merge_table_entry(path, embedder, {"settings": settings, "points": [asdict(p) for p in points]})
 
 
-def load_template_points(embedder: str) -> list[TemplatePoint]:
-    """The shipped template points of a built-in embedder (empty for user models)."""
-    try:
-        text = resources.files("facegate").joinpath(TABLE).read_text()
-    except FileNotFoundError:  # pragma: no cover - the table ships with the package
-        return []
-    entry = json.loads(text).get(embedder)
+def load_template_points(stack: Config | str) -> list[TemplatePoint]:
+    """The template points calibrated for a stack (a Config, a stack key, or an embedder name
+    for its default stack; empty when there are none)."""
+    from facegate.verify import _as_key, read_table
+
+    key, config = _as_key(stack)
+    entry = read_table("template_points.json", config).get(key)
     return [TemplatePoint(**p) for p in entry["points"]] if entry else []
 
 
@@ -191,7 +192,7 @@ class TemplateThreshold:
         return cls(far, ks, thr)
 
 
-def template_threshold(embedder: str, single: float, far: float | None) -> TemplateThreshold:
+def template_threshold(embedder: Config | str, single: float, far: float | None) -> TemplateThreshold:
     """The template threshold for decisions at (``single``, ``far``) as the gallery reports them.
 
     An explicit threshold (``far`` None) is used as it is for every template size: whoever set

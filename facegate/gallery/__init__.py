@@ -78,13 +78,15 @@ def model_id(pipeline: Any) -> str:
         return str(name)
 
 
-def face_crop(image: np.ndarray, landmarks: np.ndarray) -> tuple[bytes, list[list[float]]]:
+def face_crop(image: np.ndarray, face: Face) -> tuple[bytes, dict[str, list[list[float]]]]:
     """A JPEG of the face with a wide margin (4 eye distances square), at most ``CROP_EYE_PX``
-    between the eyes, and the landmarks in its pixels: enough to re-align the face for any
-    embedder template later without keeping the original photo."""
-    lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
-    eyes = (lm[0:2].mean(axis=0) + lm[2:4].mean(axis=0)) / 2
-    d = max(float(np.linalg.norm(lm[0:2].mean(axis=0) - lm[2:4].mean(axis=0))), 1.0)
+    between the eyes, and every landmark scheme the detector gave, in the crop's pixels:
+    enough to re-align the face for any embedder template later without keeping the photo."""
+    from facegate.align import eye_centres
+
+    left, right = eye_centres(face.landmarks, face.scheme)
+    eyes = (left + right) / 2
+    d = max(float(np.linalg.norm(left - right)), 1.0)
     s = min(1.0, CROP_EYE_PX / d)
     side = max(8, int(round(4 * d * s)))
     origin = eyes - np.array([2 * d, 1.6 * d])  # eyes sit ~40% from the top
@@ -97,11 +99,38 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray) -> tuple[bytes, list[lis
     shift = (origin + 0.5) * scale - 0.5  # cv2.resize maps x to (x + 0.5) * scale - 0.5
     m = np.array([[1, 0, -shift[0]], [0, 1, -shift[1]]], dtype=np.float64)
     crop = cv2.warpAffine(small, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    crop_lm = (lm + 0.5) * scale - 0.5 - shift
+    schemes = {face.scheme: face.landmarks, **face.more_landmarks}
+    crop_lm = {k: ((np.asarray(v, np.float64).reshape(5, 2) + 0.5) * scale - 0.5 - shift).round(3).tolist()
+               for k, v in schemes.items()}
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:  # pragma: no cover - encoding a uint8 image does not fail
         raise GalleryError("could not encode the face crop")
-    return buf.tobytes(), crop_lm.round(3).tolist()
+    return buf.tobytes(), crop_lm
+
+
+def crop_points(pipeline: Any, crop: np.ndarray, stored: Any) -> np.ndarray:
+    """Five points in the pipeline embedder's scheme for a stored crop: the stored points of
+    that scheme if the enrolling detector gave them; else the pipeline's detector run on the
+    crop (the face nearest the stored points' centre: native points, as at enrolment); else
+    points derived from the stored scheme through the mean face. ``stored`` is the crop's
+    landmark record: ``{scheme: points}``, or a bare list (galleries before schemes: dlib5)."""
+    from facegate.align import DLIB5, convert
+
+    want = pipeline.embedder.template.scheme
+    schemes = stored if isinstance(stored, dict) else {DLIB5: stored}
+    if want in schemes:
+        return np.asarray(schemes[want], np.float32)
+    src, pts = next(iter(schemes.items()))
+    pts = np.asarray(pts, np.float32)
+    centre = pts.mean(axis=0)
+    try:
+        found = [f for f in pipeline.detector.detect(crop) if f.points(want) is not None]
+    except FacegateError:
+        found = []
+    if found:
+        best = min(found, key=lambda f: float(np.linalg.norm(np.asarray(f.points(want)).mean(axis=0) - centre)))
+        return np.asarray(best.points(want), np.float32)
+    return convert(pts, src, want)
 
 
 def _label(src: Any, i: int) -> str:
@@ -192,7 +221,7 @@ class Gallery:
             )
         face = pick_face(faces, image.shape, pick, label)  # type: ignore[arg-type]
         chip = pipe.chips(image, [face])[0]
-        report = assess(face.landmarks, chip, face.score, policy or self.policy)
+        report = assess(face.landmarks, chip, face.score, policy or self.policy, scheme=face.scheme)
         if not report.ok:
             return (
                 image,
@@ -244,7 +273,7 @@ class Gallery:
         records = []
         for (label, image, face, _chip, report), vec in zip(accepted, emb):
             face.embedding = vec
-            crop, crop_lm = face_crop(image, face.landmarks) if keep_crops else (None, None)
+            crop, crop_lm = face_crop(image, face) if keep_crops else (None, None)
             records.append(
                 FaceRecord(
                     embedding=vec,
@@ -372,7 +401,7 @@ class Gallery:
             return lambda pid: float(threshold)
         from facegate.evaluate.templates import template_threshold
 
-        tt = template_threshold(self.config.embedder, float(threshold), far)
+        tt = template_threshold(self.config, float(threshold), far)
         bars: dict[int, float] = {}
 
         def bar(pid: int) -> float:
@@ -452,7 +481,7 @@ class Gallery:
                         log.warning("face %d: stored crop is unreadable; skipped", fid)
                         continue
                     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-                    chips.append(norm_crops(img, [np.asarray(lm, np.float32)], emb_.template)[0])
+                    chips.append(norm_crops(img, [crop_points(pipeline, img, lm)], emb_.template)[0])
                     ids.append(fid)
                 if ids:
                     vecs = emb_.embed(np.stack(chips))

@@ -25,14 +25,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facegate.align import LANDMARK_ORDER, MEAN_FACE
+from facegate.align import DLIB5, MEAN_FACE, MTCNN5, eye_centres
 
 # Mean-face geometry (dlib's mean shape), used to express pose as a deviation from frontal.
-_MEAN = np.array([MEAN_FACE[n] for n in LANDMARK_ORDER], dtype=np.float64)
-_MEAN_EYE_L = _MEAN[0:2].mean(axis=0)
-_MEAN_EYE_R = _MEAN[2:4].mean(axis=0)
+# The nose point is the scheme's own: dlib5's nose base, mtcnn5's nose tip.
+_NOSE = {DLIB5: (4, "nose_base"), MTCNN5: (2, "nose_tip")}
+_MEAN_EYE_L = (np.array(MEAN_FACE["left_eye_outer"]) + np.array(MEAN_FACE["left_eye_inner"])) / 2
+_MEAN_EYE_R = (np.array(MEAN_FACE["right_eye_outer"]) + np.array(MEAN_FACE["right_eye_inner"])) / 2
 _MEAN_EYE_DIST = float(np.linalg.norm(_MEAN_EYE_L - _MEAN_EYE_R))
-_MEAN_NOSE_DROP = float(_MEAN[4, 1] - (_MEAN_EYE_L[1] + _MEAN_EYE_R[1]) / 2) / _MEAN_EYE_DIST  # ~0.77
+_MEAN_NOSE_DROP = {
+    scheme: float(MEAN_FACE[name][1] - (_MEAN_EYE_L[1] + _MEAN_EYE_R[1]) / 2) / _MEAN_EYE_DIST  # dlib5 ~0.77
+    for scheme, (_, name) in _NOSE.items()
+}
 
 
 @dataclass(frozen=True)
@@ -96,15 +100,16 @@ class QualityReport:
         }
 
 
-def pose(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    """(eye distance px, yaw, pitch, roll degrees) from dlib-order 5-point landmarks.
+def pose(landmarks: np.ndarray, scheme: str = DLIB5) -> tuple[float, float, float, float]:
+    """(eye distance px, yaw, pitch, roll degrees) from five landmarks of ``scheme``.
 
     Yaw and pitch are dimensionless and 0 for the mean (frontal) face; their sign says
-    which way the head turns, their size roughly grows with the sine of the angle.
+    which way the head turns, their size roughly grows with the sine of the angle. The
+    limits in :class:`QualityPolicy` were set on dlib5 points; mtcnn5's nose tip stands out
+    further than dlib's nose base, so the same head turn reads as a somewhat larger yaw there.
     """
     lm = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
-    eye_l = lm[0:2].mean(axis=0)  # subject's left eye: image right
-    eye_r = lm[2:4].mean(axis=0)
+    eye_r, eye_l = eye_centres(lm, scheme)  # subject's left eye: image right
     d = eye_l - eye_r
     dist = float(np.hypot(*d))
     if dist < 1e-6:
@@ -112,12 +117,12 @@ def pose(landmarks: np.ndarray) -> tuple[float, float, float, float]:
     roll = float(np.degrees(np.arctan2(d[1], d[0])))
     c, s = d / dist
     mid = (eye_l + eye_r) / 2
-    nose = lm[4] - mid
+    nose = lm[_NOSE[scheme][0]] - mid
     # rotate by -roll so the eye line is horizontal
     nx = c * nose[0] + s * nose[1]
     ny = -s * nose[0] + c * nose[1]
     yaw = nx / dist
-    pitch = (ny / dist) / _MEAN_NOSE_DROP - 1.0
+    pitch = (ny / dist) / _MEAN_NOSE_DROP[scheme] - 1.0
     return dist, float(yaw), float(pitch), roll
 
 
@@ -134,10 +139,14 @@ def sharpness(chip: np.ndarray) -> float:
     return float(cv2.Laplacian(centre, cv2.CV_64F, ksize=1).var())
 
 
-def assess(landmarks: np.ndarray, chip: np.ndarray, score: float, policy: QualityPolicy | None = None) -> QualityReport:
-    """Measure one detected face and list what (if anything) disqualifies it for enrolment."""
+def assess(
+    landmarks: np.ndarray, chip: np.ndarray, score: float, policy: QualityPolicy | None = None, scheme: str = DLIB5
+) -> QualityReport:
+    """Measure one detected face and list what (if anything) disqualifies it for enrolment.
+    Works for any embedder: the sharpness is measured on the chip resized to one size, the
+    pose on the face's own landmark scheme."""
     policy = policy or QualityPolicy()
-    dist, yaw, pitch, roll = pose(landmarks)
+    dist, yaw, pitch, roll = pose(landmarks, scheme)
     sharp = sharpness(chip)
     rep = QualityReport(eye_distance=dist, sharpness=sharp, yaw=yaw, pitch=pitch, roll=roll, score=float(score))
     if dist < policy.min_eye_distance:

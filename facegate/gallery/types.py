@@ -144,7 +144,7 @@ class FaceRecord:
     source: str | None = None
     box: list[float] | None = None
     crop_jpeg: bytes | None = None
-    crop_landmarks: list[list[float]] | None = None
+    crop_landmarks: dict[str, list[list[float]]] | None = None  # {scheme: five points in crop pixels}
 
 
 @dataclass

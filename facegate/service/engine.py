@@ -243,7 +243,7 @@ class Engine:
             if face is not None:
                 self.pipeline.embed_faces(image, [face])
                 if self.settings.keep_event_images:
-                    crop = face_crop(image, face.landmarks)[0]
+                    crop = face_crop(image, face)[0]
             del image
         person_id = name = score = None
         decision = "deny"

@@ -65,9 +65,10 @@ class QualityModel:
     min_quality: float = 0.05
 
     def __call__(
-        self, landmarks: np.ndarray, chip: np.ndarray, det_score: float, box_width: float | None = None
+        self, landmarks: np.ndarray, chip: np.ndarray, det_score: float, box_width: float | None = None,
+        scheme: str = "dlib5",
     ) -> tuple[float, dict[str, float]]:
-        eye, yaw, pitch, _roll = pose(landmarks)
+        eye, yaw, pitch, _roll = pose(landmarks, scheme)
         sharp = sharpness(chip)
         size_f = float(np.clip((eye - self.min_eye) / max(self.good_eye - self.min_eye, 1e-6), 0.0, 1.0))
         pose_f = float(np.clip(1 - abs(yaw) / self.max_yaw, 0.0, 1.0) * np.clip(1 - abs(pitch) / self.max_pitch, 0.0, 1.0))

@@ -236,7 +236,7 @@ class Watcher:
         self.threshold, self.far = gallery.threshold()  # fails early without a calibrated FAR
         # Tracks are named on a mean of several embeddings, which needs a higher threshold than
         # one photo for the same FAR (facegate.evaluate.templates).
-        self.template_threshold = template_threshold(cfg.embedder, self.threshold, self.far)
+        self.template_threshold = template_threshold(cfg, self.threshold, self.far)
         log.info(
             "naming threshold %.4f per sample; for a track's template %s (FAR %s)", self.threshold,
             ", ".join(f"{t:.4f} at {k:g}" for k, t in zip(self.template_threshold.ks, self.template_threshold.thresholds)),
@@ -416,7 +416,7 @@ class Watcher:
                 continue
             face = faces[i]
             chip = self.pipe.chips(img, [face])[0]
-            q, metrics = opt.quality(face.landmarks, chip, face.score, face.width)
+            q, metrics = opt.quality(face.landmarks, chip, face.score, face.width, scheme=face.scheme)
             face.quality = q
             log.debug("frame %d track %d: quality %.3f %s score %.2f", idx, t.id, q, metrics, face.score)
             st = self._state(t, frame)
