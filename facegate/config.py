@@ -50,6 +50,8 @@ class Config:
     threshold: float | None = None  # explicit cosine threshold overrides ``far``
     min_face_size: int = 40  # pixels; smaller faces are ignored by detectors
     detection_threshold: float = 0.5  # detector-specific confidence cut
+    min_score: float = 0.0  # calibrated 0..1 face score (the same scale for every detector) a face must reach
+    detect_budget: int = 64  # BlazeFace model windows one image may cost over all passes (1280x720: 10; fallbacks: 2 x 10)
     refine_boxes: bool = True  # BlazeFace: tighten boxes with MTCNN's O-Net before landmarks (LFW +0.17 points)
     flip: bool = True  # average the embedding of each chip with its mirror image
     max_pixels: int = 60_000_000  # decompression-bomb guard (about 7700x7700)

@@ -144,13 +144,17 @@ def test_blazeface_finds_every_pasted_face(detectors, scene):
 
 def test_plan_for_hd_frame():
     levels = plan_levels(720, 1280, 40)
-    assert [len(lv.windows) for lv in levels] == [6, 2, 1]  # 480 px tiles, 720 px tiles, whole frame
-    for lv in levels:
+    # 480 px tiles, 720 px tiles, whole frame, padded whole frame
+    assert [len(lv.windows) for lv in levels] == [6, 2, 1, 1]
+    for lv in levels[:-1]:
         for x0, y0, _ in lv.windows:
             assert 0 <= x0 and 0 <= y0
             assert x0 + 192 <= max(lv.width, 192) and y0 + 192 <= max(lv.height, 192)
-    assert [len(lv.windows) for lv in plan_levels(720, 1280, 60)] == [2, 1]
-    assert [len(lv.windows) for lv in plan_levels(250, 250, 40)] == [1]
+    # the padded view: the frame a third of the window, centred
+    (x0, y0, inner), = levels[-1].windows
+    assert levels[-1].width == 64 and x0 == -64 and not any(inner)
+    assert [len(lv.windows) for lv in plan_levels(720, 1280, 60)] == [2, 1, 1]
+    assert [len(lv.windows) for lv in plan_levels(250, 250, 40)] == [1, 1]
 
 
 # -- no faces --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ code needs TensorFlow); it runs on ``ai_edge_litert``.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from facegate.detect.landmarks import DlibLandmarker, _as_dlib_image, adjust_box
 from facegate.errors import ModelError
 from facegate.types import Face
 
+log = logging.getLogger(__name__)
+
 INPUT_SIZE = 192
 # The smallest face (side of its dlib-like box) the full-range model finds reliably,
 # in pixels of its 192x192 input; sets the finest tile side: min_face_size * 192 / this.
@@ -47,6 +50,20 @@ INPUT_SIZE = 192
 # at about three times the cost (9 windows instead of 3 for a 1280x720 frame).
 MIN_FACE_AT_INPUT = 16.0
 MIN_TILE = 192  # never cut tiles smaller than the input: no upscaling of tiny tiles
+# The padded whole-frame pass: the image centred on a black square this many times its long
+# side, shrunk to 192 px. The full-range model finds faces of about 16-100 px at its input
+# (LFW faces centred on a 192 px canvas: recall 1.0 at 20-80 px, 0.93 at 128, 0.23 at 176)
+# and profiles only up to about 64 px, so the unpadded whole-frame view loses faces that fill
+# the frame. On cfp_dev (every 10th image), whole frame only: 90.0% frontal / 18.8% profile
+# images with a face; the image on a square 1.5x / 2x / 3x its long side: 100 / 71, 100 / 90,
+# 100 / 99%. At 3x a face as large as the long side is 64 px at the input and a crop tighter
+# than the head (face 1.3x the image) 83 px; the smallest face this level sees (16 px at the
+# input, a quarter of the long side) is well inside the unpadded view's range.
+PAD_SIDE = 3.0
+# A face of ``min_face_size`` cannot show in an image whose short side is under this share of
+# it (a crop tighter than the head keeps more than half the face): such images get no windows,
+# so a 1x5000 strip costs nothing instead of thousands of windows.
+MIN_VISIBLE = 0.5
 TILE_OVERLAP = 0.15  # neighbouring tiles overlap by at least this share of their side
 LEVEL_STEP = 2.5  # each coarser level has tiles this much larger
 RAW_SCORE_LIMIT = 80.0  # clip logits before the sigmoid (MediaPipe clips at 100; float32 overflows)
@@ -200,31 +217,58 @@ def tile_sides(height: int, width: int, min_face_size: int) -> list[int]:
     short side; within ``SNAP`` of the short side it becomes the short side); each further
     level is ``LEVEL_STEP`` times larger, up to the short side; the whole image, letterboxed
     to a square, comes last. Levels that one tile would nearly cover are left to the whole view.
+    No tile is smaller than ``MIN_TILE`` (even in a strip narrower than that): windows are
+    never upscaled, so a thin strip costs about its length / 163 windows, not its length
+    times 192 / its width. The padded pass (``PAD_SIDE``) is added by ``plan_levels``.
     """
     short, long_ = min(height, width), max(height, width)
     tile = max(MIN_TILE, int(round(max(1, min_face_size) * INPUT_SIZE / MIN_FACE_AT_INPUT)))
     if tile >= short * (1 - SNAP):
         tile = short
     sides: list[int] = []
-    side = min(tile, short)
+    side = max(min(tile, short), MIN_TILE)
     while side < long_ * (1 - TILE_OVERLAP):
         sides.append(side)
         if side >= short:
             break
-        side = min(int(round(side * LEVEL_STEP)), short)
+        side = max(min(int(round(side * LEVEL_STEP)), short), MIN_TILE)
     sides.append(long_)
     return sides
 
 
-def plan_levels(height: int, width: int, min_face_size: int) -> list[Level]:
+def _window_count(height: int, width: int, side: int) -> int:
+    """Windows of the level with tiles of ``side`` image pixels (as ``plan_levels`` cuts them)."""
+    scale = INPUT_SIZE / side
+    rw, rh = max(1, round(width * scale)), max(1, round(height * scale))
+    return len(_positions(rw, INPUT_SIZE)) * len(_positions(rh, INPUT_SIZE))
+
+
+def plan_levels(height: int, width: int, min_face_size: int, max_windows: int = 0) -> list[Level]:
     """The levels (resized copies) and their windows for one image; see ``tile_sides``.
 
     With the default min_face_size of 40, a 1280x720 photo gets six 480 px tiles (3 x 2),
-    two 720 px tiles and the whole frame: nine model inputs; with 60 or more, the two
-    720 px tiles and the whole frame. A 250x250 photo gets the whole image only.
+    two 720 px tiles, the whole frame and the padded whole frame (``PAD_SIDE``): ten model
+    inputs; with 60 or more, the two 720 px tiles and the two whole views. A 250x250 photo
+    gets the two whole views only.
+
+    Cost is bounded: an image whose short side is under ``MIN_VISIBLE * min_face_size`` gets
+    no levels (no face of that size fits), and with ``max_windows`` > 0 the finest levels are
+    dropped until the plan has at most that many windows (the smallest faces of a huge image
+    are then not searched; the two whole views, 2 windows, always stay).
     """
+    short, long_ = min(height, width), max(height, width)
+    if short <= 0 or short < MIN_VISIBLE * max(1, min_face_size):
+        return []
+    sides = tile_sides(height, width, min_face_size)
+    if max_windows > 0:
+        counts = [_window_count(height, width, s) for s in sides]
+        while len(sides) > 1 and sum(counts) + 1 > max_windows:
+            dropped = sides.pop(0)
+            counts.pop(0)
+            log.debug("detection budget %d windows: %dx%d image searched without its %d px tiles",
+                      max_windows, width, height, dropped)
     levels = []
-    for side in tile_sides(height, width, min_face_size):
+    for side in sides:
         scale = INPUT_SIZE / side
         rw, rh = max(1, round(width * scale)), max(1, round(height * scale))
         windows = []
@@ -233,6 +277,11 @@ def plan_levels(height: int, width: int, min_face_size: int) -> list[Level]:
                 inner = (x0 > 0, y0 > 0, x0 + INPUT_SIZE < rw, y0 + INPUT_SIZE < rh)
                 windows.append((x0, y0, inner))
         levels.append(Level(rw / width, rh / height, rw, rh, tuple(windows)))
+    # The padded whole frame: one window, the image shrunk to a third of it and centred.
+    scale = INPUT_SIZE / (PAD_SIDE * long_)
+    rw, rh = max(1, round(width * scale)), max(1, round(height * scale))
+    pad = ((-(INPUT_SIZE - rw) // 2), (-(INPUT_SIZE - rh) // 2))
+    levels.append(Level(rw / width, rh / height, rw, rh, ((pad[0], pad[1], (False, False, False, False)),)))
     return levels
 
 
@@ -262,17 +311,20 @@ def _resized(sources: list[np.ndarray], width: int, height: int) -> np.ndarray:
 def render_level(image: np.ndarray, level: Level, out: np.ndarray, sources: list[np.ndarray] | None = None) -> None:
     """Write the level's windows, scaled to [-1, 1], into ``out`` (n_windows, 192, 192, 3) float32.
 
-    Parts of a window outside the image are black (-1), as in MediaPipe's letterboxing.
+    Parts of a window outside the image are black (-1), as in MediaPipe's letterboxing; a
+    window may start left of or above the image (negative x0, y0: the padded pass).
     ``sources`` (see ``_resized``) lets the levels of one image reuse each other's copies.
     """
     small = _resized(sources if sources is not None else [image], level.width, level.height)
     for k, (x0, y0, _) in enumerate(level.windows):
-        win = small[y0 : y0 + INPUT_SIZE, x0 : x0 + INPUT_SIZE]
+        sx, sy = max(x0, 0), max(y0, 0)
+        win = small[sy : y0 + INPUT_SIZE, sx : x0 + INPUT_SIZE]
         dst = out[k]
         if win.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
             dst.fill(-1.0)
-        np.multiply(win, np.float32(2.0 / 255.0), out=dst[: win.shape[0], : win.shape[1]], casting="unsafe")
-        dst[: win.shape[0], : win.shape[1]] -= 1.0
+        dst = dst[sy - y0 : sy - y0 + win.shape[0], sx - x0 : sx - x0 + win.shape[1]]
+        np.multiply(win, np.float32(2.0 / 255.0), out=dst, casting="unsafe")
+        dst -= 1.0
 
 
 class BlazeFaceDetector(Detector):
@@ -344,13 +396,22 @@ class BlazeFaceDetector(Detector):
 
     # -- detection ---------------------------------------------------------------------
     def levels(self, image: np.ndarray) -> list[Level]:
-        return plan_levels(image.shape[0], image.shape[1], self.config.min_face_size)
+        return plan_levels(image.shape[0], image.shape[1], self.config.min_face_size, self.config.detect_budget)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
-        """Faces for several images; the windows of all of them share interpreter calls.
+        """Faces for several images: the tile plan, then the fallback passes where it found none.
+
+        See :mod:`facegate.detect.cascade` for the passes and the detection budget they share.
+        """
+        from facegate.detect.cascade import run_cascade  # local: cascade imports this module
+
+        return run_cascade(self, [_as_dlib_image(im) for im in images])
+
+    def detect_tiles(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Faces for several images from the tile plan alone; the windows of all images share interpreter calls.
 
         Windows are rendered image by image and sent in calls of ``MAX_BATCH`` (the last
         one smaller), so a batch of images costs the same calls as their windows in a row.
@@ -386,8 +447,8 @@ class BlazeFaceDetector(Detector):
                 flush(final=False)
         flush(final=True)
         results: list[list[Face]] = []
-        if not imgs:
-            return results
+        if not reg_parts:  # no images, or none large enough to hold a face (see plan_levels)
+            return [[] for _ in imgs]
         reg_all = np.concatenate(reg_parts)
         cls_all = np.concatenate(cls_parts)
         pos = 0

@@ -1,0 +1,224 @@
+"""The passes of the default detector after its tile plan, and the budget they share.
+
+BlazeFace's tile plan (:func:`facegate.detect.blazeface.plan_levels`, with its padded
+whole-frame view for faces that fill the frame) finds upright faces up to about 50 degrees
+of roll. Where it finds nothing, the image is searched again turned a quarter turn each way
+(``QUARTER_TURNS``): faces rolled 40-140 degrees come upright enough, and their boxes and
+landmarks are turned back into the original image, so the alignment's similarity warp
+(which follows the landmarks) still cuts upright chips.
+
+BlazeFace also finds faces rolled well past what dlib's 5-point predictor can place
+landmarks on (at 60 degrees its eye line came out at 26), so every face whose roll, read from
+BlazeFace's own keypoints, exceeds ``ROLL_LIMIT`` is found again on a crop of the image turned
+upright around it (``upright_face``), and that face's box and landmarks are mapped back.
+
+Each pass costs the windows of its plan; an image's passes together stay within
+``config.detect_budget`` windows, so no image (and no service request) costs more than a
+bounded multiple of a normal frame: a pass that would exceed the budget is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from facegate.types import Face
+
+if TYPE_CHECKING:
+    from facegate.detect.blazeface import BlazeFaceDetector
+
+log = logging.getLogger(__name__)
+
+# np.rot90 turns (counter-clockwise quarter turns) tried, in order, on images where the
+# upright pass found nothing. Measured on Grace Hopper and the astronaut: BlazeFace finds
+# them rolled up to 50 degrees (both) and 60 (the astronaut); at 90, neither.
+QUARTER_TURNS = (1, 3)
+# The quarter-turn passes see the image shrunk to at most this long side: turning a 60 MP
+# image took 2.2 s on its own (2 shared cores), a 1280 px copy milliseconds; so the rotated
+# faces of a very large photo must be larger than min_face_size * long side / 1280.
+TURN_MAX_SIDE = 1280
+# Faces rolled more than this (degrees, from BlazeFace's keypoints) are re-detected upright.
+ROLL_LIMIT = 20.0
+UPRIGHT_CONTEXT = 2.4  # crop side for the upright pass, in detector-box sides
+UPRIGHT_MAX_SIDE = 640  # the crop is shrunk to at most this many pixels (cost; landmarks lose little)
+UPRIGHT_MATCH = 0.25  # share of the crop side the re-found face's centre may lie from the crop centre
+
+
+def plan_cost(plan: list) -> int:
+    """Model windows a plan costs (the unit of ``config.detect_budget``)."""
+    return sum(len(level.windows) for level in plan)
+
+
+def rotate_points(points: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
+    """(..., 2) x, y points of ``np.rot90(image, k)`` back in the original image of ``shape`` (h, w).
+
+    Continuous coordinates (pixel corners at integers): a point at (x, y) of the original lies
+    at (y, w - x) after one counter-clockwise quarter turn.
+    """
+    h, w = shape
+    p = np.asarray(points, dtype=np.float32)
+    x, y = p[..., 0], p[..., 1]
+    k %= 4
+    if k == 0:
+        ox, oy = x, y
+    elif k == 1:
+        ox, oy = w - y, x
+    elif k == 2:
+        ox, oy = w - x, h - y
+    else:
+        ox, oy = y, h - x
+    return np.stack([ox, oy], axis=-1).astype(np.float32)
+
+
+def rotate_box(box: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
+    """An x1, y1, x2, y2 box of ``np.rot90(image, k)`` as a box of the original image (exact for quarter turns)."""
+    corners = rotate_points(np.asarray(box, dtype=np.float32).reshape(2, 2), k, shape)
+    return np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
+
+
+def unrotate_face(face: Face, k: int, shape: tuple[int, int]) -> Face:
+    """A face found in ``np.rot90(image, k)`` with its box, landmarks and keypoints in the original image."""
+    extra = dict(face.extra)
+    for key in ("keypoints", "mtcnn_points"):
+        if key in extra:
+            extra[key] = rotate_points(extra[key], k, shape)
+    if "detector_box" in extra:
+        extra["detector_box"] = rotate_box(extra["detector_box"], k, shape)
+    extra["quarter_turns"] = k
+    # dlib's landmarks are pixel indices (centres at integers + 0.5 in continuous terms).
+    landmarks = rotate_points(face.landmarks + 0.5, k, shape) - 0.5
+    return Face(box=rotate_box(face.box, k, shape), landmarks=landmarks, score=face.score,
+                embedding=face.embedding, quality=face.quality, detector=face.detector, extra=extra)
+
+
+def face_roll(face: Face) -> float | None:
+    """The face's roll in degrees (0 upright, positive clockwise on screen) from BlazeFace's keypoints, or None.
+
+    The eye line (keypoints 0 and 1: the subject's right and left eye) and the eyes-to-mouth
+    line turned a quarter back (keypoint 3) are added, so a profile, whose eyes nearly meet,
+    is read from its eyes-to-mouth line.
+    """
+    kp = face.extra.get("keypoints")
+    if kp is None or len(kp) < 4:
+        return None
+    kp = np.asarray(kp, dtype=np.float64)
+    eyes = kp[1] - kp[0]
+    down = kp[3] - (kp[0] + kp[1]) / 2
+    v = eyes + np.array([down[1], -down[0]])
+    if not np.isfinite(v).all() or np.hypot(*v) < 1e-6:
+        return None
+    return float(np.degrees(np.arctan2(v[1], v[0])))
+
+
+def upright_face(det: "BlazeFaceDetector", image: np.ndarray, face: Face, roll: float) -> Face | None:
+    """The face found again on a crop turned upright around it, mapped back into ``image``; None if not re-found.
+
+    The box is the upright face's box moved to its centre in the image (an axis-aligned box
+    of the face's own size); the landmarks follow the rotation, so chips cut from them are upright.
+    """
+    src_box = np.asarray(face.extra.get("detector_box", face.box), dtype=np.float64)
+    cx, cy = (src_box[0] + src_box[2]) / 2, (src_box[1] + src_box[3]) / 2
+    side = UPRIGHT_CONTEXT * max(src_box[2] - src_box[0], src_box[3] - src_box[1])
+    out = int(min(max(round(side), 32), UPRIGHT_MAX_SIDE))
+    m = cv2.getRotationMatrix2D((cx, cy), roll, out / side)
+    m[:, 2] += (out / 2 - cx, out / 2 - cy)
+    crop = cv2.warpAffine(image, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    found = det.detect_tiles([crop])[0]
+    if not found:
+        return None
+    dist = [np.hypot(*(np.array(f.center) - out / 2)) for f in found]
+    best = int(np.argmin(dist))
+    if dist[best] > UPRIGHT_MATCH * out:
+        return None
+    f = found[best]
+    inv = cv2.invertAffineTransform(m)
+
+    def back(points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return (p @ inv[:, :2].T + inv[:, 2]).astype(np.float32).reshape(np.shape(points))
+
+    def back_box(box: np.ndarray) -> np.ndarray:
+        c = back(np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]))
+        half = np.array([box[2] - box[0], box[3] - box[1]]) * (side / out) / 2
+        return np.concatenate([c - half, c + half]).astype(np.float32)
+
+    extra = dict(f.extra)
+    if "keypoints" in extra:
+        extra["keypoints"] = back(extra["keypoints"])
+    if "detector_box" in extra:
+        extra["detector_box"] = back_box(extra["detector_box"])
+    extra["roll"] = roll
+    if "quarter_turns" in face.extra:
+        extra["quarter_turns"] = face.extra["quarter_turns"]
+    # dlib's landmarks are pixel indices: their centres are at + 0.5 in continuous terms.
+    landmarks = back(f.landmarks + 0.5) - 0.5
+    return Face(box=back_box(f.box), landmarks=landmarks, score=max(face.score, f.score),
+                detector=face.detector, extra=extra)
+
+
+def straighten(det: "BlazeFaceDetector", image: np.ndarray, faces: list[Face]) -> list[Face]:
+    """Faces with their rolled ones (beyond ``ROLL_LIMIT``) replaced by their upright re-detection."""
+    out = []
+    for face in faces:
+        roll = face_roll(face)
+        if roll is not None and abs(roll) > ROLL_LIMIT:
+            again = upright_face(det, image, face, roll)
+            if again is not None:
+                face = again
+        out.append(face)
+    return out
+
+
+def scale_face(face: Face, s: float) -> Face:
+    """The face of an image shrunk by ``s`` (< 1) in the original's pixels."""
+    if s == 1.0:
+        return face
+    extra = dict(face.extra)
+    for key in ("keypoints", "detector_box"):
+        if key in extra:
+            extra[key] = (np.asarray(extra[key], np.float32) / s).astype(np.float32)
+    return Face(box=(face.box / s).astype(np.float32), landmarks=((face.landmarks + 0.5) / s - 0.5).astype(np.float32),
+                score=face.score, embedding=face.embedding, quality=face.quality, detector=face.detector, extra=extra)
+
+
+def _turned(image: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """``np.rot90(image, k)`` of the image shrunk to ``TURN_MAX_SIDE`` at most, and the shrink factor."""
+    from facegate.detect.blazeface import _resized
+
+    h, w = image.shape[:2]
+    s = min(1.0, TURN_MAX_SIDE / max(h, w))
+    if s < 1.0:
+        image = _resized([image], max(1, round(w * s)), max(1, round(h * s)))
+        s = image.shape[1] / w
+    codes = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+    return cv2.rotate(image, codes[k % 4]), s
+
+
+def run_cascade(det: "BlazeFaceDetector", images: list[np.ndarray]) -> list[list[Face]]:
+    """The tile plan on all images, then the rotated passes on those where nothing was found."""
+    budget = det.config.detect_budget
+    results = det.detect_tiles(images)
+    spent = [plan_cost(det.levels(im)) for im in images]
+    for k in QUARTER_TURNS:
+        todo, turned, shrink = [], [], []
+        for i, im in enumerate(images):
+            if results[i] or spent[i] == 0:
+                continue
+            rot, s = _turned(im, k)
+            cost = plan_cost(det.levels(rot))
+            if budget > 0 and spent[i] + cost > budget:
+                log.debug("detection budget: %dx%d image not searched turned %d quarter(s)", im.shape[1], im.shape[0], k)
+                continue
+            spent[i] += cost
+            todo.append(i)
+            turned.append(rot)
+            shrink.append(s)
+        if not todo:
+            continue
+        for i, s, rot, faces in zip(todo, shrink, turned, det.detect_tiles(turned)):
+            small = (rot.shape[1], rot.shape[0]) if k % 2 else rot.shape[:2]  # (h, w) before turning
+            results[i] = [scale_face(unrotate_face(f, k, small), s) for f in faces]
+    return [straighten(det, im, faces) for im, faces in zip(images, results)]
