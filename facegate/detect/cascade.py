@@ -79,6 +79,19 @@ def rotate_box(box: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
     return np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
 
 
+def _map_landmarks(face: Face, fn) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every landmark scheme of ``face`` through the point map ``fn`` (continuous coordinates).
+    dlib's landmarks are pixel indices (centres at integers + 0.5 in continuous terms); O-Net's
+    points are continuous already."""
+    from facegate.align import DLIB5
+
+    def one(scheme: str, pts: np.ndarray) -> np.ndarray:
+        off = 0.5 if scheme == DLIB5 else 0.0
+        return (fn(np.asarray(pts, np.float64) + off) - off).astype(np.float32)
+
+    return one(face.scheme, face.landmarks), {k: one(k, v) for k, v in face.more_landmarks.items()}
+
+
 def unrotate_face(face: Face, k: int, shape: tuple[int, int]) -> Face:
     """A face found in ``np.rot90(image, k)`` with its box, landmarks and keypoints in the original image."""
     extra = dict(face.extra)
@@ -88,10 +101,10 @@ def unrotate_face(face: Face, k: int, shape: tuple[int, int]) -> Face:
     if "detector_box" in extra:
         extra["detector_box"] = rotate_box(extra["detector_box"], k, shape)
     extra["quarter_turns"] = k
-    # dlib's landmarks are pixel indices (centres at integers + 0.5 in continuous terms).
-    landmarks = rotate_points(face.landmarks + 0.5, k, shape) - 0.5
-    return Face(box=rotate_box(face.box, k, shape), landmarks=landmarks, score=face.score,
-                embedding=face.embedding, quality=face.quality, detector=face.detector, extra=extra)
+    landmarks, more = _map_landmarks(face, lambda p: rotate_points(p, k, shape))
+    return Face(box=rotate_box(face.box, k, shape), landmarks=landmarks, score=face.score, scheme=face.scheme,
+                more_landmarks=more, embedding=face.embedding, quality=face.quality, detector=face.detector,
+                extra=extra)
 
 
 def face_roll(face: Face) -> float | None:
@@ -153,10 +166,9 @@ def upright_face(det: "BlazeFaceDetector", image: np.ndarray, face: Face, roll: 
     extra["roll"] = roll
     if "quarter_turns" in face.extra:
         extra["quarter_turns"] = face.extra["quarter_turns"]
-    # dlib's landmarks are pixel indices: their centres are at + 0.5 in continuous terms.
-    landmarks = back(f.landmarks + 0.5) - 0.5
-    return Face(box=back_box(f.box), landmarks=landmarks, score=max(face.score, f.score),
-                detector=face.detector, extra=extra)
+    landmarks, more = _map_landmarks(f, back)
+    return Face(box=back_box(f.box), landmarks=landmarks, score=max(face.score, f.score), scheme=f.scheme,
+                more_landmarks=more, detector=face.detector, extra=extra)
 
 
 def straighten(det: "BlazeFaceDetector", image: np.ndarray, faces: list[Face]) -> list[Face]:
@@ -180,7 +192,8 @@ def scale_face(face: Face, s: float) -> Face:
     for key in ("keypoints", "detector_box"):
         if key in extra:
             extra[key] = (np.asarray(extra[key], np.float32) / s).astype(np.float32)
-    return Face(box=(face.box / s).astype(np.float32), landmarks=((face.landmarks + 0.5) / s - 0.5).astype(np.float32),
+    landmarks, more = _map_landmarks(face, lambda p: p / s)
+    return Face(box=(face.box / s).astype(np.float32), landmarks=landmarks, scheme=face.scheme, more_landmarks=more,
                 score=face.score, embedding=face.embedding, quality=face.quality, detector=face.detector, extra=extra)
 
 

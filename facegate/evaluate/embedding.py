@@ -25,7 +25,7 @@ from facegate.types import Face
 log = logging.getLogger(__name__)
 
 # Bump when anything that changes embeddings for the same config changes (alignment, preprocessing).
-PIPELINE_VERSION = "3"  # 3: landmark schemes (O-Net points for mtcnn5 embedders)
+PIPELINE_VERSION = "4"  # 3: landmark schemes (O-Net points for mtcnn5 embedders); 4: whole-frame and rotated passes
 
 # Outcomes recorded per image.
 FOUND = "found"  # exactly one face
