@@ -98,6 +98,10 @@ class Template:
     padding: float
     points: np.ndarray  # (5, 2) in chip pixels, in the scheme's order
     scheme: str = DLIB5
+    # How the similarity is fitted: "dlib" (template -> image on dlib's chip grid, as dlib's
+    # get_face_chip does: what dlib's ResNet was trained on) or "insightface" (image -> template,
+    # insightface's estimate_norm + warpAffine: what ArcFace-style models were trained on).
+    fit: str = "dlib"
 
 
 @lru_cache(maxsize=None)
@@ -122,7 +126,11 @@ ARCFACE_112 = np.array(
 @lru_cache(maxsize=None)
 def arcface(size: int = 112) -> Template:
     """ArcFace's template (mtcnn5 points) scaled to a ``size`` chip; ``padding`` is nominal."""
-    return Template(size=size, padding=0.0, points=(ARCFACE_112 * (size / 112.0)).astype(np.float32), scheme=MTCNN5)
+    return Template(size=size, padding=0.0, points=(ARCFACE_112 * (size / 112.0)).astype(np.float32), scheme=MTCNN5,
+                    fit=ARCFACE_FIT)
+
+
+ARCFACE_FIT = "insightface"
 
 
 def named_template(name: str, size: int) -> Template:
@@ -168,6 +176,8 @@ def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.nd
     alias (dlib uses an image pyramid for the same reason).
     """
     size = tmpl.size
+    if tmpl.fit == "insightface":
+        return _insightface_crop(image, landmarks, tmpl)
     fit = similarity_transform(tmpl.points, landmarks)  # template -> image (same scheme)
     scale = float(np.sqrt(abs(np.linalg.det(fit[:, :2]))))
     rot = fit[:, :2] / scale
@@ -192,6 +202,21 @@ def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.nd
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
     )
+
+
+def _insightface_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
+    """insightface's alignment: the least-squares similarity from the landmarks to the template,
+    applied with a bilinear warp (after area shrinking when the face is much larger than the chip)."""
+    m = similarity_transform(np.asarray(landmarks, np.float64), tmpl.points)  # image -> chip
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # chip pixels per image pixel
+    if scale < 0.5:
+        f = 1.5 * scale
+        h, w = image.shape[:2]
+        small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        sx, sy = small.shape[1] / w, small.shape[0] / h
+        m = m @ np.array([[1 / sx, 0, 0], [0, 1 / sy, 0], [0, 0, 1]])
+        image = small
+    return cv2.warpAffine(image, m, (tmpl.size, tmpl.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def norm_crops(image: np.ndarray, landmark_sets: list[np.ndarray], tmpl: Template) -> np.ndarray:
