@@ -287,7 +287,7 @@ def stack_points(pipeline: Any) -> tuple[list[OperatingPoint], list[TemplatePoin
     ``pipeline.operating_points`` is the per-comparison table; ``pipeline.template_points``, where a
     pipeline has it, the template table (else the shipped one for the configured embedder).
     """
-    points = list(pipeline.operating_points)
+    points = list(getattr(pipeline, "operating_points", None) or [])
     tpts = getattr(pipeline, "template_points", None)
     if tpts is None:
         from facegate.evaluate.templates import load_template_points

@@ -435,12 +435,13 @@ class Gallery:
 
         def bar(pid: int) -> float:
             if pid not in bars:
-                bars[pid] = policy.bar(max(1, self._face_count(pid)))
+                bars[pid] = policy.bar(max(1, self.face_count(pid)))
             return bars[pid]
 
         return bar
 
-    def _face_count(self, pid: int) -> int:
+    def face_count(self, pid: int) -> int:
+        """Faces enrolled for person ``pid`` (1 if they were deleted meanwhile)."""
         try:
             return int(self.backend.person(pid).faces)
         except PersonNotFoundError:  # deleted between search and lookup: treat as one photo
