@@ -216,7 +216,8 @@ class TemplateTable:
         f0 = self.single.far(threshold)
         if k <= 1 or not self.curves:
             return f0
-        lo, hi = math.log10(f0) - 6, math.log10(f0)  # templates need a lower FAR for the same bar
+        # a template scores higher against everybody: at the same bar its FAR is higher than one photo's
+        lo, hi = math.log10(f0), min(0.0, math.log10(f0) + 6)
         for _ in range(60):  # bisection in log FAR: threshold() falls as FAR rises
             mid = (lo + hi) / 2
             if self.threshold(10**mid, k) > threshold:
