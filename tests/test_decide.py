@@ -93,3 +93,32 @@ def test_explicit_threshold_reports_what_the_table_gives_for_it():
     with pytest.raises(UsageError):
         open_set_policy(Config(), [], [], {1: 3})  # no calibration and no explicit threshold
     assert np.isfinite(open_set_policy(Config(threshold=0.5), [], [], {1: 3}).threshold)
+
+
+def test_bench_fpir_measures_stated_against_measured_on_tiny_galleries(tmp_path):
+    """The FPIR benchmark's machinery on synthetic embeddings (the lead runs it on LFW): people are
+    tight clusters, so strangers are never named and enrolled people are."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_fpir import clopper_pearson, measure, render
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 32))
+    labels = np.repeat([f"p{i:02d}" for i in range(40)], 4)
+    emb = np.repeat(centres, 4, axis=0) + 0.05 * rng.normal(size=(160, 32))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+
+    class Stack:  # only the calibrated curve is needed: no model runs
+        config = Config(home=tmp_path)
+        operating_points = DENSE
+        template_points: list = []
+
+    rows = measure(emb, labels, np.ones(160, bool), Stack(), sizes=(5, 10), ks=(1, 3), tmp=tmp_path)
+    assert [(r["N"], r["k"]) for r in rows] == [(5, 1), (10, 1), (5, 3), (10, 3)]
+    assert all(r["strangers_named"] == 0 and r["held"] and r["tpir_measured"] == 1.0 for r in rows)
+    assert rows[1]["far"] == pytest.approx(1e-3) and rows[1]["strangers"] == 30
+    assert "| 10 | 3 |" in render(rows, "synthetic")
+    lo, hi = clopper_pearson(0, 30)
+    assert lo == 0.0 and 0.1 < hi < 0.12
