@@ -1,4 +1,4 @@
-"""Gallery: enrol people from photos and identify faces among them (1:N), at a stated FAR.
+"""Gallery: enrol people from photos and identify faces among them (1:N), at a stated FPIR.
 
 ::
 
@@ -9,7 +9,8 @@
             print(who.name, who.candidates[:3])              # "Ada" or "unknown", top-k people
 
 Layers: this facade does images (detect, quality gate, align, embed through the shared
-:class:`~facegate.pipeline.Pipeline`) and decisions (threshold at the configured FAR);
+:class:`~facegate.pipeline.Pipeline`) and applies the decision policy of :mod:`facegate.decide`
+(the FPIR at the gallery's size and templating, :meth:`Gallery.decision_policy`);
 a backend (:mod:`.backend`: SQLite + FAISS, or :mod:`.milvus`) stores people and
 embeddings and finds nearest people. Embeddings are tied to the model that made them:
 a gallery holds one model, and using another is refused until ``reembed`` converts it.
