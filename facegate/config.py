@@ -46,7 +46,8 @@ class Config:
     runtime: str = "auto"  # built-in embedder's engine: auto (onnxruntime on CPU, torch on CUDA), torch, onnxruntime
     fp16: bool = False  # built-in embedder in half precision; CUDA + torch runtime only (LFW delta in benchmarks/RESULTS.md)
     batch_size: int = 32
-    far: float = 1e-3  # default operating point for verify/identify decisions
+    far: float = 1e-3  # default per-comparison operating point for 1:1 verify decisions
+    fpir: float = 1e-2  # default 1:N rate (identify, gate, watch): share of strangers named (facegate.decide)
     threshold: float | None = None  # explicit cosine threshold overrides ``far``
     min_face_size: int = 40  # pixels; smaller faces are ignored by detectors
     detection_threshold: float = 0.5  # detector-specific confidence cut

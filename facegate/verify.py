@@ -14,9 +14,8 @@ from importlib import resources
 
 import numpy as np
 
-from facegate.config import Config
-from facegate.errors import UsageError
-from facegate.types import OperatingPoint, Verdict
+from facegate.decide import decide, decision_threshold  # noqa: F401 - the rules live in facegate.decide
+from facegate.types import OperatingPoint
 
 # FARs we calibrate and report; 1e-5 and 1e-6 need millions of impostor pairs (LFW gives 87M).
 STANDARD_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -168,31 +167,3 @@ def save_operating_points(path: str, key: str, points: list[OperatingPoint], set
         "settings": settings,
         "points": [{k: v for k, v in asdict(p).items() if k != "dataset"} for p in points],
     })
-
-
-def decision_threshold(config: Config, points: list[OperatingPoint]) -> tuple[float, float | None]:
-    """(threshold, FAR it stands for). An explicit ``config.threshold`` wins (FAR unknown);
-    otherwise ``config.far`` must be one of the calibrated FARs."""
-    if config.threshold is not None:
-        return float(config.threshold), None
-    for p in points:
-        if np.isclose(p.far, config.far, rtol=1e-6):
-            return p.threshold, p.far
-    if not points:
-        key = stack_key(config)
-        others = ", ".join(calibrated_stacks(config.embedder)) or "none"
-        raise UsageError(
-            f"no operating points are calibrated for this stack ({key}); thresholds of another detector, "
-            f"landmark scheme or mirror setting would not give the FAR they state. Calibrated stacks of "
-            f"{config.embedder}: {others}. Use one of them, pass --threshold, or calibrate this stack with "
-            f"'facegate calibrate DIR --write {config.home / 'operating_points.json'}'"
-        )
-    have = ", ".join(f"{p.far:g}" for p in points)
-    raise UsageError(
-        f"no calibrated threshold for FAR {config.far:g} with {stack_key(config)} "
-        f"(calibrated: {have}); pass --threshold, or run 'facegate calibrate' on your own photos"
-    )
-
-
-def decide(score: float, threshold: float, far: float | None) -> Verdict:
-    return Verdict(same=bool(score > threshold), score=float(score), threshold=float(threshold), far=far)

@@ -177,7 +177,9 @@ def test_web_page_end_to_end(tmp_path, pipeline, hopper, astronaut, shots_dir):
             page.click("#live-start")
             allow = page.locator("#live-results li.allow")
             expect(allow.first).to_contain_text("Grace Hopper", timeout=WAIT_MS)
-            expect(allow.first).to_contain_text("ALLOW")
+            expect(allow.first).to_contain_text("NAMED")  # an identification, not an access decision
+            expect(page.locator("#live-preview-note")).to_contain_text("Preview only")
+            expect(page.locator("#live-decision")).to_contain_text("FPIR")
             drawn = page.evaluate(
                 "(() => { const c = document.querySelector('#live-overlay');"
                 " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"

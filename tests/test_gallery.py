@@ -396,19 +396,21 @@ def _at_cosine(target: np.ndarray, cos: float, rng: np.random.Generator) -> np.n
 
 
 def test_mean_templates_are_held_to_their_template_threshold(tmp_path):
-    """At a calibrated FAR, a person enrolled with three photos needs a higher score than a
-    one-photo person (the template threshold for k=3), so the FAR stays what it says; an
-    explicit threshold is applied to everyone as given."""
-    from facegate.evaluate.templates import template_threshold
+    """At a stated FPIR, a person enrolled with three photos needs a higher score than a
+    one-photo person (the template threshold for k=3 at the same per-comparison FAR), and each
+    candidate carries the bar it was held to; an explicit threshold is applied to everyone as given."""
+    from facegate.decide import open_set_policy, stack_points
 
     rng = np.random.default_rng(3)
     _, shots = people(2, faces=3, seed=5)
-    cfg = Config(gallery=tmp_path / "g.sqlite", home=tmp_path, far=1e-3)
+    cfg = Config(gallery=tmp_path / "g.sqlite", home=tmp_path)
     with open_gallery(cfg) as g:
         g.enroll_embeddings("one", shots[0][:1], model=MODEL)
         g.enroll_embeddings("three", shots[1], model=MODEL)
-        single, far = g.threshold()
-        bar3 = template_threshold(cfg.embedder, single, far)(3)
+        policy = g.decision_policy()
+        assert policy.identities == 2 and policy.far == pytest.approx(cfg.fpir / 2)
+        single, bar3 = policy.bar(1), policy.bar(3)
+        assert g.threshold() == (pytest.approx(single), pytest.approx(policy.far))
         assert bar3 > single + 0.005  # the shipped table: 0.9373 against 0.9284 at FAR 1e-3
         between = (single + bar3) / 2
         probes = np.stack([_at_cosine(shots[0][0], between, rng), _at_cosine(unit(shots[1].mean(0)), between, rng)])
@@ -416,7 +418,13 @@ def test_mean_templates_are_held_to_their_template_threshold(tmp_path):
         assert one.name == "one" and one.candidates[0].threshold == pytest.approx(single)
         assert three.candidates[0].name == "three" and three.name == "unknown"
         assert three.candidates[0].threshold == pytest.approx(bar3)
-        assert three.to_dict()["candidates"][0]["threshold"] == pytest.approx(bar3, abs=1e-6)
+        d = three.to_dict()
+        assert d["candidates"][0]["threshold"] == pytest.approx(bar3, abs=1e-6)
+        assert d["threshold"] == pytest.approx(bar3, abs=1e-6)  # the shown threshold is the applied one
+        assert d["fpir"] == cfg.fpir and d["far"] == pytest.approx(cfg.fpir / 2)
         # an explicit threshold is the caller's choice, for every template size
-        _, three_explicit = g.identify_embeddings(probes, model=MODEL, threshold=single, far=None)
+        points, tpoints = stack_points(g.pipeline)
+        explicit = open_set_policy(cfg.replace(threshold=single), points, tpoints, {1: 1, 3: 1})
+        assert explicit.explicit and explicit.far is not None and explicit.fpir > explicit.far
+        _, three_explicit = g.identify_embeddings(probes, model=MODEL, policy=explicit)
         assert three_explicit.name == "three"

@@ -34,7 +34,8 @@ from facegate.service.auth import PERMISSIONS, ROLE_PERMISSIONS, create_key  # n
 from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face  # noqa: E402
 
 API = "/api/v1"
-CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "event_id", "faces"}
+CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "warnings",
+                 "event_id", "faces"}
 
 
 def jpeg(person: int, shot: int = 0, size: int = 200) -> bytes:
@@ -111,8 +112,10 @@ def test_health_ready_schema_and_page(svc):
 
 
 def test_readiness_reports_a_missing_calibration(tmp_path):
-    cfg = Config(home=tmp_path, gallery=tmp_path / "g.sqlite", far=0.5)  # no operating point at FAR 0.5
-    app = create_app(cfg, ServiceSettings(), pipeline=SyntheticPipeline(cfg))
+    cfg = Config(home=tmp_path, gallery=tmp_path / "g.sqlite")
+    pipe = SyntheticPipeline(cfg)
+    pipe.__dict__["operating_points"] = []  # a stack without calibration: neither 1:1 nor 1:N can decide
+    app = create_app(cfg, ServiceSettings(), pipeline=pipe)
     with TestClient(app) as c:
         key = create_key(app.state.svc.db, "gate")["key"]
         r = c.get("/readyz")
@@ -130,7 +133,10 @@ def test_gate_check_contract_multipart_and_base64(svc):
     out = r.json()
     assert set(out) == CONTRACT_KEYS
     assert out["gate"] == "north-1" and out["decision"] == "allow" and out["person_id"] == pid and out["name"] == "Ada"
-    assert out["score"] > out["threshold"] == 0.9 and out["far"] == 1e-3 and out["faces"] == 1
+    # one identity at FPIR 1e-2: a per-comparison FAR of 1e-2, above the synthetic curve's one point (1e-3,
+    # 0.9), whose threshold is kept (stricter than needed, never looser)
+    assert out["score"] > out["threshold"] == 0.9 and out["fpir"] == 1e-2 and out["far"] == 1e-2 and out["faces"] == 1
+    assert out["rule"] == {"allowed": True, "reason": "no_list", "rule": None}
     assert isinstance(out["event_id"], int)
 
     b64 = base64.b64encode(jpeg(1, 6)).decode()

@@ -78,6 +78,8 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
         fields["fp16"] = True
     if getattr(args, "far", None) is not None:
         fields["far"] = args.far
+    if getattr(args, "fpir", None) is not None:
+        fields["fpir"] = args.fpir
     if getattr(args, "threshold", None) is not None:
         fields["threshold"] = args.threshold
     fields.update(overrides)

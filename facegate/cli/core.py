@@ -21,6 +21,29 @@ def far_arg(text: str) -> float:
     return v
 
 
+def fpir_arg(text: str) -> float:
+    """argparse type for --fpir: a rate strictly between 0 and 1."""
+    try:
+        v = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError("a false-positive identification rate is between 0 and 1, e.g. 1e-2")
+    return v
+
+
+def explicit_threshold_note(pipe) -> str:
+    """What the calibrated table says of an explicit --threshold: the per-comparison FAR it gives."""
+    from facegate.decide import FarCurve
+
+    curve = FarCurve.from_points(pipe.operating_points)
+    if curve is None or pipe.config.threshold is None:
+        return "explicit threshold"
+    far = curve.far(float(pipe.config.threshold))
+    out = "" if curve.in_range(far) else ", outside the calibrated range"
+    return f"explicit threshold: calibrated table gives FAR {far:.2g}{out}"
+
+
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -41,7 +64,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("b", help="second photo")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--far", type=far_arg, help="false-accept rate to decide at: 1e-2, 1e-3 (default), 1e-4, ...")
-    g.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
+    g.add_argument("--threshold", type=float,
+                   help="explicit cosine threshold (the FAR the calibrated table gives for it is printed)")
     p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
                    help="which face when a photo has several: single (refuse, default), largest, center")
     p.set_defaults(func=cmd_verify)
@@ -150,9 +174,15 @@ def _pipeline(args: argparse.Namespace, **overrides):
 def cmd_verify(args: argparse.Namespace) -> int:
     pipe = _pipeline(args)
     v = pipe.verify(args.a, args.b, pick=args.pick)
-    far = f"FAR {v.far:g}" if v.far is not None else "explicit threshold"
+    far = f"FAR {v.far:g}" if v.far is not None else explicit_threshold_note(pipe)
     word = "SAME person" if v.same else "DIFFERENT people"
-    emit(args, {"a": args.a, "b": args.b, **v.to_dict()},
+    extra = {}
+    if v.far is None:
+        from facegate.decide import FarCurve
+
+        curve = FarCurve.from_points(pipe.operating_points)
+        extra["far_of_threshold"] = None if curve is None else curve.far(v.threshold)
+    emit(args, {"a": args.a, "b": args.b, **v.to_dict(), **extra},
          f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})")
     return 0 if v.same else 1
 

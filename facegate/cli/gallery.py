@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.cli.core import far_arg as _far
+from facegate.cli.core import fpir_arg as _fpir
 from facegate.cli import config_from_args, emit
 from facegate.errors import NoFaceError, UsageError
 
@@ -69,6 +70,16 @@ def _decision_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
 
 
+def identification_options(p: argparse.ArgumentParser) -> None:
+    """--fpir / --threshold for 1:N decisions (identify, watch, serve)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--fpir", type=_fpir, help="false-positive identification rate to decide at: the share of people "
+                   "who are not enrolled that get named (default 1e-2); the threshold follows from the calibrated "
+                   "curve and the number of enrolled people")
+    g.add_argument("--threshold", type=float, help="explicit cosine threshold for everyone (the FAR/FPIR the "
+                   "calibrated table gives for it is reported)")
+
+
 def _config(args: argparse.Namespace):
     over: dict[str, Any] = {}
     for name in ("backend", "milvus_uri", "index", "ann_threshold"):
@@ -99,10 +110,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "stored. The accepted faces are stored together in one transaction. Enrolling an existing name adds "
         "photos to that person.",
         epilog="examples:\n  facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg ada3.jpg\n"
-        "  facegate enroll --name Bob --pick largest team_photo.jpg\n\n" + GALLERY_EXIT_CODES,
+        "  facegate enroll --name Bob --pick largest team_photo.jpg\n"
+        "  facegate enroll --folders staff/ --pick center        staff/<name>/<photos>, resumable\n\n"
+        + GALLERY_EXIT_CODES,
     )
-    p.add_argument("--name", required=True, help="the person's name (unique in the gallery)")
-    p.add_argument("photos", nargs="+", help="photos of the person")
+    p.add_argument("--name", help="the person's name (unique in the gallery)")
+    p.add_argument("photos", nargs="*", help="photos of the person")
+    p.add_argument("--folders", type=Path, metavar="DIR",
+                   help="bulk: enrol every sub-folder of DIR as one person named after it (DIR/<name>/<photos>); "
+                   "resumable (photos already enrolled, same sha256, are skipped; refusals are remembered), "
+                   "with a progress bar and a report of refused photos")
+    p.add_argument("--journal", type=Path, help="--folders: where refusals are remembered "
+                   "(default beside the gallery, one per DIR)")
     p.add_argument(
         "--pick",
         choices=["single", "largest", "center"],
@@ -123,15 +142,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         formatter_class=fmt,
         help="who is in this photo? top-k people per face, or unknown (exit 0 someone known, 1 all unknown)",
         description="For every face in PHOTO: the top-k enrolled people with cosine scores, and the decision at "
-        "the configured false-accept rate (or threshold): the best candidate if it scores above the threshold, "
-        "else 'unknown'. With N people enrolled an impostor clears a per-comparison FAR against someone with "
-        "probability about N x FAR, so large galleries need a smaller --far.",
-        epilog="examples:\n  facegate identify group.jpg\n  facegate identify door.jpg --far 1e-4 -k 3 --json\n\n"
+        "a stated false-positive identification rate (FPIR, default 1e-2: one stranger in a hundred named): "
+        "the best candidate if it scores above the threshold it is held to, else 'unknown'. The threshold "
+        "follows from the calibrated per-comparison curve, the number of enrolled people (each gets a FAR of "
+        "FPIR / N) and how many photos each was enrolled with; it rises as people are enrolled. Every answer "
+        "shows the FPIR, the per-comparison FAR, the threshold applied and the expected TPIR; a warning says "
+        "when the FPIR cannot be held with a usable TPIR at the gallery's size.",
+        epilog="examples:\n  facegate identify group.jpg\n  facegate identify door.jpg --fpir 1e-3 -k 3 --json\n\n"
         + GALLERY_EXIT_CODES,
     )
     p.add_argument("photo")
     p.add_argument("-k", type=int, default=None, help="candidates per face (default 5)")
-    _decision_options(p)
+    identification_options(p)
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("people", parents=parents, help="list, show, rename or delete enrolled people")
@@ -214,6 +236,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_enroll(args: argparse.Namespace) -> int:
     from facegate.gallery import EnrolmentRejectedError
 
+    if args.folders is not None:
+        if args.name or args.photos:
+            raise UsageError("--folders takes the names from the sub-folders: give no --name and no photos")
+        return cmd_enroll_folders(args)
+    if not args.name or not args.photos:
+        raise UsageError("enrol needs --name NAME and at least one photo (or --folders DIR)")
     with _open(args) as g:
         try:
             r = g.enroll(
@@ -241,9 +269,49 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enroll_folders(args: argparse.Namespace) -> int:
+    from facegate.gallery.folders import enrol_folders
+
+    with _open(args) as g:
+        rep = enrol_folders(g, args.folders, pick=args.pick, journal=args.journal,
+                            progress=not getattr(args, "json", False), keep_crops=not args.no_crops)
+
+    def text() -> str:
+        d = rep.to_dict()
+        lines = [
+            f"{rep.people} people: {rep.created} new, {rep.added} given new photos, {rep.unchanged} unchanged; "
+            f"{rep.enrolled_photos} photo(s) enrolled, {rep.skipped_photos} already enrolled, "
+            f"{rep.refused_photos} refused" + (f" (+{rep.previously_refused} refused in earlier runs)" if rep.previously_refused else "")
+        ]
+        if d["refused_by_reason"]:
+            lines.append("refused by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(d["refused_by_reason"].items())))
+        lines += [f"  refused {r['reason']}" for r in rep.refusals if not r.get("earlier_run")]
+        lines.append(f"refusals are remembered in {rep.journal}")
+        if rep.interrupted:
+            lines.append("interrupted: run the same command again to resume")
+        return "\n".join(lines)
+
+    emit(args, rep.to_dict(), text)
+    return 130 if rep.interrupted else 0
+
+
+def identify_line(i: int, r: Any) -> str:
+    """One face's answer: the decision with the score, the threshold applied to that candidate and the rate."""
+    box = ", ".join(f"{v:.0f}" for v in r.face.box) if r.face is not None else ""
+    at = r.policy.describe()
+    if r.identity is not None:
+        m = r.identity
+        return f"face {i} ({box}): {m.name} (score {m.score:.4f} > {m.threshold:.4f}; {at})"
+    if r.candidates:
+        m = r.candidates[0]
+        return f"face {i} ({box}): unknown (best {m.name} {m.score:.4f} <= {m.threshold:.4f}; {at})"
+    return f"face {i} ({box}): unknown (gallery is empty)"
+
+
 def cmd_identify(args: argparse.Namespace) -> int:
     with _open(args) as g:
         results = g.identify(args.photo, k=args.k)
+        policy = g.decision_policy()
         stats = {"people": g.backend.counts()[0]}
     if not results:
         raise NoFaceError(f"{args.photo}: no face found")
@@ -251,22 +319,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
     def text() -> str:
         lines = []
         for i, r in enumerate(results, 1):
-            box = ", ".join(f"{v:.0f}" for v in r.face.box) if r.face is not None else ""
-            at = f"FAR {r.far:g}" if r.far is not None else "explicit threshold"
-            if r.identity is not None:
-                head = f"face {i} ({box}): {r.name} (score {r.identity.score:.4f} > {r.threshold:.4f}, {at})"
-            elif r.candidates:
-                head = (
-                    f"face {i} ({box}): unknown (best {r.candidates[0].name} {r.candidates[0].score:.4f} "
-                    f"<= {r.threshold:.4f}, {at})"
-                )
-            else:
-                head = f"face {i} ({box}): unknown (gallery is empty)"
-            lines.append(head)
-            lines += [f"   {j}. {m.name:<30} {m.score:.4f}" for j, m in enumerate(r.candidates, 1)]
+            lines.append(identify_line(i, r))
+            lines += [f"   {j}. {m.name:<30} {m.score:.4f}  (threshold {m.threshold:.4f})" for j, m in enumerate(r.candidates, 1)]
         return "\n".join(lines)
 
-    emit(args, {"photo": args.photo, "gallery_people": stats["people"], "faces": [r.to_dict() for r in results]}, text)
+    emit(args, {"photo": args.photo, "gallery_people": stats["people"], "decision": policy.to_dict(),
+                "faces": [r.to_dict() for r in results]}, text)
     return 0 if any(r.identity is not None for r in results) else 1
 
 

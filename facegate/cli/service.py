@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.cli.core import far_arg as _far
+from facegate.cli.core import fpir_arg as _fpir
 from facegate.cli import config_from_args, emit
 from facegate.errors import UsageError
 
@@ -59,14 +60,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "needs a key: create the first one with 'facegate keys create --role admin'.",
         epilog="examples:\n"
         "  facegate keys create --role admin --name ops      the first key (printed once)\n"
-        "  facegate serve --threshold 0.6                     http://127.0.0.1:8000/ui/\n"
+        "  facegate serve                                    http://127.0.0.1:8000/ui/ (FPIR 1e-2)\n"
+        "  facegate serve --fpir 1e-3                        name at most 1 stranger in 1,000\n"
         "  facegate serve --host 0.0.0.0 --ssl-certfile c.pem --ssl-keyfile k.pem\n"
         "notes: browsers allow the camera only on https or on localhost/127.0.0.1; on plain http\n"
         "keys cross the network readable, so expose the service beyond loopback only behind TLS.",
     )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--far", type=_far, help="false-accept rate of the decision threshold (default 1e-3, calibrated)")
-    g.add_argument("--threshold", type=float, help="explicit cosine threshold (the reported FAR is then null)")
+    g.add_argument("--fpir", type=_fpir, help="identify and gate checks: false-positive identification rate (share "
+                   "of strangers named, default 1e-2); the threshold follows from the gallery's size")
+    g.add_argument("--threshold", type=float, help="explicit cosine threshold for every decision (the FAR/FPIR the "
+                   "calibrated table gives for it is reported)")
+    p.add_argument("--far", type=_far, help="1:1 /verify only: per-comparison false-accept rate (default 1e-3)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
@@ -99,6 +104,47 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     q.add_argument("key_id", help="the 10-hex-digit id from 'facegate keys list' (the part after fg_)")
     q.set_defaults(func=cmd_keys_revoke)
     p.set_defaults(func=cmd_keys_list)
+
+    aparents = [common, service_options()]
+    p = sub.add_parser(
+        "access", parents=aparents, formatter_class=fmt,
+        help="per-gate access lists: who (people or groups) may pass which gate, and when",
+        description="A gate with no rule admits every recognised person; a gate with rules admits only the people "
+        "its rules permit (directly or through a group), inside the rule's weekly time window if it has one. "
+        "Every gate decision records the rule that decided.",
+        epilog="examples:\n"
+        "  facegate access allow front-door --person 'Ada Lovelace'\n"
+        "  facegate access group staff Ada Bob                       add people to group 'staff'\n"
+        "  facegate access allow lab --group staff --days mon-fri --from 08:00 --until 18:30 --tz Europe/London\n"
+        "  facegate access list --gate lab\n"
+        "  facegate access remove 3                                  rule id from 'access list'",
+    )
+    asub = p.add_subparsers(dest="access_command", metavar="SUBCOMMAND")
+    q = asub.add_parser("list", parents=aparents, help="rules (of one gate) and groups")
+    q.add_argument("--gate", default=None)
+    q.set_defaults(func=cmd_access_list)
+    q = asub.add_parser("allow", parents=aparents, help="permit a person or a group at a gate")
+    q.add_argument("gate")
+    who = q.add_mutually_exclusive_group(required=True)
+    who.add_argument("--person", help="enrolled name or id")
+    who.add_argument("--group", help="a group made with 'facegate access group'")
+    q.add_argument("--days", help="e.g. mon-fri or sat,sun (default: every day)")
+    q.add_argument("--from", dest="start", metavar="HH:MM", help="window start")
+    q.add_argument("--until", dest="end", metavar="HH:MM", help="window end (at or before --from: crosses midnight)")
+    q.add_argument("--tz", help="IANA time zone of the window (default UTC)")
+    q.set_defaults(func=cmd_access_allow)
+    q = asub.add_parser("remove", parents=aparents, help="remove a rule by its id")
+    q.add_argument("rule_id", type=int)
+    q.set_defaults(func=cmd_access_remove)
+    q = asub.add_parser("group", parents=aparents, help="add people to a group (created on first use)")
+    q.add_argument("group")
+    q.add_argument("people", nargs="+", help="enrolled names or ids")
+    q.add_argument("--remove", action="store_true", help="remove them from the group instead")
+    q.set_defaults(func=cmd_access_group)
+    q = asub.add_parser("delete-group", parents=aparents, help="delete a group and the rules that name it")
+    q.add_argument("group")
+    q.set_defaults(func=cmd_access_delete_group)
+    p.set_defaults(func=cmd_access_list, gate=None)
 
 
 def _db(args: argparse.Namespace) -> Any:
@@ -199,4 +245,94 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, timeout_keep_alive=15,
         limit_concurrency=1000, server_header=False,
     )
+    return 0
+
+
+# -- access lists ------------------------------------------------------------------------------------
+def _person_ids(args: argparse.Namespace, refs: list[str]) -> list[tuple[int, str]]:
+    """(id, name) of enrolled people given by name or id."""
+    from facegate.gallery import open_gallery
+
+    with open_gallery(_config(args)) as g:
+        out = []
+        for ref in refs:
+            p = g.person(ref)
+            out.append((p.id, p.name))
+        return out
+
+
+def _access_call(args: argparse.Namespace, fn: Any, *a: Any, **kw: Any) -> Any:
+    from facegate.service.access import AccessError
+
+    db = _db(args)
+    try:
+        return fn(db, *a, **kw)
+    except AccessError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        db.close()
+
+
+def cmd_access_list(args: argparse.Namespace) -> int:
+    from facegate.service import access
+
+    rules = _access_call(args, access.rules, args.gate)
+    groups = _access_call(args, access.groups)
+
+    def text() -> str:
+        lines = [f"{'rule':>5}  {'gate':<20} {'who':<30} window"]
+        for r in rules:
+            who = f"group {r.group}" if r.group_id is not None else f"person {r.person_id}"
+            lines.append(f"{r.id:>5}  {r.gate:<20} {who:<30} {r.window()}")
+        if not rules:
+            lines = ["no access rules: every gate admits every recognised person"]
+        lines += [f"group {g['name']}: {len(g['members'])} member(s) {g['members']}" for g in groups]
+        return "\n".join(lines)
+
+    emit(args, {"rules": [r.to_dict() for r in rules], "groups": groups}, text)
+    return 0
+
+
+def cmd_access_allow(args: argparse.Namespace) -> int:
+    from facegate.service import access
+
+    pid = _person_ids(args, [args.person])[0][0] if args.person else None
+    rule = _access_call(args, access.add_rule, args.gate, person_id=pid, group=args.group, days=args.days,
+                        start=args.start, end=args.end, tz=args.tz)
+    _access_call(args, lambda db: db.add_event("audit", action="access_rule_add", gate=args.gate, person_id=pid,
+                                               client="cli", detail=rule.to_dict()))
+    who = f"group {rule.group}" if rule.group else f"person {pid} ({args.person})"
+    emit(args, rule.to_dict(), f"rule {rule.id}: {who} may pass {rule.gate} ({rule.window()})")
+    return 0
+
+
+def cmd_access_remove(args: argparse.Namespace) -> int:
+    from facegate.service import access
+
+    if not _access_call(args, access.delete_rule, args.rule_id):
+        raise UsageError(f"no access rule with id {args.rule_id}")
+    _access_call(args, lambda db: db.add_event("audit", action="access_rule_delete", client="cli",
+                                               detail={"rule": args.rule_id}))
+    emit(args, {"deleted": args.rule_id}, f"removed rule {args.rule_id}")
+    return 0
+
+
+def cmd_access_group(args: argparse.Namespace) -> int:
+    from facegate.service import access
+
+    people = _person_ids(args, args.people)
+    fn = access.remove_members if args.remove else access.add_members
+    out = _access_call(args, fn, args.group, [pid for pid, _ in people])
+    names = ", ".join(n for _, n in people)
+    emit(args, out, f"{'removed' if args.remove else 'added'} {names} {'from' if args.remove else 'to'} group "
+         f"{out['name']} ({len(out['members'])} member(s))")
+    return 0
+
+
+def cmd_access_delete_group(args: argparse.Namespace) -> int:
+    from facegate.service import access
+
+    if not _access_call(args, access.delete_group, args.group):
+        raise UsageError(f"no access group named {args.group!r}")
+    emit(args, {"deleted": args.group}, f"deleted group {args.group} and the rules that named it")
     return 0

@@ -1,7 +1,7 @@
 """Video command: ``facegate watch SOURCE``. A thin wrapper over :func:`facegate.track.watch`.
 
 People are enrolled with the gallery's ``facegate enroll``; ``watch`` names tracks against
-the same gallery (``--gallery``/``--home``), at the same FAR or threshold options.
+the same gallery (``--gallery``/``--home``), at a stated FPIR (``--fpir``) or an explicit threshold.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.cli.core import far_arg as _far
+from facegate.cli.core import fpir_arg as _fpir
 from facegate.cli import config_from_args
 from facegate.errors import UsageError
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXIT_CODES = """watch exit codes:
   0  the source ended normally           14 the source cannot be opened, or a live source was lost
-  2  usage error (e.g. --gate without --server/--key, no calibrated FAR: pass --threshold)"""
+  2  usage error (e.g. --gate without --server/--key, no calibration: pass --threshold)"""
 
 
 
@@ -79,8 +79,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     g.add_argument("--reconnect-timeout", type=float, default=30.0, metavar="S",
                    help="live sources: seconds to keep reconnecting after a drop (default 30)")
     d = p.add_argument_group("decision").add_mutually_exclusive_group()
-    d.add_argument("--far", type=_far, help="false-accept rate of the naming threshold (default 1e-3)")
-    d.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
+    d.add_argument("--fpir", type=_fpir, help="false-positive identification rate to name tracks at: the share of "
+                   "strangers' tracks named (default 1e-2); the threshold follows from the gallery's size")
+    d.add_argument("--threshold", type=float, help="explicit cosine threshold (the FAR/FPIR the calibrated table "
+                   "gives for it is reported)")
     gt = p.add_argument_group("gate mode: one access decision per person from the facegate service")
     gt.add_argument("--gate", metavar="NAME", help="the gate to ask (POST {server}/api/v1/gates/NAME/check)")
     gt.add_argument("--server", metavar="URL", help="the service, e.g. http://127.0.0.1:8000")

@@ -37,6 +37,7 @@ from importlib import resources
 import numpy as np
 
 from facegate.config import Config
+from facegate.decide import TemplateThreshold, template_threshold  # noqa: F401 - decision rules live in facegate.decide
 from facegate.verify import CURVE_FARS, merge_table_entry
 
 log = logging.getLogger(__name__)
@@ -156,60 +157,6 @@ def load_template_points(stack: Config | str) -> list[TemplatePoint]:
     key, config = _as_key(stack)
     entry = read_table("template_points.json", config).get(key)
     return [TemplatePoint(**p) for p in entry["points"]] if entry else []
-
-
-@dataclass(frozen=True)
-class TemplateThreshold:
-    """The decision threshold for a template of ``n`` (possibly fractional, effective) samples at
-    one FAR: the single-photo threshold at n = 1, the calibrated template thresholds at the
-    calibrated k, straight lines in between, and the largest calibrated k's value beyond it
-    (the thresholds saturate: on LFW they change by less than 0.001 from k = 8 to 16)."""
-
-    far: float | None
-    ks: tuple[float, ...]
-    thresholds: tuple[float, ...]
-
-    def __call__(self, n: float) -> float:
-        return float(np.interp(max(float(n), 1.0), self.ks, self.thresholds))
-
-    @classmethod
-    def constant(cls, threshold: float, far: float | None = None) -> TemplateThreshold:
-        """The same threshold for every template size (an explicit user threshold, or a model
-        without a template table)."""
-        return cls(far, (1.0,), (float(threshold),))
-
-    @classmethod
-    def from_points(cls, single: float, far: float, points: Sequence[TemplatePoint]) -> TemplateThreshold | None:
-        """From the single-photo threshold and the table's points at ``far``; None when the
-        table has no point at that FAR."""
-        at = sorted((p for p in points if np.isclose(p.far, far, rtol=1e-6) and p.k > 1), key=lambda p: p.k)
-        if not at:
-            return None
-        ks = (1.0,) + tuple(float(p.k) for p in at)
-        thr = (float(single),) + tuple(float(p.threshold) for p in at)
-        # a template is never held to a lower bar than a single photo, nor a larger one to a lower bar
-        thr = tuple(np.maximum.accumulate(np.asarray(thr)).tolist())
-        return cls(far, ks, thr)
-
-
-def template_threshold(embedder: Config | str, single: float, far: float | None) -> TemplateThreshold:
-    """The template threshold for decisions at (``single``, ``far``) as the gallery reports them.
-
-    An explicit threshold (``far`` None) is used as it is for every template size: whoever set
-    it chose it. A calibrated FAR without a template point for the embedder falls back to the
-    single-photo threshold, with a warning that the FAR of track decisions is then understated.
-    """
-    if far is None:
-        return TemplateThreshold.constant(single, None)
-    tt = TemplateThreshold.from_points(single, far, load_template_points(embedder))
-    if tt is None:
-        log.warning(
-            "no template calibration for %s at FAR %g: tracks are named at the single-photo threshold %.4f, "
-            "whose false-accept rate for a mean of several frames is higher than %g",
-            embedder, far, single, far,
-        )
-        return TemplateThreshold.constant(single, far)
-    return tt
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Gallery: enrol people from photos and identify faces among them (1:N), at a stated FAR.
+"""Gallery: enrol people from photos and identify faces among them (1:N), at a stated FPIR.
 
 ::
 
@@ -9,7 +9,8 @@
             print(who.name, who.candidates[:3])              # "Ada" or "unknown", top-k people
 
 Layers: this facade does images (detect, quality gate, align, embed through the shared
-:class:`~facegate.pipeline.Pipeline`) and decisions (threshold at the configured FAR);
+:class:`~facegate.pipeline.Pipeline`) and applies the decision policy of :mod:`facegate.decide`
+(the FPIR at the gallery's size and templating, :meth:`Gallery.decision_policy`);
 a backend (:mod:`.backend`: SQLite + FAISS, or :mod:`.milvus`) stores people and
 embeddings and finds nearest people. Embeddings are tied to the model that made them:
 a gallery holds one model, and using another is refused until ``reembed`` converts it.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import cv2
@@ -35,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.config import Config
+from facegate.decide import OpenSetPolicy, check_model, choose, open_set_policy, stack_points
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.backend import DEFAULT_RULE, GalleryBackend, SqliteBackend
 from facegate.gallery.errors import (
@@ -133,8 +135,38 @@ def crop_points(pipeline: Any, crop: np.ndarray, stored: Any) -> np.ndarray:
     return convert(pts, src, want)
 
 
+def photo_sha256(src: Any) -> str | None:
+    """sha256 of a photo's file bytes (path or bytes); None for in-memory arrays. Stored with each
+    enrolled face (``quality["photo_sha256"]``) so bulk enrolment skips photos already enrolled."""
+    import hashlib
+
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(bytes(src)).hexdigest()
+    if isinstance(src, (str, os.PathLike)):
+        h = hashlib.sha256()
+        try:
+            with open(src, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            return None  # unreadable: the enrolment itself reports why
+        return h.hexdigest()
+    return None
+
+
 def _label(src: Any, i: int) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else f"photo {i + 1}"
+
+
+def _relabel(r: Rejection, photos: Sequence[tuple[str, Any]]) -> Rejection:
+    """A rejection of an in-memory photo ("photo N") under the label its caller gave it."""
+    if r.source.startswith("photo "):
+        try:
+            label = photos[int(r.source.split()[1]) - 1][0]
+        except (IndexError, ValueError):
+            return r
+        return Rejection(label, r.reason.replace(r.source, label, 1), r.code, r.metrics)
+    return r
 
 
 class Gallery:
@@ -151,6 +183,7 @@ class Gallery:
         self.config = config or Config()
         self._pipeline = pipeline
         self.policy = policy or QualityPolicy()
+        self._decision: tuple[Any, OpenSetPolicy] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -169,24 +202,30 @@ class Gallery:
         return self.backend.model()[0]
 
     def _check_model(self, model: str) -> None:
-        stored = self.model()
-        if stored is not None and stored != model:
-            raise ModelMismatchError(
-                f"this gallery holds embeddings from model {stored!r}, but the current model is {model!r}; "
-                f"scores across models are meaningless. Use the gallery's model, or convert the gallery "
-                f"with 'facegate reembed --embedder {self.config.embedder}'"
-            )
+        check_model(self.model(), model)
+
+    def decision_policy(self) -> OpenSetPolicy:
+        """How identification decides now (:func:`facegate.decide.open_set_policy`): the FPIR of
+        ``config.fpir`` (or the explicit ``config.threshold``) at the gallery's current size and
+        templating. Recomputed when the number of people or faces changes, so the bar rises as
+        people are enrolled and falls as they are deleted; each new warning is logged once."""
+        key = (self.backend.counts(), self.rule, self.config.fpir, self.config.threshold)
+        cached = self._decision
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        points, tpoints = stack_points(self.pipeline)
+        policy = open_set_policy(self.config, points, tpoints, self.backend.face_count_histogram(), rule=self.rule)
+        for w in policy.warnings:
+            if cached is None or w not in cached[1].warnings:
+                log.warning("%s", w)
+        self._decision = (key, policy)
+        return policy
 
     def threshold(self) -> tuple[float, float | None]:
-        """(cosine threshold, FAR it stands for): ``config.threshold`` if set, else the calibrated
-        operating point of the embedder at ``config.far``.
-
-        Note for 1:N: a FAR is per comparison; searching N people, an impostor clears the
-        threshold against someone with probability about N x FAR (the FPIR).
-        """
-        if self.config.threshold is not None:
-            return float(self.config.threshold), None
-        return self.pipeline.threshold()
+        """(threshold of a one-photo identity, per-comparison FAR) of :meth:`decision_policy`;
+        people with several photos are held to higher bars (``policy.bar(k)``)."""
+        p = self.decision_policy()
+        return p.threshold, (None if p.explicit else p.far)
 
     # -- enrolment --------------------------------------------------------------------------
     def check_photo(
@@ -256,7 +295,7 @@ class Gallery:
         model = model_id(self.pipeline)
         self._check_model(model)  # fail before the slow part
         rejected: list[Rejection] = []
-        accepted: list[tuple[str, np.ndarray, Face, np.ndarray, QualityReport]] = []
+        accepted: list[tuple[str, np.ndarray, Face, np.ndarray, QualityReport, str | None]] = []
         for i, src in enumerate(photos):
             label = _label(src, i)
             image, face, chip, report, rej = self.check_photo(src, pick=pick, policy=policy, label=label)
@@ -265,19 +304,20 @@ class Gallery:
                 rejected.append(rej)
                 continue
             assert image is not None and face is not None and chip is not None and report is not None
-            accepted.append((label, image, face, chip, report))
+            accepted.append((label, image, face, chip, report, photo_sha256(src)))
         if not accepted:
             reasons = "; ".join(r.reason for r in rejected)
             raise EnrolmentRejectedError(f"nothing enrolled for {name!r}: {reasons}", rejected)
         emb = self.pipeline.embedder.embed(np.stack([a[3] for a in accepted]))
         records = []
-        for (label, image, face, _chip, report), vec in zip(accepted, emb):
+        for (label, image, face, _chip, report, sha), vec in zip(accepted, emb):
             face.embedding = vec
             crop, crop_lm = face_crop(image, face) if keep_crops else (None, None)
+            origin = {"photo_sha256": sha} if sha else {}
             records.append(
                 FaceRecord(
                     embedding=vec,
-                    quality=report.metrics() | {"detector": face.detector},
+                    quality=report.metrics() | {"detector": face.detector} | origin,
                     source=label,
                     box=[round(float(v), 2) for v in face.box],
                     crop_jpeg=crop,
@@ -287,6 +327,38 @@ class Gallery:
         person, ids, created = self.backend.add_faces(name, records, model, int(emb.shape[1]), create=create)
         log.info("enrolled %d face(s) for %s (id %d)", len(ids), person.name, person.id)
         return EnrolResult(person=person, face_ids=ids, rejected=rejected, created=created)
+
+    def enrolled_photos(self, name: str) -> set[str]:
+        """sha256s of the photos already enrolled for ``name`` (empty if nobody has that name)."""
+        try:
+            faces = self.backend.faces(name)
+        except PersonNotFoundError:
+            return set()
+        return {str(f.quality["photo_sha256"]) for f in faces if f.quality and f.quality.get("photo_sha256")}
+
+    def enroll_new(
+        self, name: str, photos: Sequence[tuple[str, Any]], *, pick: str = "single", keep_crops: bool = True
+    ) -> tuple[EnrolResult | None, list[str]]:
+        """Enrol the photos of ``name`` not already enrolled for them (same file sha256): (result or
+        None when every photo was already there, labels of the photos skipped). Refusals as in
+        :meth:`enroll` (all refused: :class:`EnrolmentRejectedError`). Bulk enrolment's step."""
+        have = self.enrolled_photos(name)
+        todo, skipped = [], []
+        for label, src in photos:
+            sha = photo_sha256(src)
+            (skipped if sha is not None and sha in have else todo).append((label, src))
+            if sha is not None:
+                have.add(sha)  # the same photo twice in one batch counts once
+        if not todo:
+            return None, [label for label, _ in skipped]
+        srcs = [src for _, src in todo]
+        try:
+            result = self.enroll(name, srcs, pick=pick, keep_crops=keep_crops)
+        except EnrolmentRejectedError as exc:
+            exc.rejected = [_relabel(r, todo) for r in exc.rejected]
+            raise
+        result.rejected = [_relabel(r, todo) for r in result.rejected]
+        return result, [label for label, _ in skipped]
 
     def enroll_embeddings(
         self,
@@ -361,57 +433,45 @@ class Gallery:
         *,
         model: str | None = None,
         k: int | None = None,
-        threshold: float | None = None,
-        far: float | None = None,
         faces: Sequence[Face] | None = None,
+        policy: OpenSetPolicy | None = None,
     ) -> list[Identification]:
-        """Top-``k`` candidates and the decision for each embedding.
+        """Top-``k`` candidates and the decision for each embedding, at :meth:`decision_policy`.
 
-        ``threshold`` defaults to :meth:`threshold` (config threshold or calibrated FAR).
-        Under the ``mean`` rule and a calibrated FAR, a person enrolled with several faces is
-        held to the *template* threshold for that many photos (:meth:`_bars`), so that the FAR
-        stays what it says; an explicit threshold (``far`` None) applies to everyone as given.
+        Each candidate is held to the bar for their templating (``policy.bar``: under the ``mean``
+        rule a person enrolled with several faces needs a higher score for the same FAR; under
+        ``max`` the best of k faces gets a k times smaller FAR), and carries that bar; only the
+        best candidate can name the face.
         """
-        if threshold is None:
-            threshold, far = self.threshold()
+        policy = policy or self.decision_policy()
         emb = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
         if self.model() is None:  # empty gallery: everyone is unknown
             hits: list[list[tuple[int, str, float]]] = [[] for _ in range(len(emb))]
         else:
             hits = self.search(emb, k, model=model)
-        bar = self._bars(threshold, far)
+        bar = self._bars(policy)
         out = []
         for i, row in enumerate(hits):
-            cands = []
-            for pid, name, s in row:
-                t = bar(pid)
-                cands.append(Match(pid, name, float(s), bool(s > t), t))
-            out.append(Identification(face=faces[i] if faces else None, candidates=cands, threshold=threshold, far=far))
+            cands = [Match(pid, name, s, ok, t) for pid, name, s, t, ok in choose(row, bar)]
+            out.append(Identification(face=faces[i] if faces else None, candidates=cands, policy=policy))
         return out
 
-    def _bars(self, threshold: float, far: float | None):  # -> Callable[[int], float]
-        """The threshold for a person id (see :meth:`identify_embeddings`).
-
-        A mean template of n photos scores higher against *everybody* than one photo does:
-        on LFW the single-photo threshold at FAR 1e-3 lets through 2.6e-3 of impostor photos
-        against 2-photo templates and 5.3e-3 against 8-photo ones (``facegate.evaluate.templates``).
-        Face counts are looked up only when the bar depends on them, once per person per call.
-        """
-        if far is None or self.rule != "mean":
-            return lambda pid: float(threshold)
-        from facegate.evaluate.templates import template_threshold
-
-        tt = template_threshold(self.config, float(threshold), far)
+    def _bars(self, policy: OpenSetPolicy) -> Callable[[int], float]:
+        """The threshold for a person id under ``policy``: face counts are looked up only when the
+        bar depends on them, once per person per call."""
+        if policy.explicit:
+            return lambda pid: policy.threshold
         bars: dict[int, float] = {}
 
         def bar(pid: int) -> float:
             if pid not in bars:
-                bars[pid] = tt(max(1, self._face_count(pid)))
+                bars[pid] = policy.bar(max(1, self.face_count(pid)))
             return bars[pid]
 
         return bar
 
-    def _face_count(self, pid: int) -> int:
+    def face_count(self, pid: int) -> int:
+        """Faces enrolled for person ``pid`` (1 if they were deleted meanwhile)."""
         try:
             return int(self.backend.person(pid).faces)
         except PersonNotFoundError:  # deleted between search and lookup: treat as one photo
@@ -419,16 +479,16 @@ class Gallery:
             return 1
 
     def identify(self, photo: Any, *, k: int | None = None) -> list[Identification]:
-        """For every face in ``photo``: the top-``k`` people and the decision at the configured
-        FAR (or threshold); ``identification.name`` is "unknown" below it. No faces: []."""
-        threshold, far = self.threshold()
+        """For every face in ``photo``: the top-``k`` people and the decision at the gallery's
+        FPIR (or explicit threshold); ``identification.name`` is "unknown" below it. No faces: []."""
+        policy = self.decision_policy()  # fail on a missing calibration before the models run
         model = model_id(self.pipeline)
         self._check_model(model)
         faces = self.pipeline.faces(photo)
         if not faces:
             return []
         emb = np.stack([f.embedding for f in faces])
-        return self.identify_embeddings(emb, model=model, k=k, threshold=threshold, far=far, faces=faces)
+        return self.identify_embeddings(emb, model=model, k=k, faces=faces, policy=policy)
 
     # -- people -----------------------------------------------------------------------------
     def people(self, limit: int | None = None, offset: int = 0) -> list[Person]:
@@ -572,6 +632,7 @@ __all__ = [
     "StoredFace",
     "face_crop",
     "model_id",
+    "photo_sha256",
     "open_backend",
     "open_gallery",
 ]

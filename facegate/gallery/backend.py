@@ -74,6 +74,20 @@ class GalleryBackend(ABC):
     def counts(self) -> tuple[int, int]:
         """(people, faces)."""
 
+    def face_count_histogram(self) -> dict[int, int]:
+        """Number of faces -> number of people enrolled with that many: how the identities are
+        templated, which the 1:N decision policy needs (``facegate.decide``). Backends with a
+        query language override this page-by-page default."""
+        hist: dict[int, int] = {}
+        offset, page = 0, 10_000
+        while True:
+            people = self.people(page, offset)
+            for p in people:
+                hist[int(p.faces)] = hist.get(int(p.faces), 0) + 1
+            if len(people) < page:
+                return hist
+            offset += page
+
     def stats(self) -> dict[str, Any]:
         people, faces = self.counts()
         model, dim = self.model()
@@ -185,6 +199,13 @@ class SqliteBackend(GalleryBackend):
 
     def counts(self) -> tuple[int, int]:
         return self.store.counts()
+
+    def face_count_histogram(self) -> dict[int, int]:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT n, COUNT(*) FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person_id) GROUP BY n"
+            ).fetchall()
+        return {int(n): int(c) for n, c in rows}
 
     def stats(self) -> dict[str, Any]:
         self.index.sync()

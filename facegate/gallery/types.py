@@ -81,17 +81,16 @@ class Match:
 
 @dataclass
 class Identification:
-    """The answer for one probe face: ranked candidates and the decision at the threshold.
+    """The answer for one probe face: ranked candidates and the decision under ``policy``.
 
-    ``identity`` is the top candidate when it clears its threshold, else ``None`` ("unknown").
-    ``threshold`` is the single-photo threshold at ``far``; each candidate carries the bar it
-    was held to (the same, or higher for a template of several photos).
+    ``identity`` is the top candidate when it clears its own bar, else ``None`` ("unknown").
+    ``threshold`` is the bar applied to the top candidate (the one-photo bar without candidates),
+    so the threshold shown next to the best score is always the one that decided.
     """
 
     face: Face | None
     candidates: list[Match]
-    threshold: float
-    far: float | None
+    policy: Any  # facegate.decide.OpenSetPolicy
 
     @property
     def identity(self) -> Match | None:
@@ -104,6 +103,18 @@ class Identification:
         m = self.identity
         return m.name if m is not None else "unknown"
 
+    @property
+    def threshold(self) -> float:
+        return self.candidates[0].threshold if self.candidates else float(self.policy.threshold)
+
+    @property
+    def far(self) -> float | None:
+        return self.policy.far
+
+    @property
+    def fpir(self) -> float | None:
+        return self.policy.fpir
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         if self.face is not None:
@@ -114,7 +125,9 @@ class Identification:
                 "person_id": self.identity.person_id if self.identity else None,
                 "candidates": [m.to_dict() for m in self.candidates],
                 "threshold": round(self.threshold, 6),
-                "far": self.far,
+                "fpir": self.policy.fpir,
+                "far": self.policy.far,
+                "tpir": None if self.policy.tpir is None else round(self.policy.tpir, 4),
             }
         )
         return d

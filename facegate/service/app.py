@@ -362,7 +362,8 @@ def create_app(
     # -- analysis -----------------------------------------------------------------------------------
     @app.post(
         f"{API}/identify", response_model=S.IdentifyOut, tags=["faces"], responses=ERRORS,
-        summary="Who is every face in the image (top-k candidates and the decision at the threshold)",
+        summary="Who is every face in the image (top-k candidates, each with the threshold it was held to, and "
+        "the decision at the gallery's FPIR)",
         openapi_extra=image_body(["image"]),
     )
     async def identify(
@@ -372,13 +373,13 @@ def create_app(
     ) -> dict[str, Any]:
         body = await read_body(request, max_files=2)
         _, data = body.one_image("image")
-        found = await run_in_threadpool(engine.identify, data, k)
+        found, policy = await run_in_threadpool(engine.identify, data, k)
         faces = []
         for ident in found:
             d = ident.to_dict()
             d["decision"] = "allow" if ident.identity is not None else "deny"
             faces.append(d)
-        return {"faces": faces}
+        return {"faces": faces, "decision": (found[0].policy if found else policy).to_dict()}
 
     @app.post(
         f"{API}/detect", response_model=S.DetectOut, tags=["faces"], responses=ERRORS,
@@ -451,6 +452,130 @@ def create_app(
         key_id, client = ctx(request)
         out = await run_in_threadpool(engine.enrol, name, photos, pick=pick, key_id=key_id, client=client)
         return SafeJSONResponse(S.EnrolOut(**out).model_dump(), status_code=201 if out["created"] else 200)
+
+    @app.post(
+        f"{API}/enrol/batch", response_model=S.BatchEnrolOut, tags=["people"], responses=ERRORS,
+        summary="Bulk enrolment: photos of several people, each file named PERSON/PHOTO (a folder upload); "
+        "photos already enrolled for that name (same sha256) are skipped",
+        openapi_extra=image_body([], plural="images", description="files named <person>/<photo> (the person is "
+                                 "the folder the photo is in)"),
+    )
+    async def enrol_batch(
+        request: Request,
+        pick: Literal["single", "largest"] = Query(default="single"),
+        p: Principal = Depends(require("people:write")),
+    ) -> dict[str, Any]:
+        body = await read_body(request, max_files=settings.max_batch_images + 1, max_fields=10)
+        photos = body.images("image", "images")
+        if len(photos) > settings.max_batch_images:
+            raise ApiError(422, "validation", f"at most {settings.max_batch_images} photos per batch request")
+        by_person: dict[str, list[tuple[str, bytes]]] = {}
+        for filename, data in photos:
+            parts = [x for x in str(filename).replace("\\", "/").split("/") if x]
+            if len(parts) < 2:
+                raise ApiError(422, "validation", f"file {filename!r} is not named PERSON/PHOTO")
+            by_person.setdefault(clean_text(parts[-2], "person folder name"), []).append(("/".join(parts[-2:]), data))
+        key_id, client = ctx(request)
+        return await run_in_threadpool(engine.enrol_batch, by_person, pick=pick, key_id=key_id, client=client)
+
+    # -- access lists ------------------------------------------------------------------------------
+    @app.get(f"{API}/access/rules", response_model=S.AccessRulesOut, tags=["access"], responses=ERRORS,
+             summary="Access-list rules (of one gate with ?gate=); a gate without rules admits every recognised person")
+    async def access_rules(
+        gate: str | None = Query(default=None, pattern=GATE_PATTERN), p: Principal = Depends(require("people:read"))
+    ) -> dict[str, Any]:
+        from facegate.service import access
+
+        return {"rules": [r.to_dict() for r in await run_in_threadpool(access.rules, db, gate)]}
+
+    @app.post(f"{API}/access/rules", response_model=S.AccessRuleOut, status_code=201, tags=["access"],
+              responses=ERRORS, summary="Permit a person or a group at a gate, optionally in a weekly time window")
+    async def access_rule_add(
+        request: Request, body: S.AccessRuleIn, p: Principal = Depends(require("access:manage"))
+    ) -> dict[str, Any]:
+        from facegate.service import access
+
+        key_id, client = ctx(request)
+
+        def work() -> dict[str, Any]:
+            if body.person_id is not None:
+                engine.gallery.person(body.person_id)  # 404 for somebody not enrolled
+            try:
+                rule = access.add_rule(db, body.gate, person_id=body.person_id, group=body.group, days=body.days,
+                                       start=body.start, end=body.end, tz=body.tz)
+            except access.AccessError as exc:
+                raise ApiError(422, "validation", str(exc)) from exc
+            db.add_event("audit", action="access_rule_add", gate=body.gate, person_id=body.person_id, key_id=key_id,
+                         client=client, detail=rule.to_dict())
+            return rule.to_dict()
+
+        return await run_in_threadpool(work)
+
+    @app.delete(f"{API}/access/rules/{{rule_id}}", tags=["access"], responses=ERRORS, summary="Remove an access rule")
+    async def access_rule_delete(
+        request: Request, rule_id: int = Path(ge=1, le=MAX_ID), p: Principal = Depends(require("access:manage"))
+    ) -> dict[str, Any]:
+        from facegate.service import access
+
+        key_id, client = ctx(request)
+
+        def work() -> dict[str, Any]:
+            if not access.delete_rule(db, rule_id):
+                raise ApiError(404, "not_found", f"no access rule with id {rule_id}")
+            db.add_event("audit", action="access_rule_delete", key_id=key_id, client=client, detail={"rule": rule_id})
+            return {"deleted": rule_id}
+
+        return await run_in_threadpool(work)
+
+    @app.get(f"{API}/access/groups", response_model=S.GroupsOut, tags=["access"], responses=ERRORS,
+             summary="Access groups and their members (person ids)")
+    async def access_groups(p: Principal = Depends(require("people:read"))) -> dict[str, Any]:
+        from facegate.service import access
+
+        return {"groups": await run_in_threadpool(access.groups, db)}
+
+    GROUP = Path(min_length=1, max_length=200, description="the group's name")
+
+    @app.post(f"{API}/access/groups/{{group}}/members", response_model=S.GroupOut, tags=["access"], responses=ERRORS,
+              summary="Add people to a group (created on first use)")
+    async def access_group_add(
+        request: Request, body: S.GroupMembersIn, group: str = GROUP, p: Principal = Depends(require("access:manage"))
+    ) -> dict[str, Any]:
+        from facegate.service import access
+
+        name = clean_text(group, "group")
+        key_id, client = ctx(request)
+
+        def work() -> dict[str, Any]:
+            for pid in body.person_ids:
+                engine.gallery.person(int(pid))  # 404 for somebody not enrolled
+            out = access.add_members(db, name, list(body.person_ids))
+            db.add_event("audit", action="access_group_add", key_id=key_id, client=client,
+                         detail={"group": name, "person_ids": list(body.person_ids)})
+            return out
+
+        return await run_in_threadpool(work)
+
+    @app.delete(f"{API}/access/groups/{{group}}/members/{{person_id}}", response_model=S.GroupOut, tags=["access"],
+                responses=ERRORS, summary="Remove a person from a group")
+    async def access_group_remove(
+        request: Request, group: str = GROUP, person_id: int = Path(ge=1, le=MAX_ID),
+        p: Principal = Depends(require("access:manage")),
+    ) -> dict[str, Any]:
+        from facegate.service import access
+
+        key_id, client = ctx(request)
+
+        def work() -> dict[str, Any]:
+            try:
+                out = access.remove_members(db, group, [person_id])
+            except access.AccessError as exc:
+                raise ApiError(404, "not_found", str(exc)) from exc
+            db.add_event("audit", action="access_group_remove", person_id=person_id, key_id=key_id, client=client,
+                         detail={"group": group})
+            return out
+
+        return await run_in_threadpool(work)
 
     PID = Path(ge=1, le=MAX_ID, description="person id")
 

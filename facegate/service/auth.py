@@ -38,6 +38,7 @@ PERMISSIONS = {
     "people:write": "enrol, rename, delete people and faces",
     "events:read": "the access event log",
     "keys:manage": "create, list and revoke API keys",
+    "access:manage": "per-gate access lists: rules and groups",
     "metrics:read": "GET /metrics",
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {

@@ -24,7 +24,6 @@ import numpy as np
 
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
-from facegate.image import load_image
 from facegate.pipeline import Pipeline, pick_face
 from facegate.service.db import ServiceDB
 from facegate.service.errors import ApiError
@@ -70,7 +69,7 @@ class GuardedPipeline(Pipeline):
         self._inner = inner
         # the models are the inner pipeline's; the decision (far/threshold) and the input limits are the service's
         self.config: Config = inner.config if config is None else inner.config.replace(
-            far=config.far, threshold=config.threshold, max_pixels=config.max_pixels
+            far=config.far, fpir=config.fpir, threshold=config.threshold, max_pixels=config.max_pixels
         )
         self._dlock = threading.Lock()
         self._elock = threading.Lock()
@@ -101,9 +100,9 @@ class GuardedPipeline(Pipeline):
     def operating_points(self) -> Any:
         return self._inner.operating_points
 
-
-def _area(face: Face) -> float:
-    return face.width * face.height
+    @property
+    def template_points(self) -> Any:
+        return getattr(self._inner, "template_points", None)
 
 
 class Engine:
@@ -150,6 +149,7 @@ class Engine:
         """Load the models and run them once, so the first real request is not the slow one."""
         try:
             self.decision_threshold()
+            self.decision_policy()
             self.pipeline.detector.detect(np.zeros((64, 64, 3), np.uint8))
             emb = self.pipeline.embedder
             emb.embed(np.zeros((1, emb.template.size, emb.template.size, 3), np.uint8))
@@ -174,17 +174,26 @@ class Engine:
             self.gallery.model()
         except Exception as exc:
             reasons.append(f"gallery unreachable: {exc}")
-        try:
-            self.decision_threshold()
-        except ApiError as exc:
-            reasons.append(exc.message)
+        for check in (self.decision_threshold, self.decision_policy):
+            try:
+                check()
+            except ApiError as exc:
+                reasons.append(exc.message)
         return not reasons, reasons
 
+    def decision_policy(self) -> Any:
+        """The gallery's 1:N policy now (FPIR at its current size, :mod:`facegate.decide`); a missing
+        calibration is a server problem (503)."""
+        try:
+            return self.gallery.decision_policy()
+        except UsageError as exc:
+            raise ApiError(503, "not_configured", str(exc)) from exc
+
     def decision_threshold(self) -> tuple[float, float | None]:
-        """(cosine threshold, FAR), resolved once; a missing calibration is a server problem (503)."""
+        """(threshold, FAR) for 1:1 verify, resolved once; a missing calibration is a 503."""
         if self._thr is None:
             try:
-                self._thr = self.gallery.threshold()
+                self._thr = self.pipeline.threshold()
             except UsageError as exc:
                 raise ApiError(503, "not_configured", str(exc)) from exc
         return self._thr
@@ -197,77 +206,77 @@ class Engine:
         return self._model
 
     # -- image operations ------------------------------------------------------------------------
-    def _decode(self, data: bytes) -> np.ndarray:
-        return load_image(data, self.config)
-
     def detect(self, data: bytes) -> tuple[tuple[int, int], list[Face]]:
         """((width, height), faces) of an image: boxes, landmarks, scores, no embeddings."""
         with self._busy:
-            image = self._decode(data)
+            image = self.pipeline.load(data)
             return (int(image.shape[1]), int(image.shape[0])), self.pipeline.detector.detect(image)
 
-    def identify(self, data: bytes, k: int | None = None) -> list[Any]:
-        thr, far = self.decision_threshold()
+    def identify(self, data: bytes, k: int | None = None) -> tuple[list[Any], Any]:
+        """(identifications, the policy they were decided at): the gallery's own identify."""
+        policy = self.decision_policy()
         with self._busy:
-            image = self._decode(data)
-            faces = self.pipeline.detector.detect(image)
-            if not faces:
-                return []
-            self.pipeline.embed_faces(image, faces)
-        emb = np.stack([f.embedding for f in faces])
-        return self.gallery.identify_embeddings(emb, model=self.model_id(), k=k, threshold=thr, far=far, faces=faces)
+            return self.gallery.identify(data, k=k), policy
 
     def verify(self, a: bytes, b: bytes, pick: str = "single") -> Any:
-        from facegate.verify import cosine, decide
-
-        thr, far = self.decision_threshold()
+        """1:1 at the configured FAR: the pipeline's own face choice and comparison."""
+        self.decision_threshold()
         out = []
         for data, label in ((a, "image1"), (b, "image2")):
             with self._busy:
-                image = self._decode(data)
-                face = pick_face(self.pipeline.detector.detect(image), image.shape, pick, label)  # type: ignore[arg-type]
-                self.pipeline.embed_faces(image, [face])
-            out.append(face)
-        return decide(cosine(out[0].embedding, out[1].embedding), thr, far), out
+                out.append(self.pipeline.face(data, pick, name=label))  # type: ignore[arg-type]
+        return self.pipeline.compare(out[0], out[1]), out
 
-    def gate_check(self, gate: str, data: bytes, *, key_id: str | None, client: str | None) -> dict[str, Any]:
-        """allow/deny for the largest face in the image (the person nearest the camera), logged."""
+    def gate_check(
+        self, gate: str, data: bytes, *, key_id: str | None, client: str | None, when: float | None = None
+    ) -> dict[str, Any]:
+        """allow/deny for the largest face in the image (the person nearest the camera), logged.
+
+        A recognised person is allowed when the gate has no access list, or when a rule of its
+        list permits them now (:mod:`facegate.service.access`); the event records the rule."""
         from facegate.gallery import face_crop
+        from facegate.service.access import check_access
 
-        thr, far = self.decision_threshold()
+        policy = self.decision_policy()
         crop = None
+        face = None
         with self._busy:
-            image = self._decode(data)
+            image = self.pipeline.load(data)
             faces = self.pipeline.detector.detect(image)
-            face = max(faces, key=_area) if faces else None
-            if face is not None:
+            if faces:
+                face = pick_face(faces, image.shape, "largest")
                 self.pipeline.embed_faces(image, [face])
                 if self.settings.keep_event_images:
                     crop = face_crop(image, face)[0]
             del image
         person_id = name = score = None
+        threshold = policy.threshold
         decision = "deny"
         if face is not None:
-            (ident,) = self.gallery.identify_embeddings(
-                face.embedding[None, :], model=self.model_id(), k=1, threshold=thr, far=far
-            )
+            (ident,) = self.gallery.identify_embeddings(face.embedding[None, :], model=self.model_id(), k=1, policy=policy)
+            threshold = ident.threshold
             if ident.candidates:
                 score = float(ident.candidates[0].score)
             match = ident.identity
             if match is not None:
-                decision, person_id, name = "allow", int(match.person_id), match.name
+                person_id, name = int(match.person_id), match.name
+        at = time.time() if when is None else float(when)
+        access = check_access(self.db, gate, person_id, at, face=face is not None)
+        if access.allowed:
+            decision = "allow"
         event_id = self.db.add_event(
-            "access", gate=gate, decision=decision, person_id=person_id, name=name, score=score,
-            threshold=thr, far=far, faces=len(faces), key_id=key_id, client=client,
-            image=crop,
+            "access", at=at, gate=gate, decision=decision, person_id=person_id, name=name, score=score,
+            threshold=threshold, far=policy.far, faces=len(faces), key_id=key_id, client=client, image=crop,
+            detail={"fpir": policy.fpir, "tpir": policy.tpir, "identities": policy.identities, "rule": access.to_dict()},
         )
         self.metrics.decisions.labels(gate, decision).inc()
-        log.debug("gate %s: %s %s (score %s, %d face(s), event %d)", gate, decision, name or "-",
-                 None if score is None else round(score, 4), len(faces), event_id)
+        log.debug("gate %s: %s %s (score %s, %d face(s), %s, event %d)", gate, decision, name or "-",
+                  None if score is None else round(score, 4), len(faces), access.reason, event_id)
         return {
             "gate": gate, "decision": decision, "person_id": person_id, "name": name,
-            "score": None if score is None else round(score, 6), "threshold": round(float(thr), 6),
-            "far": far, "event_id": event_id, "faces": len(faces),
+            "score": None if score is None else round(score, 6), "threshold": round(float(threshold), 6),
+            "far": policy.far, "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
+            "rule": access.to_dict(), "warnings": list(policy.warnings), "event_id": event_id, "faces": len(faces),
         }
 
     # -- people ------------------------------------------------------------------------------------
@@ -317,13 +326,51 @@ class Engine:
         )
         return out
 
+    def enrol_batch(
+        self, by_person: dict[str, list[tuple[str, bytes]]], *, pick: str = "single", key_id: str | None = None,
+        client: str | None = None,
+    ) -> dict[str, Any]:
+        """Bulk enrolment: each person's photos through :meth:`Gallery.enroll_new` (photos already
+        enrolled for that name are skipped), one transaction and one audit event per person."""
+        from facegate.gallery import EnrolmentRejectedError
+
+        people, enrolled, skipped_n, rejected_n = [], 0, 0, 0
+        for name, photos in by_person.items():
+            with self._busy:
+                try:
+                    result, skipped = self.gallery.enroll_new(name, photos, pick=pick)
+                    rejected = result.rejected if result is not None else []
+                except EnrolmentRejectedError as exc:
+                    result, skipped, rejected = None, [], exc.rejected
+            skipped_n += len(skipped)
+            rejected_n += len(rejected)
+            entry: dict[str, Any] = {"name": name, "skipped": skipped, "rejected": [r.to_dict() for r in rejected]}
+            if result is not None and result.person is not None:
+                enrolled += len(result.face_ids)
+                entry.update(status="enrolled", person_id=result.person.id, face_ids=result.face_ids)
+                self.metrics.enrolments.labels("created" if result.created else "added").inc()
+                self.db.add_event(
+                    "audit", action="enrol", person_id=result.person.id, name=result.person.name, key_id=key_id,
+                    client=client, detail={"faces": result.face_ids, "rejected": len(rejected), "skipped": len(skipped),
+                                           "created": result.created, "batch": True},
+                )
+            else:
+                entry["status"] = "rejected" if rejected else "skipped"
+                if rejected:
+                    self.metrics.enrolments.labels("rejected").inc()
+            people.append(entry)
+        return {"people": people, "enrolled_faces": enrolled, "skipped_photos": skipped_n, "rejected_photos": rejected_n}
+
     def delete_person(self, pid: int, *, key_id: str | None = None, client: str | None = None) -> dict[str, Any]:
         """Delete a person with everything biometric of theirs: faces, embeddings, crops (cascade in the
         gallery), index entries (scrubbed, see :meth:`_scrub`), and face images kept with access events.
         Their access events stay (decision, score, name at the time): that is the audit trail."""
+        from facegate.service.access import forget_person
+
         person = self.gallery.delete(int(pid))
         scrub = self._scrub(int(pid))
         images = self.db.erase_person_images(int(pid))
+        forget_person(self.db, int(pid))
         self.db.add_event(
             "audit", action="delete_person", person_id=person.id, name=person.name, key_id=key_id, client=client,
             detail={"faces": person.faces, "event_images_erased": images, **scrub},
@@ -400,12 +447,14 @@ class Engine:
         return bytes(row[0])
 
     def stats(self) -> dict[str, Any]:
-        thr, far = self.decision_threshold()
+        policy = self.decision_policy()
         people, faces = self.gallery.backend.counts()
         model, dim = self.gallery.backend.model()
         return {
             "backend": self.gallery.backend.name, "people": people, "faces": faces, "model": model, "dim": dim,
-            "rule": self.gallery.rule, "threshold": round(float(thr), 6), "far": far, "events": self.db.counts(),
+            "rule": self.gallery.rule, "threshold": round(float(policy.threshold), 6), "far": policy.far,
+            "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
+            "warnings": list(policy.warnings), "events": self.db.counts(),
         }
 
     def close(self) -> None:

@@ -31,8 +31,15 @@ class GateCheckOut(BaseModel):
     person_id: int | None
     name: str | None
     score: float | None = Field(description="cosine score of the best candidate; null without a face or candidates")
-    threshold: float
-    far: float | None = Field(description="false-accept rate the threshold stands for; null for an explicit threshold")
+    threshold: float = Field(description="the bar applied to the best candidate (higher for people enrolled with several photos)")
+    far: float | None = Field(description="per-comparison false-accept rate given to each enrolled identity")
+    fpir: float | None = Field(default=None, description="false-positive identification rate decided at (share of "
+                               "strangers named); for an explicit threshold, what the calibrated table gives for it")
+    tpir: float | None = Field(default=None, description="expected true-positive identification rate, where calibrated")
+    rule: dict[str, Any] | None = Field(default=None, description="the access-list rule that decided: allowed, reason "
+                                        "(no_face, unknown, no_list, permitted, outside_window, not_permitted), rule")
+    warnings: list[str] = Field(default_factory=list, description="the FPIR cannot be held with a usable TPIR, or "
+                                "needs a FAR below the calibrated range")
     event_id: int
     faces: int
 
@@ -56,6 +63,7 @@ class CandidateOut(BaseModel):
     name: str
     score: float
     same: bool
+    threshold: float = Field(description="the bar this candidate was held to")
 
 
 class IdentifiedFaceOut(FaceOut):
@@ -63,12 +71,28 @@ class IdentifiedFaceOut(FaceOut):
     person_id: int | None
     decision: Literal["allow", "deny"]
     candidates: list[CandidateOut]
-    threshold: float
+    threshold: float = Field(description="the bar applied to the best candidate")
+    fpir: float | None
     far: float | None
+    tpir: float | None
+
+
+class DecisionOut(BaseModel):
+    """The 1:N operating point of the gallery now."""
+
+    fpir: float | None
+    far: float | None
+    identities: int
+    rule: str
+    threshold: float = Field(description="the bar of a one-photo identity")
+    tpir: float | None
+    explicit_threshold: bool
+    warnings: list[str]
 
 
 class IdentifyOut(BaseModel):
     faces: list[IdentifiedFaceOut]
+    decision: DecisionOut
 
 
 class VerifyOut(BaseModel):
@@ -212,4 +236,66 @@ class StatsOut(BaseModel):
     rule: str
     threshold: float
     far: float | None
+    fpir: float | None = None
+    tpir: float | None = None
+    warnings: list[str] = Field(default_factory=list)
     events: dict[str, int]
+
+
+class AccessRuleIn(BaseModel):
+    gate: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+    person_id: int | None = Field(default=None, ge=1, le=2**62)
+    group: str | None = Field(default=None, min_length=1, max_length=200)
+    days: str | None = Field(default=None, max_length=60, description="e.g. mon-fri or sat,sun; null: every day")
+    start: str | None = Field(default=None, max_length=5, description="HH:MM")
+    end: str | None = Field(default=None, max_length=5, description="HH:MM; at or before start: crosses midnight")
+    tz: str | None = Field(default=None, max_length=64, description="IANA time zone of the window; null: UTC")
+
+
+class AccessRuleOut(BaseModel):
+    id: int
+    gate: str
+    person_id: int | None
+    group_id: int | None
+    group: str | None
+    days: str | None
+    start: str | None
+    end: str | None
+    tz: str | None
+    created: float
+    window: str
+
+
+class AccessRulesOut(BaseModel):
+    rules: list[AccessRuleOut]
+
+
+class GroupMembersIn(BaseModel):
+    person_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class GroupOut(BaseModel):
+    id: int
+    name: str
+    created: float
+    members: list[int]
+
+
+class GroupsOut(BaseModel):
+    groups: list[GroupOut]
+
+
+class BatchPersonOut(BaseModel):
+    name: str
+    status: Literal["enrolled", "skipped", "rejected"]
+    person_id: int | None = None
+    face_ids: list[int] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list, description="photos already enrolled (same sha256)")
+    rejected: list[RejectionOut] = Field(default_factory=list)
+
+
+class BatchEnrolOut(BaseModel):
+    people: list[BatchPersonOut]
+    enrolled_faces: int
+    skipped_photos: int
+    rejected_photos: int

@@ -31,6 +31,7 @@ class ServiceSettings:
     cors_origins: tuple[str, ...] = ()  # exact origins allowed to call the API from a browser; none by default
     max_upload_bytes: int = 16 * 1024 * 1024  # whole request body; larger uploads get 413 before parsing
     max_images: int = 20  # photos per enrolment request
+    max_batch_images: int = 200  # photos per bulk enrolment request (POST /enrol/batch)
     keep_event_images: bool = False  # store the probe face crop with each access event (audit vs privacy)
     auth_fail_limit: int = 10  # failed authentications per client address ...
     auth_fail_window: float = 60.0  # ... within this many seconds, then the address is locked out for the window

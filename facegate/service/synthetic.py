@@ -96,6 +96,7 @@ class SyntheticPipeline(Pipeline):
         self.__dict__["operating_points"] = [
             OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
         ]
+        self.__dict__["template_points"] = []  # no template calibration (not the shipped embedder's table)
 
 
 def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 18.0) -> np.ndarray:

@@ -6,7 +6,10 @@ Contract (the service's gate check)::
     X-API-Key: <key>
     multipart/form-data, field "image": a JPEG of the face with margin
     -> 200 {"gate", "decision": "allow"|"deny", "person_id", "name", "score", "threshold",
-            "far", "event_id", "faces"}
+            "far", "fpir", "tpir", "rule", "warnings", "event_id", "faces"}
+
+The decision is the service's (its gallery's FPIR policy, :mod:`facegate.decide`, and the gate's
+access list); this client relays it, with the rate and the bar it was taken at, into the event.
 
 Why a background thread: a gate camera must keep tracking while the service answers (or
 times out and is retried), so requests go through a queue and answers come back through
@@ -41,6 +44,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+ANSWER_KEYS = ("decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "event_id", "faces")
 
 
 class GateError(Exception):
@@ -224,7 +228,7 @@ class GateDispatcher:
             out: dict[str, Any] = {"track": req.track, "requested_frame": req.frame, "requested_t": req.t}
             try:
                 answer = self.client.check(req.jpeg)
-                out.update({k: answer.get(k) for k in ("decision", "person_id", "name", "score", "threshold", "far", "event_id", "faces")})
+                out.update({k: answer.get(k) for k in ANSWER_KEYS})
                 self.posted += 1
                 if req.name and req.name in self._by_name and self._by_name[req.name].track == req.track:
                     self._by_name[req.name].result = answer

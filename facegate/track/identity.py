@@ -136,6 +136,9 @@ class TrackIdentity:
     threshold: float
     policy: VotePolicy = field(default_factory=VotePolicy)
     template_threshold: Callable[[float], float] | None = None
+    # (effective samples, person id) -> the bar for this track's template against that person, when
+    # it depends on the person (how they were enrolled: facegate.decide.OpenSetPolicy.template_bar)
+    person_bar: Callable[[float, int], float] | None = None
     label: str | None = None  # None until decided
     person_id: int | None = None
     score: float = float("nan")
@@ -191,6 +194,12 @@ class TrackIdentity:
             return self.threshold
         return float(self.template_threshold(self.effective_samples))
 
+    def bar(self, key: int) -> float:
+        """The threshold the template is held to against person ``key`` now."""
+        if self.person_bar is not None and key != _UNK and self.samples:
+            return float(self.person_bar(self.effective_samples, key))
+        return self.decision_threshold
+
     @staticmethod
     def _leader(votes: dict[int, float]) -> tuple[int, float]:
         total = sum(votes.values())
@@ -209,10 +218,8 @@ class TrackIdentity:
         tscore = {int(pid): float(s) for pid, _n, s in template_candidates}
         for pid, name, _s in template_candidates:
             self._names.setdefault(int(pid), name)
-        thr = self.decision_threshold
-
         def accepted(key: int) -> bool:
-            return key != _UNK and tscore.get(key, -np.inf) > thr
+            return key != _UNK and tscore.get(key, -np.inf) > self.bar(key)
 
         leader, share = self._leader(self._votes)
         if self.label is None:
@@ -234,7 +241,7 @@ class TrackIdentity:
                 and tscore[r_leader] >= tscore.get(current, -np.inf) + p.switch_margin
             ):
                 return self._set(r_leader, r_share, template_candidates)
-            if tscore.get(current, -np.inf) < thr - p.exit_margin:
+            if tscore.get(current, -np.inf) < self.bar(current) - p.exit_margin:
                 return self._set(_UNK, share, template_candidates)
             self.score = tscore.get(current, self.score)
             return None
@@ -273,6 +280,7 @@ class TrackIdentity:
             previous=previous,
             switch=switch,
             candidates=list(cands),
-            threshold=self.decision_threshold,
+            # the bar of the person named, or for "unknown" of the closest person: the one that decided
+            threshold=self.bar(key if key != _UNK else (int(cands[0][0]) if cands else _UNK)),
             effective_samples=self.effective_samples,
         )

@@ -16,7 +16,8 @@ Per frame, in order:
 6. **vote** (:mod:`.identity`): a change of name is an ``identified`` event; the first one
    also triggers the gate request in gate mode (:mod:`.gate`). The track's template (a mean of
    its samples) is held to the template threshold for its effective number of samples at
-   the configured FAR (:mod:`facegate.evaluate.templates`), which the event reports.
+   the gallery's FPIR, and against a person enrolled with more photos than the track has samples,
+   to that person's bar (:mod:`facegate.decide`); the event reports the bar, FPIR, FAR and TPIR.
 
 Embedding is the expensive step (tens of ms per face on a CPU), detection the next; both are
 done far less often than once per face per frame, which is what makes real time possible on
@@ -36,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.config import Config
-from facegate.evaluate.templates import template_threshold
+from facegate.decide import check_model
 from facegate.track import events as ev
 from facegate.track.annotate import TrackView
 from facegate.track.gate import GateDispatcher, GateRequest
@@ -224,7 +225,7 @@ class Watcher:
         on_frame: Callable[[Frame, list[TrackView]], None] | None = None,
         detector: Any = None,
     ) -> None:
-        from facegate.gallery import ModelMismatchError, model_id
+        from facegate.gallery import model_id
 
         self.pipe = pipeline
         self.gallery = gallery
@@ -233,22 +234,14 @@ class Watcher:
         self.gate = gate
         self.on_frame = on_frame
         cfg: Config = pipeline.config
-        self.threshold, self.far = gallery.threshold()  # fails early without a calibrated FAR
-        # Tracks are named on a mean of several embeddings, which needs a higher threshold than
-        # one photo for the same FAR (facegate.evaluate.templates).
-        self.template_threshold = template_threshold(cfg, self.threshold, self.far)
-        log.info(
-            "naming threshold %.4f per sample; for a track's template %s (FAR %s)", self.threshold,
-            ", ".join(f"{t:.4f} at {k:g}" for k, t in zip(self.template_threshold.ks, self.template_threshold.thresholds)),
-            "unknown" if self.far is None else f"{self.far:g}",
-        )
+        # fails early without a calibration; refreshed as the gallery changes (facegate.decide)
+        self.policy = gallery.decision_policy()
+        self.threshold = self.policy.threshold  # a single sample's vote
+        log.info("naming tracks at %s; one-photo bar %.4f", self.policy.describe(), self.threshold)
         self.model = model_id(pipeline)
         stored = gallery.model()
-        if stored is not None and stored != self.model:
-            raise ModelMismatchError(
-                f"the gallery holds embeddings of model {stored!r}, but this pipeline embeds with {self.model!r}; "
-                f"use the gallery's model or convert it with 'facegate reembed'"
-            )
+        check_model(stored, self.model)
+        self._faces: dict[int, int] = {}
         self._empty = stored is None
         if self._empty:
             log.warning("the gallery is empty: every track will be 'unknown' (enrol people with 'facegate enroll')")
@@ -270,11 +263,29 @@ class Watcher:
         st = t.data.get("state")
         if st is None:
             st = _State(
-                identity=TrackIdentity(self.threshold, self.opt.vote, template_threshold=self.template_threshold),
+                identity=TrackIdentity(self.threshold, self.opt.vote, template_threshold=lambda n: self.policy.bar(n),
+                                       person_bar=self._person_bar),
                 first_t=frame.t, last_t=frame.t,
             )
             t.data["state"] = st
         return st
+
+    def _person_bar(self, n: float, pid: int) -> float:
+        """The bar for a template of ``n`` effective samples against person ``pid`` (see
+        :meth:`facegate.decide.OpenSetPolicy.template_bar`), at the current policy."""
+        if pid not in self._faces:
+            self._faces[pid] = self.gallery.face_count(pid)
+        return self.policy.template_bar(n, self._faces[pid])
+
+    def _refresh_policy(self) -> None:
+        policy = self.gallery.decision_policy()
+        if policy is not self.policy:
+            self.policy = policy
+            self._faces.clear()
+
+    @property
+    def far(self) -> float | None:
+        return self.policy.far
 
     def _time(self, key: str, since: float) -> float:
         now = time.perf_counter()
@@ -464,6 +475,7 @@ class Watcher:
         if not due:
             return
         t0 = time.perf_counter()
+        self._refresh_policy()
         emb = self.pipe.embedder.embed(np.stack([shot.chip for _, _, shot in due]))
         self.result.embeddings += len(due)
         t0 = self._time("embed", t0)
@@ -484,7 +496,8 @@ class Watcher:
             self._emit(
                 ev.IDENTIFIED, frame, track=t.id, name=d.label, person_id=d.person_id, score=d.score,
                 share=round(d.share, 3), samples=d.samples, effective_samples=round(d.effective_samples, 2),
-                previous=d.previous, switch=d.switch, threshold=round(d.threshold, 4), far=self.far,
+                previous=d.previous, switch=d.switch, threshold=round(d.threshold, 4), far=self.policy.far,
+                fpir=self.policy.fpir, tpir=None if self.policy.tpir is None else round(self.policy.tpir, 4),
                 candidates=[{"name": n, "score": round(s, 4)} for _p, n, s in d.candidates[:3]],
             )
             if d.switch:

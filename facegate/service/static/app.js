@@ -70,6 +70,7 @@ const PAGES = {
   people: { perm: "people:read", show: () => People.load(0) },
   live: { perm: "faces:analyse", show: () => {} },
   events: { perm: "events:read", show: () => Events.load(true) },
+  access: { perm: "access:manage", show: () => Access.load() },
 };
 
 function defaultPage() {
@@ -340,6 +341,7 @@ const Live = {
         if (!this.running) break;
         this.frames += 1;
         this.draw(r.faces, scale);
+        showDecision($("#live-decision"), r.decision);
         $("#live-stats").textContent = `${this.frames} frame(s), last ${Math.round(performance.now() - t0)} ms, ${r.faces.length} face(s)`;
       } catch (e) {
         flash(`Live: ${e.message}`, "error");
@@ -365,7 +367,8 @@ const Live = {
       const allow = f.decision === "allow";
       const colour = allow ? "#1a9c3a" : "#d12c2c";
       const score = f.candidates.length ? f.candidates[0].score : null;
-      const label = `${allow ? f.identity : "unknown"} ${fmtScore(score)} ${allow ? "ALLOW" : "DENY"}`;
+      const bar = f.candidates.length ? ` ${allow ? ">" : "<="} ${fmtScore(f.candidates[0].threshold)}` : "";
+      const label = `${allow ? f.identity : "unknown"} ${fmtScore(score)}${bar} ${allow ? "NAMED" : "UNKNOWN"} (preview)`;
       g.strokeStyle = colour;
       g.strokeRect(x1, y1, x2 - x1, y2 - y1);
       const w = g.measureText(label).width + 8;
@@ -376,6 +379,55 @@ const Live = {
       items.push(el("li", { class: allow ? "allow" : "deny", dataset: { decision: f.decision } }, label));
     }
     $("#live-results").replaceChildren(...items);
+  },
+};
+
+// the 1:N operating point the server decides at, and its warnings (FPIR not holdable, extrapolated)
+function showDecision(box, d) {
+  if (!d) { box.textContent = ""; return; }
+  const rate = d.explicit_threshold ? `explicit threshold ${fmtScore(d.threshold)}`
+    : `FPIR ${d.fpir} at ${d.identities} people (FAR ${Number(d.far).toPrecision(2)} per comparison` +
+      `${d.tpir === null ? "" : `, expected TPIR ${Math.round(100 * d.tpir)}%`})`;
+  box.textContent = `Decisions at ${rate}.` + (d.warnings.length ? ` Warning: ${d.warnings.join(" ")}` : "");
+  box.className = d.warnings.length ? "notice error" : "notice";
+}
+
+// -- access lists ------------------------------------------------------------------------------
+const Access = {
+  async load() {
+    try {
+      const [r, g, s] = await Promise.all([api("/access/rules"), api("/access/groups"),
+        can("people:read") ? api("/gallery") : Promise.resolve(null)]);
+      if (s) showDecision($("#access-decision"), { ...s, identities: s.people, explicit_threshold: false });
+      $("#rules-table tbody").replaceChildren(...r.rules.map((x) => el("tr", { dataset: { rule: x.id } },
+        el("td", {}, x.id), el("td", {}, x.gate), el("td", {}, x.group ? `group ${x.group}` : `person ${x.person_id}`),
+        el("td", {}, x.window), el("td", {}, confirmButton("Remove", () => this.remove(x.id))))));
+      $("#groups-list").replaceChildren(...g.groups.map((x) => el("li", {}, `${x.name}: ${x.members.join(", ") || "no members"}`)));
+    } catch (e) { flash(e.message, "error"); }
+  },
+  async add(ev) {
+    ev.preventDefault();
+    const v = (sel) => $(sel).value.trim() || null;
+    const body = { gate: v("#rule-gate"), days: v("#rule-days"), start: v("#rule-start"), end: v("#rule-end"), tz: v("#rule-tz") };
+    if (v("#rule-person")) body.person_id = Number(v("#rule-person")); else body.group = v("#rule-group");
+    try {
+      const r = await api("/access/rules", { method: "POST", json: body });
+      flash(`Rule ${r.id} added for ${r.gate}.`, "ok");
+      this.load();
+    } catch (e) { flash(e.message, "error"); }
+  },
+  async remove(id) {
+    try { await api(`/access/rules/${id}`, { method: "DELETE" }); flash(`Rule ${id} removed.`, "ok"); this.load(); }
+    catch (e) { flash(e.message, "error"); }
+  },
+  async group(ev) {
+    ev.preventDefault();
+    const ids = $("#group-people").value.split(/[ ,]+/).filter(Boolean).map(Number);
+    try {
+      await api(`/access/groups/${encodeURIComponent($("#group-name").value.trim())}/members`, { method: "POST", json: { person_ids: ids } });
+      flash("Group updated.", "ok");
+      this.load();
+    } catch (e) { flash(e.message, "error"); }
   },
 };
 
@@ -442,6 +494,8 @@ function wire() {
   $("#live-start").addEventListener("click", () => Live.start());
   $("#live-stop").addEventListener("click", () => Live.stop());
   $("#events-filter").addEventListener("submit", (e) => { e.preventDefault(); Events.load(true); });
+  $("#rule-form").addEventListener("submit", (e) => Access.add(e));
+  $("#group-form").addEventListener("submit", (e) => Access.group(e));
   $("#events-more").addEventListener("click", () => Events.load(false));
   $("#ev-auto").addEventListener("change", (e) => Events.auto(e.target.checked));
   window.addEventListener("hashchange", route);
