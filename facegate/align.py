@@ -78,15 +78,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
-    """Warp the face so its landmarks land on the template: a ``size`` x ``size`` RGB chip.
-
-    Follows dlib's ``get_face_chip`` so dlib's ResNet sees the chips it was trained on:
-    the similarity is fitted from template to image (least squares is not symmetric),
-    and the chip's pixel grid spans ``size * scale`` image pixels inclusive of both ends. When the face is much larger than the
-    chip, the image is first shrunk with area averaging so the bilinear warp does not
-    alias (dlib uses an image pyramid for the same reason).
-    """
+def chip_matrix(landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
+    """The 2x3 map from chip pixels to image pixels that :func:`norm_crop` samples through
+    (before its anti-alias shrink); the device path's batched warp builds the same matrices."""
     size = tmpl.size
     fit = similarity_transform(tmpl.points, landmarks)  # template -> image
     scale = float(np.sqrt(abs(np.linalg.det(fit[:, :2]))))
@@ -97,6 +91,20 @@ def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.nd
     chip_to_image = np.empty((2, 3))
     chip_to_image[:, :2] = rot * step
     chip_to_image[:, 2] = centre - rot @ np.full(2, (size - 1) / 2) * step
+    return chip_to_image
+
+
+def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
+    """Warp the face so its landmarks land on the template: a ``size`` x ``size`` RGB chip.
+
+    Follows dlib's ``get_face_chip`` so dlib's ResNet sees the chips it was trained on:
+    the similarity is fitted from template to image (least squares is not symmetric),
+    and the chip's pixel grid spans ``size * scale`` image pixels inclusive of both ends. When the face is much larger than the
+    chip, the image is first shrunk with area averaging so the bilinear warp does not
+    alias (dlib uses an image pyramid for the same reason).
+    """
+    size = tmpl.size
+    chip_to_image = chip_matrix(landmarks, tmpl)
     px_per_chip = float(np.sqrt(abs(np.linalg.det(chip_to_image[:, :2]))))
     if px_per_chip > 2.0:
         f = px_per_chip / 1.5
