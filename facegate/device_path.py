@@ -34,6 +34,7 @@ import queue
 import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -187,7 +188,10 @@ def to_device_image(image: Any, device: str) -> DeviceImage:
         arr = np.asarray(image)
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
             raise InvalidImageError(f"expected an HxWx3 uint8 RGB image, got shape {arr.shape} dtype {arr.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(2, 0, 1)
+        with warnings.catch_warnings():  # read-only arrays (decoded JPEGs) are fine: never written to
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = t.to(device).permute(2, 0, 1)
     return DeviceImage(t.float().contiguous())
 
 
