@@ -36,7 +36,8 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--detector", choices=DETECTORS, default=argparse.SUPPRESS, help="face detector (default: blazeface)")
     g.add_argument("--embedder", default=argparse.SUPPRESS, help="embedding model name from 'facegate models'")
     g.add_argument("--device", default=argparse.SUPPRESS, help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
-                   "landmarks stay on the CPU); a missing GPU is an error")
+                   "landmarks stay on the CPU; 'embed' runs its whole device path there: MTCNN, "
+                   "landmarks, warps, embedding); a missing GPU is an error")
     g.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default=argparse.SUPPRESS,
                    help="engine for the built-in embedder (default auto: onnxruntime on CPU, torch on CUDA)")
     g.add_argument("--fp16", action="store_true", default=argparse.SUPPRESS,
