@@ -340,7 +340,7 @@ def lfw_device_section(root: Path, device: str, home: Path, batch: int) -> None:
     import torch
 
     from facegate.config import Config
-    from facegate.device_path import DevicePath, warp_chips
+    from facegate.device_path import DevicePath, to_device_image, warp_chips
     from facegate.evaluate import metrics
     from facegate.evaluate.embedding import centre_box
     from facegate.evaluate.lfw import evaluate_lfw, read_pairs
@@ -365,8 +365,6 @@ def lfw_device_section(root: Path, device: str, home: Path, batch: int) -> None:
                     emb[name] = face.embedding
                     continue
                 no_face += 1  # the CPU path's fallback: landmarks fitted on a centred box
-                from facegate.device_path import to_device_image
-
                 di = [to_device_image(img, path.device)]
                 box = torch.from_numpy(centre_box(seen, shape)[None]).to(path.device)
                 idx = torch.zeros(1, dtype=torch.long, device=path.device)

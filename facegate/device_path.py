@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from facegate.config import Config
-from facegate.errors import FacegateError, InvalidImageError, ModelError
+from facegate.errors import FacegateError, InvalidImageError
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -332,47 +332,6 @@ class DeviceMtcnn:
 # --------------------------------------------------------------------------- five points
 
 
-def _parse_shape_predictor(path: Path) -> dict[str, np.ndarray]:
-    """dlib's ``shape_predictor`` serialisation (``dlib/image_processing/shape_predictor.h``):
-    version 1, the initial shape, the forests (per cascade level, trees of split features
-    (idx1, idx2, threshold) and leaf shape deltas), the anchor landmark and the offset of
-    every feature pixel per level. Integers and floats as in :mod:`facegate.models.dlib_dat`."""
-    from facegate.models.dlib_dat import _Reader  # noqa: PLC2701 - the same package's format reader
-
-    r = _Reader(path.read_bytes(), str(path))
-
-    def matrix() -> list[float]:
-        nr, nc = r.int(), r.int()
-        return [r.float() for _ in range(abs(nr) * abs(nc))]
-
-    if r.int() != 1:
-        raise ModelError(f"{path}: not a dlib shape predictor of version 1")
-    initial = np.asarray(matrix(), dtype=np.float32)
-    idx1, idx2, thresh, leaves = [], [], [], []
-    for _ in range(r.int()):
-        i1, i2, th, lv = [], [], [], []
-        for _ in range(r.int()):
-            splits = [(r.int(), r.int(), r.float()) for _ in range(r.int())]
-            i1.append([s[0] for s in splits])
-            i2.append([s[1] for s in splits])
-            th.append([s[2] for s in splits])
-            lv.append([matrix() for _ in range(r.int())])
-        idx1.append(i1), idx2.append(i2), thresh.append(th), leaves.append(lv)
-    anchors = [[r.int() for _ in range(r.int())] for _ in range(r.int())]
-    deltas = [[(r.float(), r.float()) for _ in range(r.int())] for _ in range(r.int())]
-    if r.pos != len(r.data):
-        raise ModelError(f"{path}: {len(r.data) - r.pos} unexpected bytes after the shape predictor")
-    return {
-        "initial": initial.reshape(-1, 2),
-        "idx1": np.asarray(idx1, dtype=np.int64),  # (levels, trees, splits)
-        "idx2": np.asarray(idx2, dtype=np.int64),
-        "thresh": np.asarray(thresh, dtype=np.float32),
-        "leaves": np.asarray(leaves, dtype=np.float32),  # (levels, trees, leaves, 2 * points)
-        "anchors": np.asarray(anchors, dtype=np.int64),  # (levels, features)
-        "deltas": np.asarray(deltas, dtype=np.float32),  # (levels, features, 2)
-    }
-
-
 def load_shape_predictor(config: Config) -> dict[str, np.ndarray]:
     """The registry's sha256-checked 5-point predictor as arrays, cached as .npz beside the other
     converted weights (parsing the 9 MB file in Python takes seconds; loading the cache, milliseconds)."""
@@ -387,7 +346,9 @@ def load_shape_predictor(config: Config) -> dict[str, np.ndarray]:
                 return {k: z[k] for k in z.files}
         except (OSError, ValueError) as exc:
             log.warning("%s: unreadable (%s); converting the predictor again", cache, exc)
-    arrays = _parse_shape_predictor(path)
+    from facegate.models.dlib_dat import read_shape_predictor
+
+    arrays = read_shape_predictor(path)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
@@ -627,10 +588,10 @@ class Loader:
             return name, None, (exc.code, str(exc))
 
     def _read(self, name: str, path: Path) -> tuple[str, Path, bytes | None, tuple[str, str] | None]:
-        from facegate.image import _read_bytes  # noqa: PLC2701 - same error messages as the host decoder
+        from facegate.image import read_bytes  # the host decoder's reader: the same error messages
 
         try:
-            data = _read_bytes(path)
+            data = read_bytes(path)
             _header_check(name, data, self.config)
             return name, path, data, None
         except FacegateError as exc:
