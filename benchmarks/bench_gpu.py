@@ -20,6 +20,16 @@
    says which ran.
 3. With ``--lfw``: LFW View 2 (10 folds, the standard protocol of ``facegate eval lfw``) with
    the default stack on the GPU in fp32 and in fp16, and the accuracy delta.
+4. The device path (``facegate/device_path.py``: decode, MTCNN, dlib's five points, warps and
+   embedding all on the device, fed by its threaded loader), in section 2's tables beside the
+   anchor: photos/s and faces/s end to end, then one timed pass per size with the seconds per
+   stage (decode, upload, detect, landmarks, warp, embed; the device synchronised after each,
+   so the sum exceeds the pipelined wall time) and the GPU utilisation sampled during the
+   untimed pass (torch.cuda.utilization, else nvidia-smi, every 0.2 s). With ``--lfw``: LFW View
+   2 through the device path against the CPU path (MTCNN, run on the CPU), same protocol.
+
+``--device cpu --smoke``: a few photos, one batch size, one anchor process, so the script can be
+tried on a machine without a GPU (its figures mean nothing).
 
 Peak memory: the process's resident set and PyTorch's peak GPU allocation. Not a test:
 the numbers depend on the machine. Results go to benchmarks/RESULTS.md with the device named.
@@ -185,8 +195,86 @@ def facegate_side(files: list[str], config, batch: int, decoders: int) -> tuple[
     return len(files) / wall, boxes
 
 
+class GpuSampler:
+    """GPU utilisation (percent) sampled in a thread while a pass runs: torch.cuda.utilization (NVML)
+    when it works, else nvidia-smi; nothing on the CPU."""
+
+    def __init__(self, device: str, every: float = 0.2) -> None:
+        self.device, self.every, self.samples = device, every, []
+        self._stop = None
+
+    def _read(self) -> float | None:
+        import subprocess
+
+        import torch
+
+        try:
+            return float(torch.cuda.utilization(self.device))
+        except Exception:  # no pynvml: ask nvidia-smi
+            index = self.device.split(":", 1)[1] if ":" in self.device else "0"
+            try:
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                      "-i", index], capture_output=True, text=True, timeout=5)
+                return float(out.stdout.strip().splitlines()[0])
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return None
+
+    def __enter__(self) -> "GpuSampler":
+        import threading
+
+        if self.device.startswith("cuda"):
+            self._stop = threading.Event()
+
+            def loop() -> None:
+                while not self._stop.wait(self.every):
+                    v = self._read()
+                    if v is not None:
+                        self.samples.append(v)
+
+            self._thread = threading.Thread(target=loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "n/a"
+        return f"mean {np.mean(self.samples):.0f}%, median {np.median(self.samples):.0f}%"
+
+
+def device_path_side(files: list[str], config, batch: int) -> tuple[float, list, dict, str]:
+    """Photos/s of the device path with its loader (untimed stages), the boxes, then the seconds per
+    stage of one timed pass, and the GPU utilisation during the untimed pass."""
+    from facegate.device_path import DevicePath
+
+    path = DevicePath(config)
+    with path.loader(files[:batch], batch=batch) as loader:  # models loaded, kernels picked
+        for decoded in loader:
+            path.faces_batch([img for _, img, _ in decoded if img is not None])
+    _sync(config.device)
+    boxes: list = []
+    with GpuSampler(config.device) as gpu:
+        t = time.perf_counter()
+        with path.loader(files, batch=batch) as loader:
+            for decoded in loader:
+                found = path.faces_batch([img for _, img, _ in decoded if img is not None])
+                boxes += [[list(map(float, f.box)) for f in faces] for faces in found]
+        _sync(config.device)
+        wall = time.perf_counter() - t
+    path.timed = True
+    with path.loader(files, batch=batch) as loader:
+        for decoded in loader:
+            path.faces_batch([img for _, img, _ in decoded if img is not None])
+    stages = {"decode": loader.decode_seconds, **path.timings}
+    return len(files) / wall, boxes, stages, gpu.summary()
+
+
 def e2e_section(folder: Path, meta: dict, device: str, batch_sizes: list[int], procs: int, home: Path,
-                detectors: list[str]) -> None:
+                detectors: list[str], device_path: bool = True) -> None:
     from facegate.config import Config
 
     decoders = max(2, (os.cpu_count() or 2))
@@ -198,15 +286,31 @@ def e2e_section(folder: Path, meta: dict, device: str, batch_sizes: list[int], p
         a_rate, a_boxes, kind = anchor_side(files, procs)
         a_rec = sum(_recall(b, meta[f]) for f, b in zip(files, a_boxes)) / n_true
         print(f"\n{size}, {len(files)} photos, {n_true} faces; anchor: {kind}")
-        print(f"{'side':<40s} {'photos/s':>9s} {'recall':>7s} {'vs anchor':>10s}")
-        print(f"{f'anchor x{procs} processes (CPU)':<40s} {a_rate:9.1f} {a_rec:7.3f} {1.0:9.1f}x")
+        print(f"{'side':<40s} {'photos/s':>9s} {'faces/s':>9s} {'recall':>7s} {'vs anchor':>10s}")
+        per_photo = n_true / len(files)  # faces/s counts the faces in the photos, found or not
+        print(f"{f'anchor x{procs} processes (CPU)':<40s} {a_rate:9.1f} {a_rate * per_photo:9.1f} {a_rec:7.3f} "
+              f"{1.0:9.1f}x")
         for det in detectors:
             for bs in batch_sizes:
                 cfg = Config(device=device, detector=det, batch_size=bs, home=home)
                 rate, boxes = facegate_side(files, cfg, bs, decoders)
                 rec = sum(_recall(b, meta[f]) for f, b in zip(files, boxes)) / n_true
                 label = f"facegate {det}, batch {bs} photos"
-                print(f"{label:<40s} {rate:9.1f} {rec:7.3f} {rate / a_rate:9.1f}x")
+                print(f"{label:<40s} {rate:9.1f} {rate * per_photo:9.1f} {rec:7.3f} {rate / a_rate:9.1f}x")
+        stage_rows = []
+        for bs in batch_sizes if device_path else []:
+            cfg = Config(device=device, detector="mtcnn", batch_size=bs, home=home)
+            rate, boxes, stages, util = device_path_side(files, cfg, bs)
+            rec = sum(_recall(b, meta[f]) for f, b in zip(files, boxes)) / n_true
+            label = f"device path, batch {bs} photos"
+            print(f"{label:<40s} {rate:9.1f} {rate * per_photo:9.1f} {rec:7.3f} {rate / a_rate:9.1f}x")
+            stage_rows.append((bs, stages, util))
+        for bs, stages, util in stage_rows:
+            print(f"device path, batch {bs}, one timed pass (synchronised per stage); GPU utilisation {util}:")
+            print(f"  {'stage':<10s} {'seconds':>8s} {'photos/s':>9s} {'faces/s':>9s}")
+            for name, sec in stages.items():
+                r = len(files) / sec if sec > 0 else float("inf")
+                print(f"  {name:<10s} {sec:8.3f} {r:9.1f} {r * per_photo:9.1f}")
     print(f"\npeak RSS {_rss_mib():.0f} MiB, peak GPU allocation {_gpu_mib(device):.0f} MiB")
 
 
@@ -230,6 +334,58 @@ def lfw_section(root: Path, device: str, home: Path) -> None:
     print(f"fp16 - fp32: {100 * d:+.3f} points ({acc[True].n_errors - acc[False].n_errors:+d} errors)")
 
 
+def lfw_device_section(root: Path, device: str, home: Path, batch: int) -> None:
+    """LFW View 2 through the device path vs the CPU path with the same detector (MTCNN), both with
+    the protocol of ``facegate eval lfw`` (face nearest the centre; a centred box when none)."""
+    import torch
+
+    from facegate.config import Config
+    from facegate.device_path import DevicePath, to_device_image, warp_chips
+    from facegate.evaluate import metrics
+    from facegate.evaluate.embedding import centre_box
+    from facegate.evaluate.lfw import evaluate_lfw, read_pairs
+    from facegate.pipeline import Pipeline, pick_face
+
+    print("\n== 4b. LFW View 2: device path vs CPU path (both MTCNN + dlib's five points + dlib ResNet) ==")
+    pairs = read_pairs(root, root / "pairs.txt")
+    files = sorted({str(q) for pr in pairs for q in (pr.a, pr.b)})
+    path = DevicePath(Config(device=device, detector="mtcnn", batch_size=batch, home=home))
+    emb: dict[str, np.ndarray] = {}
+    seen: list[np.ndarray] = []
+    no_face = 0
+    t = time.perf_counter()
+    with path.loader(files, batch=batch) as loader:
+        for decoded in loader:
+            ok = [(name, img) for name, img, err in decoded if img is not None]
+            for (name, img), faces in zip(ok, path.faces_batch([img for _, img in ok])):
+                shape = tuple(img.shape) if isinstance(img, np.ndarray) else (img.shape[1], img.shape[2], 3)
+                if faces:
+                    face = pick_face(faces, shape, "center")
+                    seen.append(face.box)
+                    emb[name] = face.embedding
+                    continue
+                no_face += 1  # the CPU path's fallback: landmarks fitted on a centred box
+                di = [to_device_image(img, path.device)]
+                box = torch.from_numpy(centre_box(seen, shape)[None]).to(path.device)
+                idx = torch.zeros(1, dtype=torch.long, device=path.device)
+                lm = path.landmarker.fit(di, idx, box)
+                chips = warp_chips(di, idx, lm, path.embedder.template)
+                emb[name] = path.embedder.embed_tensor(chips)[0].cpu().numpy()
+    dev_s = time.perf_counter() - t
+    ia = np.array([emb[str(p.a)] for p in pairs])
+    ib = np.array([emb[str(p.b)] for p in pairs])
+    scores = np.einsum("ij,ij->i", ia, ib)
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    dev_acc = np.array([r.accuracy for r in metrics.kfold_accuracy(scores, same, folds)])
+    print(f"device path ({device}): {100 * dev_acc.mean():.2f}% +- {100 * dev_acc.std(ddof=1):.2f}, "
+          f"no face {no_face}, {dev_s:.0f} s")
+    cpu = evaluate_lfw(Pipeline(Config(detector="mtcnn", home=home)), root, root / "pairs.txt", progress=False)[0]
+    print(f"CPU path (cpu):        {100 * cpu.accuracy_mean:.2f}% +- {100 * cpu.accuracy_std:.2f}, "
+          f"no face {cpu.outcomes.get('fallback_centre', 0)}, {cpu.seconds:.0f} s")
+    print(f"device - CPU: {100 * (dev_acc.mean() - cpu.accuracy_mean):+.3f} points")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda", help="cuda[:N] (cpu works, for trying the script out)")
@@ -242,8 +398,14 @@ def main() -> int:
     ap.add_argument("--detectors", default="blazeface,mtcnn")
     ap.add_argument("--datasets", type=Path, default=Path(os.environ.get("FACEGATE_DATASETS", "../shared/datasets")))
     ap.add_argument("--lfw", type=Path, help="LFW root (with pairs.txt): also measure fp16's accuracy delta")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: embed,e2e")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: embed,e2e,device")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny run to try the script (4 photos per size, batch 4, 1 anchor process, 1 repeat)")
     args = ap.parse_args()
+    if args.smoke:
+        args.photos, args.chips, args.repeats, args.anchor_procs = 4, 16, 1, 1
+        args.batch_sizes = args.embed_batch_sizes = "4"
+        args.detectors = "mtcnn"
 
     import torch
 
@@ -274,9 +436,11 @@ def main() -> int:
                               [int(b) for b in args.embed_batch_sizes.split(",")], args.repeats, home)
         if "e2e" not in skip:
             e2e_section(folder, meta, args.device, [int(b) for b in args.batch_sizes.split(",")],
-                        args.anchor_procs, home, args.detectors.split(","))
+                        args.anchor_procs, home, args.detectors.split(","), device_path="device" not in skip)
         if args.lfw:
             lfw_section(args.lfw, args.device, home)
+            if "device" not in skip:
+                lfw_device_section(args.lfw, args.device, home, int(args.batch_sizes.split(",")[-1]))
     return 0
 
 

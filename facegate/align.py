@@ -166,18 +166,13 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
-    """Warp the face so its landmarks land on the template: a ``size`` x ``size`` RGB chip.
-
-    Follows dlib's ``get_face_chip`` so dlib's ResNet sees the chips it was trained on:
-    the similarity is fitted from template to image (least squares is not symmetric),
-    and the chip's pixel grid spans ``size * scale`` image pixels inclusive of both ends. When the face is much larger than the
-    chip, the image is first shrunk with area averaging so the bilinear warp does not
-    alias (dlib uses an image pyramid for the same reason).
-    """
+def chip_matrix(landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
+    """The 2x3 map from chip pixels to image pixels that :func:`norm_crop` samples through
+    (before its anti-alias shrink); the device path's batched warp builds the same matrices."""
     size = tmpl.size
-    if tmpl.fit == "insightface":
-        return _insightface_crop(image, landmarks, tmpl)
+    if tmpl.fit == "insightface":  # image -> template, as insightface's estimate_norm; inverted
+        m = np.vstack([similarity_transform(np.asarray(landmarks, np.float64), tmpl.points), [0, 0, 1]])
+        return np.linalg.inv(m)[:2]
     fit = similarity_transform(tmpl.points, landmarks)  # template -> image (same scheme)
     scale = float(np.sqrt(abs(np.linalg.det(fit[:, :2]))))
     rot = fit[:, :2] / scale
@@ -187,6 +182,22 @@ def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.nd
     chip_to_image = np.empty((2, 3))
     chip_to_image[:, :2] = rot * step
     chip_to_image[:, 2] = centre - rot @ np.full(2, (size - 1) / 2) * step
+    return chip_to_image
+
+
+def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
+    """Warp the face so its landmarks land on the template: a ``size`` x ``size`` RGB chip.
+
+    With a ``dlib`` template it follows dlib's ``get_face_chip`` so dlib's ResNet sees the chips
+    it was trained on: the similarity is fitted from template to image (least squares is not
+    symmetric), and the chip's pixel grid spans ``size * scale`` image pixels inclusive of both
+    ends; an ``insightface`` template fits image to template, as ArcFace-style models were
+    trained (see :func:`chip_matrix`). When the face is much larger than the
+    chip, the image is first shrunk with area averaging so the bilinear warp does not
+    alias (dlib uses an image pyramid for the same reason).
+    """
+    size = tmpl.size
+    chip_to_image = chip_matrix(landmarks, tmpl)
     px_per_chip = float(np.sqrt(abs(np.linalg.det(chip_to_image[:, :2]))))
     if px_per_chip > 2.0:
         f = px_per_chip / 1.5
@@ -202,21 +213,6 @@ def norm_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.nd
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
     )
-
-
-def _insightface_crop(image: np.ndarray, landmarks: np.ndarray, tmpl: Template) -> np.ndarray:
-    """insightface's alignment: the least-squares similarity from the landmarks to the template,
-    applied with a bilinear warp (after area shrinking when the face is much larger than the chip)."""
-    m = similarity_transform(np.asarray(landmarks, np.float64), tmpl.points)  # image -> chip
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # chip pixels per image pixel
-    if scale < 0.5:
-        f = 1.5 * scale
-        h, w = image.shape[:2]
-        small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-        sx, sy = small.shape[1] / w, small.shape[0] / h
-        m = m @ np.array([[1 / sx, 0, 0], [0, 1 / sy, 0], [0, 0, 1]])
-        image = small
-    return cv2.warpAffine(image, m, (tmpl.size, tmpl.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def norm_crops(image: np.ndarray, landmark_sets: list[np.ndarray], tmpl: Template) -> np.ndarray:

@@ -51,6 +51,12 @@ Record = dict[str, Any]
 Decoded = tuple[str, "np.ndarray | None", "tuple[str, str] | None"]
 
 
+def uses_device_path(config: Config) -> bool:
+    """Whether bulk embedding runs the device path (:mod:`facegate.device_path`): whenever a device
+    other than the CPU is asked for. The CPU path stays the default."""
+    return config.device != "cpu"
+
+
 def default_workers() -> int:
     """Decode processes when none are asked for: the CPUs this process may use."""
     return available_cpus()
@@ -193,7 +199,8 @@ class _Decoder:
 
 # -- detection + embedding -----------------------------------------------------------------
 def _records(pipeline: Pipeline, batch: list[Decoded]) -> list[list[Record]]:
-    """The records of each file of a batch, in batch order; one faces_batch call for all."""
+    """The records of each file of a batch, in batch order; one faces_batch call for all
+    (``pipeline``: a Pipeline or a :class:`facegate.device_path.DevicePath`)."""
     out: list[list[Record]] = [[] for _ in batch]
     ok = [i for i, (_, image, _) in enumerate(batch) if image is not None]
     for i, (name, _, err) in enumerate(batch):
@@ -249,6 +256,7 @@ def embed_to_jsonl(
     chunk: int = 16,
     progress: bool = True,
     workers: int | None = 0,
+    device_path: bool | None = None,
 ) -> dict[str, int]:
     """Embed every face of every image into ``out`` (JSONL). Returns counts.
 
@@ -256,6 +264,9 @@ def embed_to_jsonl(
     Detection and embedding run here, ``chunk`` files at a time. The output does not
     depend on ``workers``. Workers are started with ``spawn``, so a script that calls this
     with ``workers != 0`` needs the usual ``if __name__ == "__main__":`` guard.
+
+    ``device_path`` (default: :func:`uses_device_path`): decode, MTCNN, landmarks, warps and embedding all on
+    the torch device (:mod:`facegate.device_path`), fed by its threaded loader; same records.
     """
     out = Path(out)
     _check_out(out)
@@ -265,13 +276,33 @@ def embed_to_jsonl(
     if workers < 0:
         raise UsageError("--workers is 0 (decode in the main process) or more")
     files = list(iter_image_files(inputs))
+    on_device = None
+    if uses_device_path(pipeline.config) if device_path is None else device_path:
+        from facegate.device_path import DevicePath  # imports torch: only when asked for
+
+        on_device = DevicePath(pipeline.config)  # a missing GPU fails here, before the output is touched
     with _open_output(out) as fh:
         done = _done_files(out)
         todo = [f for f in files if str(f) not in done]
         counts = _new_counts(len(files), len(files) - len(todo))
         workers = min(workers, len(todo))
-        _embed_local(pipeline, todo, fh, counts, chunk, workers, progress)
+        if on_device is not None:
+            _embed_device(on_device, todo, fh, counts, progress)
+        else:
+            _embed_local(pipeline, todo, fh, counts, chunk, workers, progress)
     return counts
+
+
+def _embed_device(path, todo: list[Path], fh, counts: dict[str, int], progress: bool) -> None:
+    """The device path: its loader's batches (decoded ahead in threads) through ``path.faces_batch``."""
+    batch = max(16, path.config.batch_size)
+    with (
+        tqdm(total=len(todo), unit="img", desc=f"embedding ({path.device})", disable=not progress) as bar,
+        path.loader(todo, batch=batch) as loader,
+    ):
+        for decoded in loader:
+            _write(fh, _records(path, decoded), counts)
+            bar.update(len(decoded))
 
 
 def _embed_local(pipeline: Pipeline, todo: list[Path], fh, counts: dict[str, int], chunk: int, workers: int,

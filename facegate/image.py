@@ -36,7 +36,8 @@ def _name(src: object) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else "image"
 
 
-def _read_bytes(src: str | os.PathLike) -> bytes:
+def read_bytes(src: str | os.PathLike) -> bytes:
+    """A file's bytes, or InvalidImageError naming what is wrong (missing, a folder, unreadable)."""
     path = Path(src)
     if not path.exists():
         raise InvalidImageError(f"{path}: no such file")
@@ -106,7 +107,7 @@ def load_image(src: ImageInput, config: Config | None = None) -> np.ndarray:
         name = "image"
     else:
         name = _name(src)
-        data = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else _read_bytes(src)
+        data = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else read_bytes(src)
         if not data:
             raise InvalidImageError(f"{name}: file is empty")
         try:

@@ -38,7 +38,8 @@ def common_options() -> argparse.ArgumentParser:
                    help="embedding model name from 'facegate models' (default mobilefacenet; dlib_resnet under "
                    "--licence-policy permissive)")
     g.add_argument("--device", default=argparse.SUPPRESS, help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
-                   "landmarks stay on the CPU); a missing GPU is an error")
+                   "landmarks stay on the CPU; 'embed' runs its whole device path there: MTCNN, "
+                   "landmarks, warps, embedding); a missing GPU is an error")
     g.add_argument("--runtime", choices=("auto", "litert", "onnxruntime", "torch"), default=argparse.SUPPRESS,
                    help="engine for the built-in embedder (default auto: the fastest measured on the CPU — litert "
                    "for mobilefacenet, onnxruntime for dlib_resnet — and torch on CUDA)")

@@ -46,8 +46,8 @@ PNET_NMS_PER_SCALE = 0.5  # IoU, within one pyramid level
 PNET_NMS = 0.7  # IoU, across levels
 RNET_NMS = 0.7  # IoU
 ONET_NMS = 0.7  # intersection over the smaller box ("Min"), as in the reference code
-_PIXEL_MEAN = 127.5
-_PIXEL_SCALE = 0.0078125
+PIXEL_MEAN = 127.5
+PIXEL_SCALE = 0.0078125
 _GPU_PYRAMID_CHUNK = 32  # images whose pyramid is built on the GPU at once (about 350 MB at 1280x720)
 _CROP_BATCH = 128  # R-Net/O-Net crops per forward pass (larger batches were slower on CPU)
 
@@ -274,7 +274,7 @@ def _crops(image: _Halvings, boxes: np.ndarray, size: int, shrink: bool = False)
     return out
 
 
-def _pyramid_scales(height: int, width: int, min_face: float) -> list[float]:
+def pyramid_scales(height: int, width: int, min_face: float) -> list[float]:
     """Scales at which P-Net's 12-px window sees faces from ``min_face`` px up to the whole image."""
     scale = 12.0 / min_face
     side = min(height, width) * scale
@@ -359,6 +359,17 @@ class MtcnnDetector(Detector):
 
     # ---------------------------------------------------------------- public
 
+    def networks(self) -> tuple[Any, Any, Any]:
+        """(P-Net, R-Net, O-Net), loaded on ``torch_device``: the device path runs them on its own tensors."""
+        return self._load()
+
+    @property
+    def torch_device(self) -> str:
+        """The torch device the networks run on (loading them if needed)."""
+        self._load()
+        assert self._device is not None
+        return self._device
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in one HxWx3 uint8 RGB image, highest score first."""
         return self.detect_batch([image])[0]
@@ -415,7 +426,7 @@ class MtcnnDetector(Detector):
 
         t = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device)
         # NHWC in memory is exactly channels-last NCHW: the permute is a view, no copy.
-        return ((t - _PIXEL_MEAN) * _PIXEL_SCALE).permute(0, 3, 1, 2)
+        return ((t - PIXEL_MEAN) * PIXEL_SCALE).permute(0, 3, 1, 2)
 
     def _stage_pnet(self, pnet: Any, images: list[np.ndarray]) -> list[np.ndarray]:
         """Candidate squares per image, (M, 4) each, from the image pyramid."""
@@ -432,7 +443,7 @@ class MtcnnDetector(Detector):
             for c0 in range(0, len(all_idx), step):
                 idx = all_idx[c0 : c0 + step]
                 full = self._to_tensor(np.stack([images[i] for i in idx])) if on_gpu else None
-                for scale in _pyramid_scales(h, w, float(self.config.min_face_size)):
+                for scale in pyramid_scales(h, w, float(self.config.min_face_size)):
                     hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
                     self._pnet_level(pnet, images, idx, full, scale, hs, ws, per_image)
                 del full
@@ -529,4 +540,4 @@ class MtcnnDetector(Detector):
         return out
 
 
-__all__ = ["BOX_ADJUST_MTCNN", "MtcnnDetector", "nms"]
+__all__ = ["BOX_ADJUST_MTCNN", "MtcnnDetector", "nms", "pyramid_scales"]

@@ -139,3 +139,33 @@ class Embedder(ABC):
             out[start : start + len(batch)] = emb
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+    def _forward_tensor(self, chips):  # torch.Tensor -> torch.Tensor
+        """(N, 3, S, S) float RGB chips, values 0..255, on the embedder's torch device -> (N, dim)
+        raw embeddings there. Embedders that can run on a device without a host round trip
+        override this; the rest refuse rather than copy to the host behind the caller's back."""
+        raise UsageError(f"embedder {self.name!r} has no on-device entry point; run it on the CPU path")
+
+    def embed_tensor(self, chips):  # torch.Tensor -> torch.Tensor
+        """:meth:`embed` for chips already on the device (the device path's seam): (N, 3, S, S)
+        float RGB in 0..255 in, (N, dim) unit embeddings on the same device out. Batching by
+        ``config.batch_size``, mirroring (``config.flip``) and normalising as in ``embed``."""
+        import torch
+
+        s = self.input_size
+        if chips.ndim != 4 or tuple(chips.shape[1:]) != (3, s, s):
+            raise UsageError(f"{self.name} needs (N, 3, {s}, {s}) chips, got {tuple(chips.shape)}")
+        if len(chips) == 0:
+            return chips.new_zeros((0, self.dim), dtype=torch.float32)
+        bs = max(1, self.config.batch_size)
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(chips), bs):
+                batch = chips[start : start + bs]
+                if self.config.flip:
+                    both = self._forward_tensor(torch.cat([batch, batch.flip(3)])).float()
+                    parts.append(both[: len(batch)] + both[len(batch) :])
+                else:
+                    parts.append(self._forward_tensor(batch).float())
+            out = torch.cat(parts)
+            return out / out.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -91,6 +91,16 @@ class DlibResNetEmbedder(Embedder):
             out = engine(x)
         return out.float().cpu().numpy()
 
+    def _forward_tensor(self, chips):  # torch.Tensor -> torch.Tensor
+        """The torch module on chips already on ``self.device`` (see ``Embedder.embed_tensor``)."""
+        import torch
+
+        if self.runtime != "torch":
+            raise UsageError("on-device embedding runs on the torch runtime; pass runtime='torch'")
+        engine = self.load()
+        dtype = torch.float16 if self.half else torch.float32
+        return engine(chips.to(self.device, dtype).contiguous(memory_format=torch.channels_last))
+
 
 def onnx_cache_path(config: Config, source_sha256: str) -> Path:
     return config.cache_dir / f"dlib_resnet_v1.{source_sha256[:16]}.onnx"

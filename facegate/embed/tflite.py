@@ -86,6 +86,16 @@ class TfliteEmbedder(Embedder):
                     self._engine = model.half() if self.half else model
             return self._engine
 
+    def _forward_tensor(self, chips):  # torch.Tensor -> torch.Tensor
+        """On-device chips (N, 3, S, S) in 0..255 -> raw embeddings, the spec's preprocessing in torch."""
+        if self.runtime != "torch":
+            raise UsageError(f"{self.name}: on-device embedding needs the torch runtime (got {self.runtime})")
+        engine = self.load()
+        pp = self.spec.preprocess
+        x = chips.flip(1) if pp.channels == "bgr" else chips
+        x = (x.float() - pp.mean) * pp.scale
+        return engine(x.half() if self.half else x)  # type: ignore[operator]
+
     def _run(self, x: np.ndarray) -> np.ndarray:
         engine = self.load()
         if self.runtime == "litert":

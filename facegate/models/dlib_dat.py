@@ -308,3 +308,42 @@ def read_dlib_dnn(path: str | Path) -> DatNetwork:
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc}") from exc
     return parse_dlib_dnn(data, str(path))
+
+
+def read_shape_predictor(path: Path) -> dict[str, np.ndarray]:
+    """dlib's ``shape_predictor`` serialisation (``dlib/image_processing/shape_predictor.h``):
+    version 1, the initial shape, the forests (per cascade level, trees of split features
+    (idx1, idx2, threshold) and leaf shape deltas), the anchor landmark and the offset of
+    every feature pixel per level. Integers and floats as in the DNN files above."""
+    r = _Reader(Path(path).read_bytes(), str(path))
+
+    def matrix() -> list[float]:
+        nr, nc = r.int(), r.int()
+        return [r.float() for _ in range(abs(nr) * abs(nc))]
+
+    if r.int() != 1:
+        raise ModelError(f"{path}: not a dlib shape predictor of version 1")
+    initial = np.asarray(matrix(), dtype=np.float32)
+    idx1, idx2, thresh, leaves = [], [], [], []
+    for _ in range(r.int()):
+        i1, i2, th, lv = [], [], [], []
+        for _ in range(r.int()):
+            splits = [(r.int(), r.int(), r.float()) for _ in range(r.int())]
+            i1.append([s[0] for s in splits])
+            i2.append([s[1] for s in splits])
+            th.append([s[2] for s in splits])
+            lv.append([matrix() for _ in range(r.int())])
+        idx1.append(i1), idx2.append(i2), thresh.append(th), leaves.append(lv)
+    anchors = [[r.int() for _ in range(r.int())] for _ in range(r.int())]
+    deltas = [[(r.float(), r.float()) for _ in range(r.int())] for _ in range(r.int())]
+    if r.pos != len(r.data):
+        raise ModelError(f"{path}: {len(r.data) - r.pos} unexpected bytes after the shape predictor")
+    return {
+        "initial": initial.reshape(-1, 2),
+        "idx1": np.asarray(idx1, dtype=np.int64),  # (levels, trees, splits)
+        "idx2": np.asarray(idx2, dtype=np.int64),
+        "thresh": np.asarray(thresh, dtype=np.float32),
+        "leaves": np.asarray(leaves, dtype=np.float32),  # (levels, trees, leaves, 2 * points)
+        "anchors": np.asarray(anchors, dtype=np.int64),  # (levels, features)
+        "deltas": np.asarray(deltas, dtype=np.float32),  # (levels, features, 2)
+    }
