@@ -41,7 +41,7 @@ def photos() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    return Config(detector="mtcnn", threads=2, home=tmp_path_factory.mktemp("home"))
+    return Config(detector="mtcnn", embedder="dlib_resnet", threads=2, home=tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +267,18 @@ def test_cuda_without_a_gpu_is_a_device_error(config):
         pytest.skip("a GPU is present")
     with pytest.raises(DeviceError):
         dp.DevicePath(config.replace(device="cuda"))
+
+
+def test_device_path_aligns_mobilefacenet_on_onet_points(photos, tmp_path):
+    """The default embedder is aligned on MTCNN's own points on the device too (no predictor run),
+    with the ArcFace template's fit, and agrees with the CPU path."""
+    from facegate.device_path import DevicePath
+    from facegate.pipeline import Pipeline
+
+    cfg = Config(detector="mtcnn", embedder="mobilefacenet", runtime="torch", threads=2, home=tmp_path)
+    dev = DevicePath(cfg).faces_batch(photos)
+    cpu = Pipeline(cfg).faces_batch(photos)
+    for d, c in zip(dev, cpu):
+        assert len(d) == len(c) and all(f.scheme == "mtcnn5" for f in d)
+        for fd, fc in zip(sorted(d, key=lambda f: f.box[0]), sorted(c, key=lambda f: f.box[0])):
+            assert float(fd.embedding @ fc.embedding) > 0.99

@@ -389,12 +389,15 @@ class MtcnnDetector(Detector):
             dlib_pts = self.landmarker.fit(image, dlib_boxes) if self.wanted_scheme == DLIB5 else None
             faces = []
             for k in range(len(boxes)):
-                more = {DLIB5: dlib_pts[k]} if dlib_pts is not None else {}
+                schemes = {MTCNN5: points[k]}
+                if dlib_pts is not None:
+                    schemes[DLIB5] = dlib_pts[k]
+                primary = self.wanted_scheme if self.wanted_scheme in schemes else MTCNN5
                 faces.append(Face(
                     box=dlib_boxes[k],
-                    landmarks=points[k],
-                    scheme=MTCNN5,
-                    more_landmarks=more,
+                    landmarks=schemes.pop(primary),
+                    scheme=primary,
+                    more_landmarks=schemes,
                     score=float(scores[k]),
                     detector=self.name,
                     extra={"detector_box": boxes[k], "mtcnn_points": points[k]},
