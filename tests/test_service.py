@@ -653,3 +653,45 @@ def test_cli_keys_and_serve_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "--cors-origin" in capsys.readouterr().out
+
+
+# -- hardening (issue 14) ----------------------------------------------------------------------------
+def test_deeply_nested_json_is_a_400(svc):
+    """A body of 100,000 nested brackets overflows the JSON parser's stack: a 400 like any malformed
+    JSON, on every route that reads JSON (it used to escape as a RecursionError and drop the connection)."""
+    deep = ("[" * 100_000 + "]" * 100_000).encode()
+    deep_obj = ('{"a":' * 100_000 + "1" + "}" * 100_000).encode()
+    routes = [("POST", f"{API}/gates/g1/check"), ("POST", f"{API}/identify"), ("POST", f"{API}/detect"),
+              ("POST", f"{API}/verify"), ("POST", f"{API}/people"), ("POST", f"{API}/people/1/faces"),
+              ("PATCH", f"{API}/people/1"), ("POST", f"{API}/keys")]
+    for method, path in routes:
+        for body in (deep, deep_obj):
+            r = svc.client.request(method, path, content=body,
+                                   headers={**svc.h("admin"), "Content-Type": "application/json"})
+            assert r.status_code == 400, (method, path, r.status_code, r.text[:200])
+            assert r.json()["code"] == "invalid_json" and "nested too deeply" in r.json()["message"]
+
+
+def test_json_bodies_are_parsed_only_after_authentication(svc):
+    """PATCH /people/{id} and POST /keys check the key before they look at the body: an unauthenticated
+    caller learns nothing about the body's schema (401, not 422), a wrong role gets 403."""
+    pid = svc.enrol("Ada", jpeg(1)).json()["person"]["id"]
+    bad_bodies = [dict(content=b"{not json", headers={"Content-Type": "application/json"}),
+                  dict(json={"name": 17, "role": "root"}), dict(json=[]), dict(content=b"x", headers={"Content-Type": "text/plain"})]
+    for method, path, role in (("PATCH", f"{API}/people/{pid}", "viewer"), ("POST", f"{API}/keys", "gate")):
+        for kw in bad_bodies:
+            r = svc.client.request(method, path, **kw)
+            assert r.status_code == 401 and r.json()["code"] == "unauthenticated", (method, kw, r.text)
+            hdr = {**kw.get("headers", {}), **svc.h(role)}
+            r = svc.client.request(method, path, **{**kw, "headers": hdr})
+            assert r.status_code == 403, (method, role, kw, r.text)
+    h = svc.h("admin")
+    r = svc.client.patch(f"{API}/people/{pid}", headers=h, json={"name": 17})
+    assert r.status_code == 422 and r.json()["code"] == "validation" and r.json()["message"].startswith("name")
+    assert svc.client.patch(f"{API}/people/{pid}", headers=h, json={"name": "Ada L."}).json()["name"] == "Ada L."
+    r = svc.client.post(f"{API}/keys", headers=h, json={"role": "root"})
+    assert r.status_code == 422 and r.json()["message"].startswith("role")
+    assert svc.client.post(f"{API}/keys", headers=h, json={"role": "viewer"}).status_code == 201
+    schema = svc.client.get("/openapi.json").json()["paths"]
+    assert "name" in schema[f"{API}/people/{{person_id}}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert schema[f"{API}/keys"]["post"]["requestBody"]["required"] is True

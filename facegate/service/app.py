@@ -42,7 +42,7 @@ from facegate.service.auth import (
 from facegate.service.db import ServiceDB
 from facegate.service.engine import Engine
 from facegate.service.errors import ApiError, install_handlers
-from facegate.service.inputs import BodyLimitMiddleware, image_body, read_body
+from facegate.service.inputs import BodyLimitMiddleware, image_body, json_body, read_body, read_model
 from facegate.service.metrics import Metrics, MetricsMiddleware
 from facegate.service.settings import ServiceSettings
 
@@ -464,10 +464,11 @@ def create_app(
         return await run_in_threadpool(work)
 
     @app.patch(f"{API}/people/{{person_id}}", response_model=S.PersonOut, tags=["people"], responses=ERRORS,
-               summary="Rename a person")
+               summary="Rename a person", openapi_extra=json_body(S.RenameIn))
     async def rename_person(
-        request: Request, body: S.RenameIn, person_id: int = PID, p: Principal = Depends(require("people:write"))
+        request: Request, person_id: int = PID, p: Principal = Depends(require("people:write"))
     ) -> dict[str, Any]:
+        body = await read_model(request, S.RenameIn)  # after the key is checked: 401 before 422
         name = clean_text(body.name, "name")
         key_id, client = ctx(request)
 
@@ -568,8 +569,9 @@ def create_app(
 
     # -- keys ---------------------------------------------------------------------------------------
     @app.post(f"{API}/keys", response_model=S.KeyCreatedOut, status_code=201, tags=["keys"], responses=ERRORS,
-              summary="Create an API key (the secret is shown once)")
-    async def keys_create(request: Request, body: S.KeyCreateIn, p: Principal = Depends(require("keys:manage"))) -> dict[str, Any]:
+              summary="Create an API key (the secret is shown once)", openapi_extra=json_body(S.KeyCreateIn))
+    async def keys_create(request: Request, p: Principal = Depends(require("keys:manage"))) -> dict[str, Any]:
+        body = await read_model(request, S.KeyCreateIn)  # after the key is checked: 401 before 422
         name = clean_text(body.name, "name") if body.name.strip() else ""
         key_id, client = ctx(request)
 
