@@ -44,6 +44,7 @@ from facegate.service.engine import Engine
 from facegate.service.errors import ApiError, install_handlers
 from facegate.service.inputs import BodyLimitMiddleware, image_body, json_body, read_body, read_model
 from facegate.service.metrics import Metrics, MetricsMiddleware
+from facegate.service.server import client_address, parse_proxies
 from facegate.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -129,15 +130,13 @@ class Service:
         self.metrics = metrics
         self.keys = KeyVerifier(db)
         self.limiter = FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window)
+        self.proxies = parse_proxies(settings.trusted_proxies)
         self.closed = False
 
     def client_of(self, request: Request) -> str:
+        """The client address for lockouts and the audit trail (X-Forwarded-For only via a trusted proxy)."""
         host = request.client.host if request.client else "unknown"
-        if host in self.settings.trusted_proxies:
-            fwd = request.headers.get("x-forwarded-for", "")
-            if fwd:
-                return fwd.split(",")[-1].strip()[:64] or host
-        return host
+        return client_address(host, request.headers.get("x-forwarded-for"), self.proxies)
 
     def auth_failed(self, client: str, presented: str | None, reason: str, path: str) -> None:
         n = self.limiter.fail(client)
@@ -257,6 +256,7 @@ def create_app(
     """
     config = config or Config()
     settings = settings or ServiceSettings()
+    parse_proxies(settings.trusted_proxies)  # a bad --trusted-proxy fails before anything opens
     metrics = Metrics()
     db = ServiceDB(settings.resolved_db(config))
     try:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facegate.service.errors import ApiError, error_body
@@ -230,7 +230,10 @@ async def read_body(request: Request, *, max_files: int = 20, max_fields: int = 
             await form.close()
         return body
     if ctype == "application/json" or ctype.endswith("+json"):
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect as exc:  # the server closed a stalled upload, or the client left
+            raise ApiError(400, "incomplete_body", "the connection closed before the whole body arrived") from exc
         try:
             data = json.loads(raw)
         except RecursionError as exc:  # "[[[[..." deeper than the parser's stack: malformed for us
