@@ -695,3 +695,36 @@ def test_json_bodies_are_parsed_only_after_authentication(svc):
     schema = svc.client.get("/openapi.json").json()["paths"]
     assert "name" in schema[f"{API}/people/{{person_id}}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert schema[f"{API}/keys"]["post"]["requestBody"]["required"] is True
+
+
+def test_files_at_rest_are_private_under_umask_022(tmp_path):
+    """Gallery, service database, their WAL and shm, and the index snapshot hold face crops, embeddings,
+    names and key hashes: 0600 files in 0700 folders even under the common umask 022; an older
+    world-readable gallery is tightened when opened."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        root = tmp_path / "new" / "home"
+        s = Svc(root)
+        try:
+            s.enrol("Ada", jpeg(1))
+            s.check(jpeg(1, 1))
+            assert s.engine.gallery.save_index(force=True)
+            files = sorted(p for p in root.iterdir() if p.is_file())
+            names = {p.name for p in files}
+            assert {"g.sqlite", "g.sqlite-wal", "g.sqlite-shm", "g.sqlite.index", "g.service.sqlite",
+                    "g.service.sqlite-wal", "g.service.sqlite-shm"} <= names, names
+            for p in files:
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p.name, oct(p.stat().st_mode))
+            for d in (root, root.parent):
+                assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+        finally:
+            s.close()
+        for p in root.iterdir():
+            os.chmod(p, 0o644)  # as an older facegate left them
+        Svc(root).close()
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in root.iterdir())
+    finally:
+        os.umask(old)

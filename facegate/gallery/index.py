@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from facegate.gallery.errors import GalleryError
+from facegate.sqlite_db import private_dir, restrict
 
 log = logging.getLogger(__name__)
 
@@ -530,7 +531,7 @@ class IndexManager:
             t0 = time.perf_counter()
             arrays = self.index.to_arrays()
             arrays["info"] = np.array(json.dumps(self._info()))
-            self.snapshot.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.snapshot.parent)  # the file itself is mkstemp's: 0600
             fd, tmp = tempfile.mkstemp(prefix=self.snapshot.name + ".", suffix=".tmp", dir=self.snapshot.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:
@@ -554,6 +555,7 @@ class IndexManager:
         path = self.snapshot
         if path is None or not path.exists():
             return
+        restrict(path)  # written world-readable by an older facegate
         try:
             with np.load(path, allow_pickle=False) as z:
                 info = json.loads(str(z["info"]))
