@@ -728,3 +728,78 @@ def test_files_at_rest_are_private_under_umask_022(tmp_path):
         assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in root.iterdir())
     finally:
         os.umask(old)
+
+
+def test_delete_person_erases_images_of_their_denied_attempts(tmp_path):
+    """With --keep-event-images, a person's denied attempts (person_id NULL: here, before they were
+    enrolled) keep their face crop too; deleting the person erases those images, checked in the raw
+    files, and leaves a stranger's denied image alone."""
+    s = Svc(tmp_path, keep_event_images=True)
+    try:
+        c, h = s.client, s.h("admin")
+        before = s.check(jpeg(1, 4)).json()
+        stranger = s.check(jpeg(2, 4)).json()
+        assert before["decision"] == stranger["decision"] == "deny" and before["person_id"] is None
+        sdb = sqlite3.connect(tmp_path / "g.service.sqlite")
+        (img,) = sdb.execute("SELECT jpeg FROM event_images WHERE event_id = ?", (before["event_id"],)).fetchone()
+        img = bytes(img)
+        sdb.close()
+        pid = s.enrol("Ada", jpeg(1, 0), jpeg(1, 1)).json()["person"]["id"]
+        r = c.delete(f"{API}/people/{pid}", headers=h)
+        assert r.status_code == 200 and r.json()["event_images_deleted"] == 1
+        assert c.get(f"{API}/events/{before['event_id']}/image", headers=h).status_code == 404
+        assert c.get(f"{API}/events/{stranger['event_id']}/image", headers=h).status_code == 200
+        assert img[len(img) // 2 : len(img) // 2 + 64] not in _raw(tmp_path)
+    finally:
+        s.close()
+    assert img[len(img) // 2 : len(img) // 2 + 64] not in _raw(tmp_path)
+
+
+def test_engine_uses_only_public_gallery_methods(tmp_path):
+    """The service works over any backend that implements the public GalleryBackend interface: here
+    one that hides the SQLite backend's store and index. Delete person, delete face, thumbnails and
+    gate checks need nothing else (no gallery._pipeline, backend.store, faiss pointers or raw SQL)."""
+    import inspect
+
+    from facegate.gallery import Gallery, GalleryBackend, SqliteBackend
+    from facegate.service import engine as engine_module
+
+    class PublicOnly(GalleryBackend):
+        name = "public-only"
+
+        def __init__(self, inner: SqliteBackend) -> None:
+            self._inner = inner
+            self.rule = inner.rule
+
+        def __getattribute__(self, name: str) -> Any:
+            if name in ("store", "index"):
+                raise AttributeError(name)
+            return object.__getattribute__(self, name)
+
+    for m in ("model", "add_faces", "add_many", "people", "person", "faces", "rename", "delete", "search", "counts",
+              "erase", "delete_face", "face_crop", "embeddings", "close", "stats", "check"):
+        setattr(PublicOnly, m, (lambda name: lambda self, *a, **k: getattr(self._inner, name)(*a, **k))(m))
+    PublicOnly.__abstractmethods__ = frozenset()
+
+    cfg = Config(home=tmp_path, gallery=tmp_path / "g.sqlite")
+    pipe = SyntheticPipeline(cfg)
+    gallery = Gallery(PublicOnly(SqliteBackend(cfg.gallery_path)), cfg, pipeline=pipe)
+    app = create_app(cfg, ServiceSettings(keep_event_images=True), pipeline=pipe, gallery=gallery)
+    try:
+        with TestClient(app) as c:
+            h = {"X-API-Key": create_key(app.state.svc.db, "admin")["key"]}
+            ada = c.post(f"{API}/people", headers=h, data={"name": "Ada"},
+                         files=[("images", (f"{i}.jpg", jpeg(1, i), "image/jpeg")) for i in range(2)]).json()
+            pid, (f1, f2) = ada["person"]["id"], ada["face_ids"]
+            assert c.get(f"{API}/people/{pid}/faces/{f1}/thumbnail", headers=h).content[:2] == b"\xff\xd8"
+            r = c.post(f"{API}/gates/g/check", headers=h, files={"image": ("a.jpg", jpeg(1, 3), "image/jpeg")})
+            assert r.json()["decision"] == "allow"
+            r = c.delete(f"{API}/people/{pid}/faces/{f1}", headers=h)
+            assert r.status_code == 200 and r.json()["person_deleted"] is False
+            r = c.delete(f"{API}/people/{pid}", headers=h)
+            assert r.status_code == 200 and r.json()["event_images_deleted"] == 1
+    finally:
+        gallery.close()
+    src = inspect.getsource(engine_module)
+    for private in ("._pipeline", ".store", "faiss", "face_crops", "rev_swig_ptr", "backend.index"):
+        assert private not in src, private

@@ -43,6 +43,7 @@ from facegate.gallery.errors import (
     ModelMismatchError,
     NameTakenError,
     PersonNotFoundError,
+    UnsupportedError,
 )
 from facegate.gallery.quality import QualityPolicy, QualityReport, assess
 from facegate.gallery.types import (
@@ -131,6 +132,11 @@ class Gallery:
 
             self._pipeline = Pipeline(self.config)
         return self._pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline: Any) -> None:
+        """Use these models (a server wraps the gallery's in locks; the same embedder, or ``_check_model`` refuses)."""
+        self._pipeline = pipeline
 
     @property
     def rule(self) -> str:
@@ -415,7 +421,29 @@ class Gallery:
         return self.backend.rename(ref, new_name)
 
     def delete(self, ref: str | int) -> Person:
-        return self.backend.delete(ref)
+        """Delete a person with all their faces, leaving no copy of their face data in the gallery's
+        files (see :meth:`erase`)."""
+        return self.erase(ref)[0]
+
+    def erase(self, ref: str | int) -> tuple[Person, dict[str, Any]]:
+        """Delete a person as :meth:`delete`; also returns what the backend scrubbed (index vectors
+        zeroed, snapshot removed)."""
+        return self.backend.erase(ref)
+
+    def delete_face(self, ref: str | int, face_id: int) -> dict[str, Any]:
+        """Delete one face of a person (the person too, with their last face)."""
+        pid = self.person(ref).id
+        if not any(f.id == face_id for f in self.faces(pid)):
+            raise PersonNotFoundError(f"person {pid} has no face with id {face_id}")
+        return self.backend.delete_face(int(face_id))
+
+    def face_crop(self, ref: str | int, face_id: int) -> bytes:
+        """The stored JPEG crop of one face of a person."""
+        return self.backend.face_crop(self.person(ref).id, int(face_id))
+
+    def embeddings(self, ref: str | int) -> np.ndarray:
+        """The stored embeddings of a person's faces (one row per face)."""
+        return self.backend.embeddings(ref)
 
     # -- model changes ----------------------------------------------------------------------
     def reembed(self, pipeline: Any, *, drop_missing: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -541,6 +569,7 @@ __all__ = [
     "Rejection",
     "SqliteBackend",
     "StoredFace",
+    "UnsupportedError",
     "face_crop",
     "model_id",
     "open_backend",

@@ -186,7 +186,26 @@ class VectorIndex:
             self.alive.view[hit] = False
             self.n_dead += n
             self._selector = None
+            self.zero_labels(labels)
         return n
+
+    def zero_labels(self, labels: Iterable[int]) -> int:
+        """Overwrite with zeros the stored vectors of these labels' tombstoned entries; returns how many.
+
+        A tombstone keeps its vector in FAISS's storage until the next compaction, and with it in
+        every snapshot: a deleted person's template, or a template that still averages a deleted
+        face. Zeroed, a tombstone scores 0 against everything (it is never returned anyway).
+        """
+        labels = np.fromiter((int(x) for x in labels), dtype=np.int64)
+        n = self.ntotal
+        if not len(labels) or not n:
+            return 0
+        hit = np.isin(self.labels.view, labels) & ~self.alive.view
+        if hit.any():
+            faiss = _faiss()
+            flat = self.faiss if self.kind == "flat" else faiss.downcast_index(self.faiss.storage)
+            faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)[hit] = 0.0
+        return int(hit.sum())
 
     def vectors(self) -> np.ndarray:
         """All stored vectors, dead ones included, in position order."""
@@ -496,6 +515,20 @@ class IndexManager:
             self.index = None
             self.seq = 0
             self.sync()
+
+    def erase(self, label: int) -> dict[str, Any]:
+        """After a person's data left the store: catch up (tombstoning and zeroing their entries, see
+        :meth:`VectorIndex.zero_labels`) and remove the snapshot file, which still holds their vectors
+        (the next save or open writes or rebuilds a clean one)."""
+        with self._lock:
+            self.sync()
+            zeroed = self.index.zero_labels([label]) if self.index is not None else 0
+            removed = False
+            if self.snapshot is not None and self.snapshot.exists():
+                self.snapshot.unlink()
+                removed = True
+                self.dirty = True
+            return {"index_vectors_zeroed": zeroed, "snapshot_removed": removed}
 
     # -- search ---------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:

@@ -75,7 +75,8 @@ class Store(SqliteDatabase):
     error = GalleryError
 
     def __init__(self, path: str | Path, *, timeout: float = 60.0, durable: bool = True) -> None:
-        super().__init__(path, timeout=timeout, durable=durable)
+        # secure_delete: a deleted person's rows are overwritten, not left in free pages of the file
+        super().__init__(path, timeout=timeout, durable=durable, pragmas={"secure_delete": "ON"})
 
     # -- meta -----------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -270,17 +271,37 @@ class Store(SqliteDatabase):
             conn.execute("INSERT INTO changes (person_id, kind, at) VALUES (?, 'person', ?)", (pid, time.time()))
         return person
 
-    def delete_face(self, face_id: int) -> None:
-        """Delete one face; the person goes too when it was their last (no empty people)."""
+    def delete_face(self, face_id: int) -> tuple[int, bool]:
+        """Delete one face; the person goes too when it was their last (no empty people).
+        Returns (person id, whether the person was deleted)."""
         with self.write() as conn:
             row = conn.execute("SELECT person_id FROM faces WHERE id = ?", (face_id,)).fetchone()
             if row is None:
                 raise PersonNotFoundError(f"no stored face with id {face_id}")
             pid = int(row[0])
             conn.execute("DELETE FROM faces WHERE id = ?", (face_id,))
-            if not conn.execute("SELECT 1 FROM faces WHERE person_id = ? LIMIT 1", (pid,)).fetchone():
+            last = not conn.execute("SELECT 1 FROM faces WHERE person_id = ? LIMIT 1", (pid,)).fetchone()
+            if last:
                 conn.execute("DELETE FROM people WHERE id = ?", (pid,))
             conn.execute("INSERT INTO changes (person_id, kind, at) VALUES (?, 'person', ?)", (pid, time.time()))
+        return pid, last
+
+    def face_crop(self, person_id: int, face_id: int) -> bytes:
+        """The stored JPEG crop of one face of one person."""
+        rows = self.query(
+            "SELECT c.jpeg FROM face_crops c JOIN faces f ON f.id = c.face_id WHERE c.face_id = ? AND f.person_id = ?",
+            (int(face_id), int(person_id)),
+        )
+        if not rows:
+            raise PersonNotFoundError(f"no stored crop for face {face_id} of person {person_id}")
+        return bytes(rows[0][0])
+
+    def person_embeddings(self, ref: str | int) -> np.ndarray:
+        """The stored embeddings of one person's faces, one row per face."""
+        with self.read() as conn:
+            pid, _ = self._resolve(conn, ref)
+            rows = conn.execute("SELECT dim, embedding FROM faces WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
+        return from_blobs([r[1] for r in rows], int(rows[0][0])) if rows else np.zeros((0, 0), np.float32)
 
     def reset_index(self, conn: sqlite3.Connection) -> None:
         """Within a write transaction: tell every index to rebuild from scratch."""

@@ -9,8 +9,11 @@ multi-threaded server needs on top of them:
   and database writes of other requests proceed in parallel;
 * at most ``max_busy`` requests hold decoded images at once, bounding memory under a flood
   of large (but legal) images;
-* deleting a person also scrubs what the gallery's normal delete leaves behind for speed:
-  the tombstoned vectors in the in-memory index and its snapshot file, and freed SQLite pages.
+* deleting a person also erases the face images kept with access events: those of events
+  that recognised them and those of their denied attempts (found by similarity, see
+  :func:`erase_bar`); the gallery's own erase leaves no copy in its files (index included).
+
+Only the gallery's public methods are used here (never its backend's store or index).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
+from facegate.gallery.errors import UnsupportedError
 from facegate.image import load_image
 from facegate.pipeline import Pipeline, pick_face
 from facegate.service.db import ServiceDB
@@ -133,7 +137,7 @@ class Engine:
             gallery = open_gallery(config, pipeline=self.pipeline)
             self._owns_gallery = True
         else:
-            gallery._pipeline = self.pipeline  # the gallery must use the locked models too
+            gallery.pipeline = self.pipeline  # the gallery must use the locked models too
             self._owns_gallery = False
         self.gallery = gallery
         self._busy = threading.BoundedSemaphore(max_busy)
@@ -141,9 +145,6 @@ class Engine:
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
-        store = getattr(gallery.backend, "store", None)
-        if store is not None:  # freed pages are zeroed, so erased faces do not linger in the file
-            store.pragma("secure_delete", "ON")
 
     # -- readiness -----------------------------------------------------------------------------
     def warmup(self) -> None:
@@ -235,7 +236,7 @@ class Engine:
         from facegate.gallery import face_crop
 
         thr, far = self.decision_threshold()
-        crop = None
+        crop = probe = None
         with self._busy:
             image = self._decode(data)
             faces = self.pipeline.detector.detect(image)
@@ -243,7 +244,7 @@ class Engine:
             if face is not None:
                 self.pipeline.embed_faces(image, [face])
                 if self.settings.keep_event_images:
-                    crop = face_crop(image, face.landmarks)[0]
+                    crop, probe = face_crop(image, face.landmarks)[0], face.embedding
             del image
         person_id = name = score = None
         decision = "deny"
@@ -259,7 +260,7 @@ class Engine:
         event_id = self.db.add_event(
             "access", gate=gate, decision=decision, person_id=person_id, name=name, score=score,
             threshold=thr, far=far, faces=len(faces), key_id=key_id, client=client,
-            image=crop,
+            image=crop, image_embedding=probe,
         )
         self.metrics.decisions.labels(gate, decision).inc()
         log.debug("gate %s: %s %s (score %s, %d face(s), event %d)", gate, decision, name or "-",
@@ -317,13 +318,19 @@ class Engine:
         )
         return out
 
+    def erase_bar(self) -> float:
+        """See :func:`erase_bar`."""
+        thr, _ = self.decision_threshold()
+        return erase_bar(thr, self.pipeline.operating_points)
+
     def delete_person(self, pid: int, *, key_id: str | None = None, client: str | None = None) -> dict[str, Any]:
-        """Delete a person with everything biometric of theirs: faces, embeddings, crops (cascade in the
-        gallery), index entries (scrubbed, see :meth:`_scrub`), and face images kept with access events.
+        """Delete a person with everything biometric of theirs: the face images kept with access events
+        (first: if the gallery delete then fails, nothing of theirs is left that a retry cannot reach),
+        then faces, embeddings, crops and index entries (:meth:`Gallery.erase`).
         Their access events stay (decision, score, name at the time): that is the audit trail."""
-        person = self.gallery.delete(int(pid))
-        scrub = self._scrub(int(pid))
-        images = self.db.erase_person_images(int(pid))
+        pid = int(pid)
+        images = self._erase_event_images(pid)
+        person, scrub = self.gallery.erase(pid)
         self.db.add_event(
             "audit", action="delete_person", person_id=person.id, name=person.name, key_id=key_id, client=client,
             detail={"faces": person.faces, "event_images_erased": images, **scrub},
@@ -332,72 +339,34 @@ class Engine:
         return {"person": person.to_dict(), "faces_deleted": person.faces, "event_images_deleted": images, **scrub}
 
     def delete_face(self, pid: int, fid: int, *, key_id: str | None = None, client: str | None = None) -> dict[str, Any]:
-        from facegate.gallery import PersonNotFoundError
-
-        faces = self.gallery.faces(int(pid))
-        if not any(f.id == fid for f in faces):
-            raise PersonNotFoundError(f"person {pid} has no face with id {fid}")
-        backend = self.gallery.backend
-        if not hasattr(backend, "delete_face"):
-            raise ApiError(409, "unsupported", f"the {backend.name} backend cannot delete single faces; delete the person")
-        backend.delete_face(int(fid))
-        person_deleted = len(faces) == 1
-        images = self.db.erase_person_images(int(pid)) if person_deleted else 0
-        scrub = self._scrub(int(pid))
+        pid, fid = int(pid), int(fid)
+        faces = self.gallery.faces(pid)
+        last = len(faces) == 1 and faces[0].id == fid
+        images = self._erase_event_images(pid) if last else 0  # their last face: the person goes
+        out = self.gallery.delete_face(pid, fid)
         self.db.add_event(
             "audit", action="delete_face", person_id=pid, key_id=key_id, client=client,
-            detail={"face": fid, "person_deleted": person_deleted},
+            detail={"face": fid, "person_deleted": out["person_deleted"]},
         )
-        return {"face_id": fid, "person_id": pid, "person_deleted": person_deleted, "event_images_deleted": images, **scrub}
+        return {"face_id": fid, "person_id": pid, "person_deleted": out["person_deleted"],
+                "event_images_deleted": images, "index_vectors_zeroed": out.get("index_vectors_zeroed", 0),
+                "snapshot_removed": out.get("snapshot_removed", False)}
 
-    def _scrub(self, pid: int) -> dict[str, Any]:
-        """Remove what a gallery delete leaves for speed: the person's tombstoned vectors (zeroed in the
-        in-memory FAISS index, HNSW or flat), the index snapshot file holding them (removed; it is
-        rewritten from the scrubbed index on close), and the old pages in the WAL (checkpointed)."""
-        out: dict[str, Any] = {"index_vectors_zeroed": 0, "snapshot_removed": False}
-        backend = self.gallery.backend
-        mgr = getattr(backend, "index", None)
-        if mgr is not None:
-            try:
-                import faiss
-
-                mgr.sync()
-                with mgr._lock:
-                    idx = mgr.index
-                    if idx is not None and idx.ntotal:
-                        hit = (idx.labels.view == pid) & ~idx.alive.view
-                        if hit.any():
-                            flat = idx.faiss if idx.kind == "flat" else faiss.downcast_index(idx.faiss.storage)
-                            vecs = faiss.rev_swig_ptr(flat.get_xb(), idx.ntotal * idx.dim).reshape(idx.ntotal, idx.dim)
-                            vecs[hit] = 0.0
-                            out["index_vectors_zeroed"] = int(hit.sum())
-                            mgr.dirty = True
-                    snap = getattr(mgr, "snapshot", None)
-                    if snap is not None and snap.exists():
-                        snap.unlink()
-                        out["snapshot_removed"] = True
-            except Exception as exc:  # the delete itself succeeded; report, do not fail
-                log.warning("could not scrub the index after deleting person %d: %s", pid, exc)
-        store = getattr(backend, "store", None)
-        if store is not None:
-            store.checkpoint()
-        return out
+    def _erase_event_images(self, pid: int) -> int:
+        try:
+            emb = self.gallery.embeddings(pid)
+        except UnsupportedError:
+            emb = None
+        return self.db.erase_person_images(pid, emb, self.erase_bar() if emb is not None else None)
 
     def thumbnail(self, pid: int, fid: int) -> bytes:
         """The stored face crop (JPEG) of one face of a person."""
-        from facegate.gallery import PersonNotFoundError
+        from facegate.gallery import UnsupportedError
 
-        store = getattr(self.gallery.backend, "store", None)
-        if store is None:
-            raise ApiError(404, "not_found", "this gallery backend keeps no face crops")
-        with store.read() as conn:
-            row = conn.execute(
-                "SELECT c.jpeg FROM face_crops c JOIN faces f ON f.id = c.face_id WHERE c.face_id = ? AND f.person_id = ?",
-                (int(fid), int(pid)),
-            ).fetchone()
-        if row is None:
-            raise PersonNotFoundError(f"no stored crop for face {fid} of person {pid}")
-        return bytes(row[0])
+        try:
+            return self.gallery.face_crop(int(pid), int(fid))
+        except UnsupportedError as exc:
+            raise ApiError(404, "not_found", "this gallery backend keeps no face crops") from exc
 
     def stats(self) -> dict[str, Any]:
         thr, far = self.decision_threshold()
@@ -414,6 +383,16 @@ class Engine:
                 self.gallery.close()
             except FacegateError as exc:
                 log.warning("closing the gallery: %s", exc)
+
+
+def erase_bar(threshold: float, operating_points: Sequence[Any]) -> float:
+    """How similar a kept probe image must be to a deleted person's faces to be erased with them.
+
+    Not an access decision: erring towards erasing costs at most an audit image of a lookalike,
+    while keeping one keeps a deleted person's face. So the bar is the loosest calibrated operating
+    point of the embedder (its highest FAR), never stricter than the decision threshold in use.
+    """
+    return float(min([float(threshold)] + [float(p.threshold) for p in operating_points]))
 
 
 def _photo_index(source: str) -> int | None:
