@@ -803,3 +803,44 @@ def test_engine_uses_only_public_gallery_methods(tmp_path):
     src = inspect.getsource(engine_module)
     for private in ("._pipeline", ".store", "faiss", "face_crops", "rev_swig_ptr", "backend.index"):
         assert private not in src, private
+
+
+def test_docs_offline_with_csp_and_one_cache_control(tmp_path, monkeypatch):
+    """/docs loads nothing from another origin (a plain page of the operations without Swagger UI
+    installed; Swagger UI from the installed package's files with it), under a CSP; thumbnails carry
+    one Cache-Control; a refused CORS preflight is {code, message} JSON."""
+    import sys
+    import types
+
+    s = Svc(tmp_path / "a", cors_origins=("https://ops.example",))
+    try:
+        c = s.client
+        monkeypatch.setitem(sys.modules, "swagger_ui_bundle", None)  # not installed
+        r = c.get("/docs")
+        assert r.status_code == 200 and f"{API}/gates/{{gate}}/check" in r.text and "/openapi.json" in r.text
+        assert "http://" not in r.text and "https://" not in r.text and "<script" not in r.text
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp
+        ada = s.enrol("Ada", jpeg(1)).json()
+        r = c.get(f"{API}/people/{ada['person']['id']}/faces/{ada['face_ids'][0]}/thumbnail", headers=s.h("viewer"))
+        assert r.status_code == 200 and r.headers.get_list("cache-control") == ["no-store"]
+        r = c.options(f"{API}/people", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+        assert r.json()["code"] == "cors_rejected" and "origin" in r.json()["message"]
+    finally:
+        s.close()
+
+    assets = tmp_path / "swagger"
+    assets.mkdir()
+    (assets / "swagger-ui-bundle.js").write_text("/* bundle */")
+    (assets / "swagger-ui.css").write_text("/* css */")
+    monkeypatch.setitem(sys.modules, "swagger_ui_bundle", types.SimpleNamespace(swagger_ui_path=str(assets)))
+    s = Svc(tmp_path / "b")
+    try:
+        r = s.client.get("/docs")
+        assert "/docs/assets/swagger-ui-bundle.js" in r.text and "https://" not in r.text and "<script>" not in r.text
+        assert s.client.get("/docs/assets/swagger-ui-bundle.js").text == "/* bundle */"
+        init = s.client.get("/docs/init.js")
+        assert "SwaggerUIBundle" in init.text and "script-src 'self'" in init.headers["content-security-policy"]
+    finally:
+        s.close()
