@@ -23,7 +23,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,11 +223,13 @@ class Store(SqliteDatabase):
         return pid, ids, created
 
     def add_faces(
-        self, name: str, records: Sequence[FaceRecord], model: str, dim: int, *, create: bool = True
+        self, name: str, records: Sequence[FaceRecord], model: str, dim: int, *, create: bool = True,
+        note: Mapping[str, Any] | None = None,
     ) -> tuple[Person, list[int], bool]:
         """Store faces for ``name`` (created if new) in one transaction. Returns (person, face ids, created).
 
         When this returns, the faces are committed (durable); the caller may acknowledge them.
+        ``note`` (with a ``token``) is committed with them, see :meth:`notes`.
         """
         if not name or not name.strip():
             raise GalleryError("a person needs a non-empty name")
@@ -237,6 +239,7 @@ class Store(SqliteDatabase):
             self._check_model(conn, model, dim)
             pid, ids, created = self._enrol_one(conn, name, records, model, dim, create)
             person = self._person(conn, pid)
+            self._note(conn, note, pid, person.name, {"faces": ids, "created": created})
         return person, ids, created
 
     def add_many(
@@ -251,7 +254,7 @@ class Store(SqliteDatabase):
                 out.append((pid, ids))
         return out
 
-    def rename(self, ref: str | int, new_name: str) -> Person:
+    def rename(self, ref: str | int, new_name: str, *, note: Mapping[str, Any] | None = None) -> Person:
         if not new_name or not new_name.strip():
             raise GalleryError("a person needs a non-empty name")
         with self.write() as conn:
@@ -260,18 +263,37 @@ class Store(SqliteDatabase):
                 if conn.execute("SELECT 1 FROM people WHERE name = ?", (new_name,)).fetchone():
                     raise NameTakenError(f"another person is already named {new_name!r}")
                 conn.execute("UPDATE people SET name = ?, updated = ? WHERE id = ?", (new_name, time.time(), pid))
+            self._note(conn, note, pid, new_name, {"from": old})
             return self._person(conn, pid)
 
-    def delete(self, ref: str | int) -> Person:
+    def delete(self, ref: str | int, *, note: Mapping[str, Any] | None = None) -> Person:
         """Delete a person and (cascade) all their faces and crops."""
         with self.write() as conn:
             pid, _ = self._resolve(conn, ref)
             person = self._person(conn, pid)
             conn.execute("DELETE FROM people WHERE id = ?", (pid,))
             conn.execute("INSERT INTO changes (person_id, kind, at) VALUES (?, 'person', ?)", (pid, time.time()))
+            self._note(conn, note, pid, person.name, {"faces": person.faces})
         return person
 
-    def delete_face(self, face_id: int) -> tuple[int, bool]:
+    # -- notes committed with writes (migration 003) ----------------------------------------------
+    def _note(self, conn: sqlite3.Connection, note: Mapping[str, Any] | None, pid: int, name: str | None,
+              detail: dict[str, Any]) -> None:
+        if note is None:
+            return
+        result = {"person_id": pid, "name": name, "detail": detail}
+        conn.execute("INSERT INTO outbox (token, at, note) VALUES (?, ?, ?)",
+                     (str(note["token"]), time.time(), json.dumps({**note, "result": result})))
+
+    def notes(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """(token, commit time, note with its write's ``result``) of every note not yet cleared, oldest first."""
+        return [(t, float(at), json.loads(n)) for t, at, n in self.query("SELECT token, at, note FROM outbox ORDER BY at")]
+
+    def clear_notes(self, tokens: Sequence[str]) -> None:
+        with self.write() as conn:
+            conn.executemany("DELETE FROM outbox WHERE token = ?", [(str(t),) for t in tokens])
+
+    def delete_face(self, face_id: int, *, note: Mapping[str, Any] | None = None) -> tuple[int, bool]:
         """Delete one face; the person goes too when it was their last (no empty people).
         Returns (person id, whether the person was deleted)."""
         with self.write() as conn:
@@ -284,6 +306,7 @@ class Store(SqliteDatabase):
             if last:
                 conn.execute("DELETE FROM people WHERE id = ?", (pid,))
             conn.execute("INSERT INTO changes (person_id, kind, at) VALUES (?, 'person', ?)", (pid, time.time()))
+            self._note(conn, note, pid, None, {"face": int(face_id), "person_deleted": last})
         return pid, last
 
     def face_crop(self, person_id: int, face_id: int) -> bytes:

@@ -541,14 +541,8 @@ def create_app(
         name = clean_text(body.name, "name")
         key_id, client = ctx(request)
 
-        def work() -> dict[str, Any]:
-            before = engine.gallery.person(person_id)
-            person = engine.gallery.rename(person_id, name)
-            db.add_event("audit", action="rename_person", person_id=person.id, name=person.name, key_id=key_id,
-                         client=client, detail={"from": before.name})
-            return person.to_dict()
-
-        return await run_in_threadpool(work)
+        person = await run_in_threadpool(engine.rename, person_id, name, key_id=key_id, client=client)
+        return person.to_dict()
 
     @app.delete(f"{API}/people/{{person_id}}", response_model=S.DeletePersonOut, tags=["people"], responses=ERRORS,
                 summary="Delete a person: faces, embeddings, crops, index entries, event images (decisions stay)")

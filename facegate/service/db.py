@@ -96,18 +96,22 @@ class ServiceDB(SqliteDatabase):
 
     # -- events ----------------------------------------------------------------------------
     def add_event(self, kind: str, *, image: bytes | None = None, image_embedding: np.ndarray | None = None,
-                  **fields: Any) -> int:
+                  op: str | None = None, **fields: Any) -> int:
         """Append one event (and its face image, with the probe's embedding, when given); returns its id
-        once committed."""
+        once committed. ``op``: the token of the gallery write it records; an event with that token
+        already there is kept and its id returned (replays after a crash are idempotent)."""
         cols = [c for c in EVENT_COLUMNS if c not in ("id", "at", "kind") and c in fields]
         values = [json.dumps(fields[c]) if c == "detail" and fields[c] is not None else fields[c] for c in cols]
         at = float(fields.get("at") or time.time())
         sql = (
-            f"INSERT INTO events (at, kind{''.join(', ' + c for c in cols)}) "
-            f"VALUES (?, ?{', ?' * len(cols)})"
+            f"INSERT OR IGNORE INTO events (at, kind, op{''.join(', ' + c for c in cols)}) "
+            f"VALUES (?, ?, ?{', ?' * len(cols)})"
         )
         with self.write() as c:
-            eid = int(c.execute(sql, [at, kind, *values]).lastrowid)
+            cur = c.execute(sql, [at, kind, op, *values])
+            if not cur.rowcount:  # this op's event is already recorded
+                return int(c.execute("SELECT id FROM events WHERE op = ?", (op,)).fetchone()[0])
+            eid = int(cur.lastrowid)
             if image is not None:
                 emb = None if image_embedding is None else np.ascontiguousarray(image_embedding, dtype="<f4").tobytes()
                 c.execute(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from typing import Any, Sequence
 
 import numpy as np
@@ -145,6 +146,34 @@ class Engine:
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
+        self.reconcile()
+
+    # -- the audit trail of gallery writes --------------------------------------------------------
+    # The gallery and the service database are two files, so one transaction cannot hold both. Each
+    # write passes a note that the gallery commits with the write itself (Gallery.notes); the audit
+    # event is then written from it (idempotent by token) and the note cleared. A crash in between
+    # leaves the note, and the next start records it: audit and gallery agree after any crash.
+    def _note(self, action: str, key_id: str | None, client: str | None, **detail: Any) -> dict[str, Any]:
+        return {"token": uuid.uuid4().hex, "action": action, "key_id": key_id, "client": client, "detail": detail}
+
+    def _record(self, note: dict[str, Any], result: dict[str, Any], at: float | None = None) -> int:
+        """Write the audit event of a committed gallery write (once per token), then drop the gallery's note."""
+        eid = self.db.add_event(
+            "audit", op=note["token"], at=at, action=note["action"], person_id=result.get("person_id"),
+            name=result.get("name"), key_id=note.get("key_id"), client=note.get("client"),
+            detail={**note.get("detail", {}), **result.get("detail", {})},
+        )
+        self.gallery.clear_notes([note["token"]])
+        return eid
+
+    def reconcile(self) -> int:
+        """Record the gallery writes whose audit event a crash cut off; returns how many."""
+        pending = self.gallery.notes()
+        for _token, at, note in pending:
+            self._record(note, note.get("result", {}), at)
+        if pending:
+            log.warning("audit: recorded %d gallery change(s) whose audit event was cut off by a crash", len(pending))
+        return len(pending)
 
     # -- readiness -----------------------------------------------------------------------------
     def warmup(self) -> None:
@@ -298,9 +327,10 @@ class Engine:
                 out.append(d)
             return out
 
+        note = self._note("enrol", key_id, client)
         with self._busy:
             try:
-                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick)
+                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick, note=note)
             except EnrolmentRejectedError as exc:
                 self.metrics.enrolments.labels("rejected").inc()
                 rejected = with_names(exc.rejected)
@@ -312,10 +342,8 @@ class Engine:
         self.metrics.enrolments.labels("created" if result.created else "added").inc()
         out = result.to_dict()
         out["rejected"] = with_names(result.rejected)
-        self.db.add_event(
-            "audit", action="enrol", person_id=result.person.id, name=result.person.name, key_id=key_id,
-            client=client, detail={"faces": result.face_ids, "rejected": len(result.rejected), "created": result.created},
-        )
+        self._record(note, {"person_id": result.person.id, "name": result.person.name, "detail": {
+            "faces": result.face_ids, "rejected": len(result.rejected), "created": result.created}})
         return out
 
     def erase_bar(self) -> float:
@@ -330,11 +358,9 @@ class Engine:
         Their access events stay (decision, score, name at the time): that is the audit trail."""
         pid = int(pid)
         images = self._erase_event_images(pid)
-        person, scrub = self.gallery.erase(pid)
-        self.db.add_event(
-            "audit", action="delete_person", person_id=person.id, name=person.name, key_id=key_id, client=client,
-            detail={"faces": person.faces, "event_images_erased": images, **scrub},
-        )
+        note = self._note("delete_person", key_id, client, event_images_erased=images)
+        person, scrub = self.gallery.erase(pid, note=note)
+        self._record(note, {"person_id": person.id, "name": person.name, "detail": {"faces": person.faces, **scrub}})
         log.info("deleted person %d (%s): %d face(s), %d event image(s)", person.id, person.name, person.faces, images)
         return {"person": person.to_dict(), "faces_deleted": person.faces, "event_images_deleted": images, **scrub}
 
@@ -343,11 +369,9 @@ class Engine:
         faces = self.gallery.faces(pid)
         last = len(faces) == 1 and faces[0].id == fid
         images = self._erase_event_images(pid) if last else 0  # their last face: the person goes
-        out = self.gallery.delete_face(pid, fid)
-        self.db.add_event(
-            "audit", action="delete_face", person_id=pid, key_id=key_id, client=client,
-            detail={"face": fid, "person_deleted": out["person_deleted"]},
-        )
+        note = self._note("delete_face", key_id, client)
+        out = self.gallery.delete_face(pid, fid, note=note)
+        self._record(note, {"person_id": pid, "detail": {"face": fid, "person_deleted": out["person_deleted"]}})
         return {"face_id": fid, "person_id": pid, "person_deleted": out["person_deleted"],
                 "event_images_deleted": images, "index_vectors_zeroed": out.get("index_vectors_zeroed", 0),
                 "snapshot_removed": out.get("snapshot_removed", False)}
@@ -358,6 +382,13 @@ class Engine:
         except UnsupportedError:
             emb = None
         return self.db.erase_person_images(pid, emb, self.erase_bar() if emb is not None else None)
+
+    def rename(self, pid: int, name: str, *, key_id: str | None = None, client: str | None = None) -> Any:
+        note = self._note("rename_person", key_id, client)
+        before = self.gallery.person(int(pid))
+        person = self.gallery.rename(int(pid), name, note=note)
+        self._record(note, {"person_id": person.id, "name": person.name, "detail": {"from": before.name}})
+        return person
 
     def thumbnail(self, pid: int, fid: int) -> bytes:
         """The stored face crop (JPEG) of one face of a person."""
