@@ -36,7 +36,7 @@ class ServiceSettings:
     auth_fail_window: float = 60.0  # ... within this many seconds, then the address is locked out for the window
     metrics_public: bool = False  # /metrics without a key (for a Prometheus scraper on a closed network)
     warmup: bool = True  # load the models in the background at start; /readyz says when done
-    docs: bool = True  # serve Swagger UI at /docs (the schema at /openapi.json is always served)
+    docs: bool = True  # serve /docs: Swagger UI from a local swagger-ui-bundle, else a plain page (schema: /openapi.json)
     static: bool = True  # serve the operator web page at /
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)  # honour X-Forwarded-For only from these
     # slow clients (see facegate.service.server): a request's headers must arrive within header_timeout
