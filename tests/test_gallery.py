@@ -428,3 +428,56 @@ def test_mean_templates_are_held_to_their_template_threshold(tmp_path):
         assert explicit.explicit and explicit.far is not None and explicit.fpir > explicit.far
         _, three_explicit = g.identify_embeddings(probes, model=MODEL, policy=explicit)
         assert three_explicit.name == "three"
+
+
+# -- erasure leaves no trace (issue 14) ----------------------------------------------------------------
+@pytest.mark.parametrize("rule", ["mean", "max"])
+def test_cli_people_delete_leaves_no_copy_in_any_file(tmp_path, rule, capsys):
+    """``facegate people delete`` on a gallery with an index snapshot: afterwards no file in the
+    gallery's folder (SQLite, WAL, the ``.index`` snapshot) holds the person's embeddings or the
+    index's vectors of them (their template under rule "mean"); the others are still found."""
+    from facegate.cli import main
+
+    centres, shots = people(5)
+    with open_syn(tmp_path, rule) as g:
+        for i in range(5):
+            g.enroll_embeddings(f"person {i}", shots[i], model=MODEL)
+        mgr = g.backend.index
+        mgr.sync()
+        mine = mgr.index.labels.view == g.person("person 0").id
+        vectors = [v.astype("<f4").tobytes() for v in mgr.index.vectors()[mine]]
+        assert g.save_index(force=True)
+        pid = g.person("person 0").id
+    with sqlite3.connect(tmp_path / "g.sqlite") as db:
+        blobs = [bytes(b) for (b,) in db.execute("SELECT embedding FROM faces WHERE person_id = ?", (pid,))]
+    assert len(blobs) == 3 and len(vectors) == (1 if rule == "mean" else 3)
+
+    def raw() -> bytes:
+        return b"".join(p.read_bytes() for p in sorted(tmp_path.iterdir()) if p.is_file())
+
+    assert (tmp_path / "g.sqlite.index").exists() and all(b in raw() for b in blobs + vectors)
+    assert main(["--home", str(tmp_path), "--gallery", str(tmp_path / "g.sqlite"), "people", "delete", "person 0"]) == 0
+    assert "deleted person 0" in capsys.readouterr().out
+    data = raw()
+    assert not any(b in data for b in blobs + vectors)
+    with open_syn(tmp_path, rule) as g:
+        res = g.identify_embeddings(centres, model=MODEL, k=1)
+        assert [r.name for r in res] == ["unknown", "person 1", "person 2", "person 3", "person 4"]
+        assert g.check()["ok"]
+
+
+def test_index_zeroes_tombstoned_vectors(tmp_path):
+    """A tombstone keeps no vector: another process's delete, seen at sync, zeroes it too, so no
+    later snapshot of this process carries the deleted person's template."""
+    centres, shots = people(3)
+    with open_syn(tmp_path) as g, open_syn(tmp_path) as other:
+        for i in range(3):
+            g.enroll_embeddings(f"person {i}", shots[i], model=MODEL)
+        other.backend.index.sync()
+        pid = other.person("person 1").id
+        g.delete("person 1")
+        other.backend.index.sync()
+        idx = other.backend.index.index
+        dead = (idx.labels.view == pid) & ~idx.alive.view
+        assert dead.sum() == 1 and np.all(idx.vectors()[dead] == 0)
+        assert other.identify_embeddings(centres, model=MODEL, k=1)[1].name == "unknown"

@@ -6,6 +6,7 @@ Bounded: one server per module on 127.0.0.1, a fixed number of requests, timeout
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -143,3 +144,102 @@ def test_concurrent_enrolments_while_gates_check(live):
                        files={"image": ("f.jpg", encode(synthetic_face(person, 5)), "image/jpeg")}).json()
             assert r["decision"] == "allow" and r["name"] == name
     assert app.state.svc.engine.gallery.check()["ok"]
+
+
+# -- hardening (issue 14): proxy headers and slow clients ---------------------------------------------
+def _server(root, **settings):
+    cfg = Config(home=root, gallery=root / "g.sqlite")
+    app = create_app(cfg, ServiceSettings(**settings), pipeline=SyntheticPipeline(cfg))
+    keys = {r: create_key(app.state.svc.db, r)["key"] for r in ("admin", "gate")}
+    return app, keys
+
+
+def test_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path):
+    """From a client that is not a configured proxy (loopback included), X-Forwarded-For is ignored:
+    it neither dodges the failed-authentication lockout nor forges the audited address."""
+    app, keys = _server(tmp_path / "a", auth_fail_limit=5)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        r = c.post(f"{API}/keys", json={"role": "gate"}, headers={"X-API-Key": keys["admin"], "X-Forwarded-For": "10.0.0.5"})
+        assert r.status_code == 201
+        codes = [c.get(f"{API}/whoami", headers={"X-API-Key": f"wrong{i}", "X-Forwarded-For": f"10.9.{i}.1"}).status_code
+                 for i in range(8)]
+        assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+        db = app.state.svc.db
+        assert {e["client"] for e in db.events(kind="auth_failure")} == {"127.0.0.1"}
+        (created,) = [e for e in db.events(kind="audit") if e["action"] == "key_create"]
+        assert created["client"] == "127.0.0.1"
+
+    app, keys = _server(tmp_path / "b", auth_fail_limit=5, trusted_proxies=("127.0.0.0/8",))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        r = c.post(f"{API}/keys", json={"role": "gate"},
+                   headers={"X-API-Key": keys["admin"], "X-Forwarded-For": "6.6.6.6, 10.0.0.5, 127.0.0.1"})
+        assert r.status_code == 201
+        (created,) = [e for e in app.state.svc.db.events(kind="audit") if e["action"] == "key_create"]
+        assert created["client"] == "10.0.0.5"  # the nearest hop that is not a trusted proxy
+
+
+def _closed(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes ``sock`` within ``within`` seconds (reading and discarding any reply)."""
+    sock.settimeout(within)
+    try:
+        while True:
+            if not sock.recv(65536):
+                return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except ConnectionError:
+        return True
+
+
+def test_slow_clients_are_timed_out_and_bounded_per_address(tmp_path):
+    app, keys = _server(tmp_path / "a", header_timeout=0.5, body_timeout=0.5, keep_alive_timeout=0.5)
+    with serve_in_thread(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        addr = (host, int(port))
+        idle = socket.create_connection(addr)
+        half = socket.create_connection(addr)
+        half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        drip = socket.create_connection(addr)  # header bytes trickling in do not extend the deadline
+        slow_body = socket.create_connection(addr)
+        slow_body.sendall(f"POST {API}/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: {keys['gate']}\r\n"
+                          "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"image".encode())
+        with contextlib.suppress(ConnectionError):
+            for ch in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
+                drip.sendall(bytes([ch]))
+                time.sleep(0.05)
+        for s in (idle, half, drip, slow_body):
+            assert _closed(s, 20)
+            s.close()
+        # a keep-alive connection that starts a second request and stalls is closed too
+        with socket.create_connection(addr) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            assert _closed(s, 20)
+
+    app, keys = _server(tmp_path / "b", max_connections_per_client=4, header_timeout=60, body_timeout=60)
+    with serve_in_thread(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        addr = (host, int(port))
+        stalled = [socket.create_connection(addr) for _ in range(10)]
+        for s in stalled:
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        # the oldest waiting connections made room for the newer ones: only 4 stay open ...
+        assert [_closed(s, 3) for s in stalled[:6]] == [True] * 6
+        # ... and a real request from the same address still gets in (evicting one more)
+        with httpx.Client(base_url=url, timeout=10) as c:
+            assert c.get("/healthz").status_code == 200
+        assert sum(not _closed(s, 0.5) for s in stalled[6:]) == 3
+        for s in stalled:
+            s.close()
+        # connections busy with a request (a body on its way) are not evicted: the next one gets a JSON 503
+        busy = [socket.create_connection(addr) for _ in range(4)]
+        for s in busy:
+            s.sendall(f"POST {API}/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: {keys['gate']}\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode())
+        time.sleep(0.3)
+        with socket.create_connection(addr, timeout=10) as s:
+            head = s.recv(4096)
+            assert head.startswith(b"HTTP/1.1 503") and b'"code": "overloaded"' in head
+        for s in busy:
+            s.close()

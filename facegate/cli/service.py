@@ -84,7 +84,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="failed authentications per address per minute before it is locked out (default 10)")
     p.add_argument("--metrics-public", action="store_true", help="serve /metrics without a key")
     p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
-                   help="honour X-Forwarded-For from this reverse-proxy address (repeatable)")
+                   help="honour X-Forwarded-For only from this reverse-proxy address or network (repeatable; "
+                   "default: none, so the TCP peer is the client)")
     p.add_argument("--no-warmup", action="store_true", help="load the models on the first request instead of at start")
     p.add_argument("--ssl-certfile", help="serve https with this certificate (PEM)")
     p.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
@@ -210,6 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("the service needs its dependencies: pip install fastapi uvicorn python-multipart prometheus-client") from exc
     from facegate.service import create_app
     from facegate.service.errors import ApiError
+    from facegate.service.server import uvicorn_options
 
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         raise UsageError("--ssl-certfile and --ssl-keyfile go together")
@@ -242,8 +244,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     level = {0: "warning", 1: "info"}.get(getattr(args, "verbose", 0) or 0, "debug")
     uvicorn.run(
         app, host=args.host, port=args.port, log_level=level, access_log=bool(getattr(args, "verbose", 0)),
-        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, timeout_keep_alive=15,
-        limit_concurrency=1000, server_header=False,
+        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, **uvicorn_options(settings),
     )
     return 0
 

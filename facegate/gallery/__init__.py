@@ -45,6 +45,7 @@ from facegate.gallery.errors import (
     ModelMismatchError,
     NameTakenError,
     PersonNotFoundError,
+    UnsupportedError,
 )
 from facegate.gallery.quality import QualityPolicy, QualityReport, assess
 from facegate.gallery.types import (
@@ -194,6 +195,11 @@ class Gallery:
             self._pipeline = Pipeline(self.config)
         return self._pipeline
 
+    @pipeline.setter
+    def pipeline(self, pipeline: Any) -> None:
+        """Use these models (a server wraps the gallery's in locks; the same embedder, or ``_check_model`` refuses)."""
+        self._pipeline = pipeline
+
     @property
     def rule(self) -> str:
         return self.backend.rule
@@ -280,6 +286,7 @@ class Gallery:
         policy: QualityPolicy | None = None,
         create: bool = True,
         keep_crops: bool = True,
+        note: dict[str, Any] | None = None,
     ) -> EnrolResult:
         """Enrol ``name`` from several photos (added to the person if they exist).
 
@@ -288,7 +295,7 @@ class Gallery:
         transaction, so the person appears with all of them or not at all. If every
         photo is refused, nothing is stored and :class:`EnrolmentRejectedError` is raised.
         ``keep_crops`` stores a small face crop per face so ``reembed`` can convert the
-        gallery to another model without the original photos.
+        gallery to another model without the original photos. ``note``: see :meth:`notes`.
         """
         if not photos:
             raise UsageError("enrolment needs at least one photo")
@@ -324,7 +331,9 @@ class Gallery:
                     crop_landmarks=crop_lm,
                 )
             )
-        person, ids, created = self.backend.add_faces(name, records, model, int(emb.shape[1]), create=create)
+        person, ids, created = self.backend.add_faces(
+            name, records, model, int(emb.shape[1]), create=create, **self._with_note(note)
+        )
         log.info("enrolled %d face(s) for %s (id %d)", len(ids), person.name, person.id)
         return EnrolResult(person=person, face_ids=ids, rejected=rejected, created=created)
 
@@ -500,11 +509,48 @@ class Gallery:
     def faces(self, ref: str | int) -> list[StoredFace]:
         return self.backend.faces(ref)
 
-    def rename(self, ref: str | int, new_name: str) -> Person:
-        return self.backend.rename(ref, new_name)
+    def _with_note(self, note: dict[str, Any] | None) -> dict[str, Any]:
+        return {"note": note} if note is not None and self.backend.notes_atomic else {}
+
+    def rename(self, ref: str | int, new_name: str, *, note: dict[str, Any] | None = None) -> Person:
+        return self.backend.rename(ref, new_name, **self._with_note(note))
 
     def delete(self, ref: str | int) -> Person:
-        return self.backend.delete(ref)
+        """Delete a person with all their faces, leaving no copy of their face data in the gallery's
+        files (see :meth:`erase`)."""
+        return self.erase(ref)[0]
+
+    def erase(self, ref: str | int, *, note: dict[str, Any] | None = None) -> tuple[Person, dict[str, Any]]:
+        """Delete a person as :meth:`delete`; also returns what the backend scrubbed (index vectors
+        zeroed, snapshot removed)."""
+        return self.backend.erase(ref, **self._with_note(note))
+
+    def delete_face(self, ref: str | int, face_id: int, *, note: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Delete one face of a person (the person too, with their last face)."""
+        pid = self.person(ref).id
+        if not any(f.id == face_id for f in self.faces(pid)):
+            raise PersonNotFoundError(f"person {pid} has no face with id {face_id}")
+        return self.backend.delete_face(int(face_id), **self._with_note(note))
+
+    # -- notes committed with writes -------------------------------------------------------
+    # A caller that records gallery changes elsewhere (the service's audit trail, another file)
+    # passes ``note={"token": ..., ...}`` to a write; where the backend supports it (``notes_atomic``)
+    # the note is committed in the write's own transaction with the write's result, and stays in
+    # ``notes()`` until the caller has recorded it and calls ``clear_notes``: after a crash
+    # between the two commits, the caller finishes its record from here.
+    def notes(self) -> list[tuple[str, float, dict[str, Any]]]:
+        return self.backend.notes()
+
+    def clear_notes(self, tokens: Sequence[str]) -> None:
+        self.backend.clear_notes(tokens)
+
+    def face_crop(self, ref: str | int, face_id: int) -> bytes:
+        """The stored JPEG crop of one face of a person."""
+        return self.backend.face_crop(self.person(ref).id, int(face_id))
+
+    def embeddings(self, ref: str | int) -> np.ndarray:
+        """The stored embeddings of a person's faces (one row per face)."""
+        return self.backend.embeddings(ref)
 
     # -- model changes ----------------------------------------------------------------------
     def reembed(self, pipeline: Any, *, drop_missing: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -630,6 +676,7 @@ __all__ = [
     "Rejection",
     "SqliteBackend",
     "StoredFace",
+    "UnsupportedError",
     "face_crop",
     "model_id",
     "photo_sha256",

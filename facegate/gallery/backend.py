@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from facegate.gallery.errors import GalleryError
+from facegate.gallery.errors import GalleryError, UnsupportedError
 from facegate.gallery.index import IndexManager
 from facegate.gallery.store import Store
 from facegate.gallery.types import FaceRecord, Person, StoredFace
@@ -65,6 +65,36 @@ class GalleryBackend(ABC):
 
     @abstractmethod
     def delete(self, ref: str | int) -> Person: ...
+
+    # -- notes committed with writes: optional ---------------------------------------------------
+    #: whether add_faces / rename / erase / delete_face accept ``note=`` and commit it with the write
+    notes_atomic: bool = False
+
+    def notes(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """Notes committed with writes and not yet cleared: (token, time, note with ``result``)."""
+        return []
+
+    def clear_notes(self, tokens: Sequence[str]) -> None:
+        """Forget these notes (their caller has recorded them)."""
+
+    def erase(self, ref: str | int) -> tuple[Person, dict[str, Any]]:
+        """Delete a person leaving no copy of their face data behind in this backend's files
+        (derived indexes and their snapshots included); returns (person, what was scrubbed).
+        The default is :meth:`delete`, for backends whose storage keeps no such copies of its own."""
+        return self.delete(ref), {}
+
+    def delete_face(self, face_id: int) -> dict[str, Any]:
+        """Delete one face (the person too, with their last one), leaving no copy behind as :meth:`erase`;
+        returns ``{"person_id", "person_deleted", ...what was scrubbed}``."""
+        raise UnsupportedError(f"the {self.name} backend cannot delete single faces; delete the person")
+
+    def face_crop(self, person_id: int, face_id: int) -> bytes:
+        """The stored JPEG crop of one face of a person (PersonNotFoundError when there is none)."""
+        raise UnsupportedError(f"the {self.name} backend keeps no face crops")
+
+    def embeddings(self, ref: str | int) -> np.ndarray:
+        """The stored embeddings of one person's faces (one row per face)."""
+        raise UnsupportedError(f"the {self.name} backend cannot list a person's embeddings")
 
     @abstractmethod
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
@@ -167,8 +197,16 @@ class SqliteBackend(GalleryBackend):
     def model(self) -> tuple[str | None, int | None]:
         return self.store.model()
 
-    def add_faces(self, name, records, model, dim, *, create=True):  # type: ignore[override]
-        return self.store.add_faces(name, records, model, dim, create=create)
+    notes_atomic = True
+
+    def notes(self) -> list[tuple[str, float, dict[str, Any]]]:
+        return self.store.notes()
+
+    def clear_notes(self, tokens: Sequence[str]) -> None:
+        self.store.clear_notes(tokens)
+
+    def add_faces(self, name, records, model, dim, *, create=True, note=None):  # type: ignore[override]
+        return self.store.add_faces(name, records, model, dim, create=create, note=note)
 
     def add_many(self, items, model, dim):  # type: ignore[override]
         return self.store.add_many(items, model, dim)
@@ -182,14 +220,31 @@ class SqliteBackend(GalleryBackend):
     def faces(self, ref):  # type: ignore[override]
         return self.store.faces(ref)
 
-    def rename(self, ref, new_name):  # type: ignore[override]
-        return self.store.rename(ref, new_name)
+    def rename(self, ref, new_name, *, note=None):  # type: ignore[override]
+        return self.store.rename(ref, new_name, note=note)
 
     def delete(self, ref):  # type: ignore[override]
         return self.store.delete(ref)
 
-    def delete_face(self, face_id: int) -> None:
-        self.store.delete_face(face_id)
+    def erase(self, ref, *, note=None):  # type: ignore[override]
+        """The store's delete (cascade; secure_delete zeroes the freed rows), then the index's copies
+        (tombstoned vectors zeroed, snapshot removed) and the old pages in the WAL (checkpointed)."""
+        person = self.store.delete(ref, note=note)
+        scrub = self.index.erase(person.id)
+        self.store.checkpoint()
+        return person, scrub
+
+    def delete_face(self, face_id: int, *, note: dict[str, Any] | None = None) -> dict[str, Any]:
+        pid, person_deleted = self.store.delete_face(face_id, note=note)
+        scrub = self.index.erase(pid)  # the person's old template still averaged the deleted face
+        self.store.checkpoint()
+        return {"person_id": pid, "person_deleted": person_deleted, **scrub}
+
+    def face_crop(self, person_id: int, face_id: int) -> bytes:
+        return self.store.face_crop(person_id, face_id)
+
+    def embeddings(self, ref: str | int) -> np.ndarray:
+        return self.store.person_embeddings(ref)
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
         hits = self.index.search(queries, k)

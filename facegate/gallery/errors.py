@@ -57,3 +57,9 @@ __all__ = [
     "NameTakenError",
     "PersonNotFoundError",
 ]
+
+
+class UnsupportedError(GalleryError):
+    """The gallery backend cannot do this operation (e.g. deleting single faces in Milvus)."""
+
+    code = "unsupported"

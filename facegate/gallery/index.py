@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from facegate.gallery.errors import GalleryError
+from facegate.sqlite_db import private_dir, restrict
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,26 @@ class VectorIndex:
             self.alive.view[hit] = False
             self.n_dead += n
             self._selector = None
+            self.zero_labels(labels)
         return n
+
+    def zero_labels(self, labels: Iterable[int]) -> int:
+        """Overwrite with zeros the stored vectors of these labels' tombstoned entries; returns how many.
+
+        A tombstone keeps its vector in FAISS's storage until the next compaction, and with it in
+        every snapshot: a deleted person's template, or a template that still averages a deleted
+        face. Zeroed, a tombstone scores 0 against everything (it is never returned anyway).
+        """
+        labels = np.fromiter((int(x) for x in labels), dtype=np.int64)
+        n = self.ntotal
+        if not len(labels) or not n:
+            return 0
+        hit = np.isin(self.labels.view, labels) & ~self.alive.view
+        if hit.any():
+            faiss = _faiss()
+            flat = self.faiss if self.kind == "flat" else faiss.downcast_index(self.faiss.storage)
+            faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)[hit] = 0.0
+        return int(hit.sum())
 
     def vectors(self) -> np.ndarray:
         """All stored vectors, dead ones included, in position order."""
@@ -496,6 +516,20 @@ class IndexManager:
             self.seq = 0
             self.sync()
 
+    def erase(self, label: int) -> dict[str, Any]:
+        """After a person's data left the store: catch up (tombstoning and zeroing their entries, see
+        :meth:`VectorIndex.zero_labels`) and remove the snapshot file, which still holds their vectors
+        (the next save or open writes or rebuilds a clean one)."""
+        with self._lock:
+            self.sync()
+            zeroed = self.index.zero_labels([label]) if self.index is not None else 0
+            removed = False
+            if self.snapshot is not None and self.snapshot.exists():
+                self.snapshot.unlink()
+                removed = True
+                self.dirty = True
+            return {"index_vectors_zeroed": zeroed, "snapshot_removed": removed}
+
     # -- search ---------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """Top-``k`` people (id, score) per query, after catching up with the store."""
@@ -530,7 +564,7 @@ class IndexManager:
             t0 = time.perf_counter()
             arrays = self.index.to_arrays()
             arrays["info"] = np.array(json.dumps(self._info()))
-            self.snapshot.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.snapshot.parent)  # the file itself is mkstemp's: 0600
             fd, tmp = tempfile.mkstemp(prefix=self.snapshot.name + ".", suffix=".tmp", dir=self.snapshot.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:
@@ -554,6 +588,7 @@ class IndexManager:
         path = self.snapshot
         if path is None or not path.exists():
             return
+        restrict(path)  # written world-readable by an older facegate
         try:
             with np.load(path, allow_pickle=False) as z:
                 info = json.loads(str(z["info"]))

@@ -282,6 +282,9 @@ class MilvusBackend(GalleryBackend):
         return self._row_person(row, self.model()[0])
 
     # -- reads ------------------------------------------------------------------------------
+    def embeddings(self, ref: str | int) -> np.ndarray:
+        return self._face_vectors(int(self._find(ref)["id"]))
+
     def people(self, limit=None, offset=0):  # type: ignore[override]
         if not self._has_data():
             return []

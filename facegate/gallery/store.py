@@ -23,7 +23,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,8 @@ class Store(SqliteDatabase):
     error = GalleryError
 
     def __init__(self, path: str | Path, *, timeout: float = 60.0, durable: bool = True) -> None:
-        super().__init__(path, timeout=timeout, durable=durable)
+        # secure_delete: a deleted person's rows are overwritten, not left in free pages of the file
+        super().__init__(path, timeout=timeout, durable=durable, pragmas={"secure_delete": "ON"})
 
     # -- meta -----------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -222,11 +223,13 @@ class Store(SqliteDatabase):
         return pid, ids, created
 
     def add_faces(
-        self, name: str, records: Sequence[FaceRecord], model: str, dim: int, *, create: bool = True
+        self, name: str, records: Sequence[FaceRecord], model: str, dim: int, *, create: bool = True,
+        note: Mapping[str, Any] | None = None,
     ) -> tuple[Person, list[int], bool]:
         """Store faces for ``name`` (created if new) in one transaction. Returns (person, face ids, created).
 
         When this returns, the faces are committed (durable); the caller may acknowledge them.
+        ``note`` (with a ``token``) is committed with them, see :meth:`notes`.
         """
         if not name or not name.strip():
             raise GalleryError("a person needs a non-empty name")
@@ -236,6 +239,7 @@ class Store(SqliteDatabase):
             self._check_model(conn, model, dim)
             pid, ids, created = self._enrol_one(conn, name, records, model, dim, create)
             person = self._person(conn, pid)
+            self._note(conn, note, pid, person.name, {"faces": ids, "created": created})
         return person, ids, created
 
     def add_many(
@@ -250,7 +254,7 @@ class Store(SqliteDatabase):
                 out.append((pid, ids))
         return out
 
-    def rename(self, ref: str | int, new_name: str) -> Person:
+    def rename(self, ref: str | int, new_name: str, *, note: Mapping[str, Any] | None = None) -> Person:
         if not new_name or not new_name.strip():
             raise GalleryError("a person needs a non-empty name")
         with self.write() as conn:
@@ -259,28 +263,68 @@ class Store(SqliteDatabase):
                 if conn.execute("SELECT 1 FROM people WHERE name = ?", (new_name,)).fetchone():
                     raise NameTakenError(f"another person is already named {new_name!r}")
                 conn.execute("UPDATE people SET name = ?, updated = ? WHERE id = ?", (new_name, time.time(), pid))
+            self._note(conn, note, pid, new_name, {"from": old})
             return self._person(conn, pid)
 
-    def delete(self, ref: str | int) -> Person:
+    def delete(self, ref: str | int, *, note: Mapping[str, Any] | None = None) -> Person:
         """Delete a person and (cascade) all their faces and crops."""
         with self.write() as conn:
             pid, _ = self._resolve(conn, ref)
             person = self._person(conn, pid)
             conn.execute("DELETE FROM people WHERE id = ?", (pid,))
             conn.execute("INSERT INTO changes (person_id, kind, at) VALUES (?, 'person', ?)", (pid, time.time()))
+            self._note(conn, note, pid, person.name, {"faces": person.faces})
         return person
 
-    def delete_face(self, face_id: int) -> None:
-        """Delete one face; the person goes too when it was their last (no empty people)."""
+    # -- notes committed with writes (migration 003) ----------------------------------------------
+    def _note(self, conn: sqlite3.Connection, note: Mapping[str, Any] | None, pid: int, name: str | None,
+              detail: dict[str, Any]) -> None:
+        if note is None:
+            return
+        result = {"person_id": pid, "name": name, "detail": detail}
+        conn.execute("INSERT INTO outbox (token, at, note) VALUES (?, ?, ?)",
+                     (str(note["token"]), time.time(), json.dumps({**note, "result": result})))
+
+    def notes(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """(token, commit time, note with its write's ``result``) of every note not yet cleared, oldest first."""
+        return [(t, float(at), json.loads(n)) for t, at, n in self.query("SELECT token, at, note FROM outbox ORDER BY at")]
+
+    def clear_notes(self, tokens: Sequence[str]) -> None:
+        with self.write() as conn:
+            conn.executemany("DELETE FROM outbox WHERE token = ?", [(str(t),) for t in tokens])
+
+    def delete_face(self, face_id: int, *, note: Mapping[str, Any] | None = None) -> tuple[int, bool]:
+        """Delete one face; the person goes too when it was their last (no empty people).
+        Returns (person id, whether the person was deleted)."""
         with self.write() as conn:
             row = conn.execute("SELECT person_id FROM faces WHERE id = ?", (face_id,)).fetchone()
             if row is None:
                 raise PersonNotFoundError(f"no stored face with id {face_id}")
             pid = int(row[0])
             conn.execute("DELETE FROM faces WHERE id = ?", (face_id,))
-            if not conn.execute("SELECT 1 FROM faces WHERE person_id = ? LIMIT 1", (pid,)).fetchone():
+            last = not conn.execute("SELECT 1 FROM faces WHERE person_id = ? LIMIT 1", (pid,)).fetchone()
+            if last:
                 conn.execute("DELETE FROM people WHERE id = ?", (pid,))
             conn.execute("INSERT INTO changes (person_id, kind, at) VALUES (?, 'person', ?)", (pid, time.time()))
+            self._note(conn, note, pid, None, {"face": int(face_id), "person_deleted": last})
+        return pid, last
+
+    def face_crop(self, person_id: int, face_id: int) -> bytes:
+        """The stored JPEG crop of one face of one person."""
+        rows = self.query(
+            "SELECT c.jpeg FROM face_crops c JOIN faces f ON f.id = c.face_id WHERE c.face_id = ? AND f.person_id = ?",
+            (int(face_id), int(person_id)),
+        )
+        if not rows:
+            raise PersonNotFoundError(f"no stored crop for face {face_id} of person {person_id}")
+        return bytes(rows[0][0])
+
+    def person_embeddings(self, ref: str | int) -> np.ndarray:
+        """The stored embeddings of one person's faces, one row per face."""
+        with self.read() as conn:
+            pid, _ = self._resolve(conn, ref)
+            rows = conn.execute("SELECT dim, embedding FROM faces WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
+        return from_blobs([r[1] for r in rows], int(rows[0][0])) if rows else np.zeros((0, 0), np.float32)
 
     def reset_index(self, conn: sqlite3.Connection) -> None:
         """Within a write transaction: tell every index to rebuild from scratch."""

@@ -42,8 +42,9 @@ from facegate.service.auth import (
 from facegate.service.db import ServiceDB
 from facegate.service.engine import Engine
 from facegate.service.errors import ApiError, install_handlers
-from facegate.service.inputs import BodyLimitMiddleware, image_body, read_body
+from facegate.service.inputs import BodyLimitMiddleware, image_body, json_body, read_body, read_model
 from facegate.service.metrics import Metrics, MetricsMiddleware
+from facegate.service.server import client_address, parse_proxies
 from facegate.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,15 @@ CSP = (
 )
 
 
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
 class SecurityHeadersMiddleware:
-    """nosniff, no framing, no referrer everywhere; a strict CSP on the web page; no caching of API answers."""
+    """nosniff, no framing, no referrer everywhere; a strict CSP on the web page and the API docs;
+    no caching of API answers (face crops included) unless a route says otherwise, in one header."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -110,12 +118,76 @@ class SecurityHeadersMiddleware:
                 ]
                 if path.startswith("/ui"):
                     headers.append((b"content-security-policy", CSP.encode()))
-                elif path.startswith(API):
+                elif path == "/docs" or path.startswith("/docs/"):
+                    headers.append((b"content-security-policy", DOCS_CSP.encode()))
+                elif path.startswith(API) and not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 msg["headers"] = headers
             await send(msg)
 
         await self.app(scope, receive, send_wrapper)
+
+
+def _json_cors() -> type:
+    """Starlette's CORS middleware, with its refusals as ``{code, message}`` JSON like every other error."""
+    from fastapi.middleware.cors import CORSMiddleware
+
+    class JSONCORSMiddleware(CORSMiddleware):
+        def preflight_response(self, request_headers: Any) -> Response:
+            resp = super().preflight_response(request_headers)
+            if resp.status_code < 400:
+                return resp
+            headers = {k: v for k, v in resp.headers.items() if k.lower() not in ("content-type", "content-length")}
+            return JSONResponse(
+                {"code": "cors_rejected", "message": bytes(resp.body).decode("utf-8", "replace")},
+                status_code=resp.status_code, headers=headers,
+            )
+
+    return JSONCORSMiddleware
+
+
+def swagger_ui_assets() -> Any:
+    """The folder of Swagger UI's files from an installed package (``swagger-ui-bundle``), or None.
+    /docs never loads anything from a CDN: without the package it is a plain page of the operations."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    from pathlib import Path as FsPath
+
+    folder = FsPath(swagger_ui_path)
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _offline_docs(schema: dict[str, Any]) -> str:
+    """A self-contained HTML list of the API's operations, for when Swagger UI is not installed."""
+    from html import escape
+
+    rows = []
+    for path, ops in sorted(schema.get("paths", {}).items()):
+        for method, op in ops.items():
+            rows.append(f"<tr><td>{escape(method.upper())}</td><td><code>{escape(path)}</code></td>"
+                        f"<td>{escape(str(op.get('summary', '')))}</td></tr>")
+    info = schema.get("info", {})
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>facegate API</title></head><body>"
+        f"<h1>{escape(str(info.get('title', 'API')))} API</h1><p>{escape(str(info.get('description', '')))}</p>"
+        "<p>The OpenAPI schema is at <a href=/openapi.json>/openapi.json</a>. This page is plain because "
+        "Swagger UI is not installed (<code>pip install swagger-ui-bundle</code> serves it here, from this "
+        "machine).</p><table><tr><th>method</th><th>path</th><th>what</th></tr>"
+        + "".join(rows) + "</table></body></html>"
+    )
+
+
+SWAGGER_INIT = (
+    'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,'
+    ' presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"});\n'
+)
+SWAGGER_HTML = (
+    "<!doctype html><html lang=en><head><meta charset=utf-8><title>facegate API</title>"
+    "<link rel=stylesheet href=/docs/assets/swagger-ui.css></head><body><div id=swagger-ui></div>"
+    "<script src=/docs/assets/swagger-ui-bundle.js></script><script src=/docs/init.js></script></body></html>"
+)
 
 
 class Service:
@@ -129,15 +201,13 @@ class Service:
         self.metrics = metrics
         self.keys = KeyVerifier(db)
         self.limiter = FailureLimiter(settings.auth_fail_limit, settings.auth_fail_window)
+        self.proxies = parse_proxies(settings.trusted_proxies)
         self.closed = False
 
     def client_of(self, request: Request) -> str:
+        """The client address for lockouts and the audit trail (X-Forwarded-For only via a trusted proxy)."""
         host = request.client.host if request.client else "unknown"
-        if host in self.settings.trusted_proxies:
-            fwd = request.headers.get("x-forwarded-for", "")
-            if fwd:
-                return fwd.split(",")[-1].strip()[:64] or host
-        return host
+        return client_address(host, request.headers.get("x-forwarded-for"), self.proxies)
 
     def auth_failed(self, client: str, presented: str | None, reason: str, path: str) -> None:
         n = self.limiter.fail(client)
@@ -257,6 +327,7 @@ def create_app(
     """
     config = config or Config()
     settings = settings or ServiceSettings()
+    parse_proxies(settings.trusted_proxies)  # a bad --trusted-proxy fails before anything opens
     metrics = Metrics()
     db = ServiceDB(settings.resolved_db(config))
     try:
@@ -289,7 +360,7 @@ def create_app(
         ),
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
-        docs_url="/docs" if settings.docs else None,
+        docs_url=None,  # served below, from this machine only
         redoc_url=None,
     )
     app.state.svc = svc
@@ -297,10 +368,8 @@ def create_app(
     # the last added runs first: metrics -> security headers -> CORS -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(
-            CORSMiddleware,
+            _json_cors(),
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["X-API-Key", "Authorization", "Content-Type"],
@@ -589,21 +658,16 @@ def create_app(
         return await run_in_threadpool(work)
 
     @app.patch(f"{API}/people/{{person_id}}", response_model=S.PersonOut, tags=["people"], responses=ERRORS,
-               summary="Rename a person")
+               summary="Rename a person", openapi_extra=json_body(S.RenameIn))
     async def rename_person(
-        request: Request, body: S.RenameIn, person_id: int = PID, p: Principal = Depends(require("people:write"))
+        request: Request, person_id: int = PID, p: Principal = Depends(require("people:write"))
     ) -> dict[str, Any]:
+        body = await read_model(request, S.RenameIn)  # after the key is checked: 401 before 422
         name = clean_text(body.name, "name")
         key_id, client = ctx(request)
 
-        def work() -> dict[str, Any]:
-            before = engine.gallery.person(person_id)
-            person = engine.gallery.rename(person_id, name)
-            db.add_event("audit", action="rename_person", person_id=person.id, name=person.name, key_id=key_id,
-                         client=client, detail={"from": before.name})
-            return person.to_dict()
-
-        return await run_in_threadpool(work)
+        person = await run_in_threadpool(engine.rename, person_id, name, key_id=key_id, client=client)
+        return person.to_dict()
 
     @app.delete(f"{API}/people/{{person_id}}", response_model=S.DeletePersonOut, tags=["people"], responses=ERRORS,
                 summary="Delete a person: faces, embeddings, crops, index entries, event images (decisions stay)")
@@ -646,7 +710,7 @@ def create_app(
     )
     async def thumbnail(person_id: int = PID, face_id: int = FID, p: Principal = Depends(require("people:read"))) -> Response:
         jpeg = await run_in_threadpool(engine.thumbnail, person_id, face_id)
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
+        return Response(jpeg, media_type="image/jpeg")  # no-store like all API answers: a face crop
 
     @app.get(f"{API}/gallery", response_model=S.StatsOut, tags=["people"], responses=ERRORS,
              summary="Gallery size, model and decision threshold")
@@ -693,8 +757,9 @@ def create_app(
 
     # -- keys ---------------------------------------------------------------------------------------
     @app.post(f"{API}/keys", response_model=S.KeyCreatedOut, status_code=201, tags=["keys"], responses=ERRORS,
-              summary="Create an API key (the secret is shown once)")
-    async def keys_create(request: Request, body: S.KeyCreateIn, p: Principal = Depends(require("keys:manage"))) -> dict[str, Any]:
+              summary="Create an API key (the secret is shown once)", openapi_extra=json_body(S.KeyCreateIn))
+    async def keys_create(request: Request, p: Principal = Depends(require("keys:manage"))) -> dict[str, Any]:
+        body = await read_model(request, S.KeyCreateIn)  # after the key is checked: 401 before 422
         name = clean_text(body.name, "name") if body.name.strip() else ""
         key_id, client = ctx(request)
 
@@ -739,6 +804,24 @@ def create_app(
     @app.get(f"{API}/roles", tags=["keys"], summary="What each role may do (public: no secrets here)")
     async def roles() -> dict[str, Any]:
         return {"permissions": PERMISSIONS, "roles": {r: sorted(p) for r, p in ROLE_PERMISSIONS.items()}}
+
+    # -- API docs ------------------------------------------------------------------------------------
+    if settings.docs:
+        from fastapi.responses import HTMLResponse, PlainTextResponse
+
+        assets = swagger_ui_assets()
+        if assets is not None:
+            from fastapi.staticfiles import StaticFiles
+
+            app.mount("/docs/assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+            @app.get("/docs/init.js", include_in_schema=False)
+            async def docs_init() -> Response:
+                return PlainTextResponse(SWAGGER_INIT, media_type="text/javascript")
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            return HTMLResponse(SWAGGER_HTML if assets is not None else _offline_docs(app.openapi()))
 
     # -- the web page --------------------------------------------------------------------------------
     if settings.static:

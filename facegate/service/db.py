@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facegate.errors import FacegateError
 from facegate.sqlite_db import SqliteDatabase
 
@@ -93,21 +95,28 @@ class ServiceDB(SqliteDatabase):
             c.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (at, key_id))
 
     # -- events ----------------------------------------------------------------------------
-    def add_event(self, kind: str, *, image: bytes | None = None, **fields: Any) -> int:
-        """Append one event (and its face image when given); returns its id once committed."""
+    def add_event(self, kind: str, *, image: bytes | None = None, image_embedding: np.ndarray | None = None,
+                  op: str | None = None, **fields: Any) -> int:
+        """Append one event (and its face image, with the probe's embedding, when given); returns its id
+        once committed. ``op``: the token of the gallery write it records; an event with that token
+        already there is kept and its id returned (replays after a crash are idempotent)."""
         cols = [c for c in EVENT_COLUMNS if c not in ("id", "at", "kind") and c in fields]
         values = [json.dumps(fields[c]) if c == "detail" and fields[c] is not None else fields[c] for c in cols]
         at = float(fields.get("at") or time.time())
         sql = (
-            f"INSERT INTO events (at, kind{''.join(', ' + c for c in cols)}) "
-            f"VALUES (?, ?{', ?' * len(cols)})"
+            f"INSERT OR IGNORE INTO events (at, kind, op{''.join(', ' + c for c in cols)}) "
+            f"VALUES (?, ?, ?{', ?' * len(cols)})"
         )
         with self.write() as c:
-            eid = int(c.execute(sql, [at, kind, *values]).lastrowid)
+            cur = c.execute(sql, [at, kind, op, *values])
+            if not cur.rowcount:  # this op's event is already recorded
+                return int(c.execute("SELECT id FROM events WHERE op = ?", (op,)).fetchone()[0])
+            eid = int(cur.lastrowid)
             if image is not None:
+                emb = None if image_embedding is None else np.ascontiguousarray(image_embedding, dtype="<f4").tobytes()
                 c.execute(
-                    "INSERT INTO event_images (event_id, person_id, jpeg) VALUES (?, ?, ?)",
-                    (eid, fields.get("person_id"), image),
+                    "INSERT INTO event_images (event_id, person_id, jpeg, embedding) VALUES (?, ?, ?, ?)",
+                    (eid, fields.get("person_id"), image, emb),
                 )
         return eid
 
@@ -154,10 +163,26 @@ class ServiceDB(SqliteDatabase):
         rows = self.query("SELECT jpeg FROM event_images WHERE event_id = ?", (event_id,))
         return bytes(rows[0][0]) if rows else None
 
-    def erase_person_images(self, person_id: int) -> int:
-        """Delete every stored event image of a person (their decisions stay in the log)."""
+    def erase_person_images(self, person_id: int, embeddings: np.ndarray | None = None, bar: float | None = None) -> int:
+        """Delete every stored event image of a person (their decisions stay in the log): those of events
+        that recognised them, and, given their face ``embeddings``, those of unrecognised probes
+        (person_id NULL) scoring at least ``bar`` against any of them, i.e. their denied attempts."""
         with self.write() as c:
             n = c.execute("DELETE FROM event_images WHERE person_id = ?", (person_id,)).rowcount
+            if embeddings is not None and bar is not None and len(embeddings):
+                ref = np.asarray(embeddings, np.float32)
+                ref = ref / np.maximum(np.linalg.norm(ref, axis=1, keepdims=True), 1e-12)
+                doomed = []
+                cur = c.execute("SELECT event_id, embedding FROM event_images WHERE person_id IS NULL AND embedding IS NOT NULL")
+                while rows := cur.fetchmany(1000):
+                    vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+                    if vecs.shape[1] != ref.shape[1]:
+                        continue  # another model's probes: not comparable
+                    hit = (vecs @ ref.T).max(axis=1) >= bar
+                    doomed += [int(r[0]) for r, h in zip(rows, hit) if h]
+                for i in range(0, len(doomed), 500):
+                    chunk = doomed[i : i + 500]
+                    n += c.execute(f"DELETE FROM event_images WHERE event_id IN ({','.join('?' * len(chunk))})", chunk).rowcount
         if n:
             self.checkpoint()
         return int(n)

@@ -9,8 +9,11 @@ multi-threaded server needs on top of them:
   and database writes of other requests proceed in parallel;
 * at most ``max_busy`` requests hold decoded images at once, bounding memory under a flood
   of large (but legal) images;
-* deleting a person also scrubs what the gallery's normal delete leaves behind for speed:
-  the tombstoned vectors in the in-memory index and its snapshot file, and freed SQLite pages.
+* deleting a person also erases the face images kept with access events: those of events
+  that recognised them and those of their denied attempts (found by similarity, see
+  :func:`erase_bar`); the gallery's own erase leaves no copy in its files (index included).
+
+Only the gallery's public methods are used here (never its backend's store or index).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from typing import Any, Sequence
 
 import numpy as np
 
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
+from facegate.gallery.errors import UnsupportedError
 from facegate.pipeline import Pipeline, pick_face
 from facegate.service.db import ServiceDB
 from facegate.service.errors import ApiError
@@ -132,7 +137,7 @@ class Engine:
             gallery = open_gallery(config, pipeline=self.pipeline)
             self._owns_gallery = True
         else:
-            gallery._pipeline = self.pipeline  # the gallery must use the locked models too
+            gallery.pipeline = self.pipeline  # the gallery must use the locked models too
             self._owns_gallery = False
         self.gallery = gallery
         self._busy = threading.BoundedSemaphore(max_busy)
@@ -140,9 +145,34 @@ class Engine:
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
-        store = getattr(gallery.backend, "store", None)
-        if store is not None:  # freed pages are zeroed, so erased faces do not linger in the file
-            store.pragma("secure_delete", "ON")
+        self.reconcile()
+
+    # -- the audit trail of gallery writes --------------------------------------------------------
+    # The gallery and the service database are two files, so one transaction cannot hold both. Each
+    # write passes a note that the gallery commits with the write itself (Gallery.notes); the audit
+    # event is then written from it (idempotent by token) and the note cleared. A crash in between
+    # leaves the note, and the next start records it: audit and gallery agree after any crash.
+    def _note(self, action: str, key_id: str | None, client: str | None, **detail: Any) -> dict[str, Any]:
+        return {"token": uuid.uuid4().hex, "action": action, "key_id": key_id, "client": client, "detail": detail}
+
+    def _record(self, note: dict[str, Any], result: dict[str, Any], at: float | None = None) -> int:
+        """Write the audit event of a committed gallery write (once per token), then drop the gallery's note."""
+        eid = self.db.add_event(
+            "audit", op=note["token"], at=at, action=note["action"], person_id=result.get("person_id"),
+            name=result.get("name"), key_id=note.get("key_id"), client=note.get("client"),
+            detail={**note.get("detail", {}), **result.get("detail", {})},
+        )
+        self.gallery.clear_notes([note["token"]])
+        return eid
+
+    def reconcile(self) -> int:
+        """Record the gallery writes whose audit event a crash cut off; returns how many."""
+        pending = self.gallery.notes()
+        for _token, at, note in pending:
+            self._record(note, note.get("result", {}), at)
+        if pending:
+            log.warning("audit: recorded %d gallery change(s) whose audit event was cut off by a crash", len(pending))
+        return len(pending)
 
     # -- readiness -----------------------------------------------------------------------------
     def warmup(self) -> None:
@@ -238,7 +268,7 @@ class Engine:
         from facegate.service.access import check_access
 
         policy = self.decision_policy()
-        crop = None
+        crop = probe = None
         face = None
         with self._busy:
             image = self.pipeline.load(data)
@@ -247,7 +277,7 @@ class Engine:
                 face = pick_face(faces, image.shape, "largest")
                 self.pipeline.embed_faces(image, [face])
                 if self.settings.keep_event_images:
-                    crop = face_crop(image, face)[0]
+                    crop, probe = face_crop(image, face)[0], face.embedding
             del image
         person_id = name = score = None
         threshold = policy.threshold
@@ -266,7 +296,7 @@ class Engine:
             decision = "allow"
         event_id = self.db.add_event(
             "access", at=at, gate=gate, decision=decision, person_id=person_id, name=name, score=score,
-            threshold=threshold, far=policy.far, faces=len(faces), key_id=key_id, client=client, image=crop,
+            threshold=threshold, far=policy.far, faces=len(faces), key_id=key_id, client=client, image=crop, image_embedding=probe,
             detail={"fpir": policy.fpir, "tpir": policy.tpir, "identities": policy.identities, "rule": access.to_dict()},
         )
         self.metrics.decisions.labels(gate, decision).inc()
@@ -306,9 +336,10 @@ class Engine:
                 out.append(d)
             return out
 
+        note = self._note("enrol", key_id, client)
         with self._busy:
             try:
-                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick)
+                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick, note=note)
             except EnrolmentRejectedError as exc:
                 self.metrics.enrolments.labels("rejected").inc()
                 rejected = with_names(exc.rejected)
@@ -320,10 +351,8 @@ class Engine:
         self.metrics.enrolments.labels("created" if result.created else "added").inc()
         out = result.to_dict()
         out["rejected"] = with_names(result.rejected)
-        self.db.add_event(
-            "audit", action="enrol", person_id=result.person.id, name=result.person.name, key_id=key_id,
-            client=client, detail={"faces": result.face_ids, "rejected": len(result.rejected), "created": result.created},
-        )
+        self._record(note, {"person_id": result.person.id, "name": result.person.name, "detail": {
+            "faces": result.face_ids, "rejected": len(result.rejected), "created": result.created}})
         return out
 
     def enrol_batch(
@@ -361,90 +390,61 @@ class Engine:
             people.append(entry)
         return {"people": people, "enrolled_faces": enrolled, "skipped_photos": skipped_n, "rejected_photos": rejected_n}
 
+    def erase_bar(self) -> float:
+        """See :func:`erase_bar`."""
+        thr, _ = self.decision_threshold()
+        return erase_bar(thr, self.pipeline.operating_points)
+
     def delete_person(self, pid: int, *, key_id: str | None = None, client: str | None = None) -> dict[str, Any]:
-        """Delete a person with everything biometric of theirs: faces, embeddings, crops (cascade in the
-        gallery), index entries (scrubbed, see :meth:`_scrub`), and face images kept with access events.
+        """Delete a person with everything biometric of theirs: the face images kept with access events
+        (first: if the gallery delete then fails, nothing of theirs is left that a retry cannot reach),
+        then faces, embeddings, crops and index entries (:meth:`Gallery.erase`).
         Their access events stay (decision, score, name at the time): that is the audit trail."""
         from facegate.service.access import forget_person
 
-        person = self.gallery.delete(int(pid))
-        scrub = self._scrub(int(pid))
-        images = self.db.erase_person_images(int(pid))
-        forget_person(self.db, int(pid))
-        self.db.add_event(
-            "audit", action="delete_person", person_id=person.id, name=person.name, key_id=key_id, client=client,
-            detail={"faces": person.faces, "event_images_erased": images, **scrub},
-        )
+        pid = int(pid)
+        images = self._erase_event_images(pid)
+        note = self._note("delete_person", key_id, client, event_images_erased=images)
+        person, scrub = self.gallery.erase(pid, note=note)
+        self._record(note, {"person_id": person.id, "name": person.name, "detail": {"faces": person.faces, **scrub}})
+        forget_person(self.db, pid)
         log.info("deleted person %d (%s): %d face(s), %d event image(s)", person.id, person.name, person.faces, images)
         return {"person": person.to_dict(), "faces_deleted": person.faces, "event_images_deleted": images, **scrub}
 
     def delete_face(self, pid: int, fid: int, *, key_id: str | None = None, client: str | None = None) -> dict[str, Any]:
-        from facegate.gallery import PersonNotFoundError
+        pid, fid = int(pid), int(fid)
+        faces = self.gallery.faces(pid)
+        last = len(faces) == 1 and faces[0].id == fid
+        images = self._erase_event_images(pid) if last else 0  # their last face: the person goes
+        note = self._note("delete_face", key_id, client)
+        out = self.gallery.delete_face(pid, fid, note=note)
+        self._record(note, {"person_id": pid, "detail": {"face": fid, "person_deleted": out["person_deleted"]}})
+        return {"face_id": fid, "person_id": pid, "person_deleted": out["person_deleted"],
+                "event_images_deleted": images, "index_vectors_zeroed": out.get("index_vectors_zeroed", 0),
+                "snapshot_removed": out.get("snapshot_removed", False)}
 
-        faces = self.gallery.faces(int(pid))
-        if not any(f.id == fid for f in faces):
-            raise PersonNotFoundError(f"person {pid} has no face with id {fid}")
-        backend = self.gallery.backend
-        if not hasattr(backend, "delete_face"):
-            raise ApiError(409, "unsupported", f"the {backend.name} backend cannot delete single faces; delete the person")
-        backend.delete_face(int(fid))
-        person_deleted = len(faces) == 1
-        images = self.db.erase_person_images(int(pid)) if person_deleted else 0
-        scrub = self._scrub(int(pid))
-        self.db.add_event(
-            "audit", action="delete_face", person_id=pid, key_id=key_id, client=client,
-            detail={"face": fid, "person_deleted": person_deleted},
-        )
-        return {"face_id": fid, "person_id": pid, "person_deleted": person_deleted, "event_images_deleted": images, **scrub}
+    def _erase_event_images(self, pid: int) -> int:
+        try:
+            emb = self.gallery.embeddings(pid)
+        except UnsupportedError:
+            emb = None
+        return self.db.erase_person_images(pid, emb, self.erase_bar() if emb is not None else None)
 
-    def _scrub(self, pid: int) -> dict[str, Any]:
-        """Remove what a gallery delete leaves for speed: the person's tombstoned vectors (zeroed in the
-        in-memory FAISS index, HNSW or flat), the index snapshot file holding them (removed; it is
-        rewritten from the scrubbed index on close), and the old pages in the WAL (checkpointed)."""
-        out: dict[str, Any] = {"index_vectors_zeroed": 0, "snapshot_removed": False}
-        backend = self.gallery.backend
-        mgr = getattr(backend, "index", None)
-        if mgr is not None:
-            try:
-                import faiss
-
-                mgr.sync()
-                with mgr._lock:
-                    idx = mgr.index
-                    if idx is not None and idx.ntotal:
-                        hit = (idx.labels.view == pid) & ~idx.alive.view
-                        if hit.any():
-                            flat = idx.faiss if idx.kind == "flat" else faiss.downcast_index(idx.faiss.storage)
-                            vecs = faiss.rev_swig_ptr(flat.get_xb(), idx.ntotal * idx.dim).reshape(idx.ntotal, idx.dim)
-                            vecs[hit] = 0.0
-                            out["index_vectors_zeroed"] = int(hit.sum())
-                            mgr.dirty = True
-                    snap = getattr(mgr, "snapshot", None)
-                    if snap is not None and snap.exists():
-                        snap.unlink()
-                        out["snapshot_removed"] = True
-            except Exception as exc:  # the delete itself succeeded; report, do not fail
-                log.warning("could not scrub the index after deleting person %d: %s", pid, exc)
-        store = getattr(backend, "store", None)
-        if store is not None:
-            store.checkpoint()
-        return out
+    def rename(self, pid: int, name: str, *, key_id: str | None = None, client: str | None = None) -> Any:
+        note = self._note("rename_person", key_id, client)
+        before = self.gallery.person(int(pid))
+        person = self.gallery.rename(int(pid), name, note=note)
+        self._record(note, {"person_id": person.id, "name": person.name, "detail": {"from": before.name}})
+        return person
 
     def thumbnail(self, pid: int, fid: int) -> bytes:
         """The stored face crop (JPEG) of one face of a person."""
-        from facegate.gallery import PersonNotFoundError
+        from facegate.gallery import UnsupportedError
 
-        store = getattr(self.gallery.backend, "store", None)
-        if store is None:
-            raise ApiError(404, "not_found", "this gallery backend keeps no face crops")
-        with store.read() as conn:
-            row = conn.execute(
-                "SELECT c.jpeg FROM face_crops c JOIN faces f ON f.id = c.face_id WHERE c.face_id = ? AND f.person_id = ?",
-                (int(fid), int(pid)),
-            ).fetchone()
-        if row is None:
-            raise PersonNotFoundError(f"no stored crop for face {fid} of person {pid}")
-        return bytes(row[0])
+        try:
+            return self.gallery.face_crop(int(pid), int(fid))
+        except UnsupportedError as exc:
+            raise ApiError(404, "not_found", "this gallery backend keeps no face crops") from exc
 
     def stats(self) -> dict[str, Any]:
         policy = self.decision_policy()
@@ -463,6 +463,16 @@ class Engine:
                 self.gallery.close()
             except FacegateError as exc:
                 log.warning("closing the gallery: %s", exc)
+
+
+def erase_bar(threshold: float, operating_points: Sequence[Any]) -> float:
+    """How similar a kept probe image must be to a deleted person's faces to be erased with them.
+
+    Not an access decision: erring towards erasing costs at most an audit image of a lookalike,
+    while keeping one keeps a deleted person's face. So the bar is the loosest calibrated operating
+    point of the embedder (its highest FAR), never stricter than the decision threshold in use.
+    """
+    return float(min([float(threshold)] + [float(p.threshold) for p in operating_points]))
 
 
 def _photo_index(source: str) -> int | None:

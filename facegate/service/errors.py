@@ -56,6 +56,7 @@ def _status_of(exc: FacegateError) -> int:
         ModelMismatchError,
         NameTakenError,
         PersonNotFoundError,
+        UnsupportedError,
     )
 
     if isinstance(exc, ImageTooLargeError):
@@ -66,7 +67,7 @@ def _status_of(exc: FacegateError) -> int:
         return 422
     if isinstance(exc, PersonNotFoundError):
         return 404
-    if isinstance(exc, NameTakenError):
+    if isinstance(exc, (NameTakenError, UnsupportedError)):
         return 409
     if isinstance(exc, ModelMismatchError):
         return 409  # the gallery holds another model's embeddings: a state conflict, fixable by reembed

@@ -16,10 +16,12 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facegate.service.errors import ApiError, error_body
@@ -228,9 +230,14 @@ async def read_body(request: Request, *, max_files: int = 20, max_fields: int = 
             await form.close()
         return body
     if ctype == "application/json" or ctype.endswith("+json"):
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect as exc:  # the server closed a stalled upload, or the client left
+            raise ApiError(400, "incomplete_body", "the connection closed before the whole body arrived") from exc
         try:
             data = json.loads(raw)
+        except RecursionError as exc:  # "[[[[..." deeper than the parser's stack: malformed for us
+            raise ApiError(400, "invalid_json", "the JSON body is nested too deeply") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from exc
         if not isinstance(data, dict):
@@ -245,10 +252,29 @@ async def read_body(request: Request, *, max_files: int = 20, max_fields: int = 
 
 async def read_json(request: Request) -> dict[str, Any]:
     """A JSON object body (for routes without images)."""
-    body = await read_body(request)
-    if body.kind != "json":
-        raise ApiError(415, "unsupported_media_type", "send application/json")
-    return body.fields
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not (ctype == "application/json" or ctype.endswith("+json")):
+        raise ApiError(415, "unsupported_media_type", f"send application/json, not {ctype or 'a body without Content-Type'}")
+    return (await read_body(request)).fields
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_model(request: Request, model: type[M]) -> M:
+    """A JSON body validated as ``model``. Routes call this *after* their authentication
+    dependency has run, so an unauthenticated caller gets 401 whatever it sent (FastAPI's own
+    body parameters are parsed and validated before dependencies can refuse the request)."""
+    fields = await read_json(request)
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]) from exc
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The ``requestBody`` of a route that reads ``model`` with :func:`read_model`, for ``openapi_extra``."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 # -- OpenAPI descriptions of the two body shapes --------------------------------------------------

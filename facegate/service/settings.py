@@ -37,9 +37,16 @@ class ServiceSettings:
     auth_fail_window: float = 60.0  # ... within this many seconds, then the address is locked out for the window
     metrics_public: bool = False  # /metrics without a key (for a Prometheus scraper on a closed network)
     warmup: bool = True  # load the models in the background at start; /readyz says when done
-    docs: bool = True  # serve Swagger UI at /docs (the schema at /openapi.json is always served)
+    docs: bool = True  # serve /docs: Swagger UI from a local swagger-ui-bundle, else a plain page (schema: /openapi.json)
     static: bool = True  # serve the operator web page at /
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)  # honour X-Forwarded-For only from these
+    # slow clients (see facegate.service.server): a request's headers must arrive within header_timeout
+    # of the connection being idle, a body may pause at most body_timeout; connections are bounded
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0  # idle keep-alive connections are closed after this
+    max_connections: int = 1000  # all clients together; beyond: idle ones evicted, else a JSON 503
+    max_connections_per_client: int = 64  # per client address (trusted proxies exempt)
 
     def replace(self, **changes: object) -> "ServiceSettings":
         return replace(self, **changes)  # type: ignore[arg-type]
