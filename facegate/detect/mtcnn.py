@@ -32,6 +32,7 @@ import numpy as np
 from facegate.config import Config
 from facegate.detect.base import Detector
 from facegate.detect.landmarks import BoxAdjust, DlibLandmarker
+from facegate.detect.scores import finish
 from facegate.errors import InvalidImageError, UsageError
 from facegate.models.registry import REGISTRY, verified_path
 from facegate.types import Face
@@ -384,7 +385,7 @@ class MtcnnDetector(Detector):
                 )
                 for k in range(len(boxes))
             ]
-            faces_per_image.append(faces)
+            faces_per_image.append(finish(faces, self.name, self.config.min_score))
         return faces_per_image
 
     def detect_raw(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.config import Config
+from facegate.detect.scores import cut_score
 from facegate.evaluate.templates import template_threshold
 from facegate.track import events as ev
 from facegate.track.annotate import TrackView
@@ -252,7 +253,8 @@ class Watcher:
         self._empty = stored is None
         if self._empty:
             log.warning("the gallery is empty: every track will be 'unknown' (enrol people with 'facegate enroll')")
-        self.high_score = cfg.detection_threshold
+        # Face.score is calibrated (facegate.detect.scores): the detector's own cut on that scale.
+        self.high_score = cut_score(cfg.detector, cfg.detection_threshold)
         self.detector = detector if detector is not None else tracking_detector(cfg, self.opt)
         self.tracker: Tracker | None = None
         self.scene = SceneCutDetector() if self.opt.scene_cuts else None
