@@ -55,6 +55,10 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--no-flip", action="store_true", default=argparse.SUPPRESS, help="do not average with the mirror image")
     g.add_argument("--no-refine", action="store_true", default=argparse.SUPPRESS,
                    help="BlazeFace: skip the O-Net box refinement before landmarks (faster, less accurate)")
+    g.add_argument("--min-score", type=float, default=argparse.SUPPRESS,
+                   help="calibrated face score 0..1 (the same scale for every detector) a face must reach (default 0)")
+    g.add_argument("--detect-budget", type=int, default=argparse.SUPPRESS,
+                   help="most detector windows one image may cost over all passes (default 64; 0: unbounded)")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
     g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging; -vv for debug")
     return p
@@ -64,7 +68,8 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
     from pathlib import Path
 
     fields: dict[str, Any] = {}
-    for name in ("detector", "embedder", "device", "runtime", "batch_size", "threads", "licence_policy"):
+    for name in ("detector", "embedder", "device", "runtime", "batch_size", "threads", "licence_policy", "min_score",
+                 "detect_budget"):
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
     if getattr(args, "home", None):
@@ -84,6 +89,10 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
     if getattr(args, "threshold", None) is not None:
         fields["threshold"] = args.threshold
     fields.update(overrides)
+    if not 0.0 <= float(fields.get("min_score", 0.0)) <= 1.0:
+        from facegate.errors import UsageError
+
+        raise UsageError(f"--min-score is a calibrated score between 0 and 1, got {fields['min_score']}")
     return Config(**fields)
 
 

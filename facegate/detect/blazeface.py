@@ -335,6 +335,7 @@ class BlazeFaceDetector(Detector):
     """
 
     name = "blazeface"
+    padded_pass = True  # the padded whole-frame view (False: the tile plan of 2026-11, for comparison)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -395,8 +396,11 @@ class BlazeFaceDetector(Detector):
         return reg.reshape(b, -1, reg.shape[-1]), cls.reshape(b, -1)
 
     # -- detection ---------------------------------------------------------------------
-    def levels(self, image: np.ndarray) -> list[Level]:
-        return plan_levels(image.shape[0], image.shape[1], self.config.min_face_size, self.config.detect_budget)
+    def levels(self, image: np.ndarray, min_face_size: int | None = None) -> list[Level]:
+        """The tile plan for ``image``, for faces from ``min_face_size`` (default: the config's) up."""
+        min_face = self.config.min_face_size if min_face_size is None else min_face_size
+        plan = plan_levels(image.shape[0], image.shape[1], min_face, self.config.detect_budget)
+        return plan if self.padded_pass or not plan else plan[:-1]
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detect_batch([image])[0]
@@ -410,14 +414,14 @@ class BlazeFaceDetector(Detector):
 
         return run_cascade(self, [_as_dlib_image(im) for im in images])
 
-    def detect_tiles(self, images: list[np.ndarray]) -> list[list[Face]]:
+    def detect_tiles(self, images: list[np.ndarray], min_face_size: int | None = None) -> list[list[Face]]:
         """Faces for several images from the tile plan alone; the windows of all images share interpreter calls.
 
         Windows are rendered image by image and sent in calls of ``MAX_BATCH`` (the last
         one smaller), so a batch of images costs the same calls as their windows in a row.
         """
         imgs = [_as_dlib_image(im) for im in images]
-        plans = [self.levels(im) for im in imgs]
+        plans = [self.levels(im, min_face_size) for im in imgs]
         reg_parts: list[np.ndarray] = []
         cls_parts: list[np.ndarray] = []
         pending: list[np.ndarray] = []

@@ -40,6 +40,10 @@ QUARTER_TURNS = (1, 3)
 # image took 2.2 s on its own (2 shared cores), a 1280 px copy milliseconds; so the rotated
 # faces of a very large photo must be larger than min_face_size * long side / 1280.
 TURN_MAX_SIDE = 1280
+# ... and search faces from this many times min_face_size up: on a 1280x720 frame with nothing
+# in it the two turned passes then cost 4 windows each instead of 10 (empty gate-camera frames
+# are the common case), at the price of rolled faces under 80 px in large frames.
+TURN_MIN_FACE = 2.0
 # Faces rolled more than this (degrees, from BlazeFace's keypoints) are re-detected upright.
 ROLL_LIMIT = 20.0
 UPRIGHT_CONTEXT = 2.4  # crop side for the upright pass, in detector-box sides
@@ -215,13 +219,14 @@ def run_cascade(det: "BlazeFaceDetector", images: list[np.ndarray]) -> list[list
     budget = det.config.detect_budget
     results = det.detect_tiles(images)
     spent = [plan_cost(det.levels(im)) for im in images]
+    turn_min = int(round(TURN_MIN_FACE * det.config.min_face_size))
     for k in QUARTER_TURNS:
         todo, turned, shrink = [], [], []
         for i, im in enumerate(images):
             if results[i] or spent[i] == 0:
                 continue
             rot, s = _turned(im, k)
-            cost = plan_cost(det.levels(rot))
+            cost = plan_cost(det.levels(rot, turn_min))
             if budget > 0 and spent[i] + cost > budget:
                 log.debug("detection budget: %dx%d image not searched turned %d quarter(s)", im.shape[1], im.shape[0], k)
                 continue
@@ -231,7 +236,9 @@ def run_cascade(det: "BlazeFaceDetector", images: list[np.ndarray]) -> list[list
             shrink.append(s)
         if not todo:
             continue
-        for i, s, rot, faces in zip(todo, shrink, turned, det.detect_tiles(turned)):
+        for i, s, rot, faces in zip(todo, shrink, turned, det.detect_tiles(turned, turn_min)):
             small = (rot.shape[1], rot.shape[0]) if k % 2 else rot.shape[:2]  # (h, w) before turning
             results[i] = [scale_face(unrotate_face(f, k, small), s) for f in faces]
-    return [straighten(det, im, faces) for im, faces in zip(images, results)]
+    from facegate.detect.scores import finish
+
+    return [finish(straighten(det, im, faces), det.name, det.config.min_score) for im, faces in zip(images, results)]

@@ -15,6 +15,7 @@ import numpy as np
 from facegate.config import Config
 from facegate.detect.base import Detector
 from facegate.detect.landmarks import DlibLandmarker, _as_dlib_image
+from facegate.detect.scores import finish
 from facegate.types import Face
 
 # At upsample 0 dlib's HOG window finds faces whose box is about 80 px or larger; each
@@ -44,7 +45,8 @@ def _logit(p: float) -> float:
 
 
 class HogDetector(Detector):
-    """``get_frontal_face_detector()`` (lazy). ``Face.score`` is the SVM margin from ``run()``.
+    """``get_frontal_face_detector()`` (lazy). ``Face.score`` is the SVM margin from ``run()``, calibrated
+    (:mod:`facegate.detect.scores`; the margin is kept in ``Face.extra["raw_score"]``).
 
     ``config.detection_threshold`` is read as a probability and ``margin - HOG_MARGIN_AT_HALF``
     as its logit: the default 0.5 keeps margins above 0.2 (dlib's own default cut is 0).
@@ -86,7 +88,8 @@ class HogDetector(Detector):
         keep = sizes >= self.config.min_face_size
         boxes, scores = boxes[keep], scores[keep]
         landmarks = self.landmarker.fit(image, boxes)
-        return [
+        faces = [
             Face(box=boxes[i].copy(), landmarks=landmarks[i], score=float(scores[i]), detector=self.name)
             for i in range(len(boxes))
         ]
+        return finish(faces, self.name, self.config.min_score)

@@ -33,6 +33,7 @@ from facegate.config import Config
 from facegate.detect.base import Detector
 from facegate.align import DLIB5, MTCNN5
 from facegate.detect.landmarks import BoxAdjust, DlibLandmarker
+from facegate.detect.scores import finish
 from facegate.errors import InvalidImageError, UsageError
 from facegate.models.registry import REGISTRY, verified_path
 from facegate.types import Face
@@ -402,7 +403,7 @@ class MtcnnDetector(Detector):
                     detector=self.name,
                     extra={"detector_box": boxes[k], "mtcnn_points": points[k]},
                 ))
-            faces_per_image.append(faces)
+            faces_per_image.append(finish(faces, self.name, self.config.min_score))
         return faces_per_image
 
     def detect_raw(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.config import Config
-from facegate.decide import check_model
+from facegate.detect.scores import cut_score
 from facegate.track import events as ev
 from facegate.track.annotate import TrackView
 from facegate.track.gate import GateDispatcher, GateRequest
@@ -245,7 +245,8 @@ class Watcher:
         self._empty = stored is None
         if self._empty:
             log.warning("the gallery is empty: every track will be 'unknown' (enrol people with 'facegate enroll')")
-        self.high_score = cfg.detection_threshold
+        # Face.score is calibrated (facegate.detect.scores): the detector's own cut on that scale.
+        self.high_score = cut_score(cfg.detector, cfg.detection_threshold)
         self.detector = detector if detector is not None else tracking_detector(cfg, self.opt)
         self.tracker: Tracker | None = None
         self.scene = SceneCutDetector() if self.opt.scene_cuts else None
