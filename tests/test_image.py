@@ -117,7 +117,7 @@ def test_decompression_bomb_refused_before_decoding(tmp_path):
     p = tmp_path / "bomb.png"
     p.write_bytes(huge_png(30000, 30000))
     assert p.stat().st_size < 2_000_000  # tiny file, 900 megapixels
-    with pytest.raises(ImageTooLargeError, match="30000x30000"):
+    with pytest.raises(ImageTooLargeError, match="900,000,000 pixels is over the limit"):
         load_image(p)
 
 
@@ -139,5 +139,5 @@ def test_arrays_accepted_and_checked():
 def test_unsupported_format_refused():
     im = Image.new("RGB", (8, 8))
     data = _encode(im, "ICO")
-    with pytest.raises(InvalidImageError, match="not supported"):
+    with pytest.raises(InvalidImageError, match="not a recognised image format"):
         load_image(data)
