@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from facegate.errors import FacegateError
+from facegate.errors import FacegateError, UsageError
 from facegate.gallery.index import normalize
 from facegate.types import Face
 
@@ -115,7 +115,7 @@ def cluster_embeddings(
 ) -> np.ndarray:
     """Cluster labels 0..C-1 for each embedding, numbered by cluster size (0 = largest)."""
     if method not in METHODS:
-        raise FacegateError(f"unknown clustering method {method!r}; use one of {', '.join(METHODS)}")
+        raise UsageError(f"unknown clustering method {method!r}; use one of {', '.join(METHODS)}")
     n = len(emb)
     if n == 0:
         return np.zeros(0, np.int64)
@@ -200,7 +200,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     if root.is_file():
         return [root]
     if not root.is_dir():
-        raise FacegateError(f"{root}: no such folder")
+        raise UsageError(f"{root}: no such folder")
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -247,28 +247,39 @@ def cluster_photos(
 
 def write_folders(result: ClusterResult, out: str | os.PathLike, min_size: int = 2) -> dict[str, int]:
     """``out/person_001/`` ... with symlinks to the photos of each cluster (largest first), and
-    ``out/unclustered/`` for faces in clusters smaller than ``min_size``. A photo with several
-    people appears in several folders. Existing files in ``out`` are not touched."""
+    ``out/unclustered/`` for photos none of whose faces is in a cluster of ``min_size`` or more.
+    A photo with several people appears in each of their folders, and then not in
+    ``unclustered/`` even if it also holds a stranger. Existing files in ``out`` are not touched."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     groups = result.clusters()
-    n_folders = 0
-    links = 0
     width = max(3, len(str(len(groups))))
+    folders: list[tuple[Path, list[str]]] = []
+    placed: set[str] = set()
     for i, g in enumerate(groups):
-        folder = out / (f"person_{i + 1:0{width}d}" if len(g) >= min_size else "unclustered")
+        if len(g) >= min_size:
+            paths = [f.path for f in g]
+            folders.append((out / f"person_{i + 1:0{width}d}", paths))
+            placed.update(paths)
+    stray = [f.path for g in groups if len(g) < min_size for f in g if f.path not in placed]
+    if stray:
+        folders.append((out / "unclustered", stray))
+    links = 0
+    for folder, paths in folders:
         folder.mkdir(exist_ok=True)
-        n_folders += len(g) >= min_size
-        for f in g:
-            src = Path(f.path).resolve()
-            dst = folder / src.name
-            k = 1
-            while dst.exists() or dst.is_symlink():
-                if dst.is_symlink() and dst.resolve() == src:
-                    break
-                dst = folder / f"{src.stem}_{k}{src.suffix}"
-                k += 1
-            if not dst.is_symlink():
-                os.symlink(src, dst)
-                links += 1
-    return {"folders": n_folders, "links": links}
+        for path in dict.fromkeys(paths):  # a photo once per folder, in order
+            links += _link(Path(path).resolve(), folder)
+    return {"folders": sum(f.name != "unclustered" for f, _ in folders), "links": links}
+
+
+def _link(src: Path, folder: Path) -> int:
+    """Symlink ``src`` into ``folder`` under a free name; 0 if it is linked there already."""
+    dst = folder / src.name
+    k = 1
+    while dst.exists() or dst.is_symlink():
+        if dst.is_symlink() and dst.resolve() == src:
+            return 0
+        dst = folder / f"{src.stem}_{k}{src.suffix}"
+        k += 1
+    os.symlink(src, dst)
+    return 1
