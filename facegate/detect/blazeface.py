@@ -25,6 +25,7 @@ code needs TensorFlow); it runs on ``ai_edge_litert``.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from dataclasses import dataclass
 
@@ -35,7 +36,10 @@ from facegate.config import Config
 from facegate.detect.base import Detector
 from facegate.detect.landmarks import DlibLandmarker, _as_dlib_image, adjust_boxes
 from facegate.errors import ModelError
+from facegate.native_stderr import filtered_stderr
 from facegate.types import Face
+
+_TFLITE_NOISE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$")
 
 INPUT_SIZE = 192
 # The smallest face (side of its dlib-like box) the full-range model finds reliably,
@@ -309,8 +313,9 @@ class BlazeFaceDetector(Detector):
 
             path = verified_path(REGISTRY["blazeface_full_range"])
             # The interpreter's own default is one thread, not "all cores" as threads=0 means here.
-            interp = Interpreter(model_path=str(path), num_threads=self.config.cpu_threads)
-            interp.allocate_tensors()
+            with filtered_stderr(_TFLITE_NOISE):  # the runtime announces its CPU delegate on fd 2
+                interp = Interpreter(model_path=str(path), num_threads=self.config.cpu_threads)
+                interp.allocate_tensors()
             inp = interp.get_input_details()[0]
             if tuple(inp["shape"][1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
                 raise ModelError(f"BlazeFace model input is {inp['shape']}, expected (1, 192, 192, 3)")
