@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from facegate.cli.core import far_arg as _far
-from facegate.cli import config_from_args
-from facegate.errors import UsageError
+from facegate.cli import config_from_args, exit_codes_epilog
+from facegate.errors import ExitCode, UsageError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXIT_CODES = """watch exit codes:
-  0  the source ended normally           14 the source cannot be opened, or a live source was lost
-  2  usage error (e.g. --gate without --server/--key, no calibrated FAR: pass --threshold)"""
-
-
+VIDEO_EXIT_CODES = exit_codes_epilog("watch exit codes", ExitCode.USAGE, ExitCode.SOURCE) + (
+    "\n  (0: the source ended normally; usage: e.g. --gate without --server/--key, or no calibrated FAR: pass --threshold;"
+    "\n   the source: cannot be opened, or a live source was lost for good)"
+)
 
 
 def _positive(text: str) -> int:

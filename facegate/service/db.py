@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from facegate.errors import FacegateError
+from facegate.errors import ExitCode, FacegateError
 from facegate.sqlite_db import SqliteDatabase
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class ServiceDBError(FacegateError):
     """The service database cannot be opened or migrated."""
 
-    exit_code = 10
+    exit_code = ExitCode.GALLERY
     code = "service_db"
 
 

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from facegate.errors import FacegateError
+from facegate.errors import ExitCode, FacegateError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ _ENV_LOCK = threading.Lock()
 class SourceError(FacegateError):
     """A video source that cannot be opened, or a live source that was lost for good."""
 
-    exit_code = 14
+    exit_code = ExitCode.SOURCE
     code = "source"
 
 
