@@ -37,7 +37,7 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name:
         return faces[0]
     if pick == "single":
         raise MultipleFacesError(
-            f"{name}: {len(faces)} faces found; crop the photo or choose one with --pick largest|center"
+            f"{name}: {len(faces)} faces found where one was needed; crop the photo or choose one face"
         )
     if pick == "largest":
         return max(faces, key=lambda f: f.width * f.height)

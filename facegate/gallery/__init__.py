@@ -185,7 +185,7 @@ class Gallery:
                 Rejection(
                     label,
                     f"{label}: {len(faces)} faces found; an enrolment photo must show only the person "
-                    "(crop it, or pass --pick largest)",
+                    "(crop it, or pick the largest face)",
                     "multiple_faces",
                     {"faces": len(faces)},
                 ),

@@ -194,11 +194,11 @@ class MilvusBackend(GalleryBackend):
             if rows:
                 return rows[0]
             if not ref.strip().isdigit():
-                raise PersonNotFoundError(f"no enrolled person named {ref!r}; see 'facegate people list'")
+                raise PersonNotFoundError(f"no enrolled person named {ref!r}")
             ref = int(ref)
         rows = self.client.query(self.people_c, filter=f"id == {int(ref)}", output_fields=list(fields), limit=1)
         if not rows:
-            raise PersonNotFoundError(f"no enrolled person with id {ref}; see 'facegate people list'")
+            raise PersonNotFoundError(f"no enrolled person with id {ref}")
         return rows[0]
 
     def _face_vectors(self, pid: int) -> np.ndarray:

@@ -111,11 +111,11 @@ class Store(SqliteDatabase):
             if row:
                 return int(row[0]), row[1]
             if not ref.strip().isdigit():
-                raise PersonNotFoundError(f"no enrolled person named {ref!r}; see 'facegate people list'")
+                raise PersonNotFoundError(f"no enrolled person named {ref!r}")
             ref = int(ref)
         row = conn.execute("SELECT id, name FROM people WHERE id = ?", (int(ref),)).fetchone()
         if not row:
-            raise PersonNotFoundError(f"no enrolled person with id {ref}; see 'facegate people list'")
+            raise PersonNotFoundError(f"no enrolled person with id {ref}")
         return int(row[0]), row[1]
 
     _PEOPLE_SQL = (

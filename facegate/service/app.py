@@ -595,7 +595,7 @@ def create_app(
         actor, client = ctx(request)
 
         if key_id == actor:
-            raise ApiError(409, "self_revoke", "a key cannot revoke itself; use another admin key or 'facegate keys revoke'")
+            raise ApiError(409, "self_revoke", "a key cannot revoke itself; revoke it with another admin key")
 
         def work() -> dict[str, Any]:
             if not db.revoke_key(key_id):

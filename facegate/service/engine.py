@@ -27,7 +27,7 @@ from facegate.errors import FacegateError, UsageError
 from facegate.image import load_image
 from facegate.pipeline import Pipeline, pick_face
 from facegate.service.db import ServiceDB
-from facegate.service.errors import ApiError
+from facegate.service.errors import ApiError, http_message
 from facegate.service.metrics import Metrics
 from facegate.service.settings import ServiceSettings
 from facegate.types import Face
@@ -294,6 +294,7 @@ class Engine:
                 if idx is not None and idx < len(names):
                     d["filename"] = names[idx]
                     d["reason"] = d["reason"].replace(r.source, names[idx], 1)
+                d["reason"] = http_message(d["reason"], r.code)
                 out.append(d)
             return out
 
