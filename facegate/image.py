@@ -25,17 +25,17 @@ import re
 import stat
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facegate.config import Config
 from facegate.errors import ImageTooLargeError, InvalidImageError
+from facegate.native_stderr import filtered_stderr
 
 log = logging.getLogger(__name__)
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
+ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Image.Image
 
 # Formats we decode; anything else PIL might open (PSD, EPS, ...) is refused. MPO (a JPEG
 # with extra frames) is opened by the JPEG plugin, so only ``ALLOWED_FORMATS`` is accepted
@@ -215,12 +215,16 @@ def load_image(src: ImageInput, config: Config | None = None) -> np.ndarray:
                 raise ImageTooLargeError(f"{name}: {w}x{h} pixels is over the limit of {config.max_pixels:,}")
             if w == 0 or h == 0:
                 raise InvalidImageError(f"{name}: image has no pixels")
-            im.load()  # an animated GIF/WebP or a multi-page TIFF: its first frame
+            if fmt == "TIFF":  # libtiff reports a damaged file on fd 2 itself: to the debug log
+                with filtered_stderr(level=logging.DEBUG):
+                    im.load()
+            else:
+                im.load()  # an animated GIF/WebP or a multi-page TIFF: its first frame
             im = ImageOps.exif_transpose(im) or im
             arr = np.asarray(_to_rgb(im), dtype=np.uint8)
         except InvalidImageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure on bad input is the input's fault
+        except Exception as exc:
             raise _decode_failure(name, exc, fmt, config.max_pixels) from exc
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise InvalidImageError(f"{name}: decoded to an unexpected shape {arr.shape}")

@@ -2,9 +2,11 @@
 
 The TFLite runtime prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` to the
 process's standard error when an interpreter is built, with no option to turn it off; it
-lands in the middle of every command's output and progress bar. :func:`filtered_stderr`
-redirects descriptor 2 to a temporary file around such a call, then passes on every line
-that is not known noise through :mod:`logging`, so a real native warning is still seen.
+lands in the middle of every command's output and progress bar. libtiff prints its
+diagnostics about a damaged TIFF (``TIFFFetchNormalTag: ...``) the same way, beside the one
+error line facegate gives for the file. :func:`filtered_stderr` redirects descriptor 2 to a
+temporary file around such a call, then passes on every line that is not known noise
+through :mod:`logging` (at ``level``), so nothing is lost, only routed.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ _LOCK = threading.Lock()  # one redirect at a time: descriptor 2 is process-wide
 
 
 @contextmanager
-def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
+def filtered_stderr(noise: re.Pattern[str] | None = None, level: int = logging.WARNING) -> Iterator[None]:
     """Run the body with descriptor 2 captured; lines matching ``noise`` are dropped, the rest
-    are logged as warnings (and anything Python itself wrote meanwhile is logged too)."""
+    are logged at ``level`` (anything Python itself wrote meanwhile too)."""
     with _LOCK:
         try:
             sys.stderr.flush()
@@ -48,5 +50,5 @@ def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
                 tmp.seek(0)
                 captured = tmp.read().decode("utf-8", "replace")
     for line in captured.splitlines():
-        if line.strip() and not noise.search(line):
-            log.warning("%s", line)
+        if line.strip() and not (noise is not None and noise.search(line)):
+            log.log(level, "%s", line)
