@@ -14,7 +14,7 @@ ArcFace-style chip come from the same geometry, differing only in size and paddi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -43,7 +43,7 @@ class Template:
     points: np.ndarray  # (5, 2) in chip pixels, LANDMARK_ORDER
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(size: int, padding: float = 0.25) -> Template:
     """The canonical template for a square chip; dlib's ResNet uses (150, 0.25).
 

@@ -30,9 +30,10 @@ import json
 import logging
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -127,9 +128,9 @@ def _open_output(out: Path):
         return fh
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as exc:
         fh.close()
-        raise UsageError(f"{out}: another run is writing this file; wait for it to finish or use another --out")
+        raise UsageError(f"{out}: another run is writing this file; wait for it to finish or use another --out") from exc
     return fh
 
 
@@ -167,7 +168,7 @@ class _Decoder:
         self.ahead = max(1, ahead)
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "_Decoder":
+    def __enter__(self) -> _Decoder:
         if self.workers > 0:
             import multiprocessing
 

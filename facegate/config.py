@@ -54,7 +54,7 @@ class Config:
     ann_threshold: int = 50_000  # identities; past this "auto" builds an ANN index
     top_k: int = 5
 
-    def replace(self, **changes: object) -> "Config":
+    def replace(self, **changes: object) -> Config:
         """A copy with some fields changed (configs are immutable)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 

@@ -8,8 +8,9 @@ Models load lazily on first use and once per Pipeline; nothing loads at import.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from functools import cached_property
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 

@@ -11,7 +11,8 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from facegate.config import DETECTORS, Config
 from facegate.errors import EXIT_CODES, ExitCode, FacegateError, UsageError, exit_code_lines
@@ -62,7 +63,8 @@ def common_options() -> argparse.ArgumentParser:
     g = p.add_argument_group("pipeline options")
     g.add_argument("--detector", choices=DETECTORS, default=argparse.SUPPRESS, help="face detector (default: blazeface)")
     g.add_argument("--embedder", default=argparse.SUPPRESS, help="embedding model name from 'facegate models'")
-    g.add_argument("--device", default=argparse.SUPPRESS, help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
+    g.add_argument("--device", default=argparse.SUPPRESS,
+                   help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
                    "landmarks stay on the CPU); a missing GPU is an error")
     g.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default=argparse.SUPPRESS,
                    help="engine for the built-in embedder (default auto: onnxruntime on CPU, torch on CUDA)")

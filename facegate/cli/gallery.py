@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from facegate.cli.core import far_arg as _far
 from facegate.cli import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
+from facegate.cli.core import far_arg as _far
 from facegate.errors import ExitCode, NoFaceError, UsageError
 
 log = logging.getLogger(__name__)

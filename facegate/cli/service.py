@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.cli.core import far_arg as _far
 from facegate.cli import config_from_args, emit
+from facegate.cli.core import far_arg as _far
 from facegate.errors import UsageError
 
 log = logging.getLogger(__name__)

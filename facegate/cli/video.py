@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.cli.core import far_arg as _far
 from facegate.cli import config_from_args, exit_codes_epilog
+from facegate.cli.core import far_arg as _far
 from facegate.errors import ExitCode, UsageError
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from facegate.track.annotate import VideoWriter, draw, save_png
     from facegate.track.gate import GateClient, GateDispatcher
     from facegate.track.sources import open_source
-    from facegate.track.watch import WatchOptions, Watcher, single_threaded
+    from facegate.track.watch import Watcher, WatchOptions, single_threaded
 
     gate_args = [args.gate, args.server, args.key]
     if any(gate_args) and not all(gate_args):

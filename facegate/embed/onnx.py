@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +63,7 @@ def _mean_face_arcface_points() -> np.ndarray:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def arcface_template(size: int = 112) -> Template:
     """dlib's five landmarks placed where ArcFace's framing puts them, for a ``size`` chip."""
     fit = similarity_transform(_mean_face_arcface_points(), ARCFACE_112)  # unit mean face -> 112 px

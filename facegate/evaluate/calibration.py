@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from facegate.errors import DatasetError
-from facegate.image import IMAGE_SUFFIXES
 from facegate.evaluate.embedding import FAILED, EmbeddedSet, embed_files
+from facegate.image import IMAGE_SUFFIXES
 from facegate.pipeline import Pipeline
 from facegate.types import OperatingPoint
 from facegate.verify import STANDARD_FARS, calibrate, impostor_pairs_needed
-
 
 
 def labelled_images(root: Path) -> tuple[list[Path], list[str]]:

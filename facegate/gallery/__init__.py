@@ -53,7 +53,10 @@ from facegate.gallery.types import (
     Person,
     Rejection,
     StoredFace,
+    stack_embeddings,
 )
+from facegate.image import ImageInput
+from facegate.protocols import FacePipeline
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ BACKENDS = ("sqlite", "milvus")
 CROP_EYE_PX = 60.0  # eye distance in stored crops: above any embedder's chip (dlib's 150 px chip has 52)
 
 
-def model_id(pipeline: Any) -> str:
+def model_id(pipeline: FacePipeline) -> str:
     """The identity of the embedding model: registry name plus the start of its weights' sha256,
     so a changed file under the same name counts as another model."""
     explicit = getattr(pipeline.embedder, "model_id", None)
@@ -104,7 +107,7 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray) -> tuple[bytes, list[lis
     return buf.tobytes(), crop_lm.round(3).tolist()
 
 
-def _label(src: Any, i: int) -> str:
+def _label(src: ImageInput, i: int) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else f"photo {i + 1}"
 
 
@@ -115,7 +118,7 @@ class Gallery:
         self,
         backend: GalleryBackend,
         config: Config | None = None,
-        pipeline: Any = None,
+        pipeline: FacePipeline | None = None,
         policy: QualityPolicy | None = None,
     ) -> None:
         self.backend = backend
@@ -125,7 +128,7 @@ class Gallery:
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
-    def pipeline(self) -> Any:
+    def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
             from facegate.pipeline import Pipeline
 
@@ -161,7 +164,7 @@ class Gallery:
 
     # -- enrolment --------------------------------------------------------------------------
     def check_photo(
-        self, src: Any, *, pick: str = "single", policy: QualityPolicy | None = None, label: str | None = None
+        self, src: ImageInput, *, pick: str = "single", policy: QualityPolicy | None = None, label: str | None = None
     ) -> tuple[np.ndarray | None, Face | None, np.ndarray | None, QualityReport | None, Rejection | None]:
         """Load, detect and quality-check one enrolment photo: (image, face, chip, report, rejection)."""
         from facegate.errors import InvalidImageError
@@ -293,13 +296,13 @@ class Gallery:
         """Bulk enrolment of (name, embeddings) pairs, ``batch`` people per transaction."""
         n = 0
         buf: list[tuple[str, list[FaceRecord]]] = []
-        dim = None
+        dim = 0  # set from the first embeddings; flush() runs only after some
         bar = tqdm(desc="importing", unit="person", disable=not progress, dynamic_ncols=True)
 
         def flush() -> None:
             nonlocal n
             if buf:
-                self.backend.add_many(buf, model, int(dim))  # type: ignore[arg-type]
+                self.backend.add_many(buf, model, dim)
                 n += len(buf)
                 bar.update(len(buf))
                 buf.clear()
@@ -308,7 +311,7 @@ class Gallery:
             for name, emb in items:
                 emb = np.atleast_2d(np.asarray(emb, dtype=np.float32))
                 emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-                dim = emb.shape[1]
+                dim = int(emb.shape[1])
                 buf.append((name, [FaceRecord(embedding=v) for v in emb]))
                 if len(buf) >= batch:
                     flush()
@@ -389,7 +392,7 @@ class Gallery:
             log.debug("person %s vanished during identification", pid)
             return 1
 
-    def identify(self, photo: Any, *, k: int | None = None) -> list[Identification]:
+    def identify(self, photo: ImageInput, *, k: int | None = None) -> list[Identification]:
         """For every face in ``photo``: the top-``k`` people and the decision at the configured
         FAR (or threshold); ``identification.name`` is "unknown" below it. No faces: []."""
         threshold, far = self.threshold()
@@ -398,7 +401,7 @@ class Gallery:
         faces = self.pipeline.faces(photo)
         if not faces:
             return []
-        emb = np.stack([f.embedding for f in faces])
+        emb = stack_embeddings(faces)
         return self.identify_embeddings(emb, model=model, k=k, threshold=threshold, far=far, faces=faces)
 
     # -- people -----------------------------------------------------------------------------
@@ -506,7 +509,7 @@ def open_backend(config: Config, *, rule: str | None = None, **options: Any) -> 
 def open_gallery(
     config: Config | None = None,
     *,
-    pipeline: Any = None,
+    pipeline: FacePipeline | None = None,
     rule: str | None = None,
     policy: QualityPolicy | None = None,
     **options: Any,

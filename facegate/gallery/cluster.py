@@ -31,6 +31,8 @@ from tqdm import tqdm
 
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.index import normalize
+from facegate.gallery.types import stack_embeddings
+from facegate.protocols import FacePipeline
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -130,16 +132,16 @@ def cluster_embeddings(
 
 def pairwise_scores(pred: Sequence[int], truth: Sequence[Any]) -> dict[str, float]:
     """Pairwise precision, recall and F1 of a clustering against true labels (O(n))."""
-    pred = np.asarray(pred)
+    labels = np.asarray(pred)
     truth_codes = np.unique(np.asarray(truth), return_inverse=True)[1]
 
     def pairs(counts: np.ndarray) -> int:
         counts = counts.astype(np.int64)
         return int((counts * (counts - 1) // 2).sum())
 
-    _, cell = np.unique(pred.astype(np.int64) * (int(truth_codes.max()) + 1) + truth_codes, return_counts=True)
+    _, cell = np.unique(labels.astype(np.int64) * (int(truth_codes.max()) + 1) + truth_codes, return_counts=True)
     tp = pairs(cell)
-    pp = pairs(np.unique(pred, return_counts=True)[1])
+    pp = pairs(np.unique(labels, return_counts=True)[1])
     tt = pairs(np.unique(truth_codes, return_counts=True)[1])
     precision = tp / pp if pp else 1.0
     recall = tp / tt if tt else 1.0
@@ -151,9 +153,9 @@ def pairwise_scores(pred: Sequence[int], truth: Sequence[Any]) -> dict[str, floa
         "true_pairs": tt,
         "predicted_pairs": pp,
         "correct_pairs": tp,
-        "clusters": int(len(np.unique(pred))),
+        "clusters": int(len(np.unique(labels))),
         "people": int(len(np.unique(truth_codes))),
-        "faces": int(len(pred)),
+        "faces": int(len(labels)),
     }
 
 
@@ -205,7 +207,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
 
 
 def embed_photos(
-    pipeline: Any, paths: Iterable[Path], progress: bool = True
+    pipeline: FacePipeline, paths: Iterable[Path], progress: bool = True
 ) -> tuple[list[tuple[str, Face]], list[tuple[str, str]]]:
     """Every face of every photo, embedded: ([(path, face)], [(path, reason) for failures])."""
     paths = list(paths)
@@ -224,7 +226,7 @@ def embed_photos(
 
 
 def cluster_photos(
-    pipeline: Any,
+    pipeline: FacePipeline,
     paths: Iterable[Path],
     threshold: float,
     far: float | None = None,
@@ -234,7 +236,7 @@ def cluster_photos(
 ) -> ClusterResult:
     """Detect and embed every face in ``paths`` and cluster them."""
     faces, failed = embed_photos(pipeline, paths, progress)
-    emb = np.stack([f.embedding for _, f in faces]) if faces else np.zeros((0, 1), np.float32)
+    emb = stack_embeddings([f for _, f in faces]) if faces else np.zeros((0, 1), np.float32)
     labels = cluster_embeddings(emb, threshold, method=method)
     return ClusterResult(
         faces=[ClusteredFace(p, f, int(c)) for (p, f), c in zip(faces, labels)],

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,11 +27,15 @@ from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.image import load_image
 from facegate.pipeline import Pipeline, pick_face
+from facegate.protocols import FacePipeline
 from facegate.service.db import ServiceDB
 from facegate.service.errors import ApiError, http_message
 from facegate.service.metrics import Metrics
 from facegate.service.settings import ServiceSettings
 from facegate.types import Face
+
+if TYPE_CHECKING:
+    from facegate.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,9 @@ log = logging.getLogger(__name__)
 class _Locked:
     """A proxy whose listed methods run under a lock; every other attribute passes through."""
 
-    def __init__(self, inner: Any, lock: threading.Lock, methods: Sequence[str], timer: Any = None) -> None:
+    def __init__(
+        self, inner: object, lock: threading.Lock, methods: Sequence[str], timer: Callable[[float], None] | None = None
+    ) -> None:
         self._inner = inner
         self._lock = lock
         self._methods = frozenset(methods)
@@ -66,7 +73,7 @@ class GuardedPipeline(Pipeline):
     behind its own lock (so one request can embed while the next detects); every other step
     (load, chips, faces, face, threshold, ...) is the shared Pipeline code."""
 
-    def __init__(self, inner: Any, metrics: Metrics | None = None, config: Config | None = None) -> None:
+    def __init__(self, inner: FacePipeline, metrics: Metrics | None = None, config: Config | None = None) -> None:
         self._inner = inner
         # the models are the inner pipeline's; the decision (far/threshold) and the input limits are the service's
         self.config: Config = inner.config if config is None else inner.config.replace(
@@ -116,8 +123,8 @@ class Engine:
         db: ServiceDB,
         metrics: Metrics,
         *,
-        pipeline: Any = None,
-        gallery: Any = None,
+        pipeline: FacePipeline | None = None,
+        gallery: Gallery | None = None,
         max_busy: int = 4,
     ) -> None:
         from facegate.gallery import open_gallery
@@ -156,7 +163,7 @@ class Engine:
             self.model_id()
             self.warm_error = None
             log.info("service: models ready (model %s)", self._model)
-        except Exception as exc:  # reported by /readyz; requests then fail with the same message
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz; requests then fail with the same message
             self.warm_error = " ".join(str(exc).split()) or type(exc).__name__
             log.error("service: warm-up failed: %s", self.warm_error)
         finally:
@@ -172,7 +179,7 @@ class Engine:
             reasons.append("service database unreachable")
         try:
             self.gallery.model()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure as a reason
             reasons.append(f"gallery unreachable: {exc}")
         try:
             self.decision_threshold()
@@ -218,6 +225,7 @@ class Engine:
         return self.gallery.identify_embeddings(emb, model=self.model_id(), k=k, threshold=thr, far=far, faces=faces)
 
     def verify(self, a: bytes, b: bytes, pick: str = "single") -> Any:
+        from facegate.gallery.types import stack_embeddings
         from facegate.verify import cosine, decide
 
         thr, far = self.decision_threshold()
@@ -228,7 +236,8 @@ class Engine:
                 face = pick_face(self.pipeline.detector.detect(image), image.shape, pick, label)  # type: ignore[arg-type]
                 self.pipeline.embed_faces(image, [face])
             out.append(face)
-        return decide(cosine(out[0].embedding, out[1].embedding), thr, far), out
+        a_emb, b_emb = stack_embeddings(out)
+        return decide(cosine(a_emb, b_emb), thr, far), out
 
     def gate_check(self, gate: str, data: bytes, *, key_id: str | None, client: str | None) -> dict[str, Any]:
         """allow/deny for the largest face in the image (the person nearest the camera), logged."""
@@ -310,6 +319,7 @@ class Engine:
                     {"rejected": rejected},
                 ) from exc
         self.metrics.enrolments.labels("created" if result.created else "added").inc()
+        assert result.person is not None  # an enrolment that did not raise stored someone
         out = result.to_dict()
         out["rejected"] = with_names(result.rejected)
         self.db.add_event(
@@ -368,7 +378,7 @@ class Engine:
                     if idx is not None and idx.ntotal:
                         hit = (idx.labels.view == pid) & ~idx.alive.view
                         if hit.any():
-                            flat = idx.faiss if idx.kind == "flat" else faiss.downcast_index(idx.faiss.storage)
+                            flat: Any = idx.faiss if idx.kind == "flat" else faiss.downcast_index(idx.faiss.storage)
                             vecs = faiss.rev_swig_ptr(flat.get_xb(), idx.ntotal * idx.dim).reshape(idx.ntotal, idx.dim)
                             vecs[hit] = 0.0
                             out["index_vectors_zeroed"] = int(hit.sum())
@@ -377,7 +387,7 @@ class Engine:
                     if snap is not None and snap.exists():
                         snap.unlink()
                         out["snapshot_removed"] = True
-            except Exception as exc:  # the delete itself succeeded; report, do not fail
+            except Exception as exc:  # noqa: BLE001 - the delete itself succeeded; report, do not fail
                 log.warning("could not scrub the index after deleting person %d: %s", pid, exc)
         store = getattr(backend, "store", None)
         if store is not None:

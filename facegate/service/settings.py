@@ -40,7 +40,7 @@ class ServiceSettings:
     static: bool = True  # serve the operator web page at /
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)  # honour X-Forwarded-For only from these
 
-    def replace(self, **changes: object) -> "ServiceSettings":
+    def replace(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def resolved_db(self, config: Config) -> Path:
