@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import huge_png
 from PIL import Image
 
 from facegate.cli import main
-from helpers import huge_png
 
 
 @pytest.fixture()
