@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test test-fast clean
+.PHONY: setup system-deps demo test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,11 @@ test: setup system-deps
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not datasets"
+
+# ruff over the code, tests and benchmarks; mypy over the public seams (pyproject.toml: [tool.ruff], [tool.mypy]).
+lint: setup
+	$(BIN)/ruff check facegate tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -122,7 +122,7 @@ def worker(side: str, files: list[str], threads: int) -> dict:
             locs = face_recognition.face_locations(img)  # HOG, upsample 1 (its default)
             face_recognition.face_encodings(img, locs)
             times.append(time.perf_counter() - t)
-            boxes.append([[l, t_, r, b] for (t_, r, b, l) in locs])
+            boxes.append([[left, t_, r, b] for (t_, r, b, left) in locs])
     return {"times": times, "boxes": boxes, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

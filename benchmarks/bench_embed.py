@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         try:
             embedder = DlibResNetEmbedder(base)
-        except Exception as exc:  # e.g. no CUDA provider in this onnxruntime
+        except Exception as exc:  # noqa: BLE001 - e.g. no CUDA provider in this onnxruntime
             print(f"facegate {runtime}: skipped ({exc})")
             continue
         embedder.load()
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         for bs in [int(b) for b in args.batch_sizes.split(",")]:
             embedder.config = base.replace(batch_size=bs)
             embedder.embed(chips[: min(bs, len(chips))])  # warm-up at this shape
-            seconds = best_time(lambda: embedder.embed(chips), args.repeats)
+            seconds = best_time(lambda e=embedder: e.embed(chips), args.repeats)
             results[f"facegate {runtime} batch {bs}"] = len(chips) / seconds
             if ours is None:
                 ours = embedder.embed(chips)

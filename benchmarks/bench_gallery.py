@@ -605,7 +605,8 @@ def render(r: dict[str, Any]) -> str:
             L.append(f"\nsynthetic vs LFW scores: {r['synthetic_realism']}")
         L.append("\n## Search at scale (single query, top-5; latency in ms)")
         L.append(
-            "| data | N | numpy p50/p99 | exact flat p50/p99 | HNSW ef | HNSW p50/p99 | recall@1 vs exact | x numpy (p50) | build s | index MB | RSS +MB | gallery search p50/p99 |"
+            "| data | N | numpy p50/p99 | exact flat p50/p99 | HNSW ef | HNSW p50/p99 | recall@1 vs exact | x numpy (p50) "
+            "| build s | index MB | RSS +MB | gallery search p50/p99 |"
         )
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for s in r["scale"]:

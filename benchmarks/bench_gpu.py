@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_e2e import SIZES, _recall, make_photos  # noqa: E402  (same photos as the CPU benchmark)
+from bench_e2e import SIZES, _recall, make_photos
 
 
 def _rss_mib() -> float:
@@ -104,7 +104,7 @@ def embedding_section(chips: np.ndarray, device: str, batch_sizes: list[int], re
             emb.config = base.replace(batch_size=bs)
             emb.embed(chips[: max(bs, 1)])  # warm-up at this shape (cuDNN picks its kernels)
             rates[f"facegate {'fp16' if half else 'fp32'} batch {bs}"] = best_rate(
-                lambda: emb.embed(chips), len(chips), repeats, device)
+                lambda e=emb: e.embed(chips), len(chips), repeats, device)
         outs[half] = emb.embed(chips)
     rec = dlib.face_recognition_model_v1(str(verified_path(REGISTRY["dlib_resnet"])))
     few = list(chips[:64])
@@ -133,7 +133,7 @@ def _anchor_init() -> None:
 
         _ANCHOR["fr"] = face_recognition
         _ANCHOR["kind"] = "face_recognition 1.3.0 (HOG upsample 1, 68-point landmarks, ResNet)"
-    except Exception:  # its import loads the 68-point model; see the module docstring
+    except Exception:  # noqa: BLE001 - its import loads the 68-point model; see the module docstring
         import dlib
         import face_recognition_models as m
 
@@ -152,7 +152,7 @@ def _anchor_photo(path: str) -> tuple[float, list, str]:
         img = fr.load_image_file(path)
         locs = fr.face_locations(img)
         fr.face_encodings(img, locs)
-        boxes = [[l, t_, r, b] for (t_, r, b, l) in locs]
+        boxes = [[left, t_, r, b] for (t_, r, b, left) in locs]
     else:
         img = np.asarray(Image.open(path).convert("RGB"))  # what face_recognition.load_image_file does
         rects = _ANCHOR["det"](img, 1)
@@ -278,7 +278,7 @@ def e2e_section(folder: Path, meta: dict, device: str, batch_sizes: list[int], p
     from facegate.config import Config
 
     decoders = max(2, (os.cpu_count() or 2))
-    print(f"\n== 2. end to end: decode + detect + align + embed (mirror-averaged, the default) ==")
+    print("\n== 2. end to end: decode + detect + align + embed (mirror-averaged, the default) ==")
     print(f"facegate decodes with {decoders} threads; the anchor runs in {procs} processes")
     for size in SIZES:
         files = sorted(f for f in meta if f"/{size}/" in f)

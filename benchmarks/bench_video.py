@@ -198,11 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detect-every", type=int, default=3)
     p.add_argument("--embed-every", type=int, default=6)
     p.add_argument("--hamilton-min-face", type=int, default=30,
-                   help="px; at 640x360 any value from 30 to 40 costs the same (one 360 px tile level), 30 keeps the wide shot's 40 px faces")
+                   help="px; at 640x360 any value from 30 to 40 costs the same (one 360 px tile level), "
+                   "30 keeps the wide shot's 40 px faces")
     p.add_argument("--street-min-face", type=int, default=40)
     p.add_argument("--threads", type=int, default=0, help="0: one per library (watch's default)")
     p.add_argument("--out", type=Path, default=Path("results/video"))
-    p.add_argument("--annotate", action="store_true", help="also write annotated MP4s (untimed runs are not separate: this slows the timed run)")
+    p.add_argument("--annotate", action="store_true",
+                   help="also write annotated MP4s (untimed runs are not separate: this slows the timed run)")
     p.add_argument("--no-pngs", dest="pngs", action="store_false")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -221,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n## hamilton (640x360, {h['frames']} frames), FAR {far:g} (threshold {h['threshold']:.4f} per frame; "
                   f"for a track's template of n samples: "
                   + ", ".join(f"{t:.4f} at n={k}" for k, t in list(h["template_threshold"].items())[:4]) + ", ...)")
-            print(f"frames/s {h['fps']:.1f} | CPU ms/frame {h['cpu_ms_per_frame']:.1f} | load avg before/after {h['load'][0]} / {h['load'][1]}")
+            print(f"frames/s {h['fps']:.1f} | CPU ms/frame {h['cpu_ms_per_frame']:.1f} | "
+                  f"load avg before/after {h['load'][0]} / {h['load'][1]}")
             print(f"tracks {h['tracks']} | name switches within tracks {h['name_switches']} | revisions {h['revisions']} | "
                   f"detector calls {h['detector_calls']} | embeddings {h['embeddings']}")
             for who in list(HAMILTON_PEOPLE) + ["unknown"]:

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     single = {p.far: p.threshold for p in load_operating_points(config)}
     print(f"{int(ok.sum())} photos of {len(set(labels_ok))} people ({int((~ok).sum())} without a face); "
           f"{time.perf_counter() - t0:.1f} s\n")
-    print(f"  {'k':>3}  {'FAR':>7}  {'threshold':>9}  {'TAR':>7}  {'templates':>9}  {'people':>6}  {'impostor pairs':>14}  single-photo threshold")
+    print(f"  {'k':>3}  {'FAR':>7}  {'threshold':>9}  {'TAR':>7}  {'templates':>9}  {'people':>6}  "
+          f"{'impostor pairs':>14}  single-photo threshold")
     for pt in points:
         print(f"  {pt.k:>3}  {pt.far:>7g}  {pt.threshold:>9.4f}  {100 * (pt.tar or 0):>6.2f}%  {pt.templates:>9}  {pt.people:>6}  "
               f"{pt.impostor_pairs:>14,}  {single.get(pt.far, float('nan')):.4f}")

@@ -20,7 +20,7 @@ calibrated on native points are not applied to them (see :mod:`facegate.verify`)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING
 
 import cv2
@@ -104,7 +104,7 @@ class Template:
     fit: str = "dlib"
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(size: int, padding: float = 0.25) -> Template:
     """The canonical template for a square chip; dlib's ResNet uses (150, 0.25).
 
@@ -123,7 +123,7 @@ ARCFACE_112 = np.array(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def arcface(size: int = 112) -> Template:
     """ArcFace's template (mtcnn5 points) scaled to a ``size`` chip; ``padding`` is nominal."""
     return Template(size=size, padding=0.0, points=(ARCFACE_112 * (size / 112.0)).astype(np.float32), scheme=MTCNN5,

@@ -30,9 +30,10 @@ import json
 import logging
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -76,13 +77,33 @@ def iter_image_files(inputs: Iterable[str | Path]) -> Iterator[Path]:
             yield p  # missing/unreadable files become error records
 
 
+def _to_do(files: list[Path], done: set[str]) -> list[bool]:
+    """For each file, whether it still has to be embedded: not in ``done`` (keys of
+    :func:`file_key`) and not an earlier spelling of the same file in this run."""
+    seen = set(done)
+    mask = []
+    for f in files:
+        key = file_key(f)
+        mask.append(key not in seen)
+        seen.add(key)
+    return mask
+
+
 def _check_out(out: Path) -> None:
     if out.suffix.lower() not in (".jsonl", ".json"):
         raise UsageError(f"--out {out}: use a .jsonl file (one JSON record per face)")
 
 
+def file_key(path: str | os.PathLike) -> str:
+    """The identity of an input file for resuming: its real path, so ``photos/a.jpg``,
+    ``./photos/a.jpg``, ``/abs/photos/a.jpg`` and a symlink to it are one file."""
+    return os.path.realpath(path)
+
+
 def _done_files(out: Path) -> set[str]:
-    """Files already in a JSONL output; truncates a torn last line left by a crash."""
+    """Keys (:func:`file_key`) of the files already in a JSONL output; truncates a torn last
+    line left by a crash. Relative names recorded by an earlier run resolve from the current
+    folder."""
     if not out.exists():
         return set()
     done: set[str] = set()
@@ -92,7 +113,7 @@ def _done_files(out: Path) -> set[str]:
             if not raw.endswith(b"\n"):
                 break
             try:
-                done.add(json.loads(raw)["file"])
+                done.add(file_key(json.loads(raw)["file"]))
             except (ValueError, KeyError):
                 break
             good_bytes += len(raw)
@@ -113,9 +134,9 @@ def _open_output(out: Path):
         return fh
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as exc:
         fh.close()
-        raise UsageError(f"{out}: another run is writing this file; wait for it to finish or use another --out")
+        raise UsageError(f"{out}: another run is writing this file; wait for it to finish or use another --out") from exc
     return fh
 
 
@@ -153,7 +174,7 @@ class _Decoder:
         self.ahead = max(1, ahead)
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "_Decoder":
+    def __enter__(self) -> _Decoder:
         if self.workers > 0:
             import multiprocessing
 
@@ -283,7 +304,7 @@ def embed_to_jsonl(
         on_device = DevicePath(pipeline.config)  # a missing GPU fails here, before the output is touched
     with _open_output(out) as fh:
         done = _done_files(out)
-        todo = [f for f in files if str(f) not in done]
+        todo = [f for f, new in zip(files, _to_do(files, done)) if new]
         counts = _new_counts(len(files), len(files) - len(todo))
         workers = min(workers, len(todo))
         if on_device is not None:
@@ -412,12 +433,13 @@ def embed_with_ray(
     files = list(iter_image_files(inputs))
     with _open_output(out) as fh:
         done = _done_files(out)
-        todo_count = sum(str(f) not in done for f in files)
+        mask = _to_do(files, done)
+        todo_count = sum(mask)
         counts = _new_counts(len(files), len(files) - todo_count)
         shards: list[list[tuple[str, str]]] = []
         for start in range(0, len(files), shard_size):
-            part = files[start : start + shard_size]
-            items = [(str(f), str(Path(f).absolute())) for f in part if str(f) not in done]
+            part = zip(files[start : start + shard_size], mask[start : start + shard_size])
+            items = [(str(f), str(Path(f).absolute())) for f, new in part if new]
             if items:  # a shard whose files are all done is skipped
                 shards.append(items)
         if not shards:

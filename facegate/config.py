@@ -56,6 +56,7 @@ class Config:
     refine_boxes: bool = True  # BlazeFace: tighten boxes with MTCNN's O-Net before landmarks (LFW +0.17 points)
     flip: bool = True  # average the embedding of each chip with its mirror image
     max_pixels: int = 60_000_000  # decompression-bomb guard (about 7700x7700)
+    max_file_bytes: int = 256 * 1024 * 1024  # largest image file read (a path to /dev/zero must not fill memory)
     threads: int = 0  # 0 = library default (all cores)
     home: Path = field(default_factory=_default_home)  # user cache: converted weights, user models
     # Gallery (1:N identification)
@@ -75,7 +76,7 @@ class Config:
             default = PERMISSIVE_EMBEDDER if self.licence_policy == "permissive" else DEFAULT_EMBEDDER
             object.__setattr__(self, "embedder", default)
 
-    def replace(self, **changes: object) -> "Config":
+    def replace(self, **changes: object) -> Config:
         """A copy with some fields changed (configs are immutable)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 

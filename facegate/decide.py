@@ -73,19 +73,21 @@ def decision_threshold(config: Config, points: list[OperatingPoint]) -> tuple[fl
             return p.threshold, p.far
     from facegate.verify import calibrated_stacks, stack_key  # local: verify imports this module
 
+    from facegate.errors import UncalibratedError
+
     key = stack_key(config)
     if not points:
         others = ", ".join(calibrated_stacks(config.embedder)) or "none"
-        raise UsageError(
+        raise UncalibratedError(
             f"no operating points are calibrated for this stack ({key}); thresholds of another detector, "
             f"landmark scheme or mirror setting would not give the FAR they state. Calibrated stacks of "
-            f"{config.embedder}: {others}. Use one of them, pass --threshold, or calibrate this stack with "
-            f"'facegate calibrate DIR --write {config.home / 'operating_points.json'}'"
+            f"{config.embedder}: {others}. Use one of them, set an explicit threshold, or calibrate this stack "
+            f"on your own photos into {config.home / 'operating_points.json'}"
         )
     have = ", ".join(f"{p.far:g}" for p in points)
-    raise UsageError(
+    raise UncalibratedError(
         f"no calibrated threshold for FAR {config.far:g} with {key} "
-        f"(calibrated: {have}); pass --threshold, or run 'facegate calibrate' on your own photos"
+        f"(calibrated: {have}); set an explicit threshold, or calibrate one on your own photos"
     )
 
 

@@ -8,8 +8,9 @@ Models load lazily on first use and once per Pipeline; nothing loads at import.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from functools import cached_property
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name:
         return faces[0]
     if pick == "single":
         raise MultipleFacesError(
-            f"{name}: {len(faces)} faces found; crop the photo or choose one with --pick largest|center"
+            f"{name}: {len(faces)} faces found where one was needed; crop the photo or choose one face"
         )
     if pick == "largest":
         return max(faces, key=lambda f: f.width * f.height)

@@ -14,7 +14,9 @@ from importlib import resources
 
 import numpy as np
 
+from facegate.config import Config
 from facegate.decide import decide, decision_threshold  # noqa: F401 - the rules live in facegate.decide
+from facegate.errors import UsageError
 from facegate.types import OperatingPoint
 
 # FARs we calibrate and report; 1e-5 and 1e-6 need millions of impostor pairs (LFW gives 87M).
@@ -22,6 +24,13 @@ STANDARD_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 # The calibrated curve: four FARs per decade, so 1:N decisions can interpolate the threshold
 # for the per-comparison FAR a gallery's size calls for.
 CURVE_FARS = tuple(float(f"{10 ** (-k / 4):.3g}") for k in range(4, 25))
+# A FAR is reported only when at least this many impostor pairs score above its threshold.
+MIN_IMPOSTORS_ABOVE = 10
+
+
+def impostor_pairs_needed(far: float) -> int:
+    """Impostor pairs a calibration needs before it can resolve ``far`` (see :func:`calibrate`)."""
+    return int(np.ceil(MIN_IMPOSTORS_ABOVE / far - 1e-9))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,13 +82,13 @@ def calibrate(
     codes = np.unique(labels, return_inverse=True)[1]
     n = len(codes)
     n_pairs = n * (n - 1) // 2
-    usable = [f for f in fars if f * n_pairs >= 10]
+    usable = [f for f in fars if n_pairs >= impostor_pairs_needed(f)]
     keep = int(max(usable) * n_pairs) + 1 if usable else 0
     genuine, top, n_imp = _pair_scores_by_label(embeddings, codes, keep)
     points = []
     for f in sorted(usable, reverse=True):
         k = int(np.floor(f * n_imp))
-        if k < 10 or k >= len(top):
+        if k < MIN_IMPOSTORS_ABOVE or k >= len(top):
             continue
         thr = float(top[k])  # k impostors lie strictly above (ties aside)
         tar = float((genuine > thr).mean()) if genuine.size else None

@@ -209,9 +209,18 @@ def test_web_page_end_to_end(tmp_path, pipeline, hopper, astronaut, shots_dir):
             page.click("#events-filter button[type=submit]")
             page.screenshot(path=str(shots_dir / "06-events.png"), full_page=True)
 
-            # a viewer sees people and events, and nothing that changes or identifies
+            # signing out leaves nothing of the last user's session on screen: open a person's
+            # panel (thumbnails, delete buttons), then sign out; the next user sees none of it
+            page.click("nav a[href='#/people']")
+            page.locator("#people-table a.person-link").first.click()
+            expect(page.locator("#person-detail h2")).to_be_visible()
             page.click("#signout")
             expect(page.locator("#page-signin")).to_be_visible()
+            expect(page.locator("#person-detail *")).to_have_count(0)
+            expect(page.locator("#people-table tbody tr")).to_have_count(0)
+            expect(page.locator("#events-table tbody tr")).to_have_count(0)
+
+            # a viewer sees people and events, and nothing that changes or identifies
             page.fill("#signin-key", viewer)
             page.click("#signin-form button[type=submit]")
             expect(page.locator("#page-people")).to_be_visible()

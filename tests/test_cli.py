@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import huge_png
 from PIL import Image
 
 from facegate.cli import main
-from helpers import huge_png
 
 
 @pytest.fixture()
@@ -87,8 +87,8 @@ def test_demo(run):
 @pytest.mark.parametrize(
     "which,code,pattern",
     [
-        ("corrupt", 3, "cannot decode|not a recognised"),
-        ("truncated", 3, "truncated|cannot decode"),
+        ("corrupt", 3, "damaged|not a recognised|truncated"),
+        ("truncated", 3, "truncated|damaged"),
         ("empty", 3, "empty"),
         ("text", 3, "not a recognised image"),
         ("huge", 3, "over the limit"),
@@ -202,7 +202,17 @@ def test_calibrate_on_a_small_labelled_folder(run, photos, tmp_path, hopper, ast
             im.save(tmp_path / name / f"{i}.jpg", quality=int(rng.integers(60, 95)))
     code, out, _ = run("calibrate", str(tmp_path), "--json")
     d = json.loads(out)
-    assert code == 0
+    assert code == 8 and d["error"]["exit"] == 8  # nothing calibrated: the data set is too small
     assert d["summary"]["embedded"] == 8 and d["summary"]["people"] == 2
     assert d["summary"]["genuine_pairs"] == 12 and d["summary"]["impostor_pairs"] == 16
     assert d["points"] == []  # 16 impostor pairs cannot resolve a FAR of 1e-1 with >= 10 impostors
+    # What would be enough: 100 impostor pairs for FAR 1e-1, e.g. 20 photos of the two people
+    # (10 x 10 = 100 cross pairs) or 5 people with 4 photos each (16 x 10 = 160; 4 people give 96).
+    need = d["summary"]["needed"]
+    assert need["far"] == 0.1 and need["impostor_pairs"] == 100
+    assert need["photos"] == 20 and need["people"] == 2
+    assert need["photos_per_person"] == 4 and need["or_people"] == 5
+    code, out, _ = run("calibrate", str(tmp_path))
+    assert code == 8
+    assert "needs 100 impostor pairs" in out and "about 20 photos over your 2 people" in out
+    assert "--threshold" not in out  # no advice to use a threshold that was not calibrated

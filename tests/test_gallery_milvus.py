@@ -37,7 +37,7 @@ def milvus_ok(tmp_path_factory) -> None:
         c = MilvusClient(str(tmp_path_factory.mktemp("probe") / "probe.db"))
         c.list_collections()
         c.close()
-    except Exception as exc:  # milvus-lite missing or cannot start here
+    except Exception as exc:  # noqa: BLE001 - milvus-lite missing or cannot start here
         pytest.skip(f"milvus-lite cannot start: {exc}")
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
+from helpers import huge_png
 from PIL import Image
 
 from facegate import Config
 from facegate.errors import ImageTooLargeError, InvalidImageError
 from facegate.image import load_image
-from helpers import huge_png
 
 
 def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -117,7 +118,7 @@ def test_decompression_bomb_refused_before_decoding(tmp_path):
     p = tmp_path / "bomb.png"
     p.write_bytes(huge_png(30000, 30000))
     assert p.stat().st_size < 2_000_000  # tiny file, 900 megapixels
-    with pytest.raises(ImageTooLargeError, match="30000x30000"):
+    with pytest.raises(ImageTooLargeError, match="900,000,000 pixels is over the limit"):
         load_image(p)
 
 
@@ -139,5 +140,57 @@ def test_arrays_accepted_and_checked():
 def test_unsupported_format_refused():
     im = Image.new("RGB", (8, 8))
     data = _encode(im, "ICO")
-    with pytest.raises(InvalidImageError, match="not supported"):
+    with pytest.raises(InvalidImageError, match="not a recognised image format"):
         load_image(data)
+
+
+# -- hardening: non-regular files, read cap, messages, no global state ----------------------------
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # nobody writes to it: a blocking open would wait for ever
+    with pytest.raises(InvalidImageError, match="named pipe"):
+        load_image(fifo)
+
+
+def test_character_device_is_refused():
+    with pytest.raises(InvalidImageError, match="character device"):
+        load_image("/dev/zero")
+
+
+def test_file_over_the_byte_limit_is_refused_before_reading(tmp_path, rgb):
+    p = tmp_path / "big.png"
+    p.write_bytes(_encode(rgb, "PNG"))
+    with pytest.raises(ImageTooLargeError, match="over the limit"):
+        load_image(p, Config(max_file_bytes=100))
+    with pytest.raises(ImageTooLargeError, match="over the limit"):
+        load_image(p.read_bytes(), Config(max_file_bytes=100))
+    assert load_image(p).shape[:2] == rgb.size[::-1]
+
+
+def test_import_leaves_pillows_bomb_guard_alone():
+    import subprocess
+    import sys
+
+    code = "from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import facegate.image; " \
+           "assert Image.MAX_IMAGE_PIXELS == before and before is not None, Image.MAX_IMAGE_PIXELS"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def _damaged_tiff(rgb) -> bytes:
+    data = bytearray(_encode(rgb, "TIFF", compression="tiff_adobe_deflate"))
+    data[len(data) // 2 : len(data) // 2 + 200] = b"\x13" * 200  # inside the compressed strips
+    return bytes(data)
+
+
+def test_decoder_failures_are_one_sentence_without_bytes_or_stderr_noise(rgb, capfd):
+    bad_header = b"P6\n\xc8\xc9\xca\xcb" + b"\xc8" * 50  # PPM header with bytes Pillow quotes back
+    inputs = [bad_header, _damaged_tiff(rgb), _encode(rgb, "JPEG")[:400], b"\x89PNG\r\n\x1a\n" + b"\xc8" * 40]
+    for data in inputs:
+        with pytest.raises(InvalidImageError) as exc:
+            load_image(data)
+        msg = str(exc.value)
+        assert "b'" not in msg and "\\x" not in msg and "\n" not in msg, msg
+        assert msg.startswith("image: ") and msg.endswith(("image", ")", "TIFF)")), msg
+    out, err = capfd.readouterr()  # file descriptors: libtiff writes there, not through Python
+    assert out == "" and err == "", err

@@ -16,7 +16,7 @@ from facegate.errors import DeviceError
 if importlib.util.find_spec("facenet_pytorch") is None:
     pytest.skip("MTCNN weights come from facenet-pytorch (pip install --no-deps)", allow_module_level=True)
 
-from facegate.detect.mtcnn import MtcnnDetector, nms  # noqa: E402
+from facegate.detect.mtcnn import MtcnnDetector, nms
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import json
 import logging
 import sqlite3
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,12 +27,12 @@ pytest.importorskip("prometheus_client")
 
 with warnings.catch_warnings():  # starlette >= 1.x nudges towards httpx2; httpx still works
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient  # noqa: E402
+    from fastapi.testclient import TestClient
 
-from facegate.config import Config  # noqa: E402
-from facegate.service import ServiceSettings, create_app  # noqa: E402
-from facegate.service.auth import PERMISSIONS, ROLE_PERMISSIONS, create_key  # noqa: E402
-from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face  # noqa: E402
+from facegate.config import Config
+from facegate.service import ServiceSettings, create_app
+from facegate.service.auth import PERMISSIONS, ROLE_PERMISSIONS, create_key
+from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face
 
 API = "/api/v1"
 CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "warnings",
@@ -327,7 +328,8 @@ ROUTES: list[tuple[str, str, str, Callable[[], dict[str, Any]], str | None]] = [
     ("show person", "GET", "/people/{pid}", dict, "people:read"),
     ("thumbnail", "GET", "/people/{pid}/faces/{fid}/thumbnail", dict, "people:read"),
     ("gallery stats", "GET", "/gallery", dict, "people:read"),
-    ("enrol", "POST", "/people", lambda: {"data": {"name": "New"}, "files": [("images", ("n.jpg", jpeg(5), "image/jpeg"))]}, "people:write"),
+    ("enrol", "POST", "/people",
+     lambda: {"data": {"name": "New"}, "files": [("images", ("n.jpg", jpeg(5), "image/jpeg"))]}, "people:write"),
     ("rename", "PATCH", "/people/{pid}", lambda: {"json": {"name": "Renamed"}}, "people:write"),
     ("add faces", "POST", "/people/{pid}/faces", lambda: {"files": [("images", ("m.jpg", jpeg(1, 7), "image/jpeg"))]}, "people:write"),
     ("delete face", "DELETE", "/people/{pid}/faces/{fid}", dict, "people:write"),
@@ -459,10 +461,13 @@ def test_bad_input_is_a_4xx_json_error(svc):
         ("decompression bomb", dict(files={"image": ("b.png", huge_png(20_000, 20_000), "image/png")}, headers=h), 413, "image_too_large"),
         ("text instead of file", dict(data={"image": "abc"}, files={"other": ("x", b"x", "text/plain")}, headers=h), 400, "invalid_field"),
         ("no image field", dict(data={"x": "1"}, files={"other": ("x", b"x", "text/plain")}, headers=h), 422, "validation"),
-        ("two images", dict(files=[("image", ("a.jpg", jpeg(1), "image/jpeg")), ("image", ("b.jpg", jpeg(1), "image/jpeg"))], headers=h), 422, "validation"),
+        ("two images",
+         dict(files=[("image", ("a.jpg", jpeg(1), "image/jpeg")), ("image", ("b.jpg", jpeg(1), "image/jpeg"))], headers=h),
+         422, "validation"),
         ("malformed multipart", dict(content=b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a\"\r\n\r\nabc",
                                      headers={**h, "Content-Type": "multipart/form-data; boundary=b"}), 422, None),
-        ("multipart without boundary", dict(content=b"abc", headers={**h, "Content-Type": "multipart/form-data"}), 400, "malformed_multipart"),
+        ("multipart without boundary", dict(content=b"abc", headers={**h, "Content-Type": "multipart/form-data"}),
+         400, "malformed_multipart"),
         ("multipart header garbage", dict(content=b"--b\r\n\x00\x01garbage\r\n\r\n--b--\r\n",
                                           headers={**h, "Content-Type": "multipart/form-data; boundary=b"}), 400, "malformed_multipart"),
     ]
@@ -897,3 +902,22 @@ def test_audit_and_gallery_agree_after_a_crash(tmp_path):
         assert [e["action"] for e in s2.app.state.svc.db.events(kind="audit")][0] == "delete_person"
     finally:
         s2.close()
+
+
+def test_http_errors_say_what_to_send_not_which_flag(svc):
+    """REST messages carry HTTP hints (a query parameter, an endpoint), never CLI advice."""
+    c, h = svc.client, svc.h("admin")
+    svc.enrol("Ada", jpeg(1))
+    for r in (c.get(f"{API}/people/999999", headers=h), c.patch(f"{API}/people/999999", headers=h, json={"name": "X"})):
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+        assert "GET /api/v1/people" in r.json()["message"] and "facegate " not in r.json()["message"]
+    r = c.post(f"{API}/verify", headers=svc.h("gate"),
+               files={"image1": ("a.jpg", two_faces(), "image/jpeg"), "image2": ("b.jpg", jpeg(1), "image/jpeg")})
+    assert r.status_code == 422 and r.json()["code"] == "multiple_faces"
+    assert "pick=largest" in r.json()["message"]
+    r = svc.enrol("Bob", two_faces())
+    assert r.status_code == 422
+    reason = r.json()["details"]["rejected"][0]["reason"]
+    assert "pick=largest" in reason
+    for text in (r.json()["message"], reason):
+        assert "--pick" not in text and "facegate " not in text and "people list" not in text

@@ -77,7 +77,8 @@ def test_malformed_bodies_over_the_wire(live):
     h = {"X-API-Key": keys["gate"]}
     with httpx.Client(base_url=url, timeout=30) as c:
         for ctype, body in [
-            ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n\xff\xd8\xff"),
+            ("multipart/form-data; boundary=xyz",
+             b"--xyz\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n\xff\xd8\xff"),
             ("multipart/form-data; boundary=xyz", b"garbage without any boundary"),
             ("multipart/form-data", b"--\r\n\r\n"),
             ("application/json", b"\xff\xfe{not json"),

@@ -21,8 +21,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from facegate.service import ServiceSettings, create_app  # noqa: E402
-from facegate.service.auth import create_key  # noqa: E402
+from facegate.service import ServiceSettings, create_app
+from facegate.service.auth import create_key
 
 API = "/api/v1"
 

@@ -20,11 +20,11 @@ import pytest
 pytest.importorskip("schemathesis")
 pytest.importorskip("uvicorn")
 
-from facegate.config import Config  # noqa: E402
-from facegate.service import ServiceSettings, create_app  # noqa: E402
-from facegate.service.auth import create_key  # noqa: E402
-from facegate.service.server import serve_in_thread  # noqa: E402
-from facegate.service.synthetic import SyntheticPipeline, synthetic_face  # noqa: E402
+from facegate.config import Config
+from facegate.service import ServiceSettings, create_app
+from facegate.service.auth import create_key
+from facegate.service.server import serve_in_thread
+from facegate.service.synthetic import SyntheticPipeline, synthetic_face
 
 BUDGET_S = int(os.environ.get("FACEGATE_SCHEMATHESIS_SECONDS", "45"))
 

@@ -1,15 +1,8 @@
 """The ``facegate`` command line: one thin function per command over the Python API.
 
-Exit codes (also in ``facegate --help``):
-  0  success (verify: same person)      5  several faces where one was needed
-  1  verify: different person           6  model missing or corrupt
-  2  usage error                        7  requested device (GPU) not available
-  3  unreadable or too-large image      8  data set missing or malformed
-  4  no face found                      9  unexpected internal error (run with -v)
-  10 gallery/service store error        11 person not found
-  12 name already taken                 13 enrolment rejected (every photo failed the quality gate)
-  14 video source cannot be opened or was lost
-  130 interrupted
+Exit codes come from :data:`facegate.errors.EXIT_CODES` (``facegate --help`` prints them).
+Every error is one line on standard error; with ``--json`` it is also a JSON object
+``{"error": {"code", "exit", "message"}}`` on standard output, with the same exit code.
 """
 
 from __future__ import annotations
@@ -18,15 +11,50 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from facegate.config import DETECTORS, Config
-from facegate.errors import FacegateError
+from facegate.errors import EXIT_CODES, ExitCode, FacegateError, UsageError, exit_code_lines
 
-EXIT_CODES = __doc__.split("Exit codes (also in ``facegate --help``):\n", 1)[1]
-INTERNAL_ERROR = 9
+# How to act on an error in this front end's terms, by the error's code: the library's message
+# says what is wrong in words every front end shares (the service has its own HTTP_HINTS).
+CLI_HINTS: dict[str, str] = {
+    "multiple_faces": "choose one with --pick largest or --pick center",
+    "not_found": "see 'facegate people list'",
+    "uncalibrated": "pass --threshold, or run 'facegate calibrate' on your own photos",
+}
+
+
+def exit_codes_epilog(title: str, *codes: ExitCode) -> str:
+    """An epilog block naming some of the exit codes, worded as in :data:`EXIT_CODES`."""
+    return f"{title}:\n" + "\n".join(f"  {int(c):<3} {EXIT_CODES[c]}" for c in codes)
+
+
+def cli_message(message: str, code: str) -> str:
+    """``message`` with this front end's hint for ``code`` appended, if there is one."""
+    hint = CLI_HINTS.get(code)
+    return f"{message}; {hint}" if hint else message
+
 
 log = logging.getLogger("facegate")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises :class:`ArgumentError` instead of printing and exiting, so that
+    ``main`` reports a wrong argument like any other error (JSON with ``--json``).
+    Sub-parsers are made with the parser's own class, so they raise it too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentError(self, message)
+
+
+class ArgumentError(UsageError):
+    """A command line argparse refused; keeps the parser whose usage line goes with it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -104,10 +132,28 @@ def emit(args: argparse.Namespace, payload: Any, text: str | Callable[[], str]) 
         print(text() if callable(text) else text)
 
 
+def format_mapping(data: dict[str, Any], indent: int = 0) -> str:
+    """A nested dict as aligned ``key  value`` lines, sub-dicts indented under their key."""
+    width = max((len(str(k)) for k in data), default=0)
+    lines = []
+    pad = " " * indent
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            lines.append(format_mapping(value, indent + 2))
+        else:
+            if isinstance(value, float):
+                value = f"{value:.4g}"
+            elif value is None:
+                value = "-"
+            lines.append(f"{pad}{str(key) + ':':<{width + 1}}  {value}")
+    return "\n".join(line for line in lines if line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from facegate.cli import core
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="facegate",
         description=(
             "Find faces in photos, decide whether two faces are the same person at a stated "
@@ -120,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  facegate embed photos/*.jpg --out faces.jsonl  128-d embeddings for every face\n"
         "  facegate models                                models, licences, sha256 check\n"
         "  facegate eval lfw --root LFW --pairs pairs.txt the standard 10-fold LFW protocol\n\n"
-        "exit codes:\n" + EXIT_CODES,
+        "exit codes:\n" + "\n".join(exit_code_lines()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common_options()],
     )
@@ -152,30 +198,52 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def error_payload(code: str, exit_code: int, message: str) -> dict[str, Any]:
+    """The ``--json`` form of an error (the service's REST errors carry the same code and message)."""
+    return {"error": {"code": code, "exit": int(exit_code), "message": message}}
+
+
+def _fail(json_out: bool, code: str, exit_code: int, message: str, prefix: str = "facegate: error") -> int:
+    """Report an error: one line on stderr, and with --json the JSON object on stdout."""
+    if json_out:
+        print(json.dumps(error_payload(code, exit_code, message)), flush=True)
+    print(f"{prefix}: {message}", file=sys.stderr)
+    return int(exit_code)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Known before parsing, so that a wrong argument is reported as JSON too.
+    json_out = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ArgumentError as exc:
+        if not json_out:
+            exc.parser.print_usage(sys.stderr)
+        return _fail(json_out, exc.code, exc.exit_code, str(exc), f"{exc.parser.prog}: error")
+    json_out = bool(getattr(args, "json", False))
     verbosity = getattr(args, "verbose", 0) or 0
     _setup_logging(verbosity)
     if not getattr(args, "func", None):
+        if json_out:
+            return _fail(True, "usage", ExitCode.USAGE, "no command given; see 'facegate --help'")
         parser.print_help()
-        return 2
+        return ExitCode.USAGE
     try:
         return int(args.func(args) or 0)
     except FacegateError as exc:
-        print(f"facegate: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(json_out, exc.code, exc.exit_code, cli_message(str(exc), exc.code))
     except KeyboardInterrupt:
-        print("facegate: interrupted", file=sys.stderr)
-        return 130
+        return _fail(json_out, "interrupted", ExitCode.INTERRUPTED, "interrupted", "facegate")
     except BrokenPipeError:
         return 0
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if verbosity:
             log.exception("internal error")
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"facegate: internal error: {type(exc).__name__}: {msg} (run with -v for details)", file=sys.stderr)
-        return INTERNAL_ERROR
+        return _fail(json_out, "internal", ExitCode.INTERNAL,
+                     f"{type(exc).__name__}: {msg} (run with -v for details)", "facegate: internal error")
 
 
 if __name__ == "__main__":

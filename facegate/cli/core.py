@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegate.cli import config_from_args, emit
+from facegate.cli import config_from_args, emit, error_payload
 from facegate.config import datasets_dir
-from facegate.errors import ModelError, UsageError
+from facegate.errors import ExitCode, ModelError, UsageError
 
 
 def far_arg(text: str) -> float:
@@ -237,17 +237,21 @@ def cmd_detect(args: argparse.Namespace) -> int:
     pipe = _pipeline(args)
     image = pipe.load(args.image)
     faces = pipe.detector.detect(image)
-    if args.draw:
-        draw_faces(image, faces, Path(args.draw))
+    payload: dict = {"image": args.image, "faces": [f.to_dict() for f in faces]}
     lines = [f"{len(faces)} face(s) in {args.image}"]
+    if args.draw:
+        payload["drawn"] = str(draw_faces(image, faces, Path(args.draw)))
     for i, f in enumerate(faces):
         x1, y1, x2, y2 = (int(round(float(v))) for v in f.box)
         lines.append(f"  #{i}: box ({x1}, {y1}, {x2}, {y2})  {x2 - x1}x{y2 - y1}px  score {f.score:.3f}")
-    emit(args, {"image": args.image, "faces": [f.to_dict() for f in faces]}, "\n".join(lines))
+    if args.draw:
+        lines.append(f"drew {len(faces)} face(s) on a copy of the photo: {payload['drawn']}")
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
-def draw_faces(image, faces, out: Path) -> None:
+def draw_faces(image, faces, out: Path) -> Path:
+    """Write a copy of ``image`` with boxes, landmarks and scores; returns where (absolute)."""
     from PIL import Image, ImageDraw
 
     im = Image.fromarray(image)
@@ -259,7 +263,11 @@ def draw_faces(image, faces, out: Path) -> None:
             d.ellipse([x - w, y - w, x + w, y + w], fill=(255, 0, 0))
         d.text((float(f.box[0]), float(f.box[1]) - 12), f"#{i} {f.score:.2f}", fill=(0, 255, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
-    im.save(out)
+    try:
+        im.save(out)
+    except (ValueError, OSError) as exc:  # unknown extension, unwritable folder
+        raise UsageError(f"--draw {out}: cannot write ({exc}); use a .png or .jpg path in a writable folder") from exc
+    return out.resolve()
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -364,7 +372,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     pipe = _pipeline(args)
     points, _, summary = calibrate_folder(pipe, args.dir, dataset=args.name, pick=args.pick,
                                           progress=not getattr(args, "json", False))
-    if args.write:
+    if args.write and points:
         cfg = pipe.config
         from facegate.verify import stack_key
 
@@ -375,16 +383,29 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "
                f"({summary['skipped_no_face_or_unreadable']} skipped: no face or unreadable); "
-               f"{summary['genuine_pairs']:,} same-person pairs, {summary['impostor_pairs']:,} impostor pairs",
-               "", f"  {'FAR':>8}  {'threshold':>9}  {'TAR':>7}"]
+               f"{summary['genuine_pairs']:,} same-person pairs, {summary['impostor_pairs']:,} impostor pairs"]
+        if points:
+            out += ["", f"  {'FAR':>8}  {'threshold':>9}  {'TAR':>7}"]
         for p in points:
             out.append(f"  {p.far:>8g}  {p.threshold:>9.4f}  {100 * p.tar:>6.2f}%" if p.tar is not None
                        else f"  {p.far:>8g}  {p.threshold:>9.4f}      n/a")
-        if not points:
-            out.append("  (too few pairs to resolve any FAR: add more people/photos)")
-        out.append("\nuse: facegate verify A B --threshold <threshold>")
+        need = summary.get("needed")
+        if need:
+            out.append(
+                f"\n{'too few pairs to resolve any FAR' if not points else 'stricter FARs are not resolved'}: "
+                f"FAR {need['far']:g} needs {need['impostor_pairs']:,} impostor pairs (pairs of photos of "
+                f"different people), about {need['photos']:,} photos over your {need['people']} people, "
+                f"or {need['or_people']:,} people with {need['photos_per_person']} photo(s) each"
+            )
+        if points:
+            out.append("\nuse: facegate verify A B --threshold <threshold>")
         return "\n".join(out)
 
+    if not points:
+        payload = {**error_payload("dataset", ExitCode.DATASET, "too few pairs to resolve any FAR"),
+                   "summary": summary, "points": []}
+        emit(args, payload, text)
+        return ExitCode.DATASET
     emit(args, {"summary": summary, "points": [p.__dict__ for p in points]}, text)
     return 0
 

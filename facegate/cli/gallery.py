@@ -8,10 +8,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from facegate.cli import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
-from facegate.cli import config_from_args, emit
-from facegate.errors import NoFaceError, UsageError
+from facegate.errors import ExitCode, NoFaceError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +20,9 @@ log = logging.getLogger(__name__)
 # FAR 1e-3 gave pairwise precision 0.857 / recall 0.994, FAR 1e-4 0.986 / 0.991.
 CLUSTER_FAR = 1e-4
 
-GALLERY_EXIT_CODES = """gallery exit codes:
-  10 gallery error (store, backend)     12 name already taken
-  11 person not found                   13 every enrolment photo rejected
-  6  the gallery holds another model's embeddings (see 'facegate reembed')"""
-
-
+GALLERY_EXIT_CODES = exit_codes_epilog(
+    "gallery exit codes", ExitCode.GALLERY, ExitCode.NOT_FOUND, ExitCode.NAME_TAKEN, ExitCode.REJECTED, ExitCode.MODEL
+)
 
 
 def gallery_options() -> argparse.ArgumentParser:
@@ -64,9 +61,15 @@ def gallery_options() -> argparse.ArgumentParser:
     return p
 
 
-def _decision_options(p: argparse.ArgumentParser) -> None:
+def _rate(far: float) -> str:
+    """1e-4 rather than 0.0001: how rates are written everywhere else in facegate."""
+    mantissa, exponent = f"{far:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _decision_options(p: argparse.ArgumentParser, default_far: float = 1e-3) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--far", type=_far, help="false-accept rate of the decision threshold (default 1e-3)")
+    g.add_argument("--far", type=_far, help=f"false-accept rate of the decision threshold (default {_rate(default_far)})")
     g.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
 
 
@@ -203,7 +206,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="faces per photo: all (default), or only the largest/center one",
     )
     p.add_argument("--eval", action="store_true", help="sub-folder names are true labels: print pairwise P/R")
-    _decision_options(p)
+    _decision_options(p, default_far=CLUSTER_FAR)
     p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser(
@@ -233,6 +236,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 # -- handlers ------------------------------------------------------------------------------
+def _reason(rejection: Any) -> str:
+    """A rejected enrolment photo's reason with this front end's hint (e.g. which --pick)."""
+    return cli_message(rejection.reason, rejection.code)
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     from facegate.gallery import EnrolmentRejectedError
 
@@ -249,8 +257,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             )
         except EnrolmentRejectedError as exc:
             rejected = exc.rejected
-            payload = {"person": None, "face_ids": [], "rejected": [x.to_dict() for x in rejected]}
-            lines = [f"nothing enrolled for {args.name!r}:"] + [f"  rejected {x.reason}" for x in rejected]
+            payload = {**error_payload(exc.code, exc.exit_code, cli_message(str(exc), exc.code)),
+                       "person": None, "face_ids": [], "rejected": [x.to_dict() for x in rejected]}
+            lines = [f"nothing enrolled for {args.name!r}:"] + [f"  rejected {_reason(x)}" for x in rejected]
             emit(args, payload, "\n".join(lines))
             return exc.exit_code
     assert r.person is not None
@@ -262,7 +271,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 f"{len(r.face_ids)} face(s) stored, {r.person.faces} in total"
             )
         ]
-        lines += [f"  rejected {x.reason}" for x in r.rejected]
+        lines += [f"  rejected {_reason(x)}" for x in r.rejected]
         return "\n".join(lines)
 
     emit(args, r.to_dict(), text)
@@ -392,6 +401,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         config = config.replace(far=CLUSTER_FAR)
     pipe = Pipeline(config)
     thr, far = (float(config.threshold), None) if config.threshold is not None else pipe.threshold()
+    if args.eval and not args.dir.is_dir():
+        raise UsageError(f"--eval needs a folder with one sub-folder per person, not {args.dir}")
     paths = find_images(args.dir)
     if not paths:
         raise UsageError(f"{args.dir}: no photos found")
@@ -413,8 +424,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     written = write_folders(result, args.out, args.min_size) if args.out else None
     scores = None
     if args.eval:
-        root = args.dir.resolve()
-        truth = [Path(f.path).resolve().relative_to(root).parts[0] for f in result.faces]
+        # Labels from the paths as found under DIR, not resolved: in a folder of symlinks the
+        # photos themselves live elsewhere.
+        truth = [Path(f.path).relative_to(args.dir).parts[0] for f in result.faces]
         scores = pairwise_scores(labels, truth)
         payload["evaluation"] = scores
     if written:
@@ -463,21 +475,17 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_stats(args: argparse.Namespace) -> int:
-    import json
-
     with _open(args) as g:
         s = g.stats()
-    emit(args, s, lambda: json.dumps(s, indent=2, default=str))
+    emit(args, s, lambda: format_mapping(s))
     return 0
 
 
 def cmd_gallery_check(args: argparse.Namespace) -> int:
-    import json
-
     with _open(args) as g:
         s = g.check()
-    emit(args, s, lambda: json.dumps(s, indent=2, default=str))
-    return 0 if s.get("ok") else 10
+    emit(args, s, lambda: format_mapping(s))
+    return 0 if s.get("ok") else ExitCode.GALLERY
 
 
 def cmd_gallery_rebuild(args: argparse.Namespace) -> int:

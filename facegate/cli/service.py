@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from facegate.cli import config_from_args, emit
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
-from facegate.cli import config_from_args, emit
 from facegate.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         path = db.path
     finally:
         db.close()
-    emit(args, out, f"{out['key']}\n(role {out['role']}, id {out['id']}, stored hashed in {path}; "
-         "this is the only time the key is shown)")
+    # Only the secret on stdout, so that KEY=$(facegate keys create ...) captures exactly the key.
+    emit(args, out, out["key"])
+    if not getattr(args, "json", False):
+        print(f"facegate: created a {out['role']} key (id {out['id']}), stored hashed in {path}; "
+              "this is the only time the secret is shown", file=sys.stderr)
     return 0
 
 

@@ -13,15 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facegate.cli import config_from_args, exit_codes_epilog
+from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
-from facegate.cli import config_from_args
-from facegate.errors import UsageError
+from facegate.errors import ExitCode, UsageError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXIT_CODES = """watch exit codes:
-  0  the source ended normally           14 the source cannot be opened, or a live source was lost
-  2  usage error (e.g. --gate without --server/--key, no calibration: pass --threshold)"""
+VIDEO_EXIT_CODES = exit_codes_epilog("watch exit codes", ExitCode.USAGE, ExitCode.SOURCE) + (
+    "\n  (0: the source ended normally; usage: e.g. --gate without --server/--key, or no calibrated FAR: pass --threshold;"
+    "\n   the source: cannot be opened, or a live source was lost for good)"
+)
 
 
 
@@ -110,7 +112,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from facegate.track.annotate import VideoWriter, draw, save_png
     from facegate.track.gate import GateClient, GateDispatcher
     from facegate.track.sources import open_source
-    from facegate.track.watch import WatchOptions, Watcher, single_threaded
+    from facegate.track.watch import Watcher, WatchOptions, single_threaded
 
     gate_args = [args.gate, args.server, args.key]
     if any(gate_args) and not all(gate_args):

@@ -210,7 +210,7 @@ def _read_cache(path: Path, source_sha256: str, expected: dict[str, torch.Tensor
     """The cached state dict, or None (with the reason logged) if it cannot be trusted."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: rebuild rather than fail
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: rebuild rather than fail
         log.warning("ignoring unreadable weight cache %s (%s); rebuilding it", path, exc)
         return None
     problem = None

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from facegate.errors import DatasetError
-from facegate.image import IMAGE_SUFFIXES
 from facegate.evaluate.embedding import FAILED, EmbeddedSet, embed_files
+from facegate.image import IMAGE_SUFFIXES
 from facegate.pipeline import Pipeline
 from facegate.types import OperatingPoint
-from facegate.verify import CURVE_FARS, calibrate
-
+from facegate.verify import CURVE_FARS, calibrate, impostor_pairs_needed
 
 
 def labelled_images(root: Path) -> tuple[list[Path], list[str]]:
@@ -54,4 +53,32 @@ def calibrate_folder(
         "impostor_pairs": n * (n - 1) // 2 - genuine,
         "dataset": name,
     }
+    resolved = {p.far for p in points}
+    missing = [f for f in sorted(fars, reverse=True) if f not in resolved]
+    if missing:
+        summary["needed"] = data_needed(missing[0], summary["people"], n)
     return points, emb, summary
+
+
+def _impostor_pairs(photos: int, people: int) -> int:
+    """Pairs of photos of different people when ``photos`` are spread evenly over ``people``."""
+    base, extra = divmod(photos, people)
+    sizes = [base + 1] * extra + [base] * (people - extra)
+    return photos * (photos - 1) // 2 - sum(k * (k - 1) // 2 for k in sizes)
+
+
+def data_needed(far: float, people: int, photos: int) -> dict:
+    """What a calibration that cannot resolve ``far`` would need: the impostor pairs, and two
+    ways to get them: more photos of the same ``people``, or more people with as many photos
+    each as now."""
+    pairs = impostor_pairs_needed(far)
+    people = max(people, 2)
+    more_photos = max(photos, people)
+    while _impostor_pairs(more_photos, people) < pairs:
+        more_photos += max(1, more_photos // 64)
+    per_person = max(1, photos // people)
+    more_people = people
+    while per_person * per_person * more_people * (more_people - 1) // 2 < pairs:
+        more_people += max(1, more_people // 64)
+    return {"far": far, "impostor_pairs": pairs, "photos": more_photos, "people": people,
+            "or_people": more_people, "photos_per_person": per_person}

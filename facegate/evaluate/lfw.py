@@ -200,7 +200,8 @@ def format_report(result: LfwResult) -> str:
     lines.append(f"  {'method':<28} accuracy")
     for name, acc in rows:
         if name == ours[0]:
-            lines.append(f"> {name:<28} {acc:.2f}% ± {100 * result.accuracy_std:.2f}   <-- {result.settings['detector']} + {result.settings['embedder']}")
+            lines.append(f"> {name:<28} {acc:.2f}% ± {100 * result.accuracy_std:.2f}   "
+                         f"<-- {result.settings['detector']} + {result.settings['embedder']}")
         else:
             lines.append(f"  {name:<28} {acc:.2f}%")
     o = result.outcomes
@@ -213,7 +214,8 @@ def format_report(result: LfwResult) -> str:
         f"images: {result.n_images}; one face {o.get('found', 0)}, several (nearest centre taken) {o.get('picked', 0)}, "
         f"no face -> fallback detector {o.get('fallback_detector', 0)}, no face -> centre box {o.get('fallback_centre', 0)}, "
         f"failed {o.get('failed', 0)} (failed images score 0 against everything and stay in the result)",
-        f"errors: {result.n_errors} pairs wrong at their fold's threshold, {result.errors_involving_fallback} of them involve a fallback image",
+        f"errors: {result.n_errors} pairs wrong at their fold's threshold, "
+        f"{result.errors_involving_fallback} of them involve a fallback image",
         f"time: {result.seconds:.0f} s",
     ]
     return "\n".join(lines)

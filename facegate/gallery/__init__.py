@@ -56,7 +56,10 @@ from facegate.gallery.types import (
     Person,
     Rejection,
     StoredFace,
+    stack_embeddings,
 )
+from facegate.image import ImageInput
+from facegate.protocols import FacePipeline
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,7 @@ BACKENDS = ("sqlite", "milvus")
 CROP_EYE_PX = 60.0  # eye distance in stored crops: above any embedder's chip (dlib's 150 px chip has 52)
 
 
-def model_id(pipeline: Any) -> str:
+def model_id(pipeline: FacePipeline) -> str:
     """The identity of the embedding model: registry name plus the start of its weights' sha256,
     so a changed file under the same name counts as another model."""
     explicit = getattr(pipeline.embedder, "model_id", None)
@@ -155,7 +158,7 @@ def photo_sha256(src: Any) -> str | None:
     return None
 
 
-def _label(src: Any, i: int) -> str:
+def _label(src: ImageInput, i: int) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else f"photo {i + 1}"
 
 
@@ -177,7 +180,7 @@ class Gallery:
         self,
         backend: GalleryBackend,
         config: Config | None = None,
-        pipeline: Any = None,
+        pipeline: FacePipeline | None = None,
         policy: QualityPolicy | None = None,
     ) -> None:
         self.backend = backend
@@ -188,7 +191,7 @@ class Gallery:
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
-    def pipeline(self) -> Any:
+    def pipeline(self) -> FacePipeline:
         if self._pipeline is None:
             from facegate.pipeline import Pipeline
 
@@ -235,7 +238,7 @@ class Gallery:
 
     # -- enrolment --------------------------------------------------------------------------
     def check_photo(
-        self, src: Any, *, pick: str = "single", policy: QualityPolicy | None = None, label: str | None = None
+        self, src: ImageInput, *, pick: str = "single", policy: QualityPolicy | None = None, label: str | None = None
     ) -> tuple[np.ndarray | None, Face | None, np.ndarray | None, QualityReport | None, Rejection | None]:
         """Load, detect and quality-check one enrolment photo: (image, face, chip, report, rejection)."""
         from facegate.errors import InvalidImageError
@@ -259,7 +262,7 @@ class Gallery:
                 Rejection(
                     label,
                     f"{label}: {len(faces)} faces found; an enrolment photo must show only the person "
-                    "(crop it, or pass --pick largest)",
+                    "(crop it, or pick the largest face)",
                     "multiple_faces",
                     {"faces": len(faces)},
                 ),
@@ -403,13 +406,13 @@ class Gallery:
         """Bulk enrolment of (name, embeddings) pairs, ``batch`` people per transaction."""
         n = 0
         buf: list[tuple[str, list[FaceRecord]]] = []
-        dim = None
+        dim = 0  # set from the first embeddings; flush() runs only after some
         bar = tqdm(desc="importing", unit="person", disable=not progress, dynamic_ncols=True)
 
         def flush() -> None:
             nonlocal n
             if buf:
-                self.backend.add_many(buf, model, int(dim))  # type: ignore[arg-type]
+                self.backend.add_many(buf, model, dim)
                 n += len(buf)
                 bar.update(len(buf))
                 buf.clear()
@@ -418,7 +421,7 @@ class Gallery:
             for name, emb in items:
                 emb = np.atleast_2d(np.asarray(emb, dtype=np.float32))
                 emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-                dim = emb.shape[1]
+                dim = int(emb.shape[1])
                 buf.append((name, [FaceRecord(embedding=v) for v in emb]))
                 if len(buf) >= batch:
                     flush()
@@ -487,7 +490,7 @@ class Gallery:
             log.debug("person %s vanished during identification", pid)
             return 1
 
-    def identify(self, photo: Any, *, k: int | None = None) -> list[Identification]:
+    def identify(self, photo: ImageInput, *, k: int | None = None) -> list[Identification]:
         """For every face in ``photo``: the top-``k`` people and the decision at the gallery's
         FPIR (or explicit threshold); ``identification.name`` is "unknown" below it. No faces: []."""
         policy = self.decision_policy()  # fail on a missing calibration before the models run
@@ -496,7 +499,7 @@ class Gallery:
         faces = self.pipeline.faces(photo)
         if not faces:
             return []
-        emb = np.stack([f.embedding for f in faces])
+        emb = stack_embeddings(faces)
         return self.identify_embeddings(emb, model=model, k=k, faces=faces, policy=policy)
 
     # -- people -----------------------------------------------------------------------------
@@ -641,7 +644,7 @@ def open_backend(config: Config, *, rule: str | None = None, **options: Any) -> 
 def open_gallery(
     config: Config | None = None,
     *,
-    pipeline: Any = None,
+    pipeline: FacePipeline | None = None,
     rule: str | None = None,
     policy: QualityPolicy | None = None,
     **options: Any,

@@ -126,7 +126,7 @@ class GalleryBackend(ABC):
     def check(self) -> dict[str, Any]:
         return {"ok": True}
 
-    def rebuild_index(self) -> None:
+    def rebuild_index(self) -> None:  # noqa: B027 - optional: a backend without a derived index has nothing to do
         """Rebuild any derived index from the stored data (no-op where there is none)."""
 
     def save_index(self, force: bool = False) -> bool:
@@ -145,7 +145,7 @@ class GalleryBackend(ABC):
     def swap_model(self, model: str, dim: int, drop_missing: bool) -> dict[str, int]:
         raise GalleryError(f"the {self.name} backend cannot re-embed")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: nothing to release by default
         """Release connections (and write the index snapshot where there is one)."""
 
 
@@ -208,22 +208,22 @@ class SqliteBackend(GalleryBackend):
     def add_faces(self, name, records, model, dim, *, create=True, note=None):  # type: ignore[override]
         return self.store.add_faces(name, records, model, dim, create=create, note=note)
 
-    def add_many(self, items, model, dim):  # type: ignore[override]
+    def add_many(self, items, model, dim):
         return self.store.add_many(items, model, dim)
 
-    def people(self, limit=None, offset=0):  # type: ignore[override]
+    def people(self, limit=None, offset=0):
         return self.store.people(limit, offset)
 
-    def person(self, ref):  # type: ignore[override]
+    def person(self, ref):
         return self.store.person(ref)
 
-    def faces(self, ref):  # type: ignore[override]
+    def faces(self, ref):
         return self.store.faces(ref)
 
     def rename(self, ref, new_name, *, note=None):  # type: ignore[override]
         return self.store.rename(ref, new_name, note=note)
 
-    def delete(self, ref):  # type: ignore[override]
+    def delete(self, ref):
         return self.store.delete(ref)
 
     def erase(self, ref, *, note=None):  # type: ignore[override]
@@ -287,16 +287,16 @@ class SqliteBackend(GalleryBackend):
         self.index.sync()
         return self.index.save(force=force)
 
-    def crops_to_reembed(self, model):  # type: ignore[override]
+    def crops_to_reembed(self, model):
         return self.store.crops_to_reembed(model)
 
     def count_without_crops(self) -> int:
         return self.store.count_without_crops()
 
-    def stage(self, model, dim, face_ids, vecs):  # type: ignore[override]
+    def stage(self, model, dim, face_ids, vecs):
         self.store.stage(model, dim, face_ids, vecs)
 
-    def swap_model(self, model, dim, drop_missing):  # type: ignore[override]
+    def swap_model(self, model, dim, drop_missing):
         out = self.store.swap_model(model, dim, drop_missing)
         self.index.sync()
         return out
@@ -304,6 +304,6 @@ class SqliteBackend(GalleryBackend):
     def close(self) -> None:
         try:
             self.index.save()
-        except Exception as exc:  # the snapshot is an optimisation; never fail a close for it
+        except Exception as exc:  # noqa: BLE001 - the snapshot is an optimisation; never fail a close for it
             log.warning("gallery index: could not write snapshot: %s", exc)
         self.store.close()

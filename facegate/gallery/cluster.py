@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from facegate.errors import FacegateError
+from facegate.errors import FacegateError, UsageError
 from facegate.gallery.index import normalize
+from facegate.gallery.types import stack_embeddings
+from facegate.protocols import FacePipeline
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,7 @@ def cluster_embeddings(
 ) -> np.ndarray:
     """Cluster labels 0..C-1 for each embedding, numbered by cluster size (0 = largest)."""
     if method not in METHODS:
-        raise FacegateError(f"unknown clustering method {method!r}; use one of {', '.join(METHODS)}")
+        raise UsageError(f"unknown clustering method {method!r}; use one of {', '.join(METHODS)}")
     n = len(emb)
     if n == 0:
         return np.zeros(0, np.int64)
@@ -130,16 +132,16 @@ def cluster_embeddings(
 
 def pairwise_scores(pred: Sequence[int], truth: Sequence[Any]) -> dict[str, float]:
     """Pairwise precision, recall and F1 of a clustering against true labels (O(n))."""
-    pred = np.asarray(pred)
+    labels = np.asarray(pred)
     truth_codes = np.unique(np.asarray(truth), return_inverse=True)[1]
 
     def pairs(counts: np.ndarray) -> int:
         counts = counts.astype(np.int64)
         return int((counts * (counts - 1) // 2).sum())
 
-    _, cell = np.unique(pred.astype(np.int64) * (int(truth_codes.max()) + 1) + truth_codes, return_counts=True)
+    _, cell = np.unique(labels.astype(np.int64) * (int(truth_codes.max()) + 1) + truth_codes, return_counts=True)
     tp = pairs(cell)
-    pp = pairs(np.unique(pred, return_counts=True)[1])
+    pp = pairs(np.unique(labels, return_counts=True)[1])
     tt = pairs(np.unique(truth_codes, return_counts=True)[1])
     precision = tp / pp if pp else 1.0
     recall = tp / tt if tt else 1.0
@@ -151,9 +153,9 @@ def pairwise_scores(pred: Sequence[int], truth: Sequence[Any]) -> dict[str, floa
         "true_pairs": tt,
         "predicted_pairs": pp,
         "correct_pairs": tp,
-        "clusters": int(len(np.unique(pred))),
+        "clusters": int(len(np.unique(labels))),
         "people": int(len(np.unique(truth_codes))),
-        "faces": int(len(pred)),
+        "faces": int(len(labels)),
     }
 
 
@@ -200,12 +202,12 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     if root.is_file():
         return [root]
     if not root.is_dir():
-        raise FacegateError(f"{root}: no such folder")
+        raise UsageError(f"{root}: no such folder")
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def embed_photos(
-    pipeline: Any, paths: Iterable[Path], progress: bool = True
+    pipeline: FacePipeline, paths: Iterable[Path], progress: bool = True
 ) -> tuple[list[tuple[str, Face]], list[tuple[str, str]]]:
     """Every face of every photo, embedded: ([(path, face)], [(path, reason) for failures])."""
     paths = list(paths)
@@ -224,7 +226,7 @@ def embed_photos(
 
 
 def cluster_photos(
-    pipeline: Any,
+    pipeline: FacePipeline,
     paths: Iterable[Path],
     threshold: float,
     far: float | None = None,
@@ -234,7 +236,7 @@ def cluster_photos(
 ) -> ClusterResult:
     """Detect and embed every face in ``paths`` and cluster them."""
     faces, failed = embed_photos(pipeline, paths, progress)
-    emb = np.stack([f.embedding for _, f in faces]) if faces else np.zeros((0, 1), np.float32)
+    emb = stack_embeddings([f for _, f in faces]) if faces else np.zeros((0, 1), np.float32)
     labels = cluster_embeddings(emb, threshold, method=method)
     return ClusterResult(
         faces=[ClusteredFace(p, f, int(c)) for (p, f), c in zip(faces, labels)],
@@ -247,28 +249,39 @@ def cluster_photos(
 
 def write_folders(result: ClusterResult, out: str | os.PathLike, min_size: int = 2) -> dict[str, int]:
     """``out/person_001/`` ... with symlinks to the photos of each cluster (largest first), and
-    ``out/unclustered/`` for faces in clusters smaller than ``min_size``. A photo with several
-    people appears in several folders. Existing files in ``out`` are not touched."""
+    ``out/unclustered/`` for photos none of whose faces is in a cluster of ``min_size`` or more.
+    A photo with several people appears in each of their folders, and then not in
+    ``unclustered/`` even if it also holds a stranger. Existing files in ``out`` are not touched."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     groups = result.clusters()
-    n_folders = 0
-    links = 0
     width = max(3, len(str(len(groups))))
+    folders: list[tuple[Path, list[str]]] = []
+    placed: set[str] = set()
     for i, g in enumerate(groups):
-        folder = out / (f"person_{i + 1:0{width}d}" if len(g) >= min_size else "unclustered")
+        if len(g) >= min_size:
+            paths = [f.path for f in g]
+            folders.append((out / f"person_{i + 1:0{width}d}", paths))
+            placed.update(paths)
+    stray = [f.path for g in groups if len(g) < min_size for f in g if f.path not in placed]
+    if stray:
+        folders.append((out / "unclustered", stray))
+    links = 0
+    for folder, paths in folders:
         folder.mkdir(exist_ok=True)
-        n_folders += len(g) >= min_size
-        for f in g:
-            src = Path(f.path).resolve()
-            dst = folder / src.name
-            k = 1
-            while dst.exists() or dst.is_symlink():
-                if dst.is_symlink() and dst.resolve() == src:
-                    break
-                dst = folder / f"{src.stem}_{k}{src.suffix}"
-                k += 1
-            if not dst.is_symlink():
-                os.symlink(src, dst)
-                links += 1
-    return {"folders": n_folders, "links": links}
+        for path in dict.fromkeys(paths):  # a photo once per folder, in order
+            links += _link(Path(path).resolve(), folder)
+    return {"folders": sum(f.name != "unclustered" for f, _ in folders), "links": links}
+
+
+def _link(src: Path, folder: Path) -> int:
+    """Symlink ``src`` into ``folder`` under a free name; 0 if it is linked there already."""
+    dst = folder / src.name
+    k = 1
+    while dst.exists() or dst.is_symlink():
+        if dst.is_symlink() and dst.resolve() == src:
+            return 0
+        dst = folder / f"{src.stem}_{k}{src.suffix}"
+        k += 1
+    os.symlink(src, dst)
+    return 1

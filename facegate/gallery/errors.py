@@ -1,38 +1,38 @@
 """Gallery errors. Each carries an exit code and a machine-readable ``code`` like the core errors.
 
-Codes 10-13 continue the table in :mod:`facegate.cli` (0-9 and 130 are taken there).
+Their exit codes come from the one table in :mod:`facegate.errors`.
 """
 
 from __future__ import annotations
 
-from facegate.errors import FacegateError, ModelError
+from facegate.errors import ExitCode, FacegateError, ModelError
 
 
 class GalleryError(FacegateError):
     """The gallery cannot do what was asked (corrupt store, unsupported operation, backend down)."""
 
-    exit_code = 10
+    exit_code = ExitCode.GALLERY
     code = "gallery"
 
 
 class PersonNotFoundError(GalleryError):
     """No enrolled person has that name or id."""
 
-    exit_code = 11
+    exit_code = ExitCode.NOT_FOUND
     code = "not_found"
 
 
 class NameTakenError(GalleryError):
     """Renaming onto a name another person already has (names are unique handles)."""
 
-    exit_code = 12
+    exit_code = ExitCode.NAME_TAKEN
     code = "name_taken"
 
 
 class EnrolmentRejectedError(GalleryError):
     """Every photo offered for enrolment was rejected by the quality gate; nothing was stored."""
 
-    exit_code = 13
+    exit_code = ExitCode.REJECTED
     code = "rejected"
 
     def __init__(self, message: str, rejected: list | None = None) -> None:

@@ -84,7 +84,7 @@ def summarize(
     top_ok = np.array([bool(c) and c[0][0] == t for c, t in zip(candidates, truth)])
     top_score = np.array([c[0][1] if c else -np.inf for c in candidates])
     non_top = np.array([c[0][1] if c else -np.inf for c in nonmated])
-    out = {
+    out: dict[str, Any] = {
         "mated_searches": len(truth),
         "nonmated_searches": len(nonmated),
         "rank1": rank_k(ranks, 1),

@@ -392,7 +392,7 @@ class IndexManager:
         self.ann_threshold = int(ann_threshold)
         self.snapshot = snapshot
         self.snapshot_min = int(snapshot_min)
-        self.hnsw = {
+        self.hnsw: dict[str, Any] = {  # VectorIndex's HNSW parameters (ints and a float margin)
             "hnsw_m": hnsw_m,
             "ef_construction": ef_construction,
             "ef_search": ef_search,
@@ -562,7 +562,7 @@ class IndexManager:
             if not force and (not self.dirty or self.index.ntotal < self.snapshot_min):
                 return False
             t0 = time.perf_counter()
-            arrays = self.index.to_arrays()
+            arrays: dict[str, Any] = self.index.to_arrays()
             arrays["info"] = np.array(json.dumps(self._info()))
             private_dir(self.snapshot.parent)  # the file itself is mkstemp's: 0600
             fd, tmp = tempfile.mkstemp(prefix=self.snapshot.name + ".", suffix=".tmp", dir=self.snapshot.parent)
@@ -617,7 +617,7 @@ class IndexManager:
             self.model = info.get("model")
             self.loaded_snapshot = True
             log.info("gallery index: loaded snapshot at seq %d (%d entries)", self.seq, self.index.ntotal)
-        except Exception as exc:  # a damaged snapshot only costs a rebuild
+        except Exception as exc:  # noqa: BLE001 - a damaged snapshot only costs a rebuild
             log.warning("gallery index: unreadable snapshot %s (%s); rebuilding from SQLite", path, exc)
             self.index, self.seq, self.model = None, 0, None
 

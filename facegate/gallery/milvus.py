@@ -194,11 +194,11 @@ class MilvusBackend(GalleryBackend):
             if rows:
                 return rows[0]
             if not ref.strip().isdigit():
-                raise PersonNotFoundError(f"no enrolled person named {ref!r}; see 'facegate people list'")
+                raise PersonNotFoundError(f"no enrolled person named {ref!r}")
             ref = int(ref)
         rows = self.client.query(self.people_c, filter=f"id == {int(ref)}", output_fields=list(fields), limit=1)
         if not rows:
-            raise PersonNotFoundError(f"no enrolled person with id {ref}; see 'facegate people list'")
+            raise PersonNotFoundError(f"no enrolled person with id {ref}")
         return rows[0]
 
     def _face_vectors(self, pid: int) -> np.ndarray:
@@ -206,7 +206,7 @@ class MilvusBackend(GalleryBackend):
         return np.array([r["embedding"] for r in rows], dtype=np.float32)
 
     # -- writes -----------------------------------------------------------------------------
-    def add_faces(self, name, records, model, dim, *, create=True):  # type: ignore[override]
+    def add_faces(self, name, records, model, dim, *, create=True):
         if not name or not name.strip():
             raise GalleryError("a person needs a non-empty name")
         if not records:
@@ -255,14 +255,14 @@ class MilvusBackend(GalleryBackend):
         )
         return Person(pid, name, created_at, now, len(vecs), model), ids, created
 
-    def add_many(self, items, model, dim):  # type: ignore[override]
+    def add_many(self, items, model, dim):
         out = []
         for name, records in items:
             person, ids, _ = self.add_faces(name, records, model, dim)
             out.append((person.id, ids))
         return out
 
-    def rename(self, ref, new_name):  # type: ignore[override]
+    def rename(self, ref, new_name):
         if not new_name or not new_name.strip():
             raise GalleryError("a person needs a non-empty name")
         row = self._find(ref, ("id", "name", "created", "updated", "faces", "template"))
@@ -274,7 +274,7 @@ class MilvusBackend(GalleryBackend):
             self.client.upsert(self.people_c, [row])
         return self._row_person(row, self.model()[0])
 
-    def delete(self, ref):  # type: ignore[override]
+    def delete(self, ref):
         row = self._find(ref)
         pid = int(row["id"])
         self.client.delete(self.people_c, ids=[pid])  # person row first: the person disappears at once
@@ -307,10 +307,10 @@ class MilvusBackend(GalleryBackend):
         people = sorted((self._row_person(r, model) for r in rows), key=lambda p: p.name)
         return people[offset : None if limit is None else offset + limit]
 
-    def person(self, ref):  # type: ignore[override]
+    def person(self, ref):
         return self._row_person(self._find(ref), self.model()[0])
 
-    def faces(self, ref):  # type: ignore[override]
+    def faces(self, ref):
         pid = int(self._find(ref)["id"])
         rows = self.client.query(
             self.faces_c,
@@ -424,5 +424,5 @@ class MilvusBackend(GalleryBackend):
     def close(self) -> None:
         try:
             self.client.close()
-        except Exception as exc:  # pragma: no cover - closing a dead connection
+        except Exception as exc:  # pragma: no cover  # noqa: BLE001 - closing a dead connection
             log.debug("milvus: close failed: %s", exc)

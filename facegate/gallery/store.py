@@ -63,6 +63,19 @@ def from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
 
 
+def _person_row(row: Sequence[Any], model: str | None) -> Person:
+    """A Person from a row of ``Store._PEOPLE_SQL`` (id, name, created, updated, faces)."""
+    pid, name, created, updated, faces = row
+    return Person(id=pid, name=name, created=created, updated=updated, faces=faces, model=model)
+
+
+def _rowid(cur: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just made (SQLite always sets it for an INSERT)."""
+    if cur.lastrowid is None:  # pragma: no cover - not after an INSERT
+        raise GalleryError("the store did not return the new row's id")
+    return int(cur.lastrowid)
+
+
 class Store(SqliteDatabase):
     """One connection to a gallery file. Thread-safe (one lock); use one Store per process.
 
@@ -112,11 +125,11 @@ class Store(SqliteDatabase):
             if row:
                 return int(row[0]), row[1]
             if not ref.strip().isdigit():
-                raise PersonNotFoundError(f"no enrolled person named {ref!r}; see 'facegate people list'")
+                raise PersonNotFoundError(f"no enrolled person named {ref!r}")
             ref = int(ref)
         row = conn.execute("SELECT id, name FROM people WHERE id = ?", (int(ref),)).fetchone()
         if not row:
-            raise PersonNotFoundError(f"no enrolled person with id {ref}; see 'facegate people list'")
+            raise PersonNotFoundError(f"no enrolled person with id {ref}")
         return int(row[0]), row[1]
 
     _PEOPLE_SQL = (
@@ -129,7 +142,7 @@ class Store(SqliteDatabase):
         if row is None:
             raise PersonNotFoundError(f"no enrolled person with id {pid}")
         model = conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
-        return Person(*row, model=model[0] if model else None)
+        return _person_row(row, model[0] if model else None)
 
     def person(self, ref: str | int) -> Person:
         with self.read() as conn:
@@ -142,7 +155,7 @@ class Store(SqliteDatabase):
             sql = self._PEOPLE_SQL + " ORDER BY p.name"
             if limit is not None:
                 sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-            return [Person(*r, model=model[0] if model else None) for r in conn.execute(sql)]
+            return [_person_row(r, model[0] if model else None) for r in conn.execute(sql)]
 
     def names(self, ids: Sequence[int]) -> dict[int, str]:
         """id -> name for search results (one query per 500 ids)."""
@@ -193,7 +206,7 @@ class Store(SqliteDatabase):
                     now,
                 ),
             )
-            fid = int(cur.lastrowid)
+            fid = _rowid(cur)
             ids.append(fid)
             if r.crop_jpeg is not None and r.crop_landmarks is not None:
                 conn.execute(
@@ -211,9 +224,7 @@ class Store(SqliteDatabase):
         if row is None:
             if not create:
                 raise PersonNotFoundError(f"no enrolled person named {name!r} (and creating was not allowed)")
-            pid = int(
-                conn.execute("INSERT INTO people (name, created, updated) VALUES (?, ?, ?)", (name, now, now)).lastrowid
-            )
+            pid = _rowid(conn.execute("INSERT INTO people (name, created, updated) VALUES (?, ?, ?)", (name, now, now)))
             created = True
         else:
             pid = int(row[0])

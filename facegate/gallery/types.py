@@ -6,6 +6,7 @@ it) uses them; they serialise with ``to_dict`` for the CLI's ``--json`` and the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,3 +177,11 @@ class EnrolResult:
             "face_ids": self.face_ids,
             "rejected": [r.to_dict() for r in self.rejected],
         }
+
+
+def stack_embeddings(faces: Sequence[Face]) -> np.ndarray:
+    """The faces' embeddings as one (N, D) array; every face must have been embedded."""
+    vecs = [f.embedding for f in faces]
+    if any(v is None for v in vecs):
+        raise ValueError("stack_embeddings: a face has no embedding (embed the faces first)")
+    return np.stack([v for v in vecs if v is not None])

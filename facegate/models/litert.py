@@ -2,40 +2,22 @@
 
 LiteRT's C++ runtime writes ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.``
 straight to file descriptor 2 when an interpreter is made, past Python's logging, into
-every command's output and progress bars. The descriptor is pointed at /dev/null for the
-duration of the call only (under a lock, since descriptors are process-wide).
+every command's output and progress bars. Descriptor 2 is captured for the duration of the
+call only: that line is dropped, anything else goes to the log.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import Any
 
 from facegate.errors import ModelError
+from facegate.native_stderr import filtered_stderr
 
-_FD_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def quiet_stderr_fd() -> Iterator[None]:
-    """Silence native writes to stderr for the enclosed call."""
-    with _FD_LOCK:
-        try:
-            saved = os.dup(2)
-        except OSError:  # no stderr at all: nothing to silence
-            yield
-            return
-        try:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+# The one line LiteRT's runtime prints when it makes its CPU delegate; anything else it writes
+# to descriptor 2 is passed on through logging (facegate.native_stderr).
+_TFLITE_NOISE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$")
 
 
 def open_interpreter(path: Path, threads: int, **kwargs: Any) -> Any:
@@ -44,7 +26,7 @@ def open_interpreter(path: Path, threads: int, **kwargs: Any) -> Any:
     from ai_edge_litert.interpreter import Interpreter  # local: heavy import
 
     try:
-        with quiet_stderr_fd():
+        with filtered_stderr(_TFLITE_NOISE):
             it = Interpreter(model_path=str(path), num_threads=max(1, threads), **kwargs)
             it.allocate_tensors()
             return it

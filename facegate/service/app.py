@@ -17,10 +17,11 @@ import logging
 import math
 import threading
 import unicodedata
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, AsyncIterator, Callable, Literal
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -217,7 +218,7 @@ class Service:
         if n <= self.settings.auth_fail_limit:  # past the limit the address is locked out: no flood of rows
             try:
                 self.db.add_event("auth_failure", key_id=kid, client=client, action=reason, detail={"path": path[:200]})
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - recording is best-effort; the 401 must still be answered
                 log.warning("could not record an authentication failure: %s", exc)
 
     def close(self) -> None:
@@ -285,7 +286,7 @@ def _iso(t: float) -> str:
     leaves that event out and ``since=`` keeps it in."""
     whole = math.floor(t)
     micro = min(999_999, int((t - whole) * 1_000_000))
-    d = datetime.fromtimestamp(whole, tz=timezone.utc).replace(microsecond=micro)
+    d = datetime.fromtimestamp(whole, tz=UTC).replace(microsecond=micro)
     return d.isoformat().replace("+00:00", "Z")
 
 
@@ -297,7 +298,7 @@ def _epoch(d: datetime | float | None) -> float | None:
             raise ApiError(422, "validation", "time must be a finite number of seconds")
         return float(d)
     if d.tzinfo is None:
-        d = d.replace(tzinfo=timezone.utc)
+        d = d.replace(tzinfo=UTC)
     try:
         return d.timestamp()
     except (OverflowError, OSError, ValueError) as exc:
@@ -400,7 +401,10 @@ def create_app(
     @app.get(
         "/metrics", tags=["health"], summary="Prometheus metrics", dependencies=metrics_deps,
         response_class=Response,
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **({} if settings.metrics_public else {k: ERRORS[k] for k in (401, 403, 429)})},
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            **({} if settings.metrics_public else {k: ERRORS[k] for k in (401, 403, 429)}),
+        },
     )
     async def metrics_route() -> Response:
         body = await run_in_threadpool(metrics.render)
@@ -785,7 +789,7 @@ def create_app(
         actor, client = ctx(request)
 
         if key_id == actor:
-            raise ApiError(409, "self_revoke", "a key cannot revoke itself; use another admin key or 'facegate keys revoke'")
+            raise ApiError(409, "self_revoke", "a key cannot revoke itself; revoke it with another admin key")
 
         def work() -> dict[str, Any]:
             if not db.revoke_key(key_id):

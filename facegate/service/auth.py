@@ -121,7 +121,7 @@ class KeyVerifier:
         if stale:
             try:
                 self.db.touch_key(key_id, now)
-            except Exception as exc:  # bookkeeping only; never fail a request for it
+            except Exception as exc:  # noqa: BLE001 - bookkeeping only; never fail a request for it
                 log.debug("could not record key use: %s", exc)
         return Principal(key_id=key_id, name=row["name"], role=row["role"]), ""
 

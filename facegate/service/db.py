@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from facegate.errors import FacegateError
+from facegate.errors import ExitCode, FacegateError
 from facegate.sqlite_db import SqliteDatabase
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class ServiceDBError(FacegateError):
     """The service database cannot be opened or migrated."""
 
-    exit_code = 10
+    exit_code = ExitCode.GALLERY
     code = "service_db"
 
 

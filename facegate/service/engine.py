@@ -22,7 +22,8 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,11 +31,15 @@ from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.errors import UnsupportedError
 from facegate.pipeline import Pipeline, pick_face
+from facegate.protocols import FacePipeline
 from facegate.service.db import ServiceDB
-from facegate.service.errors import ApiError
+from facegate.service.errors import ApiError, http_message
 from facegate.service.metrics import Metrics
 from facegate.service.settings import ServiceSettings
 from facegate.types import Face
+
+if TYPE_CHECKING:
+    from facegate.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,9 @@ log = logging.getLogger(__name__)
 class _Locked:
     """A proxy whose listed methods run under a lock; every other attribute passes through."""
 
-    def __init__(self, inner: Any, lock: threading.Lock, methods: Sequence[str], timer: Any = None) -> None:
+    def __init__(
+        self, inner: object, lock: threading.Lock, methods: Sequence[str], timer: Callable[[float], None] | None = None
+    ) -> None:
         self._inner = inner
         self._lock = lock
         self._methods = frozenset(methods)
@@ -70,7 +77,7 @@ class GuardedPipeline(Pipeline):
     behind its own lock (so one request can embed while the next detects); every other step
     (load, chips, faces, face, threshold, ...) is the shared Pipeline code."""
 
-    def __init__(self, inner: Any, metrics: Metrics | None = None, config: Config | None = None) -> None:
+    def __init__(self, inner: FacePipeline, metrics: Metrics | None = None, config: Config | None = None) -> None:
         self._inner = inner
         # the models are the inner pipeline's; the decision (far/threshold) and the input limits are the service's
         self.config: Config = inner.config if config is None else inner.config.replace(
@@ -120,8 +127,8 @@ class Engine:
         db: ServiceDB,
         metrics: Metrics,
         *,
-        pipeline: Any = None,
-        gallery: Any = None,
+        pipeline: FacePipeline | None = None,
+        gallery: Gallery | None = None,
         max_busy: int = 4,
     ) -> None:
         from facegate.gallery import open_gallery
@@ -186,7 +193,7 @@ class Engine:
             self.model_id()
             self.warm_error = None
             log.info("service: models ready (model %s)", self._model)
-        except Exception as exc:  # reported by /readyz; requests then fail with the same message
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz; requests then fail with the same message
             self.warm_error = " ".join(str(exc).split()) or type(exc).__name__
             log.error("service: warm-up failed: %s", self.warm_error)
         finally:
@@ -202,7 +209,7 @@ class Engine:
             reasons.append("service database unreachable")
         try:
             self.gallery.model()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure as a reason
             reasons.append(f"gallery unreachable: {exc}")
         for check in (self.decision_threshold, self.decision_policy):
             try:
@@ -333,6 +340,7 @@ class Engine:
                 if idx is not None and idx < len(names):
                     d["filename"] = names[idx]
                     d["reason"] = d["reason"].replace(r.source, names[idx], 1)
+                d["reason"] = http_message(d["reason"], r.code)
                 out.append(d)
             return out
 
@@ -349,6 +357,7 @@ class Engine:
                     {"rejected": rejected},
                 ) from exc
         self.metrics.enrolments.labels("created" if result.created else "added").inc()
+        assert result.person is not None  # an enrolment that did not raise stored someone
         out = result.to_dict()
         out["rejected"] = with_names(result.rejected)
         self._record(note, {"person_id": result.person.id, "name": result.person.name, "detail": {

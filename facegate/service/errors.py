@@ -2,7 +2,8 @@
 for anything the client can fix; a 5xx only means the server itself is broken or not ready.
 
 The facegate error types already carry a machine-readable ``code`` and a one-line message,
-so the mapping below is only from error type to HTTP status.
+so the mapping below is only from error type to HTTP status, plus this front end's hint
+(``HTTP_HINTS``): what to send instead, in terms of the API, never a command-line flag.
 """
 
 from __future__ import annotations
@@ -28,6 +29,19 @@ from facegate.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# How to act on an error over HTTP, by the error's code (the CLI has its own CLI_HINTS).
+HTTP_HINTS: dict[str, str] = {
+    "multiple_faces": "send a photo of one face, or the query parameter pick=largest to use the largest face",
+    "not_found": "GET /api/v1/people lists the enrolled people and their ids",
+}
+
+
+def http_message(message: str, code: str) -> str:
+    """``message`` with the HTTP hint for ``code`` appended, if there is one."""
+    hint = HTTP_HINTS.get(code)
+    return f"{message}; {hint}" if hint else message
 
 
 class ApiError(Exception):
@@ -132,7 +146,7 @@ def install_handlers(app: FastAPI) -> None:
         rejected = getattr(exc, "rejected", None)
         if rejected:
             details = {"rejected": [r.to_dict() for r in rejected]}
-        return error_response(_status_of(exc), exc.code, str(exc), details)
+        return error_response(_status_of(exc), exc.code, http_message(str(exc), exc.code), details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

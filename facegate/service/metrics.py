@@ -9,7 +9,8 @@ keep the number of series bounded whatever clients send.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -28,7 +29,7 @@ class _GalleryCollector:
     def collect(self) -> Any:
         try:
             people, faces = self.counts()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the gallery is unreachable
             return
         g = GaugeMetricFamily("facegate_gallery_people", "Enrolled people")
         g.add_metric([], people)

@@ -48,7 +48,7 @@ class ServiceSettings:
     max_connections: int = 1000  # all clients together; beyond: idle ones evicted, else a JSON 503
     max_connections_per_client: int = 64  # per client address (trusted proxies exempt)
 
-    def replace(self, **changes: object) -> "ServiceSettings":
+    def replace(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def resolved_db(self, config: Config) -> Path:

@@ -49,7 +49,7 @@ def make_event(kind: str, frame: int, t: float, **fields: Any) -> dict[str, Any]
     """One event record; ``fields`` are added after the common keys."""
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
     ev: dict[str, Any] = {"event": kind, "frame": int(frame), "t": round(float(t), 3), "wall": now}
     ev.update({k: _clean(v) for k, v in fields.items()})
     return ev

@@ -26,8 +26,8 @@ template calibration (per template); nothing here is tuned to a particular video
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

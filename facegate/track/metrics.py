@@ -11,7 +11,7 @@ Two different failures look alike in a video and are counted apart:
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 

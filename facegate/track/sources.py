@@ -30,14 +30,15 @@ import queue
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
-from facegate.errors import FacegateError
+from facegate.errors import ExitCode, FacegateError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ _ENV_LOCK = threading.Lock()
 class SourceError(FacegateError):
     """A video source that cannot be opened, or a live source that was lost for good."""
 
-    exit_code = 14
+    exit_code = ExitCode.SOURCE
     code = "source"
 
 
@@ -142,7 +143,7 @@ class VideoSource:
             except queue.Empty:
                 return out
 
-    def __enter__(self) -> "VideoSource":
+    def __enter__(self) -> VideoSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import cv2
 import numpy as np
@@ -561,4 +562,7 @@ def watch(
             gallery.close()
 
 
-__all__ = ["UNKNOWN", "WatchOptions", "WatchResult", "Watcher", "appearance", "face_with_margin", "single_threaded", "tracking_detector", "watch"]
+__all__ = [
+    "UNKNOWN", "WatchOptions", "WatchResult", "Watcher", "appearance", "face_with_margin", "single_threaded",
+    "tracking_detector", "watch",
+]

@@ -117,7 +117,25 @@ async function signIn(key) {
   $("#who").textContent = `${state.me.role}${state.me.name ? " · " + state.me.name : ""} (key ${state.me.key_id})`;
 }
 
+// Everything the last user saw or started: the next user of this screen must not see it
+// (a person's panel with its delete buttons, thumbnails, live results, the event log).
+function clearSession() {
+  Live.stop();
+  Enrol.stopCam();
+  Enrol.shots = [];
+  for (const sel of ["#person-detail", "#people-table tbody", "#enrol-result", "#enrol-shots",
+                     "#live-results", "#events-table tbody"]) {
+    const node = $(sel);
+    if (node) node.replaceChildren();
+  }
+  for (const sel of ["#people-total", "#live-stats"]) { const node = $(sel); if (node) node.textContent = ""; }
+  for (const sel of ["#people-q", "#enrol-name", "#enrol-files"]) { const node = $(sel); if (node) node.value = ""; }
+  const overlay = $("#live-overlay");
+  if (overlay) overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+}
+
 function signOut(message) {
+  clearSession();
   state.key = "";
   state.me = null;
   sessionStorage.removeItem(KEY_STORE);
@@ -245,6 +263,7 @@ const People = {
     if (q) params.set("q", q);
     try {
       const r = await api(`/people?${params}`);
+      if (!state.me) return;
       $("#people-total").textContent = `${r.total} ${r.total === 1 ? "person" : "people"}`;
       $("#people-table tbody").replaceChildren(...r.people.map((p) => this.row(p)));
       $("#people-prev").disabled = this.offset === 0;
@@ -263,6 +282,7 @@ const People = {
     const box = $("#person-detail");
     try {
       const r = await api(`/people/${id}`);
+      if (!state.me) return; // signed out while the request was in flight
       const figs = r.faces.map((f) => {
         const img = el("img", { alt: `face ${f.id}`, class: "thumb" });
         api(`/people/${id}/faces/${f.id}/thumbnail`, { blob: true })
