@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gallery import REPO, lfw_embeddings  # noqa: E402  (shared LFW embedding helper)
+from bench_gallery import REPO, lfw_embeddings
 
 log = logging.getLogger("bench_fpir")
 SIZES = (100, 200, 500, 1000, 2000, 5000)

@@ -210,7 +210,7 @@ class GpuSampler:
 
         try:
             return float(torch.cuda.utilization(self.device))
-        except Exception:  # no pynvml: ask nvidia-smi
+        except Exception:  # noqa: BLE001 - no pynvml: ask nvidia-smi
             index = self.device.split(":", 1)[1] if ":" in self.device else "0"
             try:
                 out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
@@ -219,7 +219,7 @@ class GpuSampler:
             except (OSError, ValueError, IndexError, subprocess.SubprocessError):
                 return None
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         import threading
 
         if self.device.startswith("cuda"):

@@ -222,7 +222,7 @@ def norm_crops(image: np.ndarray, landmark_sets: list[np.ndarray], tmpl: Templat
     return np.stack([norm_crop(image, lm, tmpl) for lm in landmark_sets])
 
 
-def points_for(face: "Face", scheme: str) -> tuple[np.ndarray, bool]:
+def points_for(face: Face, scheme: str) -> tuple[np.ndarray, bool]:
     """(five points of ``face`` in ``scheme``, whether they were derived from another scheme)."""
     native = face.points(scheme)
     if native is not None:

@@ -71,9 +71,8 @@ def decision_threshold(config: Config, points: list[OperatingPoint]) -> tuple[fl
     for p in points:
         if np.isclose(p.far, config.far, rtol=1e-6):
             return p.threshold, p.far
-    from facegate.verify import calibrated_stacks, stack_key  # local: verify imports this module
-
     from facegate.errors import UncalibratedError
+    from facegate.verify import calibrated_stacks, stack_key  # local: verify imports this module
 
     key = stack_key(config)
     if not points:
@@ -357,7 +356,8 @@ class OpenSetPolicy:
     def describe(self) -> str:
         """One line for a person: the rate decided at and what it means here."""
         if self.explicit:
-            est = "" if self.far is None else f" (calibrated table: FAR {self.far:.2g} per comparison, FPIR {self.fpir:.2g} at {self.identities} identities)"
+            est = "" if self.far is None else (
+                f" (calibrated table: FAR {self.far:.2g} per comparison, FPIR {self.fpir:.2g} at {self.identities} identities)")
             return f"explicit threshold {self.threshold:.4f}{est}"
         tp = "" if self.tpir is None else f", expected TPIR {100 * self.tpir:.0f}%"
         return f"FPIR {self.fpir:g} at {self.identities} identities: FAR {self.far:.2g} per comparison{tp}"

@@ -35,10 +35,11 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -652,7 +653,7 @@ class Loader:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._put(exc)
 
-    def __enter__(self) -> "Loader":
+    def __enter__(self) -> Loader:
         self._thread = threading.Thread(target=self._produce, name="facegate-loader", daemon=True)
         self._thread.start()
         return self

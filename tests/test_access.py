@@ -15,15 +15,15 @@ pytest.importorskip("multipart")
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient  # noqa: E402
+    from fastapi.testclient import TestClient
 
-from facegate.config import Config  # noqa: E402
-from facegate.gallery import open_gallery  # noqa: E402
-from facegate.gallery.folders import enrol_folders  # noqa: E402
-from facegate.service import ServiceSettings, create_app  # noqa: E402
-from facegate.service.access import AccessRule, parse_days  # noqa: E402
-from facegate.service.auth import create_key  # noqa: E402
-from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face  # noqa: E402
+from facegate.config import Config
+from facegate.gallery import open_gallery
+from facegate.gallery.folders import enrol_folders
+from facegate.service import ServiceSettings, create_app
+from facegate.service.access import AccessRule, parse_days
+from facegate.service.auth import create_key
+from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face
 
 API = "/api/v1"
 
@@ -80,7 +80,8 @@ def test_gate_lists_allow_deny_and_audit_the_rule(svc):
     assert [r["group"] for r in rules] == ["staff"]
     assert client.delete(f"{API}/access/rules/{rules[0]['id']}", headers=keys["admin"]).status_code == 200
     assert check(client, keys, 2)["rule"]["reason"] == "no_list"
-    bad = client.post(f"{API}/access/rules", headers=keys["admin"], json={"gate": "lab", "group": "staff", "start": "25:00", "end": "08:00"})
+    bad = client.post(f"{API}/access/rules", headers=keys["admin"],
+                      json={"gate": "lab", "group": "staff", "start": "25:00", "end": "08:00"})
     assert bad.status_code == 422
 
 
@@ -89,7 +90,7 @@ def test_time_windows_decide_by_the_clock(svc):
     client.post(f"{API}/access/rules", headers=keys["admin"],
                 json={"gate": "lab", "person_id": ids["Ada"], "days": "mon-fri", "start": "08:00", "end": "18:00"})
     engine = app.state.svc.engine
-    monday_9 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc).timestamp()  # a Monday
+    monday_9 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday
     monday_20 = monday_9 + 11 * 3600
     saturday_9 = monday_9 + 5 * 86400
     assert engine.gate_check("lab", jpeg(1, 3), key_id=None, client=None, when=monday_9)["decision"] == "allow"
@@ -109,7 +110,8 @@ def test_window_rules_cross_midnight_and_time_zones():
 def test_rest_batch_enrolment_skips_what_is_enrolled(svc):
     client, keys, ids, app = svc
     files = [("images", (f"Cy/{i}.jpg", jpeg(5, i), "image/jpeg")) for i in range(2)]
-    files += [("images", ("Ada/a.jpg", jpeg(1), "image/jpeg")), ("images", ("Dee/blank.jpg", encode(np.full((200, 200, 3), 128, np.uint8)), "image/jpeg"))]
+    blank = encode(np.full((200, 200, 3), 128, np.uint8))
+    files += [("images", ("Ada/a.jpg", jpeg(1), "image/jpeg")), ("images", ("Dee/blank.jpg", blank, "image/jpeg"))]
     r = client.post(f"{API}/enrol/batch", headers=keys["admin"], files=files)
     assert r.status_code == 200, r.text
     out = {p["name"]: p for p in r.json()["people"]}

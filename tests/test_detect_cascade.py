@@ -15,13 +15,13 @@ import tracemalloc
 import cv2
 import numpy as np
 import pytest
+from helpers import huge_png
 
 from facegate.config import Config
 from facegate.detect import get_detector
 from facegate.detect.blazeface import iou_matrix, plan_levels
 from facegate.detect.cascade import face_roll, plan_cost, rotate_box, rotate_points
 from facegate.image import load_image
-from helpers import huge_png
 
 GRACE_FACE = (180, 139, 367, 326)  # dlib HOG box in matplotlib's grace_hopper.jpg (as in test_detect)
 ASTRONAUT_FACE = (175, 76, 266, 167)

@@ -22,10 +22,10 @@ from facegate.errors import DeviceError
 if importlib.util.find_spec("facenet_pytorch") is None:
     pytest.skip("MTCNN weights come from facenet-pytorch (pip install --no-deps)", allow_module_level=True)
 
-import torch  # noqa: E402
+import torch
 
-from facegate import device_path as dp  # noqa: E402
-from facegate.align import chip_matrix, norm_crop, template  # noqa: E402
+from facegate import device_path as dp
+from facegate.align import chip_matrix, norm_crop, template
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_loader_queue_is_bounded(tmp_path, photos, config):
 
     seen = []
     with Counting(files, config, batch=2, prefetch=1, threads=2) as loader:
-        for k, batch in enumerate(loader):
+        for k, _batch in enumerate(loader):
             time.sleep(0.05)  # a slow consumer: the producer must wait, not run ahead
             with lock:
                 ahead = decoded_count - 2 * (k + 1)

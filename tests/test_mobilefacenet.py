@@ -14,7 +14,7 @@ from facegate.align import DLIB5, MTCNN5, arcface, convert, eye_centres, named_t
 from facegate.config import Config
 from facegate.embed import get_embedder
 from facegate.errors import ModelError, UsageError
-from facegate.models.registry import REGISTRY, ModelSpec, get_spec, verified_path
+from facegate.models.registry import REGISTRY, get_spec, verified_path
 from facegate.pipeline import Pipeline
 from facegate.types import Face
 

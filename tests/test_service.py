@@ -801,7 +801,7 @@ def test_engine_uses_only_public_gallery_methods(tmp_path):
             h = {"X-API-Key": create_key(app.state.svc.db, "admin")["key"]}
             ada = c.post(f"{API}/people", headers=h, data={"name": "Ada"},
                          files=[("images", (f"{i}.jpg", jpeg(1, i), "image/jpeg")) for i in range(2)]).json()
-            pid, (f1, f2) = ada["person"]["id"], ada["face_ids"]
+            pid, (f1, _f2) = ada["person"]["id"], ada["face_ids"]
             assert c.get(f"{API}/people/{pid}/faces/{f1}/thumbnail", headers=h).content[:2] == b"\xff\xd8"
             r = c.post(f"{API}/gates/g/check", headers=h, files={"image": ("a.jpg", jpeg(1, 3), "image/jpeg")})
             assert r.json()["decision"] == "allow"

@@ -186,7 +186,7 @@ def _closed(sock: socket.socket, within: float) -> bool:
         while True:
             if not sock.recv(65536):
                 return True
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return False
     except ConnectionError:
         return True

@@ -65,7 +65,8 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--embedder", default=argparse.SUPPRESS,
                    help="embedding model name from 'facegate models' (default mobilefacenet; dlib_resnet under "
                    "--licence-policy permissive)")
-    g.add_argument("--device", default=argparse.SUPPRESS, help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
+    g.add_argument("--device", default=argparse.SUPPRESS,
+                   help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
                    "landmarks stay on the CPU; 'embed' runs its whole device path there: MTCNN, "
                    "landmarks, warps, embedding); a missing GPU is an error")
     g.add_argument("--runtime", choices=("auto", "litert", "onnxruntime", "torch"), default=argparse.SUPPRESS,

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from facegate.cli import config_from_args, exit_codes_epilog
-from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.errors import ExitCode, UsageError
 

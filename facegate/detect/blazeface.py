@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facegate.align import DLIB5, MTCNN5
 from facegate.config import Config
 from facegate.detect.base import Detector
-from facegate.align import DLIB5, MTCNN5
 from facegate.detect.landmarks import DlibLandmarker, _as_dlib_image, adjust_boxes
 from facegate.errors import ModelError
 from facegate.types import Face

@@ -130,7 +130,7 @@ def face_roll(face: Face) -> float | None:
     return float(np.degrees(np.arctan2(v[1], v[0])))
 
 
-def upright_face(det: "BlazeFaceDetector", image: np.ndarray, face: Face, roll: float) -> Face | None:
+def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: float) -> Face | None:
     """The face found again on a crop turned upright around it, mapped back into ``image``; None if not re-found.
 
     The box is the upright face's box moved to its centre in the image (an axis-aligned box
@@ -175,7 +175,7 @@ def upright_face(det: "BlazeFaceDetector", image: np.ndarray, face: Face, roll: 
                 more_landmarks=more, detector=face.detector, extra=extra)
 
 
-def straighten(det: "BlazeFaceDetector", image: np.ndarray, faces: list[Face]) -> list[Face]:
+def straighten(det: BlazeFaceDetector, image: np.ndarray, faces: list[Face]) -> list[Face]:
     """Faces with their rolled ones (beyond ``ROLL_LIMIT``) replaced by their upright re-detection."""
     out = []
     for face in faces:
@@ -214,7 +214,7 @@ def _turned(image: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     return cv2.rotate(image, codes[k % 4]), s
 
 
-def run_cascade(det: "BlazeFaceDetector", images: list[np.ndarray]) -> list[list[Face]]:
+def run_cascade(det: BlazeFaceDetector, images: list[np.ndarray]) -> list[list[Face]]:
     """The tile plan on all images, then the rotated passes on those where nothing was found."""
     budget = det.config.detect_budget
     results = det.detect_tiles(images)

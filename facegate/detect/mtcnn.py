@@ -29,9 +29,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facegate.align import DLIB5, MTCNN5
 from facegate.config import Config
 from facegate.detect.base import Detector
-from facegate.align import DLIB5, MTCNN5
 from facegate.detect.landmarks import BoxAdjust, DlibLandmarker
 from facegate.detect.scores import finish
 from facegate.errors import InvalidImageError, UsageError

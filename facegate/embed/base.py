@@ -8,7 +8,7 @@ subclass only runs the network (``_run``) on an already preprocessed batch.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 
 import numpy as np
 
@@ -68,7 +68,7 @@ def resolve_engine(config: Config, cpu_default: str = "onnxruntime",
     return device, runtime, _providers(device)
 
 
-class Embedder(ABC):
+class Embedder(ABC):  # noqa: B024 - abstract by contract: _run or _forward must be given
     """One embedding model. ``embed`` handles batching, mirroring and normalisation;
     ``prepare`` applies the spec's preprocessing; subclasses implement ``_run`` on one
     preprocessed float32 batch (or override ``_forward`` for uint8 chips)."""

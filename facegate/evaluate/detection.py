@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -250,7 +250,7 @@ def match(truths: list[Truth], boxes: np.ndarray) -> list[int]:
             dist = float(np.hypot(*((b[:2] + b[2:]) / 2 - tc))) / side
             if dist <= MATCH_CENTRE and 1 / MATCH_SIZE <= dside / side <= MATCH_SIZE:
                 pairs.append((dist, t, d))
-    for dist, t, d in sorted(pairs):
+    for _dist, t, d in sorted(pairs):
         if out[t] < 0 and d not in used:
             out[t] = d
             used.add(d)

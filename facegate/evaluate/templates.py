@@ -28,16 +28,14 @@ photos do.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from importlib import resources
 
 import numpy as np
 
 from facegate.config import Config
-from facegate.decide import TemplateThreshold, template_threshold  # noqa: F401 - decision rules live in facegate.decide
+from facegate.decide import TemplateThreshold, template_threshold
 from facegate.verify import CURVE_FARS, merge_table_entry
 
 log = logging.getLogger(__name__)

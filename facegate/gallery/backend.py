@@ -74,7 +74,7 @@ class GalleryBackend(ABC):
         """Notes committed with writes and not yet cleared: (token, time, note with ``result``)."""
         return []
 
-    def clear_notes(self, tokens: Sequence[str]) -> None:
+    def clear_notes(self, tokens: Sequence[str]) -> None:  # noqa: B027 - optional: backends without notes
         """Forget these notes (their caller has recorded them)."""
 
     def erase(self, ref: str | int) -> tuple[Person, dict[str, Any]]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, time as dtime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -84,7 +85,7 @@ class AccessRule:
 
     def in_window(self, at: float) -> bool:
         """Whether unix time ``at`` falls inside this rule's weekly window."""
-        zone = ZoneInfo(self.tz) if self.tz else timezone.utc
+        zone = ZoneInfo(self.tz) if self.tz else UTC
         local = datetime.fromtimestamp(at, zone)
         days = set(self.days.split(",")) if self.days else set(DAYS)
         if self.start is None or self.end is None:

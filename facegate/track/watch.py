@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.config import Config
+from facegate.decide import check_model
 from facegate.detect.scores import cut_score
 from facegate.track import events as ev
 from facegate.track.annotate import TrackView
