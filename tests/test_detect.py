@@ -74,16 +74,25 @@ def scene(astronaut, grace) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _assert_plausible(face) -> None:
-    lm = face.landmarks
-    assert lm.shape == (5, 2) and lm.dtype == np.float32 and np.isfinite(lm).all()
-    x1, y1, x2, y2 = face.box
-    assert (lm[:, 0] >= x1).all() and (lm[:, 0] <= x2).all(), (face.box, lm)
-    assert (lm[:, 1] >= y1).all() and (lm[:, 1] <= y2).all(), (face.box, lm)
-    # dlib order: 0 left eye outer (image right), 1 left eye inner, 2 right eye outer (image left),
-    # 3 right eye inner, 4 nose base.
-    assert lm[0, 0] > lm[1, 0] > lm[3, 0] > lm[2, 0]
-    assert lm[:4, 1].max() < lm[4, 1]  # eyes above the nose
-    assert lm[3, 0] < lm[4, 0] < lm[1, 0]  # nose between the inner eye corners
+    """Every scheme the face carries is inside its box and in its scheme's order."""
+    schemes = {face.scheme: face.landmarks, **face.more_landmarks}
+    for scheme, lm in schemes.items():
+        lm = np.asarray(lm)
+        assert lm.shape == (5, 2) and np.isfinite(lm).all()
+        x1, y1, x2, y2 = face.box
+        assert (lm[:, 0] >= x1).all() and (lm[:, 0] <= x2).all(), (scheme, face.box, lm)
+        assert (lm[:, 1] >= y1).all() and (lm[:, 1] <= y2).all(), (scheme, face.box, lm)
+        if scheme == "dlib5":
+            # 0 left eye outer (image right), 1 left eye inner, 2 right eye outer (image left),
+            # 3 right eye inner, 4 nose base.
+            assert lm[0, 0] > lm[1, 0] > lm[3, 0] > lm[2, 0]
+            assert lm[:4, 1].max() < lm[4, 1]  # eyes above the nose
+            assert lm[3, 0] < lm[4, 0] < lm[1, 0]  # nose between the inner eye corners
+        else:
+            assert scheme == "mtcnn5"
+            # image-left eye, image-right eye, nose tip, image-left and image-right mouth corner
+            assert lm[0, 0] < lm[2, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]
+            assert max(lm[0, 1], lm[1, 1]) < lm[2, 1] < min(lm[3, 1], lm[4, 1])
 
 
 # -- the two portraits --------------------------------------------------------------------
@@ -104,8 +113,10 @@ def test_one_face_on_portraits(name, which, detectors, astronaut, grace):
         assert face.extra["detector_box"].shape == (4,) and face.extra["keypoints"].shape == (6, 2)
 
 
-def test_blazeface_landmarks_match_hog(detectors, astronaut, grace):
-    """Adjusted BlazeFace boxes give the landmarks HOG boxes give, within a few pixels."""
+def test_blazeface_landmarks_match_hog(astronaut, grace):
+    """Adjusted BlazeFace boxes give the dlib landmarks HOG boxes give, within a few pixels (the
+    dlib5 path, taken for an embedder aligned on dlib's points)."""
+    detectors = {n: get_detector(Config(detector=n, embedder="dlib_resnet")) for n in ("blazeface", "hog")}
     for image in (astronaut, grace):
         bf = detectors["blazeface"].detect(image)[0]
         hog = detectors["hog"].detect(image)[0]

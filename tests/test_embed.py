@@ -16,7 +16,8 @@ from facegate.config import Config  # noqa: E402
 from facegate.embed import get_embedder  # noqa: E402
 from facegate.embed.dlib_resnet import DlibResNetEmbedder, onnx_cache_path  # noqa: E402
 from facegate.embed.dlib_torch import cache_path, export_onnx  # noqa: E402
-from facegate.embed.onnx import ARCFACE_112, OnnxEmbedder, arcface_template  # noqa: E402
+from facegate.align import arcface  # noqa: E402
+from facegate.embed.onnx import ARCFACE_112, OnnxEmbedder  # noqa: E402
 from facegate.errors import DeviceError, ModelError, UsageError  # noqa: E402
 from facegate.models.dlib_dat import parse_dlib_dnn, read_dlib_dnn  # noqa: E402
 from facegate.models.registry import REGISTRY, register_onnx_embedder, verified_path  # noqa: E402
@@ -350,11 +351,18 @@ def test_user_onnx_missing_cuda_is_an_error(tmp_path):
         get_embedder(cfg.replace(device="cuda"))
 
 
-def test_arcface_template_puts_landmarks_where_arcface_does():
-    t = arcface_template(112)
-    p = t.points.astype(np.float64)
-    eyes = np.array([(p[2] + p[3]) / 2, (p[0] + p[1]) / 2])  # image-left eye first
-    assert np.abs(eyes - ARCFACE_112[:2]).max() < 2.0
-    assert abs(p[4, 0] - 56.0) < 1.0 and ARCFACE_112[2, 1] < p[4, 1] < ARCFACE_112[3, 1]  # nose base
-    assert 0.25 < t.padding < 0.35
-    assert np.allclose(arcface_template(224).points, p * 2, atol=1e-4)
+def test_user_onnx_models_align_on_native_arcface_points(tmp_path):
+    """A registered ONNX model is aligned with insightface's template on the mtcnn5 points (no
+    dlib-derived template any more), and its preprocessing comes from the registration."""
+    model = tmp_path / "tiny.onnx"
+    sha = _tiny_onnx(model, ["N", 3, 112, 112])
+    cfg = Config(home=tmp_path, embedder="tiny2")
+    spec = register_onnx_embedder("tiny2", model, sha, config=cfg, pixel_mean=0.0, pixel_scale=1 / 255, channels="bgr")
+    emb = get_embedder(cfg)
+    assert emb.template.scheme == "mtcnn5" and np.allclose(emb.template.points, ARCFACE_112)
+    assert np.allclose(arcface(224).points, ARCFACE_112 * 2)
+    assert (spec.pixel_mean, spec.channels, spec.implementation) == (0.0, "bgr", "onnx")
+    chips = np.zeros((1, 112, 112, 3), np.uint8)
+    chips[..., 2] = 255  # blue in RGB: the first channel once reordered to BGR
+    x = emb.prepare(chips)
+    assert x.shape == (1, 3, 112, 112) and x[0, 0].max() == 1.0 and x[0, 2].max() == 0.0

@@ -21,7 +21,7 @@ from facegate.detect.mtcnn import MtcnnDetector, nms
 
 @pytest.fixture(scope="module")
 def detector() -> MtcnnDetector:
-    return MtcnnDetector(Config(detector="mtcnn", threads=2))
+    return MtcnnDetector(Config(detector="mtcnn", embedder="dlib_resnet", threads=2))
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_blank_image_has_no_face(detector, value) -> None:
 
 def test_deterministic(detector, astronaut) -> None:
     a = detector.detect(astronaut)
-    b = MtcnnDetector(Config(detector="mtcnn", threads=2)).detect(astronaut)
+    b = MtcnnDetector(Config(detector="mtcnn", embedder="dlib_resnet", threads=2)).detect(astronaut)
     assert len(a) == len(b) == 1
     np.testing.assert_array_equal(a[0].box, b[0].box)
     np.testing.assert_array_equal(a[0].landmarks, b[0].landmarks)
@@ -159,7 +159,7 @@ def test_pyramid_on_device_matches_host(detector, astronaut, hopper) -> None:
     for img, side, x, y in ((astronaut, 150, 40, 60), (hopper, 260, 400, 300), (astronaut, 420, 820, 200)):
         canvas[y : y + side, x : x + side] = cv2.resize(img[:400, 100:500], (side, side), interpolation=cv2.INTER_AREA)
     images = [astronaut, hopper, canvas]
-    on_device = MtcnnDetector(Config(detector="mtcnn", threads=2))
+    on_device = MtcnnDetector(Config(detector="mtcnn", embedder="dlib_resnet", threads=2))
     on_device.pyramid_on_device = True
     host, dev = detector.detect_batch(images), on_device.detect_batch(images)
     assert [len(r) for r in host] == [1, 1, 3]

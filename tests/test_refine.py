@@ -14,7 +14,7 @@ from facegate.models.registry import REGISTRY
 
 @pytest.fixture(scope="module")
 def cfg(home) -> Config:
-    return Config(home=home, threads=1)
+    return Config(home=home, threads=1, embedder="dlib_resnet")  # dlib5 landmarks from the refined box
 
 
 @pytest.mark.parametrize("which", ["hopper", "astronaut"])

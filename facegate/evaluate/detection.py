@@ -26,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facegate.align import DLIB5, eye_centres
+
 log = logging.getLogger(__name__)
 
 MATCH_CENTRE = 0.35  # face sides
@@ -285,7 +287,10 @@ def evaluate(detect: Callable[[np.ndarray], list], frames: Iterable[Frame]) -> t
                 tally.faces += 1
                 tally.found += d >= 0
                 if d >= 0 and tr.landmarks is not None and key in ("all", f"band:{tr.band}", f"pose:{tr.pose}"):
-                    err = np.linalg.norm(faces[d].landmarks - tr.landmarks, axis=1).mean() / (tr.box[2] - tr.box[0])
+                    # eye centres: comparable whatever landmark scheme the detector reports
+                    got = np.array(eye_centres(faces[d].landmarks, faces[d].scheme))
+                    ref = np.array(eye_centres(tr.landmarks, DLIB5))
+                    err = np.linalg.norm(got - ref, axis=1).mean() / (tr.box[2] - tr.box[0])
                     tally.lm_err.append(float(err))
     return tallies, scored
 

@@ -25,7 +25,7 @@ from facegate.types import Face
 log = logging.getLogger(__name__)
 
 # Bump when anything that changes embeddings for the same config changes (alignment, preprocessing).
-PIPELINE_VERSION = "4"  # 3: landmark schemes (O-Net points for mtcnn5 embedders); 4: whole-frame and rotated passes
+PIPELINE_VERSION = "5"  # 3: landmark schemes; 4: whole-frame and rotated passes; 5: O-Net points averaged over two views
 
 # Outcomes recorded per image.
 FOUND = "found"  # exactly one face
@@ -66,6 +66,11 @@ def _signature(config: Config, pick: str) -> str:
         "refine": config.box_refinement,
         "pick": pick,
     }
+    from facegate.align import named_template
+
+    tmpl = named_template(spec.template or "arcface", spec.input_size or 112)
+    if tmpl.fit != "dlib":  # only when not dlib's, so earlier caches keep their keys
+        key["fit"] = tmpl.fit
     if config.fp16:  # only when set, so fp32 caches keep their keys
         key["fp16"] = True
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
