@@ -36,8 +36,13 @@ system-deps:
 demo: setup
 	$(BIN)/facegate demo
 
+# The whole suite, then the CLI smoke checks again under the permissive licence policy (dlib's ResNet),
+# then the linters (ruff everywhere; mypy on the public seams: pipeline, gallery, service engine).
 test: setup system-deps
 	$(BIN)/python -m pytest -q
+	FACEGATE_LICENCE_POLICY=permissive $(BIN)/python -m pytest -q tests/test_cli.py -p no:cacheprovider
+	$(BIN)/ruff check facegate tests benchmarks
+	$(BIN)/mypy
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not datasets"

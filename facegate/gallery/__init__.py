@@ -355,7 +355,8 @@ class Gallery:
         None when every photo was already there, labels of the photos skipped). Refusals as in
         :meth:`enroll` (all refused: :class:`EnrolmentRejectedError`). Bulk enrolment's step."""
         have = self.enrolled_photos(name)
-        todo, skipped = [], []
+        todo: list[tuple[str, Any]] = []
+        skipped: list[tuple[str, Any]] = []
         for label, src in photos:
             sha = photo_sha256(src)
             (skipped if sha is not None and sha in have else todo).append((label, src))

@@ -205,7 +205,7 @@ class SqliteBackend(GalleryBackend):
     def clear_notes(self, tokens: Sequence[str]) -> None:
         self.store.clear_notes(tokens)
 
-    def add_faces(self, name, records, model, dim, *, create=True, note=None):  # type: ignore[override]
+    def add_faces(self, name, records, model, dim, *, create=True, note=None):
         return self.store.add_faces(name, records, model, dim, create=create, note=note)
 
     def add_many(self, items, model, dim):
@@ -220,13 +220,13 @@ class SqliteBackend(GalleryBackend):
     def faces(self, ref):
         return self.store.faces(ref)
 
-    def rename(self, ref, new_name, *, note=None):  # type: ignore[override]
+    def rename(self, ref, new_name, *, note=None):
         return self.store.rename(ref, new_name, note=note)
 
     def delete(self, ref):
         return self.store.delete(ref)
 
-    def erase(self, ref, *, note=None):  # type: ignore[override]
+    def erase(self, ref, *, note=None):
         """The store's delete (cascade; secure_delete zeroes the freed rows), then the index's copies
         (tombstoned vectors zeroed, snapshot removed) and the old pages in the WAL (checkpointed)."""
         person = self.store.delete(ref, note=note)

@@ -285,7 +285,7 @@ class MilvusBackend(GalleryBackend):
     def embeddings(self, ref: str | int) -> np.ndarray:
         return self._face_vectors(int(self._find(ref)["id"]))
 
-    def people(self, limit=None, offset=0):  # type: ignore[override]
+    def people(self, limit=None, offset=0):
         if not self._has_data():
             return []
         model = self.model()[0]

@@ -289,7 +289,7 @@ class Engine:
         person_id = name = score = None
         threshold = policy.threshold
         decision = "deny"
-        if face is not None:
+        if face is not None and face.embedding is not None:
             (ident,) = self.gallery.identify_embeddings(face.embedding[None, :], model=self.model_id(), k=1, policy=policy)
             threshold = ident.threshold
             if ident.candidates:
