@@ -153,13 +153,15 @@ class FarCurve:
         return float(np.interp(x, xs, ts))
 
     def far(self, threshold: float) -> float:
-        """The FAR the table gives for ``threshold`` (the inverse of :meth:`threshold`)."""
+        """The FAR the table gives for ``threshold`` (the inverse of :meth:`threshold`). Past the
+        calibrated range it is the range's end, a bound and not an extrapolation: above the
+        strictest calibrated threshold the FAR is at most the lowest calibrated FAR, and nothing
+        more is known."""
         xs, ts = np.asarray(self.log_fars), np.asarray(self.thresholds)
         if len(xs) == 1 or threshold <= ts[-1]:
             return float(10 ** xs[-1])
         if threshold > ts[0]:
-            slope = (ts[1] - ts[0]) / (xs[1] - xs[0])
-            return float(10 ** (xs[0] + (threshold - ts[0]) / slope)) if slope < 0 else float(10 ** xs[0])
+            return float(10 ** xs[0])
         # thresholds descend along xs: interpolate on the reversed arrays
         return float(10 ** np.interp(threshold, ts[::-1], xs[::-1]))
 

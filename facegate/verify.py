@@ -121,7 +121,12 @@ def _as_key(stack: Config | str) -> tuple[str, Config | None]:
         return stack_key(stack), stack
     if "|" in stack:
         return stack, None
-    return stack_key(Config(embedder=stack)), None
+    from facegate.errors import ModelError
+
+    try:
+        return stack_key(Config(embedder=stack)), None
+    except ModelError:  # a model nobody registered has no table: an empty key finds nothing
+        return stack, None
 
 
 def read_table(name: str, config: Config | None = None) -> dict:

@@ -19,9 +19,13 @@ from PIL import Image
 from facegate import Config
 from facegate.bulk import embed_to_jsonl, embed_with_ray, iter_image_files
 from facegate.cli import main
+from facegate.models.registry import get_spec
 
 CORRUPT = ("a/b/truncated.jpg", "c/noise.png")
 BLANK = ("a/blank_grey.png", "a/b/blank_white.jpg", "c/d/blank_noise.png", "blank_black.bmp")
+
+# the configured embedder's dimension (192 for MobileFaceNet; 128 for dlib under the permissive policy)
+EMBED_DIM = int(get_spec(Config().embedder).output_size or 0)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +103,7 @@ def test_in_process_run_lists_faces_blanks_and_unreadable_files(folder, referenc
     faces = [r for r in recs if "embedding" in r]
     assert len(faces) == counts["faces"] >= 20  # most of the 24 scaled photos show their face
     for r in faces:
-        assert len(r["embedding"]) == 128 and abs(np.linalg.norm(r["embedding"]) - 1) < 1e-4
+        assert len(r["embedding"]) == EMBED_DIM and abs(np.linalg.norm(r["embedding"]) - 1) < 1e-4
         assert len(r["landmarks"]) == 5 and len(r["box"]) == 4 and r["detector"]
 
 

@@ -15,6 +15,11 @@ from helpers import huge_png
 from PIL import Image
 
 from facegate.cli import main
+from facegate.config import Config
+from facegate.models.registry import get_spec
+
+# the configured embedder's dimension (192 for MobileFaceNet; 128 for dlib under the permissive policy)
+EMBED_DIM = int(get_spec(Config().embedder).output_size or 0)
 
 
 @pytest.fixture()
@@ -146,7 +151,7 @@ def test_embed_jsonl_resumes_and_records_errors(run, photos, tmp_path):
     by_file: dict[str, list] = {}
     for r in recs:
         by_file.setdefault(r["file"], []).append(r)
-    assert len(by_file[files[0]]) == 1 and len(by_file[files[0]][0]["embedding"]) == 128
+    assert len(by_file[files[0]]) == 1 and len(by_file[files[0]][0]["embedding"]) == EMBED_DIM
     assert len(by_file[files[1]]) == 2
     assert by_file[files[2]][0]["error"] == "invalid_image"
     assert by_file[files[3]][0]["faces"] == 0
@@ -164,11 +169,14 @@ def test_models_lists_and_verifies(run):
     code, out, _ = run("models", "--json")
     rows = json.loads(out)
     names = {r["name"] for r in rows}
-    assert {"dlib_resnet", "dlib_5_landmarks", "blazeface_full_range", "mtcnn_onet", "dlib_hog"} <= names
+    assert {"mobilefacenet", "dlib_resnet", "dlib_5_landmarks", "blazeface_full_range", "mtcnn_onet", "dlib_hog"} <= names
     assert code == 0 and all(r["check"] == "ok" for r in rows)
-    assert all(r["licence"] and r["sha256"] for r in rows)
-    resnet = next(r for r in rows if r["name"] == "dlib_resnet")
-    assert {p["far"] for p in resnet["operating_points"]} >= {1e-2, 1e-3, 1e-4}
+    assert all(r["licence"] and r["sha256"] and r["provenance"] for r in rows)
+    for name in ("mobilefacenet", "dlib_resnet"):  # each shipped embedder has its default stack calibrated
+        stacks = next(r for r in rows if r["name"] == name)["operating_points"]
+        assert any({p["far"] for p in pts} >= {1e-2, 1e-3, 1e-4, 1e-5} for pts in stacks.values()), name
+    mfn = next(r for r in rows if r["name"] == "mobilefacenet")
+    assert mfn["archive"].startswith("npm:") and mfn["permissive"] is False and mfn["scheme"] == "mtcnn5"
 
 
 def test_missing_gpu_is_an_error(run, photos):

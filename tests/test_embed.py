@@ -11,12 +11,15 @@ import torch
 
 dlib = pytest.importorskip("dlib")
 
-from facegate.align import norm_crop, template  # noqa: E402
+from facegate.align import (  # noqa: E402
+    arcface,
+    norm_crop,
+    template,
+)
 from facegate.config import Config  # noqa: E402
 from facegate.embed import get_embedder  # noqa: E402
 from facegate.embed.dlib_resnet import DlibResNetEmbedder, onnx_cache_path  # noqa: E402
 from facegate.embed.dlib_torch import cache_path, export_onnx  # noqa: E402
-from facegate.align import arcface  # noqa: E402
 from facegate.embed.onnx import ARCFACE_112, OnnxEmbedder  # noqa: E402
 from facegate.errors import DeviceError, ModelError, UsageError  # noqa: E402
 from facegate.models.dlib_dat import parse_dlib_dnn, read_dlib_dnn  # noqa: E402
