@@ -143,9 +143,7 @@ def test_rolled_faces_are_found_with_landmarks_mapped_back(det, which, degrees):
     err = np.linalg.norm(face.landmarks - expected, axis=1).max()
     assert err < 0.08 * upright.width, (face.landmarks, expected)
     # and the chip cut from those landmarks is upright: eyes level, above the nose
-    from facegate.align import norm_crop, template
-
-    from facegate.align import arcface
+    from facegate.align import arcface, norm_crop, template
 
     tmpl = arcface(112) if face.scheme == "mtcnn5" else template(150)  # the template of the face's own scheme
     chip_up = norm_crop(image, upright.landmarks, tmpl).astype(np.float32)

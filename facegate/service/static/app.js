@@ -405,7 +405,10 @@ const Live = {
 // the 1:N operating point the server decides at, and its warnings (FPIR not holdable, extrapolated)
 function showDecision(box, d) {
   if (!d) { box.textContent = ""; return; }
-  const rate = d.explicit_threshold ? `explicit threshold ${fmtScore(d.threshold)}`
+  // an explicit threshold still says what the calibrated table gives for it (a bound past its range)
+  const table = d.far === null || d.far === undefined ? "" :
+    ` (calibrated table: FAR ${Number(d.far).toPrecision(2)} per comparison, FPIR ${Number(d.fpir).toPrecision(2)} at ${d.identities} people)`;
+  const rate = d.explicit_threshold ? `explicit threshold ${fmtScore(d.threshold)}${table}`
     : `FPIR ${d.fpir} at ${d.identities} people (FAR ${Number(d.far).toPrecision(2)} per comparison` +
       `${d.tpir === null ? "" : `, expected TPIR ${Math.round(100 * d.tpir)}%`})`;
   box.textContent = `Decisions at ${rate}.` + (d.warnings.length ? ` Warning: ${d.warnings.join(" ")}` : "");
