@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from facegate.config import Config, datasets_dir
-from facegate.evaluate.templates import template_threshold
 from facegate.gallery import open_gallery
 from facegate.pipeline import Pipeline
 from facegate.track.annotate import VideoWriter, draw, save_png
@@ -118,8 +117,9 @@ def hamilton(root: Path, config: Config, args: argparse.Namespace, far: float, o
             annotate = out / f"hamilton_far{far:g}.mp4" if args.annotate else None
             r = run_clip(pipe, g, clip, options, png_frames={10, 100, 240} if args.pngs else set(), out=out,
                          prefix=f"hamilton_far{far:g}_", annotate=annotate)
-            threshold, far_used = g.threshold()
-    tt = template_threshold(cfg.embedder, threshold, far_used)
+            policy = g.decision_policy()  # what watch named tracks at (facegate.decide: FPIR at this gallery's size)
+    threshold = policy.threshold
+    tt_ks = (1, 2, 4, 8, 16)
     res = r["result"]
     per_person: dict[str, list[int]] = defaultdict(list)
     for f, views in r["views"].items():
@@ -139,7 +139,8 @@ def hamilton(root: Path, config: Config, args: argparse.Namespace, far: float, o
         "clip": "hamilton",
         "far": far,
         "threshold": threshold,
-        "template_threshold": {f"{k:g}": t for k, t in zip(tt.ks, tt.thresholds)},
+        "template_threshold": {f"{k:g}": policy.bar(k) for k in tt_ks},
+        "policy": policy.describe(),
         "frames": res.frames,
         "fps": r["fps"],
         "cpu_ms_per_frame": r["cpu_ms_per_frame"],
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         for far in args.far or [1e-3]:
             h = hamilton(root, config, args, far, args.out)
             report["runs"].append(h)
-            print(f"\n## hamilton (640x360, {h['frames']} frames), FAR {far:g} (threshold {h['threshold']:.4f} per frame; "
+            print(f"\n## hamilton (640x360, {h['frames']} frames), {h['policy']} (threshold {h['threshold']:.4f} per frame; "
                   f"for a track's template of n samples: "
                   + ", ".join(f"{t:.4f} at n={k}" for k, t in list(h["template_threshold"].items())[:4]) + ", ...)")
             print(f"frames/s {h['fps']:.1f} | CPU ms/frame {h['cpu_ms_per_frame']:.1f} | "
