@@ -921,3 +921,31 @@ def test_http_errors_say_what_to_send_not_which_flag(svc):
     assert "pick=largest" in reason
     for text in (r.json()["message"], reason):
         assert "--pick" not in text and "facegate " not in text and "people list" not in text
+
+
+def test_cli_people_delete_erases_kept_event_images_too(tmp_path):
+    """`facegate people delete` (no service running) erases what the API's delete erases: the face
+    images kept with the person's access events and those of their denied attempts."""
+    from facegate.cli import main
+
+    s = Svc(tmp_path, keep_event_images=True)
+    try:
+        before = s.check(jpeg(1, 4)).json()  # a denied attempt before enrolment
+        sdb = sqlite3.connect(tmp_path / "g.service.sqlite")
+        (img,) = sdb.execute("SELECT jpeg FROM event_images WHERE event_id = ?", (before["event_id"],)).fetchone()
+        img = bytes(img)
+        sdb.close()
+        pid = s.enrol("Ada", jpeg(1, 0), jpeg(1, 1)).json()["person"]["id"]
+        allowed = s.check(jpeg(1, 2)).json()
+        assert allowed["decision"] == "allow"
+    finally:
+        s.close()
+    pipe_home = tmp_path  # the synthetic service pipeline wrote its gallery here
+    code = main(["people", "delete", str(pid), "--gallery", str(pipe_home / "g.sqlite"), "--home", str(pipe_home)])
+    assert code == 0
+    sdb = sqlite3.connect(tmp_path / "g.service.sqlite")
+    left = sdb.execute("SELECT COUNT(*) FROM event_images WHERE event_id IN (?, ?)",
+                       (before["event_id"], allowed["event_id"])).fetchone()[0]
+    sdb.close()
+    assert left == 0
+    assert img[len(img) // 2 : len(img) // 2 + 64] not in _raw(tmp_path)

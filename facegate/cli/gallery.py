@@ -376,9 +376,35 @@ def cmd_people_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_people_delete(args: argparse.Namespace) -> int:
+    """Delete a person: the gallery's faces, embeddings, crops and index entries, and, when a service
+    database sits beside the gallery, the face images kept with its access events (as the API's
+    delete does): theirs, and those of their denied attempts, matched against their faces."""
+    from facegate.gallery import UnsupportedError
+    from facegate.service.settings import default_service_db
+
     with _open(args) as g:
-        p = g.delete(args.person)
-    emit(args, p.to_dict(), f"deleted {p.name} (id {p.id}) and {p.faces} face(s)")
+        person = g.person(args.person)
+        service_db = default_service_db(g.config)
+        emb, bar = None, None
+        if service_db.exists():
+            try:
+                emb = g.embeddings(person.id)
+            except UnsupportedError:
+                emb = None
+            ops = g.pipeline.operating_points
+            bar = min(p.threshold for p in ops) if ops else None  # the loosest calibrated bar: err towards erasing
+        p = g.delete(person.id)
+    images = 0
+    if service_db.exists():
+        from facegate.service.db import ServiceDB
+
+        db = ServiceDB(service_db)
+        try:
+            images = db.erase_person_images(p.id, emb if bar is not None else None, bar)
+        finally:
+            db.close()
+    out = {**p.to_dict(), "event_images_deleted": images}
+    emit(args, out, f"deleted {p.name} (id {p.id}), {p.faces} face(s) and {images} kept event image(s)")
     return 0
 
 
