@@ -346,17 +346,23 @@ def test_template_threshold_for_explicit_and_uncalibrated_settings(caplog):
 
 
 def test_shipped_template_points_are_consistent():
+
+    for embedder in ("mobilefacenet", "dlib_resnet"):
+        _check_shipped_template_points(embedder)
+
+
+def _check_shipped_template_points(embedder: str) -> None:
     from facegate.evaluate.templates import load_template_points, template_threshold
     from facegate.verify import load_operating_points
 
-    pts = load_template_points("dlib_resnet")
-    single = {p.far: p.threshold for p in load_operating_points("dlib_resnet")}
-    assert {p.far for p in pts} == {1e-1, 1e-2, 1e-3, 1e-4} and {p.k for p in pts} >= {2, 4, 8, 16}
+    pts = load_template_points(embedder)
+    single = {p.far: p.threshold for p in load_operating_points(embedder)}
+    assert {1e-1, 1e-2, 1e-3, 1e-4} <= {p.far for p in pts} <= set(single) and {p.k for p in pts} >= {2, 4, 8, 16}
     for far in {p.far for p in pts}:
         at = sorted((p for p in pts if p.far == far), key=lambda p: p.k)
         assert all(p.threshold > single[far] for p in at)  # a mean of faces needs a higher bar
         assert all(p.impostor_pairs * far >= 100 for p in at)
-        tt = template_threshold("dlib_resnet", single[far], far)
+        tt = template_threshold(embedder, single[far], far)
         assert tt(1) == single[far] and np.all(np.diff([tt(n) for n in range(1, 20)]) >= 0)
     stricter = [next(p.threshold for p in pts if p.far == f and p.k == 4) for f in (1e-1, 1e-2, 1e-3, 1e-4)]
     assert stricter == sorted(stricter)  # lower FAR, higher threshold
