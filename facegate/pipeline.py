@@ -73,6 +73,13 @@ class Pipeline:
 
         return load_operating_points(self.config)
 
+    @cached_property
+    def template_points(self) -> list:
+        """The stack's calibrated k-photo template thresholds (:mod:`facegate.evaluate.templates`)."""
+        from facegate.evaluate.templates import load_template_points
+
+        return load_template_points(self.config)
+
     # -- single images -------------------------------------------------------------------
     def load(self, src: ImageInput) -> np.ndarray:
         return load_image(src, self.config)

@@ -58,6 +58,19 @@ def home(tmp_path_factory) -> Path:
     return Path(os.environ.get("FACEGATE_HOME") or tmp_path_factory.mktemp("facegate-home"))
 
 
+@pytest.fixture()
+def run(home, capsys):
+    """The CLI in-process in the shared home: (exit code, stdout, stderr)."""
+    from facegate.cli import main
+
+    def _run(*argv: str) -> tuple[int, str, str]:
+        code = main(["--home", str(home), *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run
+
+
 @pytest.fixture(scope="session")
 def pipeline(home):
     from facegate import Config

@@ -22,16 +22,6 @@ from facegate.models.registry import get_spec
 EMBED_DIM = int(get_spec(Config().embedder).output_size or 0)
 
 
-@pytest.fixture()
-def run(home, capsys):
-    def _run(*argv: str) -> tuple[int, str, str]:
-        code = main(["--home", str(home), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory, hopper, astronaut) -> dict[str, Path]:
     from facegate.cli.core import demo_photos

@@ -14,20 +14,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from facegate.cli import build_parser, main
+from facegate.cli import build_parser
 from facegate.errors import EXIT_CODES
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture()
-def run(home, capsys):
-    def _run(*argv: str) -> tuple[int, str, str]:
-        code = main(["--home", str(home), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return _run
 
 
 def _error(out: str, code: int) -> dict:

@@ -10,26 +10,23 @@ from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
 
 
-def far_arg(text: str) -> float:
-    """argparse type for --far: a rate strictly between 0 and 1."""
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError("a false-accept rate is between 0 and 1, e.g. 1e-3")
-    return v
+def _rate_arg(what: str, example: str):  # -> argparse type
+    """An argparse type for a rate strictly between 0 and 1 (``what`` names it in the error)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+        if not 0 < v < 1:
+            raise argparse.ArgumentTypeError(f"a {what} is between 0 and 1, e.g. {example}")
+        return v
+
+    return parse
 
 
-def fpir_arg(text: str) -> float:
-    """argparse type for --fpir: a rate strictly between 0 and 1."""
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError("a false-positive identification rate is between 0 and 1, e.g. 1e-2")
-    return v
+far_arg = _rate_arg("false-accept rate", "1e-3")  # --far
+fpir_arg = _rate_arg("false-positive identification rate", "1e-2")  # --fpir
 
 
 def explicit_threshold_note(pipe) -> str:

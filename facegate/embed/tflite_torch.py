@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegate.models.tflite_graph import Graph
+from facegate.models.tflite_graph import Graph, Op
 
 
 class TfliteModule(nn.Module):
@@ -26,20 +26,22 @@ class TfliteModule(nn.Module):
         self.input = graph.input
         self.output = graph.output
         self._const: dict[int, str] = {}
-        kinds = {i: op.kind for op in graph.ops for i in op.inputs}
+        first_user: dict[int, Op] = {}  # each constant is laid out for the operator that reads it
+        for op in graph.ops:
+            for i in op.inputs:
+                first_user.setdefault(i, op)
         for idx, value in graph.constants.items():
-            arr = np.asarray(value, dtype=np.float32) if value.dtype != np.int32 else value
             if value.dtype == np.int32:
                 continue  # RESHAPE's shape operand: replaced by a flatten
-            users = [op for op in graph.ops if idx in op.inputs]
-            op = users[0]
+            arr = np.asarray(value, dtype=np.float32)
+            op = first_user[idx]
             if op.kind == "CONV_2D" and op.inputs[1] == idx:
                 t = torch.from_numpy(arr.transpose(0, 3, 1, 2).copy())  # OHWI -> OIHW
             elif op.kind == "DEPTHWISE_CONV_2D" and op.inputs[1] == idx:
                 t = torch.from_numpy(arr.transpose(3, 0, 1, 2).copy())  # 1HWC -> C1HW
             elif op.kind == "PRELU":
                 t = torch.from_numpy(arr.reshape(-1).copy())  # one slope per channel
-            elif arr.ndim == 1 and kinds.get(idx) in ("ADD", "SUB", "MUL"):
+            elif arr.ndim == 1 and op.kind in ("ADD", "SUB", "MUL"):
                 t = torch.from_numpy(arr.reshape(1, -1, 1, 1).copy())  # per-channel, NCHW broadcast
             else:
                 t = torch.from_numpy(arr.copy())
