@@ -379,6 +379,14 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
+    async def read_photos(request: Request, limit: int, per: str = "request") -> tuple[Any, list[tuple[str, bytes]]]:
+        """The body and its photos (fields ``image``/``images``), at most ``limit`` of them."""
+        body = await read_body(request, max_files=limit + 1, max_fields=10)
+        photos = body.images("image", "images")
+        if len(photos) > limit:
+            raise ApiError(422, "validation", f"at most {limit} photos per {per}")
+        return body, photos
+
     def ctx(request: Request) -> tuple[str | None, str]:
         p: Principal | None = getattr(request.state, "principal", None)
         return (p.key_id if p else None), svc.client_of(request)
@@ -517,11 +525,8 @@ def create_app(
         pick: Literal["single", "largest"] = Query(default="single", description="photos with several faces: refuse or take the largest"),
         p: Principal = Depends(require("people:write")),
     ) -> Any:
-        body = await read_body(request, max_files=settings.max_images + 1, max_fields=10)
+        body, photos = await read_photos(request, settings.max_images)
         name = clean_text(body.fields.get("name"), "name")
-        photos = body.images("image", "images")
-        if len(photos) > settings.max_images:
-            raise ApiError(422, "validation", f"at most {settings.max_images} photos per request")
         key_id, client = ctx(request)
         out = await run_in_threadpool(engine.enrol, name, photos, pick=pick, key_id=key_id, client=client)
         return SafeJSONResponse(S.EnrolOut(**out).model_dump(), status_code=201 if out["created"] else 200)
@@ -538,10 +543,7 @@ def create_app(
         pick: Literal["single", "largest"] = Query(default="single"),
         p: Principal = Depends(require("people:write")),
     ) -> dict[str, Any]:
-        body = await read_body(request, max_files=settings.max_batch_images + 1, max_fields=10)
-        photos = body.images("image", "images")
-        if len(photos) > settings.max_batch_images:
-            raise ApiError(422, "validation", f"at most {settings.max_batch_images} photos per batch request")
+        _, photos = await read_photos(request, settings.max_batch_images, "batch request")
         by_person: dict[str, list[tuple[str, bytes]]] = {}
         for filename, data in photos:
             parts = [x for x in str(filename).replace("\\", "/").split("/") if x]
@@ -690,10 +692,7 @@ def create_app(
         pick: Literal["single", "largest"] = Query(default="single"),
         p: Principal = Depends(require("people:write")),
     ) -> dict[str, Any]:
-        body = await read_body(request, max_files=settings.max_images + 1, max_fields=10)
-        photos = body.images("image", "images")
-        if len(photos) > settings.max_images:
-            raise ApiError(422, "validation", f"at most {settings.max_images} photos per request")
+        _, photos = await read_photos(request, settings.max_images)
         key_id, client = ctx(request)
         person = await run_in_threadpool(engine.gallery.person, person_id)
         return await run_in_threadpool(engine.enrol, person.name, photos, create=False, pick=pick, key_id=key_id, client=client)
