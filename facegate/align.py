@@ -125,12 +125,10 @@ ARCFACE_112 = np.array(
 
 @cache
 def arcface(size: int = 112) -> Template:
-    """ArcFace's template (mtcnn5 points) scaled to a ``size`` chip; ``padding`` is nominal."""
+    """ArcFace's template (mtcnn5 points) scaled to a ``size`` chip, fitted image-to-template as
+    insightface does (see ``Template.fit``); ``padding`` is nominal."""
     return Template(size=size, padding=0.0, points=(ARCFACE_112 * (size / 112.0)).astype(np.float32), scheme=MTCNN5,
-                    fit=ARCFACE_FIT)
-
-
-ARCFACE_FIT = "insightface"
+                    fit="insightface")
 
 
 def named_template(name: str, size: int) -> Template:
