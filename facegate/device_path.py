@@ -252,7 +252,7 @@ class DeviceMtcnn:
                 idx = all_idx[c0 : c0 + _PNET_CHUNK]
                 full = self._norm(torch.stack([images[i].full for i in idx]))
                 ids = torch.as_tensor(idx, device=self.device)
-                for scale in m.pyramid_scales(h, w, float(self.config.min_face_size)):
+                for scale in m.pyramid_scales(h, w, float(self.config.min_face("mtcnn"))):
                     hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
                     prob, reg = self.pnet(F.interpolate(full, size=(hs, ws), mode="area"))
                     b, ys, xs = (prob >= m.PNET_THRESHOLD).nonzero(as_tuple=True)

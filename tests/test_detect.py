@@ -155,8 +155,10 @@ def test_blazeface_finds_every_pasted_face(detectors, scene):
 
 def test_plan_for_hd_frame():
     levels = plan_levels(720, 1280, 40)
-    # 480 px tiles, 720 px tiles, whole frame, padded whole frame
-    assert [len(lv.windows) for lv in levels] == [6, 2, 1, 1]
+    # 480 px tiles, whole frame, padded whole frame (the 720 px tiles' faces, 60-300 px, are covered
+    # by the 480 px tiles and the whole view); unpruned, the plan of 2026-11 kept them
+    assert [len(lv.windows) for lv in levels] == [6, 1, 1]
+    assert [len(lv.windows) for lv in plan_levels(720, 1280, 40, prune=False)] == [6, 2, 1, 1]
     for lv in levels[:-1]:
         for x0, y0, _ in lv.windows:
             assert 0 <= x0 and 0 <= y0
@@ -165,7 +167,9 @@ def test_plan_for_hd_frame():
     (x0, y0, inner), = levels[-1].windows
     assert levels[-1].width == 64 and x0 == -64 and not any(inner)
     assert [len(lv.windows) for lv in plan_levels(720, 1280, 60)] == [2, 1, 1]
+    assert [len(lv.windows) for lv in plan_levels(480, 640, 40)] == [2, 1]  # the padded view covers from 160 px
     assert [len(lv.windows) for lv in plan_levels(250, 250, 40)] == [1, 1]
+    assert [len(lv.windows) for lv in plan_levels(720, 1280, 40, whole_only=True)] == [1]
 
 
 # -- no faces --------------------------------------------------------------------------------

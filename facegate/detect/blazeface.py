@@ -36,6 +36,7 @@ from facegate.align import DLIB5, MTCNN5
 from facegate.config import Config
 from facegate.detect.base import Detector
 from facegate.detect.landmarks import DlibLandmarker, _as_dlib_image, adjust_boxes
+from facegate.detect.scores import calibrated
 from facegate.errors import ModelError
 from facegate.types import Face
 
@@ -49,6 +50,10 @@ INPUT_SIZE = 192
 # of 42-50 px faces was 0.58 and of 50-60 px 0.78; with 480 px tiles (16 px) 0.96 and 1.00,
 # at about three times the cost (9 windows instead of 3 for a 1280x720 frame).
 MIN_FACE_AT_INPUT = 16.0
+# The largest face (same measure) the model still finds well: LFW faces centred on a 192 px
+# canvas were found at 20-80 px (recall 1.0), 0.93 at 128, 0.23 at 176. A level whose faces
+# the next coarser level (or the padded view) already covers from below this is not run.
+MAX_FACE_AT_INPUT = 80.0
 MIN_TILE = 192  # never cut tiles smaller than the input: no upscaling of tiny tiles
 # The padded whole-frame pass: the image centred on a black square this many times its long
 # side, shrunk to 192 px. The full-range model finds faces of about 16-100 px at its input
@@ -71,6 +76,25 @@ NMS_IOU = 0.3  # MediaPipe's suppression threshold for this model
 EDGE_MARGIN = 0.01  # share of the window side: a box this close to an inner window edge is cut off
 MAX_BATCH = 12  # windows per call: larger batches were slower per window on 2 CPU cores (4.7 ms at 1-6, 6.4 ms at 32)
 SNAP = 0.1  # a tile side within this share below the image's short side becomes the short side
+# Small faces. The tile plan is cut for faces of PLAN_MIN_FACE px or more (or the smallest face
+# asked for, if larger): at half that size a face is 8 px at the model's input, where
+# BlazeFace still marks it, weakly. Candidates scoring PROPOSAL_CUT or more but under
+# ``config.detection_threshold`` that no confident face overlaps are screened by MTCNN's R-Net and
+# kept when O-Net (which refines every face) calls them faces with at least PROPOSAL_ONET_CUT
+# (facegate.detect.refine). Measured on the detection benchmark's 1280x720 frames (seed 3):
+# 20 of 21 faces of 20-40 px had a candidate >= 0.05 at the 480 px tiles (cut 0.1: 20, 0.2: 17),
+# with 450 candidates a frame before suppression; finer tiles for 20 px faces would cost 28
+# windows instead of 6 (197 against 52 ms a frame).
+PLAN_MIN_FACE = 40
+PROPOSAL_CUT = 0.05
+PROPOSAL_ONET_CUT = 0.7
+# Weak candidates larger than this many times PLAN_MIN_FACE are screened only when their
+# keypoints read a roll past cascade.ROLL_LIMIT (a rolled face scores low at any size); the
+# others, mostly background marked by the coarse views, are in the range the plan finds
+# confidently (1280x720 frames: 24 weak candidates of 147 px on average a frame before this cut).
+PROPOSAL_MAX_SIDE = 1.5
+PRE_NMS = 256  # weak anchors kept for suppression (the best first)
+MAX_PROPOSALS = 24  # weak candidates screened per image (the best first): bounds the cost on cluttered images
 
 
 @dataclass(frozen=True)
@@ -210,8 +234,9 @@ def _positions(length: int, side: int) -> list[int]:
     return [round(i * (length - side) / (n - 1)) for i in range(n)]
 
 
-def tile_sides(height: int, width: int, min_face_size: int) -> list[int]:
-    """Square tile sides in image pixels, finest first; the last is the long side (whole image).
+def tile_sides(height: int, width: int, min_face_size: int, prune: bool = True) -> list[int]:
+    """Square tile sides in image pixels, finest first; the long side (whole image) last unless
+    the padded view covers its faces (see ``_covering``).
 
     The finest tile is ``min_face_size * 192 / MIN_FACE_AT_INPUT`` (at least 192, at most the
     short side; within ``SNAP`` of the short side it becomes the short side); each further
@@ -220,6 +245,7 @@ def tile_sides(height: int, width: int, min_face_size: int) -> list[int]:
     No tile is smaller than ``MIN_TILE`` (even in a strip narrower than that): windows are
     never upscaled, so a thin strip costs about its length / 163 windows, not its length
     times 192 / its width. The padded pass (``PAD_SIDE``) is added by ``plan_levels``.
+    ``prune=False`` keeps every level (the plan of 2026-11, which benchmarks compare against).
     """
     short, long_ = min(height, width), max(height, width)
     tile = max(MIN_TILE, int(round(max(1, min_face_size) * INPUT_SIZE / MIN_FACE_AT_INPUT)))
@@ -233,7 +259,21 @@ def tile_sides(height: int, width: int, min_face_size: int) -> list[int]:
             break
         side = max(min(int(round(side * LEVEL_STEP)), short), MIN_TILE)
     sides.append(long_)
-    return sides
+    return _covering(sides, long_) if prune else sides
+
+
+def _covering(sides: list[int], long_: int) -> list[int]:
+    """``sides`` without the levels the next one covers: level ``s`` finds faces of
+    ``MIN_FACE_AT_INPUT`` to ``MAX_FACE_AT_INPUT`` pixels at the input (image faces of those
+    times ``s / 192``), and the padded view (``PAD_SIDE``) follows the last. A 1280x720 frame
+    keeps its 480 px tiles and the whole view (faces 40-200 and 107-533 px; the 720 px tiles,
+    60-300, add nothing), 640x480 its 480 px tiles only (40-200 px; the padded view starts at 160)."""
+    lower = [MIN_FACE_AT_INPUT * s / INPUT_SIZE for s in sides] + [MIN_FACE_AT_INPUT * PAD_SIDE * long_ / INPUT_SIZE]
+    kept = [0]
+    for i in range(1, len(sides)):
+        if lower[i + 1] > MAX_FACE_AT_INPUT * sides[kept[-1]] / INPUT_SIZE:
+            kept.append(i)
+    return [sides[i] for i in kept]
 
 
 def _window_count(height: int, width: int, side: int) -> int:
@@ -243,23 +283,27 @@ def _window_count(height: int, width: int, side: int) -> int:
     return len(_positions(rw, INPUT_SIZE)) * len(_positions(rh, INPUT_SIZE))
 
 
-def plan_levels(height: int, width: int, min_face_size: int, max_windows: int = 0) -> list[Level]:
+def plan_levels(
+    height: int, width: int, min_face_size: int, max_windows: int = 0, prune: bool = True, whole_only: bool = False
+) -> list[Level]:
     """The levels (resized copies) and their windows for one image; see ``tile_sides``.
 
-    With the default min_face_size of 40, a 1280x720 photo gets six 480 px tiles (3 x 2),
-    two 720 px tiles, the whole frame and the padded whole frame (``PAD_SIDE``): ten model
-    inputs; with 60 or more, the two 720 px tiles and the two whole views. A 250x250 photo
-    gets the two whole views only.
+    ``min_face_size`` here is the smallest face the plan finds confidently (the detector passes
+    at least ``PLAN_MIN_FACE``; smaller faces come from weak candidates). For 40, a 1280x720 photo gets six 480 px
+    tiles (3 x 2), the whole frame and the padded whole frame (``PAD_SIDE``): eight model
+    inputs; a 640x480 photo two 480 px tiles and the padded view; a 250x250 photo the two
+    whole views only.
 
     Cost is bounded: an image whose short side is under ``MIN_VISIBLE * min_face_size`` gets
     no levels (no face of that size fits), and with ``max_windows`` > 0 the finest levels are
     dropped until the plan has at most that many windows (the smallest faces of a huge image
-    are then not searched; the two whole views, 2 windows, always stay).
+    are then not searched; the two whole views, 2 windows, always stay). ``whole_only``: the
+    whole (letterboxed) view alone, one window (the turned passes, :mod:`facegate.detect.cascade`).
     """
     short, long_ = min(height, width), max(height, width)
     if short <= 0 or short < MIN_VISIBLE * max(1, min_face_size):
         return []
-    sides = tile_sides(height, width, min_face_size)
+    sides = [long_] if whole_only else tile_sides(height, width, min_face_size, prune)
     if max_windows > 0:
         counts = [_window_count(height, width, s) for s in sides]
         while len(sides) > 1 and sum(counts) + 1 > max_windows:
@@ -277,6 +321,8 @@ def plan_levels(height: int, width: int, min_face_size: int, max_windows: int = 
                 inner = (x0 > 0, y0 > 0, x0 + INPUT_SIZE < rw, y0 + INPUT_SIZE < rh)
                 windows.append((x0, y0, inner))
         levels.append(Level(rw / width, rh / height, rw, rh, tuple(windows)))
+    if whole_only:
+        return levels
     # The padded whole frame: one window, the image shrunk to a third of it and centred.
     scale = INPUT_SIZE / (PAD_SIDE * long_)
     rw, rh = max(1, round(width * scale)), max(1, round(height * scale))
@@ -335,7 +381,10 @@ class BlazeFaceDetector(Detector):
     """
 
     name = "blazeface"
-    padded_pass = True  # the padded whole-frame view (False: the tile plan of 2026-11, for comparison)
+    # The benchmark's "blazeface-2026-11" turns these three off (the plan before the detection work).
+    padded_pass = True  # the padded whole-frame view
+    prune_levels = True  # drop levels the next one covers (``tile_sides``)
+    small_faces = True  # weak candidates screened by R-Net and O-Net (``PLAN_MIN_FACE``)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -396,11 +445,14 @@ class BlazeFaceDetector(Detector):
         return reg.reshape(b, -1, reg.shape[-1]), cls.reshape(b, -1)
 
     # -- detection ---------------------------------------------------------------------
-    def levels(self, image: np.ndarray, min_face_size: int | None = None) -> list[Level]:
-        """The tile plan for ``image``, for faces from ``min_face_size`` (default: the config's) up."""
-        min_face = self.config.min_face_size if min_face_size is None else min_face_size
-        plan = plan_levels(image.shape[0], image.shape[1], min_face, self.config.detect_budget)
-        return plan if self.padded_pass or not plan else plan[:-1]
+    def levels(self, image: np.ndarray, min_face_size: int | None = None, whole_only: bool = False) -> list[Level]:
+        """The tile plan for ``image``, for faces from ``min_face_size`` (default: the config's) up:
+        cut for faces of at least ``PLAN_MIN_FACE``, smaller ones come from weak candidates."""
+        min_face = self.config.min_face(self.name) if min_face_size is None else min_face_size
+        plan_face = max(min_face, PLAN_MIN_FACE) if self.small_faces and self.config.refine_boxes else min_face
+        plan = plan_levels(image.shape[0], image.shape[1], plan_face, self.config.detect_budget, self.prune_levels,
+                           whole_only)
+        return plan if self.padded_pass or whole_only or not plan else plan[:-1]
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detect_batch([image])[0]
@@ -414,14 +466,19 @@ class BlazeFaceDetector(Detector):
 
         return run_cascade(self, [_as_dlib_image(im) for im in images])
 
-    def detect_tiles(self, images: list[np.ndarray], min_face_size: int | None = None) -> list[list[Face]]:
+    def detect_tiles(
+        self, images: list[np.ndarray], min_face_size: int | None = None, proposals: bool = True,
+        whole_only: bool = False,
+    ) -> list[list[Face]]:
         """Faces for several images from the tile plan alone; the windows of all images share interpreter calls.
+
+        ``proposals=False`` skips the small-face candidates (a pass that looks again at a face already found).
 
         Windows are rendered image by image and sent in calls of ``MAX_BATCH`` (the last
         one smaller), so a batch of images costs the same calls as their windows in a row.
         """
         imgs = [_as_dlib_image(im) for im in images]
-        plans = [self.levels(im, min_face_size) for im in imgs]
+        plans = [self.levels(im, min_face_size, whole_only) for im in imgs]
         reg_parts: list[np.ndarray] = []
         cls_parts: list[np.ndarray] = []
         pending: list[np.ndarray] = []
@@ -458,16 +515,17 @@ class BlazeFaceDetector(Detector):
         pos = 0
         for img, plan in zip(imgs, plans):
             n = sum(len(lv.windows) for lv in plan)
-            results.append(self._faces(img, plan, reg_all[pos : pos + n], cls_all[pos : pos + n]))
+            results.append(self._faces(img, plan, reg_all[pos : pos + n], cls_all[pos : pos + n], proposals))
             pos += n
         return results
 
     def candidates(
-        self, plan: list[Level], reg: np.ndarray, cls: np.ndarray
+        self, plan: list[Level], reg: np.ndarray, cls: np.ndarray, cut: float | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Above-threshold anchor boxes of all windows in image pixels, minus those cut by an inner window edge."""
+        """Anchor boxes scoring ``cut`` (default: ``config.detection_threshold``) or more, of all
+        windows in image pixels, minus those cut by an inner window edge."""
         assert self._anchors is not None
-        thr = self.config.detection_threshold
+        thr = self.config.detection_threshold if cut is None else cut
         m = EDGE_MARGIN * INPUT_SIZE
         all_b, all_s, all_k = [], [], []
         n = 0
@@ -501,22 +559,85 @@ class BlazeFaceDetector(Detector):
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 6, 2), np.float32)
         return np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_k)
 
-    def _faces(self, image: np.ndarray, plan: list[Level], reg: np.ndarray, cls: np.ndarray) -> list[Face]:
-        boxes, scores, kps = self.candidates(plan, reg, cls)
-        boxes, scores, kps = weighted_nms(boxes, scores, NMS_IOU, kps)
+    def _proposals(
+        self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, strong: np.ndarray
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], list[Face]]:
+        """Small faces from weak candidates (``PROPOSAL_CUT`` <= score < the threshold) that no
+        confident face overlaps.
+
+        Returns the upright ones R-Net kept, (BlazeFace boxes, scores, keypoints, R-Net's boxes),
+        for the O-Net refinement every face gets (which must call them faces); and the rolled
+        ones as finished faces: candidates whose keypoints read a roll past ``cascade.ROLL_LIMIT``
+        are screened by R-Net and refined by O-Net on crops turned upright by that roll
+        (``OnetRefiner.refine_turned``), their five points mapped back.
+        """
+        from facegate.detect.cascade import ROLL_LIMIT, keypoint_roll  # local: cascade imports this module
+
+        side = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
+        roll = keypoint_roll(kps) if len(kps) else np.zeros(0)
+        rolled = np.abs(roll) > ROLL_LIMIT  # NaN compares False
+        keep = rolled | (side <= PROPOSAL_MAX_SIDE * PLAN_MIN_FACE)
+        boxes, scores, kps, roll = boxes[keep], scores[keep], kps[keep], roll[keep]
+        if len(boxes) and len(strong):  # the weaker anchors around a confident face
+            free = (iou_matrix(boxes, strong) <= NMS_IOU).all(axis=1)
+            boxes, scores, kps, roll = boxes[free], scores[free], kps[free], roll[free]
+        order = np.argsort(-scores, kind="stable")[:PRE_NMS]
+        keep = order[nms(boxes[order], scores[order], NMS_IOU)][:MAX_PROPOSALS]  # best first
+        wb, ws, wk, roll = boxes[keep], scores[keep], kps[keep], roll[keep]
+        angles = np.where(np.abs(roll) > ROLL_LIMIT, roll, np.nan)
+        idx, screened = self.refiner.screen(image, wb, angles)
+        turned = ~np.isnan(angles[idx])
+        up = idx[~turned]
+        upright = (wb[up], ws[up], wk[up], screened[~turned].astype(np.float32))
+        faces: list[Face] = []
+        if turned.any():
+            t = idx[turned]
+            dlib_boxes, prob, points = self.refiner.refine_turned(image, screened[turned], angles[t])
+            for j in np.flatnonzero(prob >= PROPOSAL_ONET_CUT):
+                k = t[j]
+                faces.append(Face(
+                    box=dlib_boxes[j], landmarks=points[j], scheme=MTCNN5, score=calibrated("mtcnn", float(prob[j])),
+                    detector=self.name,
+                    extra={"detector_box": wb[k].copy(), "keypoints": wk[k].copy(), "refined": True, "roll": float(angles[k]),
+                           "proposal": True, "blazeface_score": float(ws[k]), "raw_score": float(prob[j])},
+                ))
+        return upright, faces
+
+    def _faces(
+        self, image: np.ndarray, plan: list[Level], reg: np.ndarray, cls: np.ndarray, proposals: bool = True
+    ) -> list[Face]:
+        thr = self.config.detection_threshold
+        small = (proposals and self.small_faces and self.config.refine_boxes and PROPOSAL_CUT < thr
+                 and self.config.min_face(self.name) < PLAN_MIN_FACE)
+        boxes, scores, kps = self.candidates(plan, reg, cls, PROPOSAL_CUT if small else thr)
+        weak = scores < thr
+        weak_cands = boxes[weak], scores[weak], kps[weak]
+        boxes, scores, kps = weighted_nms(boxes[~weak], scores[~weak], NMS_IOU, kps[~weak])
+        assert kps is not None
+        n_strong = len(boxes)
+        onet_in = boxes
+        rolled_faces: list[Face] = []
+        if weak.any():
+            (pb, ps, pk, screened), rolled_faces = self._proposals(image, *weak_cands, boxes)
+            boxes, scores, kps = np.concatenate([boxes, pb]), np.concatenate([scores, ps]), np.concatenate([kps, pk])
+            onet_in = np.concatenate([onet_in, screened])
         if len(boxes) == 0:
-            return []
+            return rolled_faces
+        proposal = np.arange(len(boxes)) >= n_strong
         dlib_boxes = adjust_boxes(boxes, self.name)
         refined = np.zeros(len(boxes), dtype=bool)
         points = np.zeros((len(boxes), 5, 2), np.float32)
+        prob = np.ones(len(boxes), np.float32)
         if self.config.refine_boxes:
-            onet_boxes, _prob, refined, points = self.refiner.refine_points(image, boxes)
+            onet_boxes, prob, refined, points = self.refiner.refine_points(image, onet_in)
             dlib_boxes[refined] = onet_boxes[refined]
         sizes = np.sqrt((dlib_boxes[:, 2] - dlib_boxes[:, 0]) * (dlib_boxes[:, 3] - dlib_boxes[:, 1]))
-        keep = sizes >= self.config.min_face_size
-        boxes, scores, kps, dlib_boxes, refined, points = (
-            boxes[keep], scores[keep], kps[keep], dlib_boxes[keep], refined[keep], points[keep])
-        order = np.argsort(-scores, kind="stable")
+        # A weak candidate is a face only when O-Net refined it and calls it one.
+        keep = (sizes >= self.config.min_face(self.name)) & (~proposal | (refined & (prob >= PROPOSAL_ONET_CUT)))
+        boxes, scores, kps, dlib_boxes, refined, points, proposal, prob = (
+            boxes[keep], scores[keep], kps[keep], dlib_boxes[keep], refined[keep], points[keep], proposal[keep],
+            prob[keep])
+        order = np.argsort(-np.where(proposal, 0.0, scores), kind="stable")  # confident faces first
         # O-Net's points where its refinement is trusted; dlib's predictor where the embedder
         # wants dlib5 points, or where there are no trusted O-Net points.
         fit = [j for j, i in enumerate(order) if self.wanted_scheme == DLIB5 or not refined[i]]
@@ -530,15 +651,21 @@ class BlazeFaceDetector(Detector):
             if j in dlib_pts:
                 schemes[DLIB5] = dlib_pts[j]
             primary = self.wanted_scheme if self.wanted_scheme in schemes else next(iter(schemes))
+            extra = {"detector_box": boxes[i].copy(), "keypoints": kps[i].copy(), "refined": bool(refined[i])}
+            score = float(scores[i])
+            if proposal[i]:
+                # Confirmed by O-Net, whose probability is MTCNN's score: calibrated as MTCNN's.
+                extra.update(proposal=True, blazeface_score=score, raw_score=float(prob[i]))
+                score = calibrated("mtcnn", float(prob[i]))
             faces.append(
                 Face(
                     box=dlib_boxes[i].copy(),
                     landmarks=schemes.pop(primary),
                     scheme=primary,
                     more_landmarks=schemes,
-                    score=float(scores[i]),
+                    score=score,
                     detector=self.name,
-                    extra={"detector_box": boxes[i].copy(), "keypoints": kps[i].copy(), "refined": bool(refined[i])},
+                    extra=extra,
                 )
             )
-        return faces
+        return faces + rolled_faces

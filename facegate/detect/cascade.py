@@ -40,11 +40,12 @@ QUARTER_TURNS = (1, 3)
 # image took 2.2 s on its own (2 shared cores), a 1280 px copy milliseconds; so the rotated
 # faces of a very large photo must be larger than min_face_size * long side / 1280.
 TURN_MAX_SIDE = 1280
-# ... and search faces from this many times min_face_size up: on a 1280x720 frame with nothing
-# in it the two turned passes then cost 4 windows each instead of 10 (empty gate-camera frames
-# are the common case), at the price of rolled faces under 80 px in large frames.
-TURN_MIN_FACE = 2.0
-# Faces rolled more than this (degrees, from BlazeFace's keypoints) are re-detected upright.
+# ... and each turned pass is one model input: the whole (turned) image. Empty gate-camera frames
+# are the common case, and this keeps them at 8 + 2 windows for 1280x720 (the tile plan of
+# 2026-11: 9), at the price of turned faces under 107 px there (16 px at the model's input).
+# Faces rolled more than this (degrees, from BlazeFace's keypoints) are re-detected upright. The
+# keypoints under-read large rolls (Grace Hopper turned 60 degrees reads 35), and O-Net's points
+# fail past about 40 (its five points on her at 60 degrees were a third of the face off).
 ROLL_LIMIT = 20.0
 UPRIGHT_CONTEXT = 2.4  # crop side for the upright pass, in detector-box sides
 UPRIGHT_MAX_SIDE = 640  # the crop is shrunk to at most this many pixels (cost; landmarks lose little)
@@ -111,23 +112,29 @@ def unrotate_face(face: Face, k: int, shape: tuple[int, int]) -> Face:
                 extra=extra)
 
 
-def face_roll(face: Face) -> float | None:
-    """The face's roll in degrees (0 upright, positive clockwise on screen) from BlazeFace's keypoints, or None.
+def keypoint_roll(kp: np.ndarray) -> np.ndarray:
+    """Roll in degrees (0 upright, positive clockwise on screen) from BlazeFace keypoints (..., K, 2);
+    NaN where it cannot be read.
 
     The eye line (keypoints 0 and 1: the subject's right and left eye) and the eyes-to-mouth
     line turned a quarter back (keypoint 3) are added, so a profile, whose eyes nearly meet,
     is read from its eyes-to-mouth line.
     """
+    kp = np.asarray(kp, dtype=np.float64)
+    eyes = kp[..., 1, :] - kp[..., 0, :]
+    down = kp[..., 3, :] - (kp[..., 0, :] + kp[..., 1, :]) / 2
+    v = eyes + np.stack([down[..., 1], -down[..., 0]], axis=-1)
+    ok = np.isfinite(v).all(axis=-1) & (np.hypot(v[..., 0], v[..., 1]) >= 1e-6)
+    return np.where(ok, np.degrees(np.arctan2(v[..., 1], v[..., 0])), np.nan)
+
+
+def face_roll(face: Face) -> float | None:
+    """The face's roll in degrees from BlazeFace's keypoints (see ``keypoint_roll``), or None."""
     kp = face.extra.get("keypoints")
     if kp is None or len(kp) < 4:
         return None
-    kp = np.asarray(kp, dtype=np.float64)
-    eyes = kp[1] - kp[0]
-    down = kp[3] - (kp[0] + kp[1]) / 2
-    v = eyes + np.array([down[1], -down[0]])
-    if not np.isfinite(v).all() or np.hypot(*v) < 1e-6:
-        return None
-    return float(np.degrees(np.arctan2(v[1], v[0])))
+    roll = float(keypoint_roll(kp))
+    return None if np.isnan(roll) else roll
 
 
 def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: float) -> Face | None:
@@ -143,7 +150,10 @@ def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: fl
     m = cv2.getRotationMatrix2D((cx, cy), roll, out / side)
     m[:, 2] += (out / 2 - cx, out / 2 - cy)
     crop = cv2.warpAffine(image, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    found = det.detect_tiles([crop])[0]
+    # The face fills about 1 / UPRIGHT_CONTEXT of the crop (80 px at the model's input): the whole
+    # crop is one window, not the plan for the smallest face (the 480 px tiles of a 640 px crop: 6).
+    expected = out / UPRIGHT_CONTEXT
+    found = det.detect_tiles([crop], max(1, int(expected / 2)), proposals=False, whole_only=True)[0]
     if not found:
         return None
     dist = [np.hypot(*(np.array(f.center) - out / 2)) for f in found]
@@ -176,15 +186,42 @@ def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: fl
 
 
 def straighten(det: BlazeFaceDetector, image: np.ndarray, faces: list[Face]) -> list[Face]:
-    """Faces with their rolled ones (beyond ``ROLL_LIMIT``) replaced by their upright re-detection."""
-    out = []
-    for face in faces:
-        roll = face_roll(face)
-        if roll is not None and abs(roll) > ROLL_LIMIT:
-            again = upright_face(det, image, face, roll)
-            if again is not None:
-                face = again
-        out.append(face)
+    """Faces with their rolled ones (beyond ``ROLL_LIMIT``) seen again upright.
+
+    Where the embedder wants O-Net's points (mtcnn5) and boxes are refined, O-Net looks at each
+    rolled face on a crop turned upright by its roll (``OnetRefiner.refine_turned``: two 48 px
+    forwards, no BlazeFace window); a face it does not confirm keeps its first box and points.
+    Otherwise (dlib's points wanted) the face is found again on an upright crop (``upright_face``).
+    """
+    from facegate.align import MTCNN5
+    from facegate.detect.blazeface import PROPOSAL_ONET_CUT
+    from facegate.detect.scores import calibrated
+
+    rolls = [face_roll(f) for f in faces]
+    todo = [i for i, (f, r) in enumerate(zip(faces, rolls)) if r is not None and abs(r) > ROLL_LIMIT and "roll" not in f.extra]
+    if not todo:
+        return faces
+    out = list(faces)
+    if det.wanted_scheme == MTCNN5 and det.config.refine_boxes:
+        boxes = np.array([faces[i].extra.get("detector_box", faces[i].box) for i in todo], np.float64)
+        angles = np.array([rolls[i] for i in todo], np.float64)
+        dlib_boxes, prob, points = det.refiner.refine_turned(image, boxes, angles)
+        for j, i in enumerate(todo):
+            if prob[j] < PROPOSAL_ONET_CUT:
+                continue
+            f = faces[i]
+            extra = dict(f.extra, roll=float(angles[j]), refined=True)
+            score = f.score
+            if extra.get("proposal") and "raw_score" in extra:  # scored by O-Net: its turned look is the better one
+                extra["raw_score"] = float(prob[j])
+                score = calibrated("mtcnn", float(prob[j]))
+            out[i] = Face(box=dlib_boxes[j], landmarks=points[j], scheme=MTCNN5, score=score, detector=f.detector,
+                          extra=extra)
+        return out
+    for i in todo:
+        again = upright_face(det, image, faces[i], float(rolls[i]))  # type: ignore[arg-type]
+        if again is not None:
+            out[i] = again
     return out
 
 
@@ -219,14 +256,13 @@ def run_cascade(det: BlazeFaceDetector, images: list[np.ndarray]) -> list[list[F
     budget = det.config.detect_budget
     results = det.detect_tiles(images)
     spent = [plan_cost(det.levels(im)) for im in images]
-    turn_min = int(round(TURN_MIN_FACE * det.config.min_face_size))
     for k in QUARTER_TURNS:
         todo, turned, shrink = [], [], []
         for i, im in enumerate(images):
             if results[i] or spent[i] == 0:
                 continue
             rot, s = _turned(im, k)
-            cost = plan_cost(det.levels(rot, turn_min))
+            cost = plan_cost(det.levels(rot, whole_only=True))
             if budget > 0 and spent[i] + cost > budget:
                 log.debug("detection budget: %dx%d image not searched turned %d quarter(s)", im.shape[1], im.shape[0], k)
                 continue
@@ -236,7 +272,7 @@ def run_cascade(det: BlazeFaceDetector, images: list[np.ndarray]) -> list[list[F
             shrink.append(s)
         if not todo:
             continue
-        for i, s, rot, faces in zip(todo, shrink, turned, det.detect_tiles(turned, turn_min)):
+        for i, s, rot, faces in zip(todo, shrink, turned, det.detect_tiles(turned, proposals=False, whole_only=True)):
             small = (rot.shape[1], rot.shape[0]) if k % 2 else rot.shape[:2]  # (h, w) before turning
             results[i] = [scale_face(unrotate_face(f, k, small), s) for f in faces]
     from facegate.detect.scores import finish

@@ -59,7 +59,7 @@ class HogDetector(Detector):
         self._detector = None
         self._lock = threading.Lock()
         self.landmarker = DlibLandmarker(config)
-        self.upsample = hog_upsample(config.min_face_size)
+        self.upsample = hog_upsample(config.min_face(self.name))
         self.margin = HOG_MARGIN_AT_HALF + _logit(config.detection_threshold)
 
     def _load(self):
@@ -85,7 +85,7 @@ class HogDetector(Detector):
     def detect(self, image: np.ndarray) -> list[Face]:
         boxes, scores = self.detect_boxes(image)
         sizes = np.sqrt(np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0))
-        keep = sizes >= self.config.min_face_size
+        keep = sizes >= self.config.min_face(self.name)
         boxes, scores = boxes[keep], scores[keep]
         landmarks = self.landmarker.fit(image, boxes)
         faces = [

@@ -325,7 +325,7 @@ class MtcnnDetector(Detector):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        if config.min_face_size <= 0:
+        if config.min_face(self.name) <= 0:
             raise UsageError(f"min_face_size must be positive, got {config.min_face_size}")
         self._nets: tuple[Any, Any, Any] | None = None
         self._device: str | None = None
@@ -447,7 +447,7 @@ class MtcnnDetector(Detector):
             for c0 in range(0, len(all_idx), step):
                 idx = all_idx[c0 : c0 + step]
                 full = self._to_tensor(np.stack([images[i] for i in idx])) if on_gpu else None
-                for scale in pyramid_scales(h, w, float(self.config.min_face_size)):
+                for scale in pyramid_scales(h, w, float(self.config.min_face(self.name))):
                     hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
                     self._pnet_level(pnet, images, idx, full, scale, hs, ws, per_image)
                 del full

@@ -1,4 +1,5 @@
-"""Box refinement with MTCNN's output network (O-Net), run on another detector's boxes.
+"""Box refinement with MTCNN's output network (O-Net), run on another detector's boxes; and
+MTCNN's refinement network (R-Net) as a cheap screen for BlazeFace's weak small-face candidates.
 
 dlib's 5-point shape predictor places its landmarks relative to the box it is given, so
 the box decides the alignment and, through it, the embedding. BlazeFace's boxes are fast
@@ -8,7 +9,14 @@ gives MTCNN-quality boxes at BlazeFace's speed. Measured on LFW View 2 with the 
 stack (mirror-averaged dlib ResNet): 98.95% with BlazeFace's adjusted boxes, 99.12% with
 two O-Net passes (see the README; ``facegate eval lfw`` reproduces it).
 
-The network comes from facenet-pytorch's ``onet.pt`` (sha256-verified); it is exported once
+BlazeFace sees a 20-40 px face of a 1280x720 frame at 8-16 px (its finest tiles are cut for
+40 px faces: finer ones would cost 28 windows instead of 6), where it scores such faces
+only 0.1-0.9, among many background spots. :meth:`OnetRefiner.screen` runs R-Net (a 24x24
+network, a fraction of a millisecond for dozens of boxes) on those weak candidates, keeps
+those it calls faces and regresses their boxes; O-Net, which every face goes through anyway,
+then confirms them (see :mod:`facegate.detect.blazeface`).
+
+The networks come from facenet-pytorch's ``rnet.pt`` and ``onet.pt`` (sha256-verified); each is exported once
 to ONNX (cached with its sha256, see :mod:`facegate.models.onnx_cache`) and runs on ONNX
 Runtime on the CPU; on CUDA (or with ``runtime="torch"``) the PyTorch module runs instead.
 """
@@ -19,11 +27,12 @@ import logging
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facegate.config import Config
 from facegate.detect.blazeface import iou_matrix
-from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, _crops, _Halvings, _regress, _square
+from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, _regress, _square
 from facegate.models.registry import REGISTRY, verified_path
 
 log = logging.getLogger(__name__)
@@ -34,33 +43,81 @@ MIN_IOU = 0.3  # a refined box overlapping the detector's box less than this is 
 _MEAN, _SCALE = 127.5, 0.0078125  # MTCNN's pixel normalisation
 
 
-def _onet_module():  # -> torch ONet with its verified weights, eval mode, on the CPU
+# R-Net's cut for BlazeFace's weak candidates. Measured on the detection benchmark's 1280x720
+# frames (seed 3, 21 faces of 20-40 px, weak candidates >= 0.05 of the 480 px tiles): with this
+# cut and O-Net's at PROPOSAL_ONET_CUT, 19 of 21 kept and no false face in 20 frames.
+SCREEN_CUT = 0.6
+SCREEN_NMS = 0.7  # IoU among screened boxes, as MTCNN after R-Net
+_NETS = {"rnet": (1, 24, ["prob", "offsets"]), "onet": (2, 48, ["prob", "offsets", "points"])}
+
+
+def _mtcnn_module(which: str):  # -> torch R-Net or O-Net with its verified weights, eval mode, on the CPU
     from facegate.detect.mtcnn import _build_networks, load_weights
 
-    return load_weights(_build_networks()[2], "mtcnn_onet").eval()
+    index, _size, _outputs = _NETS[which]
+    return load_weights(_build_networks()[index], f"mtcnn_{which}").eval()
 
 
-def _export_onet(dest: Path) -> None:
-    from facegate.models.onnx_cache import export_torch
-
-    export_torch(_onet_module(), (1, 3, 48, 48), dest, "crops", ["prob", "offsets", "points"])
+def _onet_module():
+    return _mtcnn_module("onet")
 
 
-def _float_crops(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """MTCNN's 48x48 crops of ``boxes`` (zero outside the image), resized from float pixels.
+def _exporter(which: str):
+    def export(dest: Path) -> None:
+        from facegate.models.onnx_cache import export_torch
 
-    Only the region the boxes cover is converted to float32, not the whole frame. Resizing
-    uint8 pixels instead (rounding before O-Net) measured 99.05% on LFW against 99.12%.
+        _index, size, outputs = _NETS[which]
+        export_torch(_mtcnn_module(which), (1, 3, size, size), dest, "crops", outputs)
+
+    return export
+
+
+def _float_crops(image: np.ndarray, boxes: np.ndarray, size: int = 48) -> np.ndarray:
+    """MTCNN's size x size crops of ``boxes`` (zero outside the image), resized from float pixels
+    (``mtcnn._crops`` without its halvings: these boxes are few and small).
+
+    Only the pixels each box covers are converted to float32, not the whole frame (weak
+    small-face candidates spread over a whole 1280x720 frame: converting it took longer than
+    the networks). Resizing uint8 pixels instead (rounding before O-Net) measured 99.05% on
+    LFW against 99.12%.
     """
     h, w = image.shape[:2]
-    x1 = min(max(int(np.floor(boxes[:, 0].min())), 0), w - 1)
-    y1 = min(max(int(np.floor(boxes[:, 1].min())), 0), h - 1)
-    x2 = max(min(int(np.ceil(boxes[:, 2].max())) + 1, w), x1 + 1)
-    y2 = max(min(int(np.ceil(boxes[:, 3].max())) + 1, h), y1 + 1)
-    # Every box's part inside the image lies inside this region, so cutting from it pads
-    # exactly where cutting from the whole image would.
-    region = image[y1:y2, x1:x2].astype(np.float32)
-    return _crops(_Halvings(region), boxes - np.array([x1, y1, x1, y1], dtype=np.float64), 48)
+    out = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
+    for k, box in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
+        x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
+        x2, y2 = max(int(np.ceil(box[2])), x1 + 1), max(int(np.ceil(box[3])), y1 + 1)
+        cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+        if cx2 <= cx1 or cy2 <= cy1:
+            continue  # entirely outside the image: an all-zero crop, which the nets reject
+        patch = image[cy1:cy2, cx1:cx2].astype(np.float32)
+        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+            padded = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.float32)
+            padded[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = patch
+            patch = padded
+        out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _turned_crops(image: np.ndarray, boxes: np.ndarray, angles: np.ndarray, size: int) -> np.ndarray:
+    """size x size float32 crops of square ``boxes`` turned by ``angles`` (degrees, cv2's sense:
+    a face rolled by ``a`` comes upright) around their centres; zero outside the image."""
+    out = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
+    for k, (box, angle) in enumerate(zip(boxes, angles)):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), size / max(float(box[2] - box[0]), 1.0))
+        m[:, 2] += (size / 2 - cx, size / 2 - cy)
+        out[k] = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return out
+
+
+def _crops_for(image: np.ndarray, boxes: np.ndarray, size: int, angles: np.ndarray | None) -> np.ndarray:
+    """Axis-aligned crops, or turned ones where ``angles`` is not NaN."""
+    crops = _float_crops(image, boxes, size)
+    if angles is not None:
+        turned = np.flatnonzero(~np.isnan(angles))
+        if len(turned):
+            crops[turned] = _turned_crops(image, boxes[turned], angles[turned], size)
+    return crops
 
 
 class OnetRefiner:
@@ -73,44 +130,132 @@ class OnetRefiner:
         # The embedder's rule: ONNX Runtime on the CPU, PyTorch on CUDA, unless config.runtime
         # says otherwise; a missing GPU fails now.
         self.device, self.runtime, self.providers = resolve_engine(config)
-        self._session = None
+        self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()
 
-    def _load(self):
+    def _load(self, which: str = "onet"):
         with self._lock:
-            if self._session is None:
+            if which not in self._sessions:
                 if self.runtime == "torch":
-                    self._session = self._torch_onet()
+                    self._sessions[which] = self._torch_net(which)
                 else:
                     from facegate.embed.onnx import _session
                     from facegate.models.onnx_cache import cached_onnx
 
-                    spec = REGISTRY["mtcnn_onet"]
+                    spec = REGISTRY[f"mtcnn_{which}"]
                     verified_path(spec)
                     path, _ = cached_onnx(
-                        self.config.cache_dir / f"mtcnn_onet.{spec.sha256[:16]}.onnx", spec.sha256, _export_onet
+                        self.config.cache_dir / f"mtcnn_{which}.{spec.sha256[:16]}.onnx", spec.sha256, _exporter(which)
                     )
-                    # One thread: for a 48x48 net a thread pool's hand-offs cost more than they save (0.5 vs 1.5 ms).
-                    self._session = _session(path, self.providers, 1)
-            return self._session
+                    # O-Net on one thread: for a 48x48 net a thread pool's hand-offs cost more than they
+                    # save (0.5 vs 1.5 ms a face); R-Net sees dozens of boxes at once and uses the cores.
+                    threads = self.config.cpu_threads if which == "rnet" else 1
+                    self._sessions[which] = _session(path, self.providers, threads)
+            return self._sessions[which]
 
-    def _torch_onet(self):
+    def _torch_net(self, which: str):
         import torch
 
-        onet = _onet_module().to(self.device)
+        net = _mtcnn_module(which).to(self.device)
 
-        def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
             with torch.inference_mode():
-                out = onet(torch.from_numpy(x).to(self.device))
-            return tuple(t.float().cpu().numpy() for t in out)  # type: ignore[return-value]
+                out = net(torch.from_numpy(x).to(self.device))
+            return tuple(t.float().cpu().numpy() for t in out)
 
         return run
 
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        engine = self._load()
+    def _forward(self, x: np.ndarray, which: str = "onet") -> tuple[np.ndarray, ...]:
+        engine = self._load(which)
         if self.runtime == "torch":
             return engine(x)
-        return tuple(engine.run(None, {"crops": x}))  # type: ignore[return-value]
+        return tuple(engine.run(None, {"crops": x}))
+
+    def screen(
+        self, image: np.ndarray, boxes: np.ndarray, angles: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """R-Net on candidate boxes (N, 4): the indices of those it calls faces (probability above
+        ``SCREEN_CUT``, overlapping ones merged) and their regressed square boxes (K, 4).
+
+        Where ``angles`` (N,) is not NaN the crop is turned by it first (a rolled face seen
+        upright) and the box is kept unregressed (R-Net's offsets are in the turned crop)."""
+        from facegate.detect.mtcnn import nms
+
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros(0, np.int64), np.zeros((0, 4), np.float64)
+        sq = _square(boxes)
+        crops = _crops_for(image, sq, 24, angles)
+        x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
+        prob, offsets = self._forward(x, "rnet")[:2]
+        offsets = offsets.astype(np.float64)
+        if angles is not None:
+            offsets[~np.isnan(angles)] = 0.0
+        idx = np.flatnonzero(prob > SCREEN_CUT)
+        if len(idx) == 0:
+            return idx, np.zeros((0, 4), np.float64)
+        out = _square(_regress(sq[idx], offsets[idx]))
+        keep = nms(out, prob[idx], SCREEN_NMS)
+        return idx[keep], out[keep]
+
+    def confirm(
+        self, image: np.ndarray, boxes: np.ndarray, angles: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One O-Net forward on boxes (N, 4): its face probabilities (N,) and regressed boxes (N, 4)
+        (turned crops where ``angles`` is not NaN, as in :meth:`screen`; their boxes unregressed)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros(0, np.float32), boxes
+        sq = _square(boxes)
+        crops = _crops_for(image, sq, 48, angles)
+        x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
+        prob, offsets = self._forward(x)[:2]
+        offsets = offsets.astype(np.float64)
+        if angles is not None:
+            offsets[~np.isnan(angles)] = 0.0
+        return prob.astype(np.float32), _regress(sq, offsets)
+
+    def refine_turned(
+        self, image: np.ndarray, boxes: np.ndarray, angles: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """O-Net on crops turned upright by ``angles`` (degrees, cv2's sense), for rolled faces:
+        dlib-like boxes (N, 4; axis-aligned, the upright face's size, at its centre), O-Net's
+        probabilities (N,) and its five points (N, 5, 2) mapped back into the image.
+
+        ``PASSES + 1`` forwards, each on the box and roll the previous one gave (the roll read
+        from O-Net's eye line): BlazeFace's keypoints under-read large rolls (Grace Hopper turned
+        90 degrees reads 51), and O-Net's points are good only within about 30 degrees of upright.
+        """
+        boxes = _square(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+        angles = np.asarray(angles, dtype=np.float64).reshape(-1).copy()
+        n = len(boxes)
+        prob = np.zeros(n, np.float32)
+        points = np.zeros((n, 5, 2), np.float64)
+        for step in range(PASSES + 1):
+            crops = _turned_crops(image, boxes, angles, 48)
+            x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
+            p, offsets, q = self._forward(x)
+            if step == 0:
+                prob = p.astype(np.float32)  # the first look decides, as for upright faces
+            side = boxes[:, 2] - boxes[:, 0]
+            new = np.empty_like(boxes)
+            for k in range(n):
+                cx, cy = (boxes[k, 0] + boxes[k, 2]) / 2, (boxes[k, 1] + boxes[k, 3]) / 2
+                m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angles[k]), 48 / max(float(side[k]), 1.0))
+                m[:, 2] += (24 - cx, 24 - cy)
+                inv = cv2.invertAffineTransform(m)
+                o = offsets[k].astype(np.float64) * 48
+                crop_box = np.array([o[0], o[1], 48 + o[2], 48 + o[3]])
+                centre = inv[:, :2] @ ((crop_box[:2] + crop_box[2:]) / 2) + inv[:, 2]
+                half = max(crop_box[2] - crop_box[0], crop_box[3] - crop_box[1]) * side[k] / 48 / 2
+                new[k] = [centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half]
+                pts = np.stack([q[k, :5], q[k, 5:]], axis=1).astype(np.float64) * 48
+                points[k] = pts @ inv[:, :2].T + inv[:, 2]
+                eyes = points[k, 1] - points[k, 0]  # image-left to image-right eye, upright: (+x, 0)
+                angles[k] = np.degrees(np.arctan2(eyes[1], eyes[0]))
+            if step < PASSES:
+                boxes = new
+        return BOX_ADJUST_MTCNN.apply(boxes).astype(np.float32), prob, points.astype(np.float32)
 
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For detector boxes (N, 4) in an HxWx3 uint8 RGB image: dlib-like boxes (N, 4) from

@@ -259,8 +259,11 @@ def match(truths: list[Truth], boxes: np.ndarray) -> list[int]:
     return out
 
 
-def evaluate(detect: Callable[[np.ndarray], list], frames: Iterable[Frame]) -> tuple[dict[str, Tally], list[tuple[float, bool]]]:
+def evaluate(
+    detect: Callable[[np.ndarray], list] | None, frames: Iterable[Frame], results: list[tuple[list, float]] | None = None
+) -> tuple[dict[str, Tally], list[tuple[float, bool]]]:
     """Run ``detect`` on every frame: tallies keyed by "all", "band:<b>", "pose:<p>", "size:<kind>",
+    "band:<b>@<kind>" (a band within one frame size),
     and every detection's (raw score, matched) pair for score calibration."""
     tallies: dict[str, Tally] = {}
     scored: list[tuple[float, bool]] = []
@@ -268,10 +271,14 @@ def evaluate(detect: Callable[[np.ndarray], list], frames: Iterable[Frame]) -> t
     def t(key: str) -> Tally:
         return tallies.setdefault(key, Tally())
 
-    for fr in frames:
-        t0 = time.perf_counter()
-        faces = detect(fr.image)
-        dt = time.perf_counter() - t0
+    for n, fr in enumerate(frames):
+        if results is not None:  # detections and seconds measured elsewhere (see ``run_interleaved``)
+            faces, dt = results[n]
+        else:
+            assert detect is not None
+            t0 = time.perf_counter()
+            faces = detect(fr.image)
+            dt = time.perf_counter() - t0
         boxes = np.array([f.box for f in faces], dtype=np.float32).reshape(-1, 4)
         m = match(fr.faces, boxes)
         hit = set(i for i in m if i >= 0)
@@ -282,7 +289,7 @@ def evaluate(detect: Callable[[np.ndarray], list], frames: Iterable[Frame]) -> t
             t(key).seconds += dt
             t(key).false_pos += len(faces) - len(hit)
         for tr, d in zip(fr.faces, m):
-            for key in ("all", f"size:{fr.kind}", f"band:{tr.band}", f"pose:{tr.pose}"):
+            for key in ("all", f"size:{fr.kind}", f"band:{tr.band}", f"pose:{tr.pose}", f"band:{tr.band}@{fr.kind}"):
                 tally = t(key)
                 tally.faces += 1
                 tally.found += d >= 0
@@ -293,6 +300,18 @@ def evaluate(detect: Callable[[np.ndarray], list], frames: Iterable[Frame]) -> t
                     err = np.linalg.norm(got - ref, axis=1).mean() / (tr.box[2] - tr.box[0])
                     tally.lm_err.append(float(err))
     return tallies, scored
+
+
+def run_interleaved(detectors: dict[str, Callable[[np.ndarray], list]], frames: list[Frame]) -> dict[str, list[tuple[list, float]]]:
+    """Every detector on every frame, frame by frame in turn, with the seconds each took: a load
+    that comes and goes during the run (a shared machine) then falls on all of them alike."""
+    out: dict[str, list[tuple[list, float]]] = {n: [] for n in detectors}
+    for fr in frames:
+        for name, detect in detectors.items():
+            t0 = time.perf_counter()
+            faces = detect(fr.image)
+            out[name].append((faces, time.perf_counter() - t0))
+    return out
 
 
 def fit_logistic(raw: np.ndarray, label: np.ndarray, iters: int = 200) -> tuple[float, float]:

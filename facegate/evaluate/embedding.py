@@ -25,7 +25,7 @@ from facegate.types import Face
 log = logging.getLogger(__name__)
 
 # Bump when anything that changes embeddings for the same config changes (alignment, preprocessing).
-PIPELINE_VERSION = "5"  # 3: landmark schemes; 4: whole-frame and rotated passes; 5: O-Net points averaged over two views
+PIPELINE_VERSION = "6"  # 3: landmark schemes; 4: whole-frame and rotated passes; 5: O-Net points averaged over two views; 6: BlazeFace small-face proposals
 
 # Outcomes recorded per image.
 FOUND = "found"  # exactly one face
@@ -61,7 +61,7 @@ def _signature(config: Config, pick: str) -> str:
         "embedder": spec.name,
         "sha256": spec.sha256,
         "flip": config.flip,
-        "min_face": config.min_face_size,
+        "min_face": config.min_face(),
         "det_thr": config.detection_threshold,
         "refine": config.box_refinement,
         "pick": pick,
