@@ -43,7 +43,7 @@ def make_detector(name: str, config: Config):
     """A callable image -> faces for a detector name or one of ``VARIANTS``."""
     if name == "blazeface-2026-11":
         det = get_detector(config.replace(detector="blazeface", min_face_size=40))
-        det.padded_pass = det.prune_levels = det.small_faces = False
+        det.padded_pass = det.prune_levels = det.small_faces = det.turned_refine = False
         return lambda img: det.detect_tiles([img])[0]
     if name == "blazeface+mtcnn":
         bf = get_detector(config.replace(detector="blazeface"))
@@ -75,6 +75,7 @@ def table(results: dict[str, dict[str, D.Tally]], runs: dict | None = None, fram
     names = list(results)
     keys = ["all"] + [f"band:{b}" for b, _, _ in D.BANDS] + ["band:frame", "band:tight"]
     keys += [f"band:{b}@1280x720" for b, _, _ in D.BANDS]
+    keys += [f"band:{b}@1280x720~roll{D.WITHIN_ROLL:.0f}" for b, _, _ in D.BANDS]
     keys += [f"pose:{p}" for p in D.POSES] + [f"size:{s}" for s in ("640x480", "1280x720")]
     lines = ["| group | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for k in keys:

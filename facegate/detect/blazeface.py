@@ -86,7 +86,7 @@ SNAP = 0.1  # a tile side within this share below the image's short side becomes
 # with 450 candidates a frame before suppression; finer tiles for 20 px faces would cost 28
 # windows instead of 6 (197 against 52 ms a frame).
 PLAN_MIN_FACE = 40
-PROPOSAL_CUT = 0.05
+PROPOSAL_CUT = 0.1
 PROPOSAL_ONET_CUT = 0.7
 # Weak candidates larger than this many times PLAN_MIN_FACE are screened only when their
 # keypoints read a roll past cascade.ROLL_LIMIT (a rolled face scores low at any size); the
@@ -94,7 +94,7 @@ PROPOSAL_ONET_CUT = 0.7
 # confidently (1280x720 frames: 24 weak candidates of 147 px on average a frame before this cut).
 PROPOSAL_MAX_SIDE = 1.5
 PRE_NMS = 256  # weak anchors kept for suppression (the best first)
-MAX_PROPOSALS = 24  # weak candidates screened per image (the best first): bounds the cost on cluttered images
+MAX_PROPOSALS = 16  # weak candidates screened per image (the best first): bounds the cost on cluttered images
 
 
 @dataclass(frozen=True)
@@ -381,10 +381,11 @@ class BlazeFaceDetector(Detector):
     """
 
     name = "blazeface"
-    # The benchmark's "blazeface-2026-11" turns these three off (the plan before the detection work).
+    # The benchmark's "blazeface-2026-11" turns these four off (the plan before the detection work).
     padded_pass = True  # the padded whole-frame view
     prune_levels = True  # drop levels the next one covers (``tile_sides``)
     small_faces = True  # weak candidates screened by R-Net and O-Net (``PLAN_MIN_FACE``)
+    turned_refine = True  # rolled faces refined by O-Net on crops turned upright (``OnetRefiner.refine_points``)
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -561,16 +562,12 @@ class BlazeFaceDetector(Detector):
 
     def _proposals(
         self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, strong: np.ndarray
-    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], list[Face]]:
-        """Small faces from weak candidates (``PROPOSAL_CUT`` <= score < the threshold) that no
-        confident face overlaps.
-
-        Returns the upright ones R-Net kept, (BlazeFace boxes, scores, keypoints, R-Net's boxes),
-        for the O-Net refinement every face gets (which must call them faces); and the rolled
-        ones as finished faces: candidates whose keypoints read a roll past ``cascade.ROLL_LIMIT``
-        are screened by R-Net and refined by O-Net on crops turned upright by that roll
-        (``OnetRefiner.refine_turned``), their five points mapped back.
-        """
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Weak candidates (``PROPOSAL_CUT`` <= score < the threshold) that no confident face
+        overlaps, screened by R-Net: their BlazeFace boxes, scores and keypoints, R-Net's boxes,
+        and their roll (degrees; NaN: upright). A candidate whose keypoints read a roll past
+        ``cascade.ROLL_LIMIT`` is screened on a crop turned upright by it, and refined so
+        (``OnetRefiner.refine_points``), like any rolled face."""
         from facegate.detect.cascade import ROLL_LIMIT, keypoint_roll  # local: cascade imports this module
 
         side = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
@@ -586,26 +583,13 @@ class BlazeFaceDetector(Detector):
         wb, ws, wk, roll = boxes[keep], scores[keep], kps[keep], roll[keep]
         angles = np.where(np.abs(roll) > ROLL_LIMIT, roll, np.nan)
         idx, screened = self.refiner.screen(image, wb, angles)
-        turned = ~np.isnan(angles[idx])
-        up = idx[~turned]
-        upright = (wb[up], ws[up], wk[up], screened[~turned].astype(np.float32))
-        faces: list[Face] = []
-        if turned.any():
-            t = idx[turned]
-            dlib_boxes, prob, points = self.refiner.refine_turned(image, screened[turned], angles[t])
-            for j in np.flatnonzero(prob >= PROPOSAL_ONET_CUT):
-                k = t[j]
-                faces.append(Face(
-                    box=dlib_boxes[j], landmarks=points[j], scheme=MTCNN5, score=calibrated("mtcnn", float(prob[j])),
-                    detector=self.name,
-                    extra={"detector_box": wb[k].copy(), "keypoints": wk[k].copy(), "refined": True, "roll": float(angles[k]),
-                           "proposal": True, "blazeface_score": float(ws[k]), "raw_score": float(prob[j])},
-                ))
-        return upright, faces
+        return wb[idx], ws[idx], wk[idx], screened.astype(np.float32), angles[idx]
 
     def _faces(
         self, image: np.ndarray, plan: list[Level], reg: np.ndarray, cls: np.ndarray, proposals: bool = True
     ) -> list[Face]:
+        from facegate.detect.cascade import ROLL_LIMIT, keypoint_roll  # local: cascade imports this module
+
         thr = self.config.detection_threshold
         small = (proposals and self.small_faces and self.config.refine_boxes and PROPOSAL_CUT < thr
                  and self.config.min_face(self.name) < PLAN_MIN_FACE)
@@ -616,27 +600,33 @@ class BlazeFaceDetector(Detector):
         assert kps is not None
         n_strong = len(boxes)
         onet_in = boxes
-        rolled_faces: list[Face] = []
+        # Rolled faces are refined on crops turned upright where O-Net's points are wanted; for
+        # dlib's points they are found again upright later (cascade.straighten).
+        angles = np.full(len(boxes), np.nan)
+        if self.turned_refine and self.wanted_scheme == MTCNN5 and len(boxes):
+            roll = keypoint_roll(kps)
+            angles = np.where(np.abs(roll) > ROLL_LIMIT, roll, np.nan)
         if weak.any():
-            (pb, ps, pk, screened), rolled_faces = self._proposals(image, *weak_cands, boxes)
+            pb, ps, pk, screened, pa = self._proposals(image, *weak_cands, boxes)
             boxes, scores, kps = np.concatenate([boxes, pb]), np.concatenate([scores, ps]), np.concatenate([kps, pk])
             onet_in = np.concatenate([onet_in, screened])
+            angles = np.concatenate([angles, pa])
         if len(boxes) == 0:
-            return rolled_faces
+            return []
         proposal = np.arange(len(boxes)) >= n_strong
         dlib_boxes = adjust_boxes(boxes, self.name)
         refined = np.zeros(len(boxes), dtype=bool)
         points = np.zeros((len(boxes), 5, 2), np.float32)
         prob = np.ones(len(boxes), np.float32)
         if self.config.refine_boxes:
-            onet_boxes, prob, refined, points = self.refiner.refine_points(image, onet_in)
+            onet_boxes, prob, refined, points = self.refiner.refine_points(image, onet_in, angles)
             dlib_boxes[refined] = onet_boxes[refined]
         sizes = np.sqrt((dlib_boxes[:, 2] - dlib_boxes[:, 0]) * (dlib_boxes[:, 3] - dlib_boxes[:, 1]))
         # A weak candidate is a face only when O-Net refined it and calls it one.
         keep = (sizes >= self.config.min_face(self.name)) & (~proposal | (refined & (prob >= PROPOSAL_ONET_CUT)))
-        boxes, scores, kps, dlib_boxes, refined, points, proposal, prob = (
+        boxes, scores, kps, dlib_boxes, refined, points, proposal, prob, angles = (
             boxes[keep], scores[keep], kps[keep], dlib_boxes[keep], refined[keep], points[keep], proposal[keep],
-            prob[keep])
+            prob[keep], angles[keep])
         order = np.argsort(-np.where(proposal, 0.0, scores), kind="stable")  # confident faces first
         # O-Net's points where its refinement is trusted; dlib's predictor where the embedder
         # wants dlib5 points, or where there are no trusted O-Net points.
@@ -652,6 +642,8 @@ class BlazeFaceDetector(Detector):
                 schemes[DLIB5] = dlib_pts[j]
             primary = self.wanted_scheme if self.wanted_scheme in schemes else next(iter(schemes))
             extra = {"detector_box": boxes[i].copy(), "keypoints": kps[i].copy(), "refined": bool(refined[i])}
+            if not np.isnan(angles[i]) and refined[i]:
+                extra["roll"] = float(angles[i])  # refined on crops turned upright by this much
             score = float(scores[i])
             if proposal[i]:
                 # Confirmed by O-Net, whose probability is MTCNN's score: calibrated as MTCNN's.
@@ -668,4 +660,4 @@ class BlazeFaceDetector(Detector):
                     extra=extra,
                 )
             )
-        return faces + rolled_faces
+        return faces

@@ -186,42 +186,21 @@ def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: fl
 
 
 def straighten(det: BlazeFaceDetector, image: np.ndarray, faces: list[Face]) -> list[Face]:
-    """Faces with their rolled ones (beyond ``ROLL_LIMIT``) seen again upright.
-
-    Where the embedder wants O-Net's points (mtcnn5) and boxes are refined, O-Net looks at each
-    rolled face on a crop turned upright by its roll (``OnetRefiner.refine_turned``: two 48 px
-    forwards, no BlazeFace window); a face it does not confirm keeps its first box and points.
-    Otherwise (dlib's points wanted) the face is found again on an upright crop (``upright_face``).
-    """
+    """Faces rolled beyond ``ROLL_LIMIT`` replaced by their upright re-detection (``upright_face``),
+    where the embedder wants dlib's points. Where it wants O-Net's, the detector has already
+    refined rolled faces on crops turned upright (``OnetRefiner.refine_points``)."""
     from facegate.align import MTCNN5
-    from facegate.detect.blazeface import PROPOSAL_ONET_CUT
-    from facegate.detect.scores import calibrated
 
-    rolls = [face_roll(f) for f in faces]
-    todo = [i for i, (f, r) in enumerate(zip(faces, rolls)) if r is not None and abs(r) > ROLL_LIMIT and "roll" not in f.extra]
-    if not todo:
+    if det.turned_refine and det.wanted_scheme == MTCNN5 and det.config.refine_boxes:
         return faces
-    out = list(faces)
-    if det.wanted_scheme == MTCNN5 and det.config.refine_boxes:
-        boxes = np.array([faces[i].extra.get("detector_box", faces[i].box) for i in todo], np.float64)
-        angles = np.array([rolls[i] for i in todo], np.float64)
-        dlib_boxes, prob, points = det.refiner.refine_turned(image, boxes, angles)
-        for j, i in enumerate(todo):
-            if prob[j] < PROPOSAL_ONET_CUT:
-                continue
-            f = faces[i]
-            extra = dict(f.extra, roll=float(angles[j]), refined=True)
-            score = f.score
-            if extra.get("proposal") and "raw_score" in extra:  # scored by O-Net: its turned look is the better one
-                extra["raw_score"] = float(prob[j])
-                score = calibrated("mtcnn", float(prob[j]))
-            out[i] = Face(box=dlib_boxes[j], landmarks=points[j], scheme=MTCNN5, score=score, detector=f.detector,
-                          extra=extra)
-        return out
-    for i in todo:
-        again = upright_face(det, image, faces[i], float(rolls[i]))  # type: ignore[arg-type]
-        if again is not None:
-            out[i] = again
+    out = []
+    for face in faces:
+        roll = face_roll(face)
+        if roll is not None and abs(roll) > ROLL_LIMIT:
+            again = upright_face(det, image, face, roll)
+            if again is not None:
+                face = again
+        out.append(face)
     return out
 
 

@@ -198,65 +198,6 @@ class OnetRefiner:
         keep = nms(out, prob[idx], SCREEN_NMS)
         return idx[keep], out[keep]
 
-    def confirm(
-        self, image: np.ndarray, boxes: np.ndarray, angles: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One O-Net forward on boxes (N, 4): its face probabilities (N,) and regressed boxes (N, 4)
-        (turned crops where ``angles`` is not NaN, as in :meth:`screen`; their boxes unregressed)."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
-            return np.zeros(0, np.float32), boxes
-        sq = _square(boxes)
-        crops = _crops_for(image, sq, 48, angles)
-        x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
-        prob, offsets = self._forward(x)[:2]
-        offsets = offsets.astype(np.float64)
-        if angles is not None:
-            offsets[~np.isnan(angles)] = 0.0
-        return prob.astype(np.float32), _regress(sq, offsets)
-
-    def refine_turned(
-        self, image: np.ndarray, boxes: np.ndarray, angles: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """O-Net on crops turned upright by ``angles`` (degrees, cv2's sense), for rolled faces:
-        dlib-like boxes (N, 4; axis-aligned, the upright face's size, at its centre), O-Net's
-        probabilities (N,) and its five points (N, 5, 2) mapped back into the image.
-
-        ``PASSES + 1`` forwards, each on the box and roll the previous one gave (the roll read
-        from O-Net's eye line): BlazeFace's keypoints under-read large rolls (Grace Hopper turned
-        90 degrees reads 51), and O-Net's points are good only within about 30 degrees of upright.
-        """
-        boxes = _square(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
-        angles = np.asarray(angles, dtype=np.float64).reshape(-1).copy()
-        n = len(boxes)
-        prob = np.zeros(n, np.float32)
-        points = np.zeros((n, 5, 2), np.float64)
-        for step in range(PASSES + 1):
-            crops = _turned_crops(image, boxes, angles, 48)
-            x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
-            p, offsets, q = self._forward(x)
-            if step == 0:
-                prob = p.astype(np.float32)  # the first look decides, as for upright faces
-            side = boxes[:, 2] - boxes[:, 0]
-            new = np.empty_like(boxes)
-            for k in range(n):
-                cx, cy = (boxes[k, 0] + boxes[k, 2]) / 2, (boxes[k, 1] + boxes[k, 3]) / 2
-                m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angles[k]), 48 / max(float(side[k]), 1.0))
-                m[:, 2] += (24 - cx, 24 - cy)
-                inv = cv2.invertAffineTransform(m)
-                o = offsets[k].astype(np.float64) * 48
-                crop_box = np.array([o[0], o[1], 48 + o[2], 48 + o[3]])
-                centre = inv[:, :2] @ ((crop_box[:2] + crop_box[2:]) / 2) + inv[:, 2]
-                half = max(crop_box[2] - crop_box[0], crop_box[3] - crop_box[1]) * side[k] / 48 / 2
-                new[k] = [centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half]
-                pts = np.stack([q[k, :5], q[k, 5:]], axis=1).astype(np.float64) * 48
-                points[k] = pts @ inv[:, :2].T + inv[:, 2]
-                eyes = points[k, 1] - points[k, 0]  # image-left to image-right eye, upright: (+x, 0)
-                angles[k] = np.degrees(np.arctan2(eyes[1], eyes[0]))
-            if step < PASSES:
-                boxes = new
-        return BOX_ADJUST_MTCNN.apply(boxes).astype(np.float32), prob, points.astype(np.float32)
-
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For detector boxes (N, 4) in an HxWx3 uint8 RGB image: dlib-like boxes (N, 4) from
         O-Net, its face probabilities (N,) and which refinements to trust (N,) bool."""
@@ -264,7 +205,7 @@ class OnetRefiner:
         return out, prob, ok
 
     def refine_points(
-        self, image: np.ndarray, boxes: np.ndarray
+        self, image: np.ndarray, boxes: np.ndarray, angles: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`refine` plus O-Net's five points (N, 5, 2) in image pixels, scheme ``mtcnn5``
         (eye centres, nose tip, mouth corners; image-left first), averaged over its last two views.
@@ -272,28 +213,64 @@ class OnetRefiner:
         Each box is squared, cropped to 48x48 and regressed by O-Net ``PASSES`` times; a
         result that wandered off the original box (IoU < ``MIN_IOU``) is not trusted: keep
         the detector's own box for that face, and do not use its points.
+
+        Where ``angles`` (N,) is not NaN the face is rolled by about that much (degrees, cv2's
+        sense): its crops are turned upright first, each pass on the roll the previous one read
+        from O-Net's eye line (BlazeFace's keypoints under-read large rolls: Grace Hopper turned
+        90 degrees reads 51, and O-Net's points hold only within about 30 degrees of upright);
+        its box comes back axis-aligned, the upright face's size at its centre, and its points
+        mapped into the image. Rolled and upright faces share each forward.
         """
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool), np.zeros((0, 5, 2), np.float32)
+        turn = np.zeros(len(boxes), bool) if angles is None else ~np.isnan(np.asarray(angles, np.float64))
+        roll = np.where(turn, np.nan if angles is None else np.asarray(angles, np.float64), 0.0)
+        tt = np.flatnonzero(turn)
         current = _square(boxes)
         prob = np.zeros(len(boxes), np.float32)
         refined = boxes
         points = []
         for k in range(PASSES + 1):  # the extra forward only reads points on the final box
             crops = _float_crops(image, current)
+            if len(tt):
+                crops[tt] = _turned_crops(image, current[tt], roll[tt], 48)
             x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
             p, offsets, q = self._forward(x)
             w = (current[:, 2] - current[:, 0])[:, None]
             h = (current[:, 3] - current[:, 1])[:, None]
-            points.append(np.stack([current[:, 0:1] + w * q[:, :5], current[:, 1:2] + h * q[:, 5:]], axis=2))
+            pts = np.stack([current[:, 0:1] + w * q[:, :5], current[:, 1:2] + h * q[:, 5:]], axis=2)
+            step = _regress(current, offsets.astype(np.float64))
+            for i in tt:  # the turned crops' box and points, back into the image
+                box, pts[i] = _unturn(current[i], roll[i], offsets[i], q[i])
+                step[i] = box
+                eyes = pts[i, 1] - pts[i, 0]  # image-left to image-right eye; upright: along +x
+                roll[i] = np.degrees(np.arctan2(eyes[1], eyes[0]))
+            points.append(pts)
             if k == PASSES:
                 break
             prob = p
-            refined = _regress(current, offsets.astype(np.float64))
+            refined = step
             current = _square(refined)
         # O-Net's points from its last two views of the face, averaged (LFW 99.38% -> 99.43% with
         # the ArcFace-fitted MobileFaceNet chips; one more 48 px forward, about 0.5 ms a face)
         points = np.mean(points[-POINT_VIEWS:], axis=0)
         ok = iou_matrix(refined, boxes).diagonal() >= MIN_IOU
         return BOX_ADJUST_MTCNN.apply(refined), prob.astype(np.float32), ok, points.astype(np.float32)
+
+
+def _unturn(box: np.ndarray, angle: float, offsets: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """O-Net's regression and points on a crop of square ``box`` turned by ``angle`` (see
+    ``_turned_crops``), back in the image: an axis-aligned box of the regressed size at the
+    regressed centre, and the five points (5, 2)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = max(float(box[2] - box[0]), 1.0)
+    m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), 48 / side)
+    m[:, 2] += (24 - cx, 24 - cy)
+    inv = cv2.invertAffineTransform(m)
+    o = np.asarray(offsets, np.float64) * 48
+    crop_box = np.array([o[0], o[1], 48 + o[2], 48 + o[3]])
+    centre = inv[:, :2] @ ((crop_box[:2] + crop_box[2:]) / 2) + inv[:, 2]
+    half = max(crop_box[2] - crop_box[0], crop_box[3] - crop_box[1]) * side / 48 / 2
+    pts = np.stack([q[:5], q[5:]], axis=1).astype(np.float64) * 48
+    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half]), pts @ inv[:, :2].T + inv[:, 2]

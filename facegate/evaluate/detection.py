@@ -37,6 +37,7 @@ MATCH_SIZE = 2.0  # detected side / true side within [1 / this, this]
 BANDS: tuple[tuple[str, int, int], ...] = (("20-40", 20, 40), ("40-80", 40, 80), ("80-160", 80, 160), ("160-320", 160, 320))
 POSES = ("upright", "roll30", "roll60", "roll90", "mirrored", "grey")
 FRAME_SIZES = ((640, 480), (1280, 720))
+WITHIN_ROLL = 45.0  # the roll the detector must cover (issue: "roll to +-45 degrees"); 60 and 90 are reported apart
 CONTEXT = 1.6  # pasted square: this many face sides (the mask is the inscribed circle)
 
 
@@ -263,7 +264,8 @@ def evaluate(
     detect: Callable[[np.ndarray], list] | None, frames: Iterable[Frame], results: list[tuple[list, float]] | None = None
 ) -> tuple[dict[str, Tally], list[tuple[float, bool]]]:
     """Run ``detect`` on every frame: tallies keyed by "all", "band:<b>", "pose:<p>", "size:<kind>",
-    "band:<b>@<kind>" (a band within one frame size),
+    "band:<b>@<kind>" (a band within one frame size), "band:<b>@<kind>~roll45" (its faces rolled
+    at most ``WITHIN_ROLL`` degrees: the range the detector is asked to cover),
     and every detection's (raw score, matched) pair for score calibration."""
     tallies: dict[str, Tally] = {}
     scored: list[tuple[float, bool]] = []
@@ -289,7 +291,10 @@ def evaluate(
             t(key).seconds += dt
             t(key).false_pos += len(faces) - len(hit)
         for tr, d in zip(fr.faces, m):
-            for key in ("all", f"size:{fr.kind}", f"band:{tr.band}", f"pose:{tr.pose}", f"band:{tr.band}@{fr.kind}"):
+            keys = ["all", f"size:{fr.kind}", f"band:{tr.band}", f"pose:{tr.pose}", f"band:{tr.band}@{fr.kind}"]
+            if _roll_of(tr.pose) <= WITHIN_ROLL:
+                keys.append(f"band:{tr.band}@{fr.kind}~roll{WITHIN_ROLL:.0f}")
+            for key in keys:
                 tally = t(key)
                 tally.faces += 1
                 tally.found += d >= 0
