@@ -25,7 +25,9 @@ from facegate.types import Face
 log = logging.getLogger(__name__)
 
 # Bump when anything that changes embeddings for the same config changes (alignment, preprocessing).
-PIPELINE_VERSION = "6"  # 3: landmark schemes; 4: whole-frame and rotated passes; 5: O-Net points averaged over two views; 6: BlazeFace small-face proposals
+# 3: landmark schemes; 4: whole-frame and rotated passes; 5: O-Net points averaged over two views;
+# 6: small faces from weak candidates, rolled faces refined on turned crops, pruned tile plan
+PIPELINE_VERSION = "6"
 
 # Outcomes recorded per image.
 FOUND = "found"  # exactly one face
