@@ -58,7 +58,7 @@ class Config:
     min_face_size: int = 0  # pixels; smaller faces are ignored; 0 = the detector's own (DETECTOR_MIN_FACE)
     detection_threshold: float = 0.5  # detector-specific confidence cut
     min_score: float = 0.0  # calibrated 0..1 face score (the same scale for every detector) a face must reach
-    detect_budget: int = 64  # BlazeFace model windows one image may cost over all passes (1280x720: 10; fallbacks: 2 x 10)
+    detect_budget: int = 64  # BlazeFace model windows one image may cost over all passes (1280x720: 8; turned passes: 2 x 1)
     refine_boxes: bool = True  # BlazeFace: tighten boxes with MTCNN's O-Net before landmarks (LFW +0.17 points)
     flip: bool = True  # average the embedding of each chip with its mirror image
     max_pixels: int = 60_000_000  # decompression-bomb guard (about 7700x7700)

