@@ -15,6 +15,7 @@ import pytest
 from facegate.config import Config
 from facegate.detect import get_detector
 from facegate.detect.blazeface import BlazeFaceDetector, iou_matrix, nms, plan_levels, weighted_nms
+from facegate.detect.cascade import plan_cost
 from facegate.detect.hog import HogDetector, hog_upsample
 from facegate.detect.landmarks import BOX_ADJUST, DlibLandmarker, adjust_boxes
 
@@ -159,13 +160,18 @@ def test_plan_for_hd_frame():
     # by the 480 px tiles and the whole view); unpruned, the plan of 2026-11 kept them
     assert [len(lv.windows) for lv in levels] == [6, 1, 1]
     assert [len(lv.windows) for lv in plan_levels(720, 1280, 40, prune=False)] == [6, 2, 1, 1]
+    # the padded view is drawn into the whole view's empty band: 7 model windows, not 8
+    assert levels[-1].shares and levels[-1].region == (0, 120, 192, 192) and levels[-2].region == (0, 0, 192, 120)
+    assert plan_cost(levels) == 7
+    assert plan_cost(plan_levels(720, 1280, 40, pack=False)) == 8
+    assert not any(lv.shares for lv in plan_levels(480, 640, 40))  # 4:3 leaves no room
     for lv in levels[:-1]:
         for x0, y0, _ in lv.windows:
             assert 0 <= x0 and 0 <= y0
             assert x0 + 192 <= max(lv.width, 192) and y0 + 192 <= max(lv.height, 192)
     # the padded view: the frame a third of the window, centred
     (x0, y0, inner), = levels[-1].windows
-    assert levels[-1].width == 64 and x0 == -64 and not any(inner)
+    assert levels[-1].width == 64 and x0 == -64 and y0 == -132 and not any(inner)
     assert [len(lv.windows) for lv in plan_levels(720, 1280, 60)] == [2, 1, 1]
     assert [len(lv.windows) for lv in plan_levels(480, 640, 40)] == [2, 1]  # the padded view covers from 160 px
     assert [len(lv.windows) for lv in plan_levels(250, 250, 40)] == [1, 1]

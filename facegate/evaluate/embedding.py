@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 # Bump when anything that changes embeddings for the same config changes (alignment, preprocessing).
 # 3: landmark schemes; 4: whole-frame and rotated passes; 5: O-Net points averaged over two views;
-# 6: small faces from weak candidates, rolled faces refined on turned crops, pruned tile plan
-PIPELINE_VERSION = "6"
+# 6: small faces from weak candidates, rolled faces refined on turned crops, pruned tile plan;
+# 7: the padded view packed into the whole view's window on wide and tall images
+PIPELINE_VERSION = "7"
 
 # Outcomes recorded per image.
 FOUND = "found"  # exactly one face
