@@ -43,9 +43,10 @@ MIN_IOU = 0.3  # a refined box overlapping the detector's box less than this is 
 _MEAN, _SCALE = 127.5, 0.0078125  # MTCNN's pixel normalisation
 
 
-# R-Net's cut for BlazeFace's weak candidates. Measured on the detection benchmark's 1280x720
-# frames (seed 3, 21 faces of 20-40 px, weak candidates >= 0.05 of the 480 px tiles): with this
-# cut and O-Net's at PROPOSAL_ONET_CUT, 19 of 21 kept and no false face in 20 frames.
+# R-Net's cut for BlazeFace's weak candidates (MTCNN's own is 0.7). Measured on the detection
+# benchmark's 1280x720 frames (seed 3, 21 faces of 20-40 px, weak candidates of the 480 px tiles):
+# with this cut and O-Net's at 0.5-0.7, 17-19 of 21 kept and no false face in 20 frames; the
+# whole pass's figures are in benchmarks/RESULTS.md.
 SCREEN_CUT = 0.6
 SCREEN_NMS = 0.7  # IoU among screened boxes, as MTCNN after R-Net
 _NETS = {"rnet": (1, 24, ["prob", "offsets"]), "onet": (2, 48, ["prob", "offsets", "points"])}
