@@ -444,6 +444,12 @@ class BlazeFaceDetector(Detector):
         self._anchors: np.ndarray | None = None
         self._lock = threading.Lock()
 
+    @property
+    def refines_rolled(self) -> bool:
+        """Whether rolled faces are refined by O-Net on crops turned upright (the embedder aligns on
+        O-Net's points); otherwise ``cascade.straighten`` finds them again upright."""
+        return self.turned_refine and self.config.refine_boxes and self.wanted_scheme == MTCNN5
+
     # -- model -------------------------------------------------------------------------
     @property
     def refiner(self):  # -> OnetRefiner, built on first use
@@ -625,27 +631,25 @@ class BlazeFaceDetector(Detector):
         and their roll (degrees; NaN: upright). A candidate whose keypoints read a roll past
         ``cascade.ROLL_LIMIT`` is screened on a crop turned upright by it, and refined so
         (``OnetRefiner.refine_points``), like any rolled face."""
-        from facegate.detect.cascade import ROLL_LIMIT, keypoint_roll  # local: cascade imports this module
+        from facegate.detect.cascade import turn_angles  # local: cascade imports this module
 
         side = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
-        roll = keypoint_roll(kps) if len(kps) else np.zeros(0)
-        rolled = np.abs(roll) > ROLL_LIMIT  # NaN compares False
-        keep = rolled | (side <= PROPOSAL_MAX_SIDE * PLAN_MIN_FACE)
-        boxes, scores, kps, roll = boxes[keep], scores[keep], kps[keep], roll[keep]
+        angles = turn_angles(kps)
+        keep = ~np.isnan(angles) | (side <= PROPOSAL_MAX_SIDE * PLAN_MIN_FACE)
+        boxes, scores, kps, angles = boxes[keep], scores[keep], kps[keep], angles[keep]
         if len(boxes) and len(strong):  # the weaker anchors around a confident face
             free = (iou_matrix(boxes, strong) <= NMS_IOU).all(axis=1)
-            boxes, scores, kps, roll = boxes[free], scores[free], kps[free], roll[free]
+            boxes, scores, kps, angles = boxes[free], scores[free], kps[free], angles[free]
         order = np.argsort(-scores, kind="stable")[:PRE_NMS]
         keep = order[nms(boxes[order], scores[order], NMS_IOU)][:MAX_PROPOSALS]  # best first
-        wb, ws, wk, roll = boxes[keep], scores[keep], kps[keep], roll[keep]
-        angles = np.where(np.abs(roll) > ROLL_LIMIT, roll, np.nan)
+        wb, ws, wk, angles = boxes[keep], scores[keep], kps[keep], angles[keep]
         idx, screened = self.refiner.screen(image, wb, angles)
         return wb[idx], ws[idx], wk[idx], screened.astype(np.float32), angles[idx]
 
     def _faces(
         self, image: np.ndarray, plan: list[Level], reg: np.ndarray, cls: np.ndarray, proposals: bool = True
     ) -> list[Face]:
-        from facegate.detect.cascade import ROLL_LIMIT, keypoint_roll  # local: cascade imports this module
+        from facegate.detect.cascade import turn_angles  # local: cascade imports this module
 
         thr = self.config.detection_threshold
         small = (proposals and self.small_faces and self.config.refine_boxes and PROPOSAL_CUT < thr
@@ -659,10 +663,7 @@ class BlazeFaceDetector(Detector):
         onet_in = boxes
         # Rolled faces are refined on crops turned upright where O-Net's points are wanted; for
         # dlib's points they are found again upright later (cascade.straighten).
-        angles = np.full(len(boxes), np.nan)
-        if self.turned_refine and self.wanted_scheme == MTCNN5 and len(boxes):
-            roll = keypoint_roll(kps)
-            angles = np.where(np.abs(roll) > ROLL_LIMIT, roll, np.nan)
+        angles = turn_angles(kps) if self.refines_rolled else np.full(len(boxes), np.nan)
         if weak.any():
             pb, ps, pk, screened, pa = self._proposals(image, *weak_cands, boxes)
             boxes, scores, kps = np.concatenate([boxes, pb]), np.concatenate([scores, ps]), np.concatenate([kps, pk])

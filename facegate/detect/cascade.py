@@ -131,6 +131,13 @@ def keypoint_roll(kp: np.ndarray) -> np.ndarray:
     return np.where(ok, np.degrees(np.arctan2(v[..., 1], v[..., 0])), np.nan)
 
 
+def turn_angles(kp: np.ndarray) -> np.ndarray:
+    """For BlazeFace keypoints (N, K, 2): the roll of each face rolled past ``ROLL_LIMIT``, the
+    angle its crops are turned by; NaN for the upright ones."""
+    roll = keypoint_roll(kp) if len(kp) else np.zeros(0)
+    return np.where(np.abs(roll) > ROLL_LIMIT, roll, np.nan)  # NaN compares False
+
+
 def face_roll(face: Face) -> float | None:
     """The face's roll in degrees from BlazeFace's keypoints (see ``keypoint_roll``), or None."""
     kp = face.extra.get("keypoints")
@@ -192,9 +199,7 @@ def straighten(det: BlazeFaceDetector, image: np.ndarray, faces: list[Face]) -> 
     """Faces rolled beyond ``ROLL_LIMIT`` replaced by their upright re-detection (``upright_face``),
     where the embedder wants dlib's points. Where it wants O-Net's, the detector has already
     refined rolled faces on crops turned upright (``OnetRefiner.refine_points``)."""
-    from facegate.align import MTCNN5
-
-    if det.turned_refine and det.wanted_scheme == MTCNN5 and det.config.refine_boxes:
+    if det.refines_rolled:
         return faces
     out = []
     for face in faces:

@@ -261,18 +261,27 @@ def _crops(image: _Halvings, boxes: np.ndarray, size: int, shrink: bool = False)
         img = image.level(level)
         h, w = img.shape[:2]
         bx1, by1, bx2, by2 = box * np.array([w / full_w, h / full_h, w / full_w, h / full_h])
-        x1, y1 = int(np.floor(bx1)), int(np.floor(by1))
-        x2, y2 = max(int(np.ceil(bx2)), x1 + 1), max(int(np.ceil(by2)), y1 + 1)
-        cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-        if cx2 <= cx1 or cy2 <= cy1:
-            continue  # entirely outside the image: an all-zero crop, which the nets reject
-        patch = img[cy1:cy2, cx1:cx2]
-        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
-            padded = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.float32)
-            padded[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = patch
-            patch = padded
-        out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+        patch = box_patch(img, (bx1, by1, bx2, by2))
+        if patch is not None:  # else entirely outside the image: an all-zero crop, which the nets reject
+            out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return out
+
+
+def box_patch(image: np.ndarray, box) -> np.ndarray | None:
+    """The float32 pixels of ``box`` (x1, y1, x2, y2; outward to whole pixels), zero where it
+    reaches past the image; None when it lies wholly outside. Only that part is converted."""
+    h, w = image.shape[:2]
+    x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x2, y2 = max(int(np.ceil(box[2])), x1 + 1), max(int(np.ceil(box[3])), y1 + 1)
+    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if cx2 <= cx1 or cy2 <= cy1:
+        return None
+    patch = np.asarray(image[cy1:cy2, cx1:cx2], dtype=np.float32)
+    if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+        padded = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.float32)
+        padded[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = patch
+        patch = padded
+    return patch
 
 
 def pyramid_scales(height: int, width: int, min_face: float) -> list[float]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from facegate.config import Config
 from facegate.detect.blazeface import iou_matrix
-from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, _regress, _square
+from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, _regress, _square, box_patch
 from facegate.models.registry import REGISTRY, verified_path
 
 log = logging.getLogger(__name__)
@@ -82,20 +82,11 @@ def _float_crops(image: np.ndarray, boxes: np.ndarray, size: int = 48) -> np.nda
     the networks). Resizing uint8 pixels instead (rounding before O-Net) measured 99.05% on
     LFW against 99.12%.
     """
-    h, w = image.shape[:2]
     out = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
     for k, box in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
-        x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
-        x2, y2 = max(int(np.ceil(box[2])), x1 + 1), max(int(np.ceil(box[3])), y1 + 1)
-        cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-        if cx2 <= cx1 or cy2 <= cy1:
-            continue  # entirely outside the image: an all-zero crop, which the nets reject
-        patch = image[cy1:cy2, cx1:cx2].astype(np.float32)
-        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
-            padded = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.float32)
-            padded[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = patch
-            patch = padded
-        out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+        patch = box_patch(image, box)
+        if patch is not None:  # else entirely outside the image: an all-zero crop, which the nets reject
+            out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -113,11 +104,12 @@ def _turned_crops(image: np.ndarray, boxes: np.ndarray, angles: np.ndarray, size
 
 def _crops_for(image: np.ndarray, boxes: np.ndarray, size: int, angles: np.ndarray | None) -> np.ndarray:
     """Axis-aligned crops, or turned ones where ``angles`` is not NaN."""
-    crops = _float_crops(image, boxes, size)
-    if angles is not None:
-        turned = np.flatnonzero(~np.isnan(angles))
-        if len(turned):
-            crops[turned] = _turned_crops(image, boxes[turned], angles[turned], size)
+    if angles is None:
+        return _float_crops(image, boxes, size)
+    turned = ~np.isnan(angles)
+    crops = np.empty((len(boxes), size, size, 3), dtype=np.float32)
+    crops[~turned] = _float_crops(image, boxes[~turned], size)
+    crops[turned] = _turned_crops(image, boxes[turned], angles[turned], size)
     return crops
 
 
@@ -225,17 +217,14 @@ class OnetRefiner:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool), np.zeros((0, 5, 2), np.float32)
-        turn = np.zeros(len(boxes), bool) if angles is None else ~np.isnan(np.asarray(angles, np.float64))
-        roll = np.where(turn, np.nan if angles is None else np.asarray(angles, np.float64), 0.0)
-        tt = np.flatnonzero(turn)
+        roll = np.full(len(boxes), np.nan) if angles is None else np.array(angles, dtype=np.float64).reshape(-1)
+        tt = np.flatnonzero(~np.isnan(roll))
         current = _square(boxes)
         prob = np.zeros(len(boxes), np.float32)
         refined = boxes
         points = []
         for k in range(PASSES + 1):  # the extra forward only reads points on the final box
-            crops = _float_crops(image, current)
-            if len(tt):
-                crops[tt] = _turned_crops(image, current[tt], roll[tt], 48)
+            crops = _crops_for(image, current, 48, roll)
             x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
             p, offsets, q = self._forward(x)
             w = (current[:, 2] - current[:, 0])[:, None]
