@@ -125,6 +125,17 @@ class ModelError(FacegateError):
     code = "model"
 
 
+class ModelMismatchError(ModelError):
+    """Embeddings of two different models would be compared (the gallery's and the one in use).
+
+    Scores between embeddings of different models are meaningless, so mixing is refused
+    rather than returning confident nonsense; ``facegate reembed`` converts a gallery.
+    Here, not in the gallery, because the decision layer's model check raises it.
+    """
+
+    code = "model_mismatch"
+
+
 class DeviceError(FacegateError):
     """A requested execution device (e.g. CUDA) is not available. Never a silent CPU fallback."""
 
