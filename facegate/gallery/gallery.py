@@ -1,14 +1,6 @@
-"""Gallery: enrol people from photos and identify faces among them (1:N), at a stated FPIR.
+"""The gallery facade: enrol people from photos and identify faces among them (1:N), at a stated FPIR.
 
-::
-
-    from facegate.gallery import open_gallery
-    with open_gallery(Config()) as g:                       # SQLite at <home>/gallery.sqlite
-        result = g.enroll("Ada", ["ada1.jpg", "ada2.jpg"])   # quality-gated; rejections say why
-        for who in g.identify("group.jpg"):                  # every face in the photo
-            print(who.name, who.candidates[:3])              # "Ada" or "unknown", top-k people
-
-Layers: this facade does images (detect, quality gate, align, embed through the shared
+This facade does images (detect, quality gate, align, embed through the shared
 :class:`~facegate.pipeline.Pipeline`) and applies the decision policy of :mod:`facegate.decide`
 (the FPIR at the gallery's size and templating, :meth:`Gallery.decision_policy`);
 a backend (:mod:`.backend`: SQLite + FAISS, or :mod:`.milvus`) stores people and
@@ -38,14 +30,11 @@ from tqdm import tqdm
 from facegate.config import Config
 from facegate.decide import OpenSetPolicy, check_model, choose, open_set_policy, stack_points
 from facegate.errors import FacegateError, UsageError
-from facegate.gallery.backend import DEFAULT_RULE, GalleryBackend, SqliteBackend
+from facegate.gallery.backend import GalleryBackend, SqliteBackend
 from facegate.gallery.errors import (
     EnrolmentRejectedError,
     GalleryError,
-    ModelMismatchError,
-    NameTakenError,
     PersonNotFoundError,
-    UnsupportedError,
 )
 from facegate.gallery.quality import QualityPolicy, QualityReport, assess
 from facegate.gallery.types import (
@@ -659,31 +648,3 @@ def open_gallery(
     """
     config = config or Config()
     return Gallery(open_backend(config, rule=rule, **options), config, pipeline=pipeline, policy=policy)
-
-
-__all__ = [
-    "DEFAULT_RULE",
-    "EnrolResult",
-    "EnrolmentRejectedError",
-    "FaceRecord",
-    "Gallery",
-    "GalleryBackend",
-    "GalleryError",
-    "Identification",
-    "Match",
-    "ModelMismatchError",
-    "NameTakenError",
-    "Person",
-    "PersonNotFoundError",
-    "QualityPolicy",
-    "QualityReport",
-    "Rejection",
-    "SqliteBackend",
-    "StoredFace",
-    "UnsupportedError",
-    "face_crop",
-    "model_id",
-    "photo_sha256",
-    "open_backend",
-    "open_gallery",
-]
