@@ -4,7 +4,7 @@ Every error carries an exit code so the CLI can map it without a lookup table of
 its own, and a one-line ``str()`` that is safe to print instead of a traceback.
 Messages say what is wrong and what to change in words every front end shares; how to
 change it in a front end's own terms (a CLI flag, a request field) is that front end's
-hint, keyed by the error's ``code`` (see ``facegate.cli.CLI_HINTS`` and
+hint, keyed by the error's ``code`` (see ``facegate.cli.common.CLI_HINTS`` and
 ``facegate.service.errors.HTTP_HINTS``).
 
 All exit codes live here (``ExitCode`` and ``EXIT_CODES``): the errors below, the gallery's,

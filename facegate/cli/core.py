@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegate.cli import config_from_args, emit, error_payload
+from facegate.cli.common import config_from_args, emit, error_payload
 from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
 

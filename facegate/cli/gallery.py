@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from facegate.cli import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
+from facegate.cli.common import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.errors import ExitCode, NoFaceError, UsageError
