@@ -319,9 +319,10 @@ def identify_line(i: int, r: Any) -> str:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     with _open(args) as g:
-        results = g.identify(args.photo, k=args.k)
-        policy = g.decision_policy()
-        stats = {"people": g.backend.counts()[0]}
+        snap = g.snapshot()  # one read of the gallery: the answer, its policy and the size it reports agree
+        results = g.identify(args.photo, k=args.k, snapshot=snap)
+        policy = snap.policy
+        stats = {"people": snap.state.people}
     if not results:
         raise NoFaceError(f"{args.photo}: no face found")
 

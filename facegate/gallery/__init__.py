@@ -35,7 +35,17 @@ from facegate.gallery.gallery import (
     photo_sha256,
 )
 from facegate.gallery.quality import QualityPolicy, QualityReport
-from facegate.gallery.types import EnrolResult, FaceRecord, Identification, Match, Person, Rejection, StoredFace
+from facegate.gallery.types import (
+    EnrolResult,
+    FaceRecord,
+    GallerySnapshot,
+    GalleryState,
+    Identification,
+    Match,
+    Person,
+    Rejection,
+    StoredFace,
+)
 
 __all__ = [
     "BACKENDS",
@@ -46,6 +56,8 @@ __all__ = [
     "Gallery",
     "GalleryBackend",
     "GalleryError",
+    "GallerySnapshot",
+    "GalleryState",
     "Identification",
     "Match",
     "ModelMismatchError",

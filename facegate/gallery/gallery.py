@@ -40,6 +40,8 @@ from facegate.gallery.quality import QualityPolicy, QualityReport, assess
 from facegate.gallery.types import (
     EnrolResult,
     FaceRecord,
+    GallerySnapshot,
+    GalleryState,
     Identification,
     Match,
     Person,
@@ -202,22 +204,33 @@ class Gallery:
     def _check_model(self, model: str) -> None:
         check_model(self.model(), model)
 
-    def decision_policy(self) -> OpenSetPolicy:
-        """How identification decides now (:func:`facegate.decide.open_set_policy`): the FPIR of
-        ``config.fpir`` (or the explicit ``config.threshold``) at the gallery's current size and
-        templating. Recomputed when the number of people or faces changes, so the bar rises as
-        people are enrolled and falls as they are deleted; each new warning is logged once."""
-        key = (self.backend.counts(), self.rule, self.config.fpir, self.config.threshold)
+    def snapshot(self, policy: OpenSetPolicy | None = None) -> GallerySnapshot:
+        """The gallery read once for one request: its state (model, size, templating, in one read
+        of the backend) and the policy decided at for that state (``policy`` if given, else
+        :meth:`policy_for`). Identification decides with one snapshot throughout."""
+        state = self.backend.state()
+        return GallerySnapshot(state, policy if policy is not None else self.policy_for(state))
+
+    def policy_for(self, state: GalleryState) -> OpenSetPolicy:
+        """How identification decides at ``state`` (:func:`facegate.decide.open_set_policy`): the FPIR
+        of ``config.fpir`` (or the explicit ``config.threshold``) at that size and templating.
+        Recomputed when the number of people or faces changes, so the bar rises as people are
+        enrolled and falls as they are deleted; each new warning is logged once."""
+        key = ((state.people, state.faces), self.rule, self.config.fpir, self.config.threshold)
         cached = self._decision
         if cached is not None and cached[0] == key:
             return cached[1]
         points, tpoints = stack_points(self.pipeline)
-        policy = open_set_policy(self.config, points, tpoints, self.backend.face_count_histogram(), rule=self.rule)
+        policy = open_set_policy(self.config, points, tpoints, state.face_counts, rule=self.rule)
         for w in policy.warnings:
             if cached is None or w not in cached[1].warnings:
                 log.warning("%s", w)
         self._decision = (key, policy)
         return policy
+
+    def decision_policy(self) -> OpenSetPolicy:
+        """How identification decides now: the policy of a fresh :meth:`snapshot`."""
+        return self.snapshot().policy
 
     def threshold(self) -> tuple[float, float | None]:
         """(threshold of a one-photo identity, per-comparison FAR) of :meth:`decision_policy`;
@@ -437,37 +450,46 @@ class Gallery:
         k: int | None = None,
         faces: Sequence[Face] | None = None,
         policy: OpenSetPolicy | None = None,
+        snapshot: GallerySnapshot | None = None,
     ) -> list[Identification]:
-        """Top-``k`` candidates and the decision for each embedding, at :meth:`decision_policy`.
+        """Top-``k`` candidates and the decision for each embedding, at one :meth:`snapshot` (taken
+        here unless given; ``policy`` overrides its policy). ``model`` (if given) is checked against
+        the snapshot's.
 
         Each candidate is held to the bar for their templating (``policy.bar``: under the ``mean``
         rule a person enrolled with several faces needs a higher score for the same FAR; under
         ``max`` the best of k faces gets a k times smaller FAR), and carries that bar; only the
-        best candidate can name the face.
+        best candidate can name the face. The candidates' face counts are read once, right after
+        the search, so each bar matches the template that was searched.
         """
-        policy = policy or self.decision_policy()
+        snap = snapshot if snapshot is not None else self.snapshot(policy)
+        policy = policy or snap.policy
+        if model is not None:
+            check_model(snap.model, model)
         emb = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
-        if self.model() is None:  # empty gallery: everyone is unknown
+        if snap.model is None:  # empty gallery: everyone is unknown
             hits: list[list[tuple[int, str, float]]] = [[] for _ in range(len(emb))]
         else:
-            hits = self.search(emb, k, model=model)
-        bar = self._bars(policy)
+            hits = self.backend.search(emb, k or self.config.top_k)
+        bar = self._bars(policy, [pid for row in hits for pid, _, _ in row])
         out = []
         for i, row in enumerate(hits):
             cands = [Match(pid, name, s, ok, t) for pid, name, s, t, ok in choose(row, bar)]
             out.append(Identification(face=faces[i] if faces else None, candidates=cands, policy=policy))
         return out
 
-    def _bars(self, policy: OpenSetPolicy) -> Callable[[int], float]:
-        """The threshold for a person id under ``policy``: face counts are looked up only when the
-        bar depends on them, once per person per call."""
+    def _bars(self, policy: OpenSetPolicy, candidates: Sequence[int]) -> Callable[[int], float]:
+        """The threshold for a person id under ``policy``. Where the bar depends on the person's face
+        count, the counts of all ``candidates`` are read in one call (a person deleted since the
+        search counts as one photo)."""
         if policy.explicit:
             return lambda pid: policy.threshold
+        counts = self.backend.face_counts(candidates) if candidates else {}
         bars: dict[int, float] = {}
 
         def bar(pid: int) -> float:
             if pid not in bars:
-                bars[pid] = policy.bar(max(1, self.face_count(pid)))
+                bars[pid] = policy.bar(max(1, counts.get(int(pid), 1)))
             return bars[pid]
 
         return bar
@@ -480,17 +502,21 @@ class Gallery:
             log.debug("person %s vanished during identification", pid)
             return 1
 
-    def identify(self, photo: ImageInput, *, k: int | None = None) -> list[Identification]:
+    def identify(
+        self, photo: ImageInput, *, k: int | None = None, snapshot: GallerySnapshot | None = None
+    ) -> list[Identification]:
         """For every face in ``photo``: the top-``k`` people and the decision at the gallery's
-        FPIR (or explicit threshold); ``identification.name`` is "unknown" below it. No faces: []."""
-        policy = self.decision_policy()  # fail on a missing calibration before the models run
+        FPIR (or explicit threshold); ``identification.name`` is "unknown" below it. No faces: [].
+        Decided at one :meth:`snapshot`, taken before the models run (a missing calibration fails
+        first) unless the caller passes the one it reports."""
+        snap = snapshot if snapshot is not None else self.snapshot()
         model = model_id(self.pipeline)
-        self._check_model(model)
+        check_model(snap.model, model)
         faces = self.pipeline.faces(photo)
         if not faces:
             return []
         emb = stack_embeddings(faces)
-        return self.identify_embeddings(emb, model=model, k=k, faces=faces, policy=policy)
+        return self.identify_embeddings(emb, k=k, faces=faces, snapshot=snap)
 
     # -- people -----------------------------------------------------------------------------
     def people(self, limit: int | None = None, offset: int = 0) -> list[Person]:
