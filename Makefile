@@ -36,8 +36,9 @@ system-deps:
 demo: setup
 	$(BIN)/facegate demo
 
-# The whole suite, then the CLI smoke checks again under the permissive licence policy (dlib's ResNet),
-# then the linters (ruff everywhere; mypy on the public seams: pipeline, gallery, service engine).
+# The whole suite (the layer contracts included: tests/test_architecture.py), then the CLI smoke checks
+# again under the permissive licence policy (dlib's ResNet), then the linters (ruff everywhere; mypy on
+# the public seams: pipeline, decide, gallery, service engine).
 test: setup system-deps
 	$(BIN)/python -m pytest -q
 	FACEGATE_LICENCE_POLICY=permissive $(BIN)/python -m pytest -q tests/test_cli.py -p no:cacheprovider
@@ -47,10 +48,12 @@ test: setup system-deps
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not datasets"
 
-# ruff over the code, tests and benchmarks; mypy over the public seams (pyproject.toml: [tool.ruff], [tool.mypy]).
+# ruff over the code, tests and benchmarks; mypy over the public seams; the layer contracts
+# (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]; `make test` runs them in tests/test_architecture.py).
 lint: setup
 	$(BIN)/ruff check facegate tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports pyproject.toml --no-cache
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.cli import config_from_args, exit_codes_epilog
+from facegate.cli.common import config_from_args, exit_codes_epilog
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.errors import ExitCode, UsageError
 
