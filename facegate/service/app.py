@@ -338,6 +338,9 @@ def create_app(
         raise
     svc = Service(config, settings, db, engine, metrics)
     metrics.watch_gallery(engine.gallery.backend.counts)
+    from facegate.service import events_out  # integrations (issue 24)
+
+    hooks_worker = events_out.install(db, settings.events_out)  # integrations: outbox rows commit with access events
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -345,9 +348,11 @@ def create_app(
             threading.Thread(target=engine.warmup, name="facegate-warmup", daemon=True).start()
         else:
             engine.warm.set()
+        hooks_worker.start()  # integrations: delivery off the request path
         try:
             yield
         finally:
+            hooks_worker.stop()  # integrations
             svc.close()
 
     app = FastAPI(
@@ -365,6 +370,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.svc = svc
+    app.state.events_out = hooks_worker  # integrations (issue 24)
     install_handlers(app)
     # the last added runs first: metrics -> security headers -> CORS -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
@@ -807,6 +813,13 @@ def create_app(
     @app.get(f"{API}/roles", tags=["keys"], summary="What each role may do (public: no secrets here)")
     async def roles() -> dict[str, Any]:
         return {"permissions": PERMISSIONS, "roles": {r: sorted(p) for r, p in ROLE_PERMISSIONS.items()}}
+
+    # -- integrations (issue 24): the CompreFace-compatible API and hook administration -----------------
+    from facegate.service.compat import compreface
+    from facegate.service.events_out import router as hooks_router
+
+    app.include_router(compreface.router(require))
+    app.include_router(hooks_router.router(require))
 
     # -- API docs ------------------------------------------------------------------------------------
     if settings.docs:
