@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-compreface = pytest.importorskip("compreface", reason="compreface-sdk is not installed (pip install compreface-sdk==0.6.0)")
+pytest.importorskip("compreface", reason="compreface-sdk is not installed (pip install compreface-sdk==0.6.0)")
 pytest.importorskip("uvicorn")
 
 from facegate.image import load_image

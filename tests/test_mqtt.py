@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi")
-mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install paho-mqtt==2.2.0)")
+pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install paho-mqtt==2.2.0)")
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
+
+import paho.mqtt.client as mqtt
 
 from facegate.config import Config
 from facegate.service import ServiceSettings, create_app
@@ -155,9 +157,9 @@ def test_a_gate_decision_arrives_on_its_topic_with_home_assistant_discovery(tmp_
 
 
 def test_hooks_test_publishes_to_a_real_broker_and_reports_a_dead_one(tmp_path, broker):
+    from facegate.service.db import ServiceDB
     from facegate.service.events_out import send_test
     from facegate.service.events_out.targets import add_target
-    from facegate.service.db import ServiceDB
 
     db = ServiceDB(tmp_path / "s.sqlite")
     t, _ = add_target(db, "ha", f"mqtt://127.0.0.1:{broker.port}", allow_private=True, options={"topic_prefix": "site/a"})

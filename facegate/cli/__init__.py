@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         service = None  # type: ignore[assignment]
     if service is not None:
         service.register(sub, common_options())
+        from facegate.cli import hooks  # integrations (issue 24): facegate hooks ...
+
+        hooks.register(sub, common_options())
     return parser
 
 
