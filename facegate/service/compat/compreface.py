@@ -302,6 +302,22 @@ async def images(request: Request, *names: str) -> list[bytes]:
     return out
 
 
+def file_body(*names: str) -> dict[str, Any]:
+    """The ``requestBody`` of a CompreFace image route: multipart files, or JSON with the same names in base64."""
+    mp = {n: {"type": "string", "format": "binary"} for n in names}
+    js = {n: {"type": "string", "description": "the image, base64"} for n in names}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": mp, "required": list(names)}},
+        "application/json": {"schema": {"type": "object", "properties": js, "required": list(names)}},
+    }}}
+
+
+def subject_body() -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"subject": {"type": "string", "minLength": 1, "maxLength": 200}},
+        "required": ["subject"]}}}}}
+
+
 def versions(svc: Any) -> dict[str, str]:
     cfg = svc.engine.pipeline.config
     return {"detector": str(getattr(svc.engine.pipeline.detector, "name", None) or cfg.detector),
@@ -353,7 +369,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
     # -- recognition ----------------------------------------------------------------------------------
     @r.post("/recognition/recognize", response_model=RecognizeOut, response_model_exclude_unset=True,
-            responses=ERRORS, summary="CompreFace: recognise the faces in an image (subjects by similarity)")
+            responses=ERRORS, summary="CompreFace: recognise the faces in an image (subjects by similarity)",
+            openapi_extra=file_body("file"))
     async def recognize(
         request: Request, limit: int = LIMIT, det_prob_threshold: float | None = DET,
         prediction_count: int = Query(default=1, ge=1, le=50, description="subjects per face"),
@@ -394,7 +411,7 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         return out
 
     @r.post("/detection/detect", response_model=DetectionOut, response_model_exclude_unset=True, responses=ERRORS,
-            summary="CompreFace: the faces in an image (boxes with probability)")
+            summary="CompreFace: the faces in an image (boxes with probability)", openapi_extra=file_body("file"))
     async def detect(
         request: Request, limit: int = LIMIT, det_prob_threshold: float | None = DET, face_plugins: str | None = PLUGINS,
         status: bool = STATUS, p: Any = Depends(analyse),
@@ -436,7 +453,7 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
     @r.post("/recognition/faces/{image_id}/verify", response_model=VerifyFaceOut, response_model_exclude_unset=True,
             responses=ERRORS, summary="CompreFace: compare the faces in an image with one stored face (1:1 at the "
-            "configured FAR)")
+            "configured FAR)", openapi_extra=file_body("file"))
     async def verify_stored(
         request: Request, image_id: str = Path(max_length=50), limit: int = LIMIT, det_prob_threshold: float | None = DET,
         face_plugins: str | None = PLUGINS, status: bool = STATUS, p: Any = Depends(analyse),
@@ -484,7 +501,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         return out
 
     @r.post("/verification/verify", response_model=VerificationOut, response_model_exclude_unset=True, responses=ERRORS,
-            summary="CompreFace: the largest face of source_image against the faces of target_image (1:1)")
+            summary="CompreFace: the largest face of source_image against the faces of target_image (1:1)",
+            openapi_extra=file_body("source_image", "target_image"))
     async def verification(
         request: Request, limit: int = LIMIT, det_prob_threshold: float | None = DET, face_plugins: str | None = PLUGINS,
         status: bool = STATUS, p: Any = Depends(analyse),
@@ -514,7 +532,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
     # -- examples (faces) -----------------------------------------------------------------------------
     @r.post("/recognition/faces", response_model=AddFaceOut, status_code=201, responses=ERRORS,
-            summary="CompreFace: add an example photo of a subject (the person is created with their first face)")
+            summary="CompreFace: add an example photo of a subject (the person is created with their first face)",
+            openapi_extra=file_body("file"))
     async def add_face(
         request: Request, subject: str = Query(min_length=1, max_length=200), det_prob_threshold: float | None = DET,
         p: Any = Depends(write),
@@ -641,7 +660,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         return await run_in_threadpool(work)
 
     @r.post("/recognition/subjects", response_model=SubjectOut, status_code=201, responses=ERRORS,
-            summary="CompreFace: add a subject (it becomes a facegate person with its first face)")
+            summary="CompreFace: add a subject (it becomes a facegate person with its first face)",
+            openapi_extra=subject_body())
     async def add_subject(request: Request, p: Any = Depends(write)) -> dict[str, Any]:
         name = subject_name((await read_json(request)).get("subject"))
         svc, key_id, client = ctx(request)
@@ -658,7 +678,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         return await run_in_threadpool(work)
 
     @r.put("/recognition/subjects/{subject}", response_model=UpdatedOut, responses=ERRORS,
-           summary="CompreFace: rename a subject (onto another subject's name: refused, not merged)")
+           summary="CompreFace: rename a subject (onto another subject's name: refused, not merged)",
+           openapi_extra=subject_body())
     async def rename_subject(request: Request, subject: str = Path(min_length=1, max_length=200),
                              p: Any = Depends(write)) -> dict[str, Any]:
         old = subject_name(subject)
