@@ -34,6 +34,8 @@ MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto"
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (Debian package 'mosquitto'; "
                                 "'make system-deps' installs it)")
 FAST = EventsOutSettings(backoff_base=0.05, backoff_cap=0.5, poll=0.05, refresh=0.1, timeout=3.0)
+# production-like back-off (30 s after a failure): a broker coming back must not wait it out
+PATIENT = FAST.replace(backoff_base=30.0, backoff_cap=300.0)
 
 
 class Broker:
@@ -99,7 +101,7 @@ def broker(tmp_path):
 
 def test_a_gate_decision_arrives_on_its_topic_with_home_assistant_discovery(tmp_path, broker):
     cfg = Config(home=tmp_path, gallery=tmp_path / "g.sqlite")
-    app = create_app(cfg, ServiceSettings(events_out=FAST), pipeline=SyntheticPipeline(cfg))
+    app = create_app(cfg, ServiceSettings(events_out=PATIENT), pipeline=SyntheticPipeline(cfg))
     early = Listener(broker.port)
     with TestClient(app) as c:
         db = app.state.svc.db
@@ -143,9 +145,10 @@ def test_a_gate_decision_arrives_on_its_topic_with_home_assistant_discovery(tmp_
         time.sleep(0.5)
         broker.start()
         again = Listener(broker.port)
+        t0 = time.monotonic()
         hits = again.wait(lambda m: m[0] == "facegate/gate/front.door/decision" and json.loads(m[1])["event_id"] == out2["event_id"],
-                          timeout=40)
-        assert hits, again.got
+                          timeout=14)  # paho reconnects within seconds; the 15-30 s back-off is cut short
+        assert hits, (again.got, time.monotonic() - t0)
         late = Listener(broker.port, ("homeassistant/#",))  # discovery re-published, retained
         assert late.wait(lambda m: m[0].startswith(cfg_topic) and m[2])
         late.close()

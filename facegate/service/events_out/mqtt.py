@@ -96,12 +96,14 @@ def discovery(target: Target, gate: str) -> tuple[str, dict[str, Any]] | None:
 class MqttLink:
     """One broker connection of one target, kept open by paho's network thread."""
 
-    def __init__(self, target: Target, timeout: float = 5.0, known_gates: Callable[[], list[str]] | None = None) -> None:
+    def __init__(self, target: Target, timeout: float = 5.0, known_gates: Callable[[], list[str]] | None = None,
+                 on_connect: Callable[[], None] | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.target = target
         self.timeout = float(timeout)
         self.known_gates = known_gates or (lambda: [])
+        self.on_connect = on_connect
         self.announced: set[str] = set()
         self._needs_announce = threading.Event()
         self._lock = threading.Lock()
@@ -134,6 +136,8 @@ class MqttLink:
         self.last_error = None
         self.announced.clear()
         self._needs_announce.set()
+        if self.on_connect is not None:
+            self.on_connect()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None) -> None:
         if not self._closed:

@@ -220,6 +220,13 @@ def next_due(db: Any, target_id: int) -> float | None:
     return None if not rows or rows[0][0] is None else float(rows[0][0])
 
 
+def make_due(db: Any, target_id: int, now: float) -> int:
+    """Make a target's waiting rows due now (its broker just came back: no point waiting out the back-off)."""
+    with db.write() as c:
+        return int(c.execute("UPDATE outbox SET next_at = ? WHERE target_id = ? AND state = 'pending' AND next_at > ?",
+                             (now, target_id, now)).rowcount)
+
+
 def delivered(db: Any, target_id: int, ids: list[int], now: float) -> None:
     if not ids:
         return

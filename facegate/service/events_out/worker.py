@@ -43,6 +43,8 @@ class TargetLoop:
         self.settings = settings
         self.wake = threading.Event()
         self.stop = threading.Event()
+        self.interrupt = threading.Event()  # ends a back-off wait early: stopping, or the broker is back
+        self.reconnected = threading.Event()
         self.failures = 0
         self.link: Any = None
         self.thread = threading.Thread(target=self._run, name=f"facegate-hook-{target.name}", daemon=True)
@@ -52,15 +54,17 @@ class TargetLoop:
         gates = sorted(str(r[0]) for r in rows)
         return [g for g in gates if self.target.gates is None or g in self.target.gates]
 
+    def _link_connected(self) -> None:
+        """paho's thread: the broker (re)connected; the loop stops waiting and sends what is pending."""
+        self.reconnected.set()
+        self.interrupt.set()
+        self.wake.set()
+
     def _deliver(self, row: outbox.Row) -> None:
         payload = row.data()
         if self.target.kind == "webhook":
             post(self.target, payload, attempt=row.attempts + 1, timeout=self.settings.timeout)
         else:
-            if self.link is None:
-                from facegate.service.events_out.mqtt import MqttLink
-
-                self.link = MqttLink(self.target, self.settings.timeout, self._known_gates)
             self.link.deliver(row.kind, payload)
 
     def _run(self) -> None:
@@ -68,7 +72,7 @@ class TargetLoop:
             if self.target.kind == "mqtt":
                 from facegate.service.events_out.mqtt import MqttLink
 
-                self.link = MqttLink(self.target, self.settings.timeout, self._known_gates)
+                self.link = MqttLink(self.target, self.settings.timeout, self._known_gates, self._link_connected)
             while not self.stop.is_set():
                 self._cycle()
         except Exception:  # a broken target must not take the worker (or the service) down
@@ -82,6 +86,10 @@ class TargetLoop:
 
     def _cycle(self) -> None:
         s = self.settings
+        if self.reconnected.is_set():  # the broker is back: what waited out the back-off is due now
+            self.reconnected.clear()
+            self.failures = 0
+            outbox.make_due(self.db, self.target.id, time.time())
         if self.link is not None:  # an MQTT (re)connection: availability and discovery, even without events
             try:
                 self.link.announce()
@@ -116,7 +124,8 @@ class TargetLoop:
                 outbox.release(self.db, [r.id for r in rows[i + 1:]])
                 if not exc.permanent:
                     log.info("events out: %s: %s; next try in %.1f s", self.target.name, exc, wait)
-                    self.stop.wait(wait)
+                    self.interrupt.wait(wait)
+                    self.interrupt.clear()
                 return
             self.failures = 0
             done.append(row.id)
@@ -131,6 +140,7 @@ class TargetLoop:
     def close(self, timeout: float) -> None:
         self.stop.set()
         self.wake.set()
+        self.interrupt.set()
         self.thread.join(timeout)
 
 
@@ -201,6 +211,7 @@ class DeliveryWorker:
             for loop in list(self.loops.values()):
                 loop.stop.set()
                 loop.wake.set()
+                loop.interrupt.set()
             for loop in list(self.loops.values()):
                 loop.thread.join(timeout)
             self.loops.clear()
