@@ -317,3 +317,35 @@ def test_decisions_pending_across_a_receiver_outage_and_a_facegate_restart_are_a
     assert [r for r in outbox_rows(tmp_path) if r[2] == "pending"] == []
     retried = [g for g in got if int(g["headers"]["X-Facegate-Attempt"]) > 1]
     assert retried, "the pending ones were retries"
+
+
+# -- watch identifications (watch --events-out) ---------------------------------------------------------
+def test_watch_identifications_go_to_the_targets_that_asked_for_them(tmp_path):
+    from facegate.service.db import ServiceDB
+    from facegate.service.events_out import IdentificationSink, safe_source
+    from facegate.track import events as ev
+
+    rx_watch, rx_gate = Receiver(SECRET).start(), Receiver(SECRET).start()
+    try:
+        path = tmp_path / "g.service.sqlite"
+        db = ServiceDB(path)
+        add_target(db, "cams", rx_watch.url, secret=SECRET, allow_private=True, events="watch.identified")
+        add_target(db, "door", rx_gate.url, secret=SECRET, allow_private=True)  # gate decisions only
+        db.close()
+        sink = ev.FanOut(ev.MemorySink(), IdentificationSink(path, "rtsp://admin:hunter2@cam.local/stream", FAST))
+        sink.emit(ev.make_event("start", 3, 0.1, track=1))
+        sink.emit(ev.make_event("identified", 9, 0.3, track=1, name="Ada", person_id=4, score=0.81234, threshold=0.55,
+                                far=1e-4, fpir=0.01))
+        sink.emit(ev.make_event("identified", 30, 1.0, track=2, name=None, person_id=None, score=0.2, threshold=0.55,
+                                far=1e-4, fpir=0.01))
+        sink.close()  # drains the queue before returning
+        got = rx_watch.got
+        assert [g["json"]["name"] for g in got] == ["Ada", None] and all(g["valid"] for g in got)
+        first = got[0]["json"]
+        assert first["type"] == "watch.identified" and first["track"] == 1 and first["score"] == 0.8123
+        assert first["source"] == "rtsp://cam.local/stream" and "hunter2" not in json.dumps(got[0]["json"])
+        assert rx_gate.got == []
+        assert safe_source("clip.mp4") == "clip.mp4" and safe_source("0") == "0"
+    finally:
+        rx_watch.stop()
+        rx_gate.stop()

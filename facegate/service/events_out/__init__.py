@@ -65,7 +65,59 @@ def queue_identification(db: Any, event: dict[str, Any], source: str, settings: 
                        settings=settings or EventsOutSettings(), now=now)
 
 
+def safe_source(source: str) -> str:
+    """A video source as it may appear in a payload: a stream URL without its user name and password."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(source)
+    except ValueError:
+        return "video"
+    if parts.username is None and parts.password is None:
+        return source[:300]
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))[:300]
+
+
+class IdentificationSink:
+    """A ``watch`` event sink (:class:`facegate.track.events.EventSink`) that queues every ``identified``
+    event for the targets that asked for ``watch.identified``, and delivers them from this process
+    (its own worker; rows are leased, so a running ``facegate serve`` over the same database does not
+    send them twice). ``close`` waits up to ``drain`` seconds for the queue to empty."""
+
+    def __init__(self, db_path: Any, source: str, settings: EventsOutSettings | None = None, drain: float = 10.0) -> None:
+        from facegate.service.db import ServiceDB
+
+        self.settings = settings or EventsOutSettings()
+        self.source = safe_source(str(source))
+        self.drain = float(drain)
+        self.db = ServiceDB(db_path)
+        self.worker = DeliveryWorker(db_path, self.settings)
+        self.worker.start()
+        self.queued = 0
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if event.get("event") != "identified":
+            return
+        n = queue_identification(self.db, event, self.source, self.settings)
+        if n:
+            self.queued += n
+            self.worker.wake()
+
+    def close(self) -> None:
+        deadline = time.monotonic() + self.drain
+        while time.monotonic() < deadline:
+            left = self.db.query("SELECT COUNT(*) FROM outbox WHERE kind = 'watch.identified' AND state = 'pending'")[0][0]
+            if not left:
+                break
+            time.sleep(0.05)
+        self.worker.stop()
+        self.db.close()
+
+
 __all__ = [
-    "DeliveryError", "DeliveryWorker", "EventsOutSettings", "HookError", "HookNotFoundError", "Target", "install",
+    "DeliveryError", "DeliveryWorker", "EventsOutSettings", "HookError", "HookNotFoundError", "IdentificationSink",
+    "Target", "install",
     "queue_identification", "signature", "send_test", "verify_signature",
 ]
