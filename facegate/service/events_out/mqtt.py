@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -111,7 +112,7 @@ class MqttLink:
         node = target.options.get("node_id") or "facegate"
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{node}-{target.name}-{os.getpid()}"[:64],
+            client_id=f"{node}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}"[:64],  # unique: a test beside the worker
             protocol=mqtt.MQTTv311,
         )
         if target.username:
