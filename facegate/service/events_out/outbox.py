@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -152,6 +153,11 @@ def enqueue(
     return len(wanted)
 
 
+DROP_LOG_EVERY = 60.0
+_drops: list[float] = [-math.inf, 0]  # (time of the last warning, rows dropped since)
+_drop_lock = threading.Lock()
+
+
 def _enforce_bound(c: sqlite3.Connection, settings: EventsOutSettings, now: float) -> None:
     pending = c.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
     excess = int(pending) - int(settings.max_pending)
@@ -167,8 +173,13 @@ def _enforce_bound(c: sqlite3.Connection, settings: EventsOutSettings, now: floa
     for tid, n in per.items():
         c.execute("UPDATE hook_targets SET dropped = dropped + ? WHERE id = ?", (n, tid))
     _bump(c, "dropped", len(doomed), now)
+    with _drop_lock:  # one warning a minute while full, not one per decision
+        _drops[1] += len(doomed)
+        if now - _drops[0] < DROP_LOG_EVERY:
+            return
+        n, _drops[0], _drops[1] = int(_drops[1]), now, 0
     log.warning("events out: the outbox is full (%d undelivered); dropped the %d oldest undelivered event(s) "
-                "(is a receiver down? 'facegate hooks list' shows which)", settings.max_pending, len(doomed))
+                "since the last warning (is a receiver down? 'facegate hooks list' shows which)", settings.max_pending, n)
 
 
 def event_hook(settings: EventsOutSettings, wake: Callable[[], None]) -> Callable[..., None]:
