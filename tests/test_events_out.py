@@ -179,7 +179,10 @@ def test_the_outbox_row_commits_with_the_decision_and_a_broken_outbox_never_fail
     app.state.svc.close()
 
 
-def test_the_outbox_is_bounded_and_says_what_it_dropped(tmp_path, caplog):
+def test_the_outbox_is_bounded_and_says_what_it_dropped(tmp_path, caplog, monkeypatch):
+    from facegate.service.events_out import outbox
+
+    monkeypatch.setattr(outbox, "DROP_LOG_EVERY", 0.0)  # every drop warns here (normally once a minute)
     app = make_app(tmp_path, FAST.replace(max_pending=3))
     db = app.state.svc.db
     add_target(db, "down", "http://127.0.0.1:9/x", allow_private=True, secret=SECRET)
