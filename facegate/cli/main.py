@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         service = None  # type: ignore[assignment]
     if service is not None:
         service.register(sub, common_options())
+        from facegate.cli import hooks
+
+        hooks.register(sub, common_options())
     return parser
 
 

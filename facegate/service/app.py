@@ -20,10 +20,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from facegate.config import Config
+from facegate.service import events_out
 from facegate.service.auth import ROLE_PERMISSIONS
+from facegate.service.compat import compreface
 from facegate.service.db import ServiceDB
+from facegate.service.deps import require
 from facegate.service.engine import Engine
 from facegate.service.errors import install_handlers
+from facegate.service.events_out import router as hooks_router
 from facegate.service.inputs import BodyLimitMiddleware
 from facegate.service.metrics import Metrics, MetricsMiddleware
 from facegate.service.middleware import JSONCORSMiddleware, SecurityHeadersMiddleware
@@ -49,9 +53,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         threading.Thread(target=svc.engine.warmup, name="facegate-warmup", daemon=True).start()
     else:
         svc.engine.warm.set()
+    hooks = app.state.events_out
+    hooks.start()  # webhook and MQTT delivery, off the request path
     try:
         yield
     finally:
+        hooks.stop()
         svc.close()
 
 
@@ -79,6 +86,7 @@ def create_app(
         db.close()
         raise
     metrics.watch_gallery(engine.gallery.backend.counts)
+    hooks = events_out.install(db, settings.events_out)  # outbox rows commit with the events they carry
 
     app = FastAPI(
         title="facegate", version="1", description=DESCRIPTION, lifespan=lifespan,
@@ -86,6 +94,7 @@ def create_app(
         docs_url=None, redoc_url=None,  # /docs is served from this machine only (routers.docs)
     )
     app.state.svc = Service(config, settings, db, engine, metrics)
+    app.state.events_out = hooks
     install_handlers(app)
     # the last added runs first: metrics -> security headers -> CORS -> body limit -> routes
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
@@ -105,6 +114,8 @@ def create_app(
     app.include_router(system.metrics_router(public=settings.metrics_public))
     for router in (keys.router, gates.router, faces.router, people.router, access.router, events.router):
         app.include_router(router)
+    app.include_router(compreface.router(require))  # the CompreFace-compatible front door
+    app.include_router(hooks_router.router(require))
     if settings.docs:
         docs.install(app)
     if settings.static:
