@@ -41,7 +41,7 @@ import numpy as np
 from facegate.errors import DatasetError, FacegateError, UsageError
 from facegate.liveness.cues import CUES_VERSION, PAIR_CUES, STILL_CUES, Frame, pair_cues, still_cues
 from facegate.liveness.detector import aggregate, face_jump
-from facegate.liveness.head import LinearHead, LivenessModel, PadOperatingPoint, fit_head
+from facegate.liveness.head import DEFAULT_GAP, LinearHead, LivenessModel, PadOperatingPoint, fit_head
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,11 @@ log = logging.getLogger(__name__)
 NUAA_NAME = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d+)\.jpg$")
 _TRAILING_NUMBER = re.compile(r"^(.*?)[_\-. ]?(\d+)$")
 
-STILL_HEAD_CUES = STILL_CUES
-BURST_HEAD_CUES = STILL_CUES + PAIR_CUES
+# The shipped recipe's cues (chosen by the cross-session measurements in the README: the
+# skin's relative redness carried best of the still cues; the share of pixels around the
+# face that follow its motion best of the burst cues; the others measured and left out).
+STILL_HEAD_CUES: tuple[str, ...] = ("red_rel",)
+BURST_HEAD_CUES: tuple[str, ...] = ("red_rel", "follow_near")
 DEFAULT_BURST = 3  # the gate check sends bursts of 3 frames
 
 
@@ -305,10 +308,11 @@ def still_examples(frames: Sequence[FrameCues]) -> tuple[list[Example], int]:
     return out, sum(1 for f in frames if f.face is None)
 
 
-def burst_examples(frames: Sequence[FrameCues], k: int, stride: int | None = None) -> list[Example]:
+def burst_examples(frames: Sequence[FrameCues], k: int, stride: int | None = None, refuse_jumps: bool = True) -> list[Example]:
     """Bursts of ``k`` consecutive frames of one take, every ``stride`` frames (default ``k``:
     no overlap). Frames without a face are skipped inside a burst (counted, not fatal); a
-    burst whose face jumps is refused, as the detector refuses it."""
+    burst whose face jumps is refused, as the detector refuses it (``refuse_jumps`` False:
+    scored all the same, to show what the cues alone do)."""
     takes: dict[str, list[FrameCues]] = {}
     for f in frames:
         takes.setdefault(f.sample.take, []).append(f)
@@ -322,9 +326,12 @@ def burst_examples(frames: Sequence[FrameCues], k: int, stride: int | None = Non
             if not kept:
                 out.append(Example(s.person, s.attack, s.session, {}, 0, refused="no_face"))
                 continue
-            jumped = any(
-                face_jump(a.face, b.face, a.shape, b.shape)  # type: ignore[arg-type]
-                for a, b in zip(kept, kept[1:])
+            jumped = (
+                refuse_jumps
+                and any(
+                    face_jump(a.face, b.face, a.shape, b.shape)  # type: ignore[arg-type]
+                    for a, b in zip(kept, kept[1:])
+                )
             )
             if jumped:
                 out.append(Example(s.person, s.attack, s.session, {}, len(kept), refused="face_jumped"))
@@ -337,9 +344,7 @@ def burst_examples(frames: Sequence[FrameCues], k: int, stride: int | None = Non
 
 
 def cue_matrix(examples: Sequence[Example], cues: Sequence[str]) -> np.ndarray:
-    return np.array([[e.cues.get(c, math.nan) for c in cues] for e in examples], dtype=np.float64).reshape(
-        len(examples), len(cues)
-    )
+    return np.array([[e.cues.get(c, math.nan) for c in cues] for e in examples], dtype=np.float64).reshape(len(examples), len(cues))
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -421,10 +426,7 @@ def people_intervals(
         draws["bpcer"].append(bp)
         draws["acer"].append((ap + bp) / 2)
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    return {
-        k: (float(np.percentile(v, lo)), float(np.percentile(v, hi))) if v else (math.nan, math.nan)
-        for k, v in draws.items()
-    }
+    return {k: (float(np.percentile(v, lo)), float(np.percentile(v, hi))) if v else (math.nan, math.nan) for k, v in draws.items()}
 
 
 @dataclass
@@ -510,7 +512,7 @@ class Recipe:
     l2: float = 1.0
     burst: int = DEFAULT_BURST
     fit_stride: int = 1  # bursts for fitting overlap (every start frame): more examples of the same takes
-    threshold: float = 0.5
+    gap: float | None = DEFAULT_GAP  # threshold rule (facegate.liveness.head.gap_threshold); None: 0.5
 
 
 def fit_heads(frames: Sequence[FrameCues], recipe: Recipe = Recipe()) -> dict[str, LinearHead]:
@@ -526,7 +528,7 @@ def fit_heads(frames: Sequence[FrameCues], recipe: Recipe = Recipe()) -> dict[st
                 f"fitting the {mode} head needs at least 2 live and 2 attack {mode} presentations with a face; "
                 f"found {len(live)} and {len(att)}"
             )
-        heads[mode] = fit_head(mode, cues, cue_matrix(live, cues), cue_matrix(att, cues), recipe.l2, recipe.threshold)
+        heads[mode] = fit_head(mode, cues, cue_matrix(live, cues), cue_matrix(att, cues), recipe.l2, recipe.gap)
     return heads
 
 
@@ -607,6 +609,7 @@ def nuaa_protocol(
     plot: Path | None = None,
     progress: bool = True,
     config: Any = None,
+    cue_rows: bool = False,
 ) -> dict[str, Any]:
     """Fit on ``fit_session`` (unperturbed), score ``score_session`` (perturbed as asked):
     the figures of the recipe, still and bursts, with intervals over people."""
@@ -636,8 +639,12 @@ def nuaa_protocol(
         reports.append(rb)
         curves[f"burst of {k}"] = det_curve(score_examples(ex, heads["burst"]), np.array([e.attack for e in ex]))
         points[f"burst of {k}"] = (rb.apcer, rb.bpcer)
+        if rb.refused_live or rb.refused_attack:  # the same bursts, every one scored: what the cues alone do
+            ex = burst_examples(score_frames, k, refuse_jumps=False)
+            reports.append(pad_report(f"burst of {k}, cues only (no jump refusal)", ex, heads["burst"], bootstrap))
     if plot is not None:
         plot_det(curves, points, plot, label)
+    table = cue_table(fit_frames, score_frames, recipe, bursts[0] if bursts else DEFAULT_BURST) if cue_rows else []
     return {
         "protocol": label,
         "fit_session": fit_session,
@@ -648,14 +655,40 @@ def nuaa_protocol(
             "burst_cues": list(recipe.burst_cues),
             "l2": recipe.l2,
             "fit_burst": recipe.burst,
-            "threshold": recipe.threshold,
+            "threshold_gap": recipe.gap,
         },
         "cues_version": CUES_VERSION,
         "detector": tag,
         "heads": {m: h.to_json() for m, h in heads.items()},
         "reports": [x.to_dict() for x in reports],
         "lines": [x.line() for x in reports],
+        "cue_table": table,
     }
+
+
+def cue_table(fit_frames: Sequence[FrameCues], score_frames: Sequence[FrameCues], recipe: Recipe, k: int) -> list[dict[str, Any]]:
+    """Every cue alone, the recipe's way: a one-cue head fitted on the fitting session (still
+    cues on stills, pair cues on bursts of ``k``), its AUC, APCER and BPCER on the scored one."""
+    from dataclasses import replace
+
+    rows = []
+    fit_still, _ = still_examples(fit_frames)
+    score_still, _ = still_examples(score_frames)
+    fit_burst = [e for e in burst_examples(fit_frames, recipe.burst, recipe.fit_stride) if not e.refused]
+    score_burst = burst_examples(score_frames, k, refuse_jumps=False)
+    for cue in STILL_CUES + PAIR_CUES:
+        still = cue in STILL_CUES
+        mode = "still" if still else "burst"
+        fit_ex, score_ex = (fit_still, score_still) if still else (fit_burst, score_burst)
+        live = cue_matrix([e for e in fit_ex if not e.attack], (cue,))
+        att = cue_matrix([e for e in fit_ex if e.attack], (cue,))
+        head = fit_head("burst", (cue,), live, att, recipe.l2, recipe.gap)
+        head = replace(head, mode=mode) if still else head
+        scores = score_examples(score_ex, head)
+        attack = np.array([e.attack for e in score_ex])
+        ap, bp = apcer_bpcer(scores, attack, head.threshold)
+        rows.append({"cue": cue, "examples": "stills" if still else f"bursts of {k}", "auc": auc(scores, attack), "apcer": ap, "bpcer": bp})
+    return rows
 
 
 def fit_model(
@@ -686,6 +719,75 @@ def fit_model(
         training_data=training_data,
         heads=heads,
     )
+
+
+NUAA_LICENCE = (
+    "fitted by facegate on NUAA Photograph Imposter Database images, which are distributed for research use only: "
+    "treat this head as research-use, not cleared for commercial use"
+)
+
+
+def fit_nuaa_model(
+    root: Path,
+    out: Path,
+    recipe: Recipe = Recipe(),
+    cache: Path | None = None,
+    bootstrap: int = 2000,
+    progress: bool = True,
+) -> tuple[LivenessModel, list[dict[str, Any]]]:
+    """The shipped model: the recipe's cross-session figures (fit 1 -> score 2 and 2 -> 1,
+    unperturbed) become each head's operating point (the worse direction's APCER and BPCER,
+    both directions named in ``measured_on``); the heads themselves are then fitted on both
+    sessions, so anything scored on nuaa_dev afterwards is their fitting data."""
+    from dataclasses import replace
+
+    results = [
+        nuaa_protocol(root, a, b, Perturbation(), recipe, (recipe.burst,), cache, bootstrap, None, progress)
+        for a, b in (("1", "2"), ("2", "1"))
+    ]
+    points = {}
+    for mode, label in (("still", "still"), ("burst", f"burst of {recipe.burst}")):
+        reps = [next(r for r in res["reports"] if r["label"] == label) for res in results]
+        worst_a = max(reps, key=lambda r: r["apcer"])
+        worst_b = max(reps, key=lambda r: r["bpcer"])
+        desc = "; ".join(
+            f"fit session {res['fit_session']} -> score session {res['score_session']}: APCER {100 * r['apcer']:.1f}%, "
+            f"BPCER {100 * r['bpcer']:.1f}% ({r['n_attack']} attack, {r['n_live']} live {mode} presentations)"
+            for res, r in zip(results, reps)
+        )
+        points[mode] = PadOperatingPoint(
+            apcer=round(max(r["apcer"] for r in reps), 4),
+            bpcer=round(max(r["bpcer"] for r in reps), 4),
+            measured_on=(
+                f"nuaa_dev across sessions, the same recipe fitted on one session and scored on the other ({desc}); "
+                "the worse of the two is stated. This head is fitted on both sessions: nuaa_dev is its fitting data"
+            ),
+            # each interval is the one of the direction whose figure is stated
+            apcer_interval=tuple(round(v, 4) for v in worst_a["intervals"]["apcer"]),  # type: ignore[arg-type]
+            bpcer_interval=tuple(round(v, 4) for v in worst_b["intervals"]["bpcer"]),  # type: ignore[arg-type]
+        )
+    samples = nuaa_samples(root)
+    detect, tag = _detector()
+    frames = measure(samples, detect, Perturbation(), cache, tag, progress)
+    n_live = sum(not s.attack for s in samples)
+    model = fit_model(
+        frames,
+        name="pad_cues_nuaa",
+        source="fitted by facegate (python -m facegate.evaluate.pad fit-nuaa) on nuaa_dev sessions 1-2",
+        licence=NUAA_LICENCE,
+        permissive=False,
+        provenance=(
+            "a logistic regression per mode over facegate's own relative cues (facegate.liveness.cues, version "
+            f"{CUES_VERSION}); no pretrained weights. Fitted on nuaa_dev (NUAA Photograph Imposter Database, Tan et al. "
+            "ECCV 2010; sessions 1-2, every 5th frame): nine people, all East Asian adults, one webcam, printed photos "
+            "only. Never measured on screens, masks or cut-out prints"
+        ),
+        training_data=f"nuaa_dev sessions 1-2: {n_live} live and {len(samples) - n_live} printed-photo frames of 9 people",
+        recipe=recipe,
+        operating_points=points,
+    )
+    model = replace(model, name="pad_cues_nuaa")
+    return model.save(out), results
 
 
 def fit_site(
@@ -729,11 +831,28 @@ def fit_site(
 # -- command line ----------------------------------------------------------------------------
 
 
+def _cues(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    if not text:
+        return default
+    names = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in names if c not in STILL_CUES + PAIR_CUES]
+    if unknown or not names:
+        raise UsageError(f"unknown cues {unknown}; known: {', '.join(STILL_CUES + PAIR_CUES)}")
+    return names
+
+
 def _table(results: Sequence[dict[str, Any]]) -> str:
     lines = []
     for res in results:
         lines.append(res["protocol"])
+        r = res["recipe"]
+        lines.append(f"  recipe: still {'+'.join(r['still_cues'])}; burst {'+'.join(r['burst_cues'])}; gap {r['threshold_gap']}")
         lines.extend("  " + ln for ln in res["lines"])
+        for row in res.get("cue_table", []):
+            lines.append(
+                f"    cue {row['cue']:12s} ({row['examples']}): AUC {row['auc']:.3f}  APCER {100 * row['apcer']:5.1f}%  "
+                f"BPCER {100 * row['bpcer']:5.1f}%"
+            )
     return "\n".join(lines)
 
 
@@ -750,6 +869,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--out", type=Path, required=True, help="where to write the model JSON")
     fit.add_argument("--name", default="site")
     fit.add_argument("--cache", type=Path)
+    ship = sub.add_parser("fit-nuaa", help="fit the shipped model on nuaa_dev sessions 1-2 (operating points across sessions)")
+    ship.add_argument("--nuaa", type=Path, required=True, dest="nuaa_root")
+    ship.add_argument("--out", type=Path, required=True)
+    ship.add_argument("--cache", type=Path, dest="ship_cache")
     parser.add_argument("--nuaa", type=Path, help="the nuaa_dev folder (real/, attack/)")
     parser.add_argument("--fit-session", default="1")
     parser.add_argument("--score-session", default="2")
@@ -760,6 +883,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="folder (outside the repository) to keep detections and cues")
     parser.add_argument("--plot", type=Path, help="write a DET plot (PNG) here")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--cue-table", action="store_true", help="also score every cue alone (one-cue heads)")
+    parser.add_argument("--still-cues", help="comma-separated cues of the still head (default: the shipped recipe's)")
+    parser.add_argument("--burst-cues", help="comma-separated cues of the burst head (default: the shipped recipe's)")
+    parser.add_argument("--gap", default=str(DEFAULT_GAP), help="threshold rule (head.gap_threshold), or 'none' for 0.5")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     try:
@@ -772,16 +899,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in reports.values():
                     print("  " + r.line())
             return 0
+        if args.command == "fit-nuaa":
+            model, results = fit_nuaa_model(args.nuaa_root, args.out, cache=args.ship_cache, progress=not args.quiet)
+            print(_table(results))
+            print(f"wrote {model.path} (sha256 {model.sha256}, {model.size} numbers)")
+            return 0
         if args.nuaa is None:
             raise UsageError("give --nuaa DIR (the nuaa_dev folder), or the fit command")
         for k in args.burst or []:
             if not 2 <= k <= 8:
                 raise UsageError(f"--burst {k}: bursts have 2 to 8 frames")
+        recipe = Recipe(
+            still_cues=_cues(args.still_cues, STILL_HEAD_CUES),
+            burst_cues=_cues(args.burst_cues, BURST_HEAD_CUES),
+            gap=None if args.gap.lower() == "none" else float(args.gap),
+        )
         res = nuaa_protocol(
             args.nuaa,
             str(args.fit_session),
             str(args.score_session),
             Perturbation(args.blur_live, args.sharpen_attack),
+            recipe=recipe,
+            cue_rows=args.cue_table,
             bursts=tuple(args.burst or (3, 5)),
             cache=args.cache,
             bootstrap=args.bootstrap,

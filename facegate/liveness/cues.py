@@ -8,6 +8,11 @@ printer (issue 21), so none is used here.
 
 Still cues (one frame):
 
+* ``red_rel``: how much redder the skin under the eyes (cheeks, nose, mouth: no brows,
+  no glasses) is than the rest of the frame, in r-g chromaticity ``(R - G) / (R + G + B)``.
+  Blood under living skin makes it redder than the average of an ordinary scene under
+  the same light and white balance; a printed face's reds go through ink and paper and
+  come back paler. Of the colour statistics measured it carried best across sessions.
 * ``chroma_rel``, ``sat_rel``: colour of the face centre against the rest of the frame
   (log ratio of mean Lab chroma / HSV saturation). Skin seen directly is more colourful
   than the rest of an ordinary scene; a print (ink gamut, paper white, reflections) and
@@ -28,8 +33,11 @@ Burst cues (two consecutive frames of one face, averaged over a burst):
   face moves together with the sheet, its printed background, its border and the fingers
   holding it (towards zero or positive). Without motion both residuals are equal and the
   cue says nothing (0).
-* ``follow_vote``: among the pixels around the face where the two hypotheses differ
-  clearly, the share better explained by the face's motion.
+* ``follow_near``, ``follow_vote``: among the pixels around the face where the two
+  hypotheses differ clearly, the share better explained by the face's motion, close
+  around the face (0.6 to 1.3 face sizes from its centre: a print's own background and
+  border, or a head's outline and the room just behind it) and in the wider ring (0.75
+  to 2). A share, not a size: it does not grow with how far the face moved.
 
 The face's motion is measured by pyramidal Lucas-Kanade tracking of corner points inside
 the face, started from the similarity of its landmarks, and a RANSAC similarity fit, so
@@ -48,8 +56,10 @@ from facegate.align import eye_centres, similarity_transform
 from facegate.types import Face
 
 STILL_CUES = ("red_rel", "chroma_rel", "sat_rel", "edge_left", "edge_right", "edge_top", "edge_bottom")
-PAIR_CUES = ("follow_ring", "follow_side", "follow_vote", "follow_vote_near", "follow_vote_far", "follow_vote_side")
-CUES_VERSION = 2  # bump when a cue's definition changes: heads record the version they were fitted with
+COLOUR_CUES = STILL_CUES[:3]
+EDGE_CUES = STILL_CUES[3:]
+PAIR_CUES = ("follow_near", "follow_vote", "follow_ring", "follow_side")
+CUES_VERSION = 3  # bump when a cue's definition changes: heads record the version they were fitted with
 
 # The face-aligned canvas: face-size units u (across) and v (down), the box spans about
 # [-0.5, 0.5]; the canvas covers what a held sheet or a head and its surroundings occupy.
@@ -147,9 +157,7 @@ class Frame:
 
 def _warp(grey: np.ndarray, fwd: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     out = cv2.warpAffine(grey, fwd, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    valid = cv2.warpAffine(
-        np.full(grey.shape, 255, np.uint8), fwd, size, flags=cv2.INTER_NEAREST, borderValue=0
-    )
+    valid = cv2.warpAffine(np.full(grey.shape, 255, np.uint8), fwd, size, flags=cv2.INTER_NEAREST, borderValue=0)
     return out.astype(np.float32), valid > 0
 
 
@@ -165,16 +173,17 @@ def colour_cues(frame: Frame) -> dict[str, float]:
     u, v = frame.geom.uv(pts)
     u, v = u.reshape(h, w), v.reshape(h, w)
     core = (np.abs(u) < 0.3) & (np.abs(v) < 0.3)
+    skin = (np.abs(u) < 0.35) & (v > -0.05) & (v < 0.3)  # under the eyes: cheeks, nose, mouth (no brows, no glasses)
     rest = (np.abs(u) > 0.5) | (np.abs(v) > 0.5)
-    if core.sum() < 4 or rest.sum() < 16:
-        return {"red_rel": math.nan, "chroma_rel": math.nan, "sat_rel": math.nan}
+    if core.sum() < 4 or skin.sum() < 4 or rest.sum() < 16:
+        return dict.fromkeys(COLOUR_CUES, math.nan)
     rgb = img.astype(np.float32) + 1.0
     red = (rgb[..., 0] - rgb[..., 1]) / rgb.sum(axis=-1)  # r - g chromaticity
     lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(np.float32)
     chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
     sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
     return {
-        "red_rel": float(red[core].mean() - red[rest].mean()),
+        "red_rel": float(red[skin].mean() - red[rest].mean()),
         "chroma_rel": float(math.log((chroma[core].mean() + 1.0) / (chroma[rest].mean() + 1.0))),
         "sat_rel": float(math.log((sat[core].mean() + 1.0) / (sat[rest].mean() + 1.0))),
     }
@@ -233,10 +242,14 @@ def edge_cues(frame: Frame) -> dict[str, float]:
     return out
 
 
-def still_cues(frame: Frame) -> dict[str, float]:
-    """Every still cue of one prepared frame (NaN where a cue cannot be measured)."""
-    out = colour_cues(frame)
-    out.update(edge_cues(frame))
+def still_cues(frame: Frame, names: tuple[str, ...] = STILL_CUES) -> dict[str, float]:
+    """The still cues ``names`` of one prepared frame (NaN where a cue cannot be measured);
+    a family of cues is computed only if one of its cues is asked for."""
+    out: dict[str, float] = {}
+    if any(n in COLOUR_CUES for n in names):
+        out.update(colour_cues(frame))
+    if any(n in EDGE_CUES for n in names):
+        out.update(edge_cues(frame))
     return out
 
 
@@ -314,8 +327,7 @@ def pair_cues(a: Frame, b: Frame) -> dict[str, float]:
         if zone.sum() >= 40:
             out[name] = float(math.log((e_static[zone].mean() + 1.0) / (e_follow[zone].mean() + 1.0)))
     near = valid & (cheb > 0.6) & (cheb < 1.3)
-    far = valid & (cheb > 1.3) & (cheb < 2.2)
-    for name, zone in (("follow_vote", ring), ("follow_vote_near", near), ("follow_vote_far", far), ("follow_vote_side", side)):
+    for name, zone in (("follow_near", near), ("follow_vote", ring)):
         if zone.sum() >= 40:
             d = e_static[zone] - e_follow[zone]
             decisive = np.abs(d) > 4.0

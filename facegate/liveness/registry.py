@@ -36,7 +36,18 @@ class LivenessSpec:
 
 
 DEFAULT_LIVENESS = "pad_cues_nuaa"
-SHIPPED: dict[str, LivenessSpec] = {}
+SHIPPED: dict[str, LivenessSpec] = {
+    spec.name: spec
+    for spec in (
+        # Fitted by `python -m facegate.evaluate.pad fit-nuaa` on nuaa_dev sessions 1-2 (research-use data):
+        # the file says what fitted it and the cross-session APCER/BPCER of its recipe.
+        LivenessSpec(
+            name="pad_cues_nuaa",
+            file="liveness_pad_cues_nuaa.json",
+            sha256="72315f5eb5d0caa868d603bd5590939d691680c64ea1f096c13f9ff3ad51d223",
+        ),
+    )
+}
 
 
 def check_liveness_policy(model: LivenessModel, config: Config) -> None:
