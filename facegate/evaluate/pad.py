@@ -576,7 +576,9 @@ def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str,
     ax.set_ylim(dev(np.array([lo]))[0], dev(np.array([hi]))[0])
     ax.set_xlabel("APCER (attacks accepted as live)")
     ax.set_ylabel("BPCER (live presentations refused)")
-    ax.set_title(title, fontsize=9)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=8)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -129,18 +130,23 @@ class Frame:
         self.face = face
         self.geom = FaceFrame.of(face)
         h, w = self.shape
+        self._image = image  # kept until the grey image is made (only edge and burst cues need it)
         # Grey at tracking scale: the face about _TRACK_PX wide (never enlarged).
         self.k = min(1.0, _TRACK_PX / self.geom.size)
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if self.k < 1.0:
-            size = (max(1, round(w * self.k)), max(1, round(h * self.k)))
-            self.grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        else:
-            self.grey = grey
         # Colour at a fixed small width.
         kc = min(1.0, _COLOUR_WIDTH / w)
         self.kc = kc
         self.colour = cv2.resize(image, (max(1, round(w * kc)), max(1, round(h * kc))), interpolation=cv2.INTER_AREA)
+
+    @cached_property
+    def grey(self) -> np.ndarray:
+        """The frame in grey at tracking scale."""
+        grey = cv2.cvtColor(self._image, cv2.COLOR_RGB2GRAY)
+        h, w = self.shape
+        if self.k < 1.0:
+            grey = cv2.resize(grey, (max(1, round(w * self.k)), max(1, round(h * self.k))), interpolation=cv2.INTER_AREA)
+        del self._image
+        return grey
 
     def canvas(self, to_image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The grey face canvas (float32) and its validity mask. ``to_image`` (3x3) maps this
@@ -265,15 +271,15 @@ def _homog(m: np.ndarray) -> np.ndarray:
 def face_motion(a: Frame, b: Frame) -> tuple[np.ndarray, bool]:
     """The face's motion from frame ``a`` to frame ``b`` as a 3x3 similarity in full-size image
     pixels, and whether it came from tracked points (True) or only from the landmarks (False)."""
-    lm = _homog(similarity_transform(a.face.landmarks, b.face.landmarks))
-    # Track in a's tracking scale; b's grey is brought to the same scale.
-    ka, kb = a.k, b.k
+    lm = _homog(similarity_transform(a.face.landmarks, b.face.landmarks))  # a's pixels -> b's pixels
+    # Track on a's grey grid. b's grey is brought onto it: a frame of another size is taken to
+    # be the same camera's view rescaled (``sb`` maps a's pixels to b's).
+    ka = a.k
     ga = a.grey
-    if kb != ka or b.shape != a.shape:
-        h, w = b.shape
-        gb = cv2.resize(b.grey, (max(1, round(w * ka)), max(1, round(h * ka))), interpolation=cv2.INTER_AREA)
-    else:
-        gb = b.grey
+    sb = np.diag([b.shape[1] / a.shape[1], b.shape[0] / a.shape[0], 1.0])
+    gb = b.grey
+    if gb.shape != ga.shape:
+        gb = cv2.resize(gb, (ga.shape[1], ga.shape[0]), interpolation=cv2.INTER_AREA)
     g = a.geom
     mask = np.zeros(ga.shape, np.uint8)
     centre = (int(round(g.cx * ka)), int(round(g.cy * ka)))
@@ -283,8 +289,9 @@ def face_motion(a: Frame, b: Frame) -> tuple[np.ndarray, bool]:
     if pts is None or len(pts) < 8:
         return lm, False
     p0 = pts.reshape(-1, 2).astype(np.float32)
-    s = np.diag([ka, ka, 1.0])
-    guess_m = s @ lm @ np.linalg.inv(s)
+    s = np.diag([ka, ka, 1.0])  # a's pixels -> a's grey grid
+    to_grid = s @ np.linalg.inv(sb)  # b's pixels -> the grid b was resampled onto
+    guess_m = to_grid @ lm @ np.linalg.inv(s)
     guess = (p0 @ guess_m[:2, :2].T + guess_m[:2, 2]).astype(np.float32)
     lk = dict(winSize=(15, 15), maxLevel=3, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
     p1, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, p0, guess.copy(), **lk)
@@ -295,7 +302,7 @@ def face_motion(a: Frame, b: Frame) -> tuple[np.ndarray, bool]:
     m, inliers = cv2.estimateAffinePartial2D(p0[ok], p1[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
     if m is None or inliers is None or inliers.sum() < 6:
         return lm, False
-    return np.linalg.inv(s) @ _homog(m) @ s, True
+    return np.linalg.inv(to_grid) @ _homog(m) @ s, True
 
 
 def pair_cues(a: Frame, b: Frame) -> dict[str, float]:

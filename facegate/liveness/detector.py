@@ -112,7 +112,8 @@ class CueLiveness(LivenessDetector):
         )
 
     def still_cues(self, image: np.ndarray, face: Face) -> dict[str, float]:
-        return still_cues(Frame(image, face))
+        """The still head's cues of one face (only the cue families the head uses are computed)."""
+        return still_cues(Frame(image, face), self.model.head("still").cues)
 
     def check_still(self, image: np.ndarray, face: Face) -> Liveness:
         _validate([image], [face])
@@ -120,8 +121,10 @@ class CueLiveness(LivenessDetector):
 
     def burst_cues(self, images: Sequence[np.ndarray], faces: Sequence[Face]) -> dict[str, float]:
         """Still cues averaged over the frames, pair cues averaged over consecutive pairs."""
+        names = self.model.head("burst").cues
         frames = [Frame(img, f) for img, f in zip(images, faces)]
-        return aggregate([still_cues(f) for f in frames], [pair_cues(a, b) for a, b in zip(frames, frames[1:])])
+        pairs = [pair_cues(a, b) for a, b in zip(frames, frames[1:])] if any(n in PAIR_CUES for n in names) else []
+        return aggregate([still_cues(f, names) for f in frames], pairs)
 
     def check_burst(self, images: Sequence[np.ndarray], faces: Sequence[Face | None]) -> Liveness:
         _validate(images, faces)
