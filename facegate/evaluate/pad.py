@@ -532,6 +532,10 @@ def fit_heads(frames: Sequence[FrameCues], recipe: Recipe = Recipe()) -> dict[st
     return heads
 
 
+def _rounded(interval: Sequence[float]) -> tuple[float, float]:
+    return (round(float(interval[0]), 4), round(float(interval[1]), 4))
+
+
 def with_operating_point(head: LinearHead, report: PadReport, measured_on: str) -> LinearHead:
     from dataclasses import replace
 
@@ -539,8 +543,8 @@ def with_operating_point(head: LinearHead, report: PadReport, measured_on: str) 
         apcer=round(report.apcer, 4),
         bpcer=round(report.bpcer, 4),
         measured_on=measured_on,
-        apcer_interval=tuple(round(v, 4) for v in report.intervals["apcer"]),  # type: ignore[arg-type]
-        bpcer_interval=tuple(round(v, 4) for v in report.intervals["bpcer"]),  # type: ignore[arg-type]
+        apcer_interval=_rounded(report.intervals["apcer"]),
+        bpcer_interval=_rounded(report.intervals["bpcer"]),
     )
     return replace(head, operating_point=point)
 
@@ -566,8 +570,8 @@ def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str,
     fig, ax = plt.subplots(figsize=(5.5, 5.0), dpi=120)
     for label, (ap, bp) in curves.items():
         ax.plot(dev(ap), dev(bp), lw=1.6, label=label)
-    for label, (ap, bp) in points.items():
-        ax.plot(dev(np.array([ap])), dev(np.array([bp])), "o", ms=6, label=f"{label} threshold")
+    for label, (pa, pb) in points.items():
+        ax.plot(dev(np.array([pa])), dev(np.array([pb])), "o", ms=6, label=f"{label} threshold")
     ax.set_xticks(dev(ticks))
     ax.set_xticklabels([f"{100 * t:g}%" for t in ticks])
     ax.set_yticks(dev(ticks))
@@ -765,8 +769,8 @@ def fit_nuaa_model(
                 "the worse of the two is stated. This head is fitted on both sessions: nuaa_dev is its fitting data"
             ),
             # each interval is the one of the direction whose figure is stated
-            apcer_interval=tuple(round(v, 4) for v in worst_a["intervals"]["apcer"]),  # type: ignore[arg-type]
-            bpcer_interval=tuple(round(v, 4) for v in worst_b["intervals"]["bpcer"]),  # type: ignore[arg-type]
+            apcer_interval=_rounded(worst_a["intervals"]["apcer"]),
+            bpcer_interval=_rounded(worst_b["intervals"]["bpcer"]),
         )
     samples = nuaa_samples(root)
     detect, tag = _detector()

@@ -293,9 +293,9 @@ def face_motion(a: Frame, b: Frame) -> tuple[np.ndarray, bool]:
     to_grid = s @ np.linalg.inv(sb)  # b's pixels -> the grid b was resampled onto
     guess_m = to_grid @ lm @ np.linalg.inv(s)
     guess = (p0 @ guess_m[:2, :2].T + guess_m[:2, 2]).astype(np.float32)
-    lk = dict(winSize=(15, 15), maxLevel=3, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
-    p1, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, p0, guess.copy(), **lk)
-    back, st2, _ = cv2.calcOpticalFlowPyrLK(gb, ga, p1, p0.copy(), **lk)
+    flow = cv2.OPTFLOW_USE_INITIAL_FLOW
+    p1, st, _ = cv2.calcOpticalFlowPyrLK(ga, gb, p0, guess.copy(), None, None, (15, 15), 3, flags=flow)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(gb, ga, p1, p0.copy(), None, None, (15, 15), 3, flags=flow)
     ok = (st[:, 0] == 1) & (st2[:, 0] == 1) & (np.linalg.norm(back - p0, axis=1) < 0.5)
     if ok.sum() < 8:
         return lm, False

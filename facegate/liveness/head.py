@@ -111,8 +111,8 @@ class LinearHead:
                 apcer=op.get("apcer"),
                 bpcer=op.get("bpcer"),
                 measured_on=str(op.get("measured_on", "not measured")),
-                apcer_interval=tuple(op["apcer_interval"]) if op.get("apcer_interval") else None,  # type: ignore[arg-type]
-                bpcer_interval=tuple(op["bpcer_interval"]) if op.get("bpcer_interval") else None,  # type: ignore[arg-type]
+                apcer_interval=_pair(op.get("apcer_interval")),
+                bpcer_interval=_pair(op.get("bpcer_interval")),
             )
             return cls(
                 mode=str(d["mode"]),
@@ -126,6 +126,10 @@ class LinearHead:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"liveness head is malformed: {exc}") from None
+
+
+def _pair(v: Any) -> tuple[float, float] | None:
+    return (float(v[0]), float(v[1])) if v else None
 
 
 def _sigmoid(z: float) -> float:
