@@ -60,7 +60,7 @@ STILL_CUES = ("red_rel", "chroma_rel", "sat_rel", "edge_left", "edge_right", "ed
 COLOUR_CUES = STILL_CUES[:3]
 EDGE_CUES = STILL_CUES[3:]
 PAIR_CUES = ("follow_near", "follow_vote", "follow_ring", "follow_side")
-CUES_VERSION = 3  # bump when a cue's definition changes: heads record the version they were fitted with
+CUES_VERSION = 4  # bump when a cue's definition changes: heads record the version they were fitted with
 
 # The face-aligned canvas: face-size units u (across) and v (down), the box spans about
 # [-0.5, 0.5]; the canvas covers what a held sheet or a head and its surroundings occupy.
@@ -131,8 +131,10 @@ class Frame:
         self.geom = FaceFrame.of(face)
         h, w = self.shape
         self._image = image  # kept until the grey image is made (only edge and burst cues need it)
-        # Grey at tracking scale: the face about _TRACK_PX wide (never enlarged).
-        self.k = min(1.0, _TRACK_PX / self.geom.size)
+        # Grey at tracking scale: the face about _TRACK_PX wide (never enlarged), the scale
+        # rounded to a power of 2^(1/4) so that consecutive frames of one face usually share
+        # it (then no frame is resampled a second time to be tracked against the other).
+        self.k = min(1.0, 2.0 ** (math.floor(4 * math.log2(_TRACK_PX / self.geom.size)) / 4))
         # Colour at a fixed small width.
         kc = min(1.0, _COLOUR_WIDTH / w)
         self.kc = kc
@@ -170,29 +172,39 @@ def _warp(grey: np.ndarray, fwd: np.ndarray, size: tuple[int, int]) -> tuple[np.
 # -- still cues -------------------------------------------------------------------------------
 
 
-def colour_cues(frame: Frame) -> dict[str, float]:
-    """``chroma_rel`` and ``sat_rel``: face centre against everything outside the face box."""
+def _region(frame: Frame, u0: float, u1: float, v0: float, v1: float) -> np.ndarray:
+    """Mask of the small colour image covering the face-frame rectangle [u0, u1] x [v0, v1]."""
+    g = frame.geom
+    c, s = math.cos(g.roll), math.sin(g.roll)
+    corners = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]]) * g.size
+    pts = np.stack([g.cx + c * corners[:, 0] - s * corners[:, 1], g.cy + s * corners[:, 0] + c * corners[:, 1]], axis=1)
+    mask = np.zeros(frame.colour.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(pts * frame.kc * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def colour_cues(frame: Frame, names: tuple[str, ...] = COLOUR_CUES) -> dict[str, float]:
+    """``red_rel`` (skin under the eyes), ``chroma_rel`` and ``sat_rel`` (face centre), each
+    against everything outside the face box; only the cues in ``names`` are computed."""
     img = frame.colour
-    h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    pts = np.stack([xx.ravel(), yy.ravel()], axis=1) / frame.kc
-    u, v = frame.geom.uv(pts)
-    u, v = u.reshape(h, w), v.reshape(h, w)
-    core = (np.abs(u) < 0.3) & (np.abs(v) < 0.3)
-    skin = (np.abs(u) < 0.35) & (v > -0.05) & (v < 0.3)  # under the eyes: cheeks, nose, mouth (no brows, no glasses)
-    rest = (np.abs(u) > 0.5) | (np.abs(v) > 0.5)
-    if core.sum() < 4 or skin.sum() < 4 or rest.sum() < 16:
-        return dict.fromkeys(COLOUR_CUES, math.nan)
-    rgb = img.astype(np.float32) + 1.0
-    red = (rgb[..., 0] - rgb[..., 1]) / rgb.sum(axis=-1)  # r - g chromaticity
-    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(np.float32)
-    chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
-    sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
-    return {
-        "red_rel": float(red[skin].mean() - red[rest].mean()),
-        "chroma_rel": float(math.log((chroma[core].mean() + 1.0) / (chroma[rest].mean() + 1.0))),
-        "sat_rel": float(math.log((sat[core].mean() + 1.0) / (sat[rest].mean() + 1.0))),
-    }
+    skin = _region(frame, -0.35, 0.35, -0.05, 0.3)  # under the eyes: cheeks, nose, mouth (no brows, no glasses)
+    core = _region(frame, -0.3, 0.3, -0.3, 0.3)
+    rest = ~_region(frame, -0.5, 0.5, -0.5, 0.5)
+    out = {}
+    if skin.sum() < 4 or core.sum() < 4 or rest.sum() < 16:
+        return {n: math.nan for n in COLOUR_CUES if n in names}
+    if "red_rel" in names:
+        rgb = img.astype(np.float32) + 1.0
+        red = (rgb[..., 0] - rgb[..., 1]) / rgb.sum(axis=-1)  # r - g chromaticity
+        out["red_rel"] = float(red[skin].mean() - red[rest].mean())
+    if "chroma_rel" in names:
+        lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(np.float32)
+        chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
+        out["chroma_rel"] = float(math.log((chroma[core].mean() + 1.0) / (chroma[rest].mean() + 1.0)))
+    if "sat_rel" in names:
+        sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+        out["sat_rel"] = float(math.log((sat[core].mean() + 1.0) / (sat[rest].mean() + 1.0)))
+    return out
 
 
 def _coherence(g: np.ndarray, mag: np.ndarray, valid: np.ndarray, rows: slice, cols: slice) -> float:
@@ -253,7 +265,7 @@ def still_cues(frame: Frame, names: tuple[str, ...] = STILL_CUES) -> dict[str, f
     a family of cues is computed only if one of its cues is asked for."""
     out: dict[str, float] = {}
     if any(n in COLOUR_CUES for n in names):
-        out.update(colour_cues(frame))
+        out.update(colour_cues(frame, names))
     if any(n in EDGE_CUES for n in names):
         out.update(edge_cues(frame))
     return out

@@ -44,7 +44,7 @@ SHIPPED: dict[str, LivenessSpec] = {
         LivenessSpec(
             name="pad_cues_nuaa",
             file="liveness_pad_cues_nuaa.json",
-            sha256="72315f5eb5d0caa868d603bd5590939d691680c64ea1f096c13f9ff3ad51d223",
+            sha256="466b314d5e5e73e0c6dbc9d9a8d3bb4f452f017732108621aed96835439b6850",
         ),
     )
 }
