@@ -293,14 +293,22 @@ def face_motion(a: Frame, b: Frame) -> tuple[np.ndarray, bool]:
     if gb.shape != ga.shape:
         gb = cv2.resize(gb, (ga.shape[1], ga.shape[0]), interpolation=cv2.INTER_AREA)
     g = a.geom
-    mask = np.zeros(ga.shape, np.uint8)
     centre = (int(round(g.cx * ka)), int(round(g.cy * ka)))
     axes = (max(2, int(0.42 * g.size * ka)), max(2, int(0.5 * g.size * ka)))
-    cv2.ellipse(mask, centre, axes, math.degrees(g.roll), 0, 360, 255, -1)
-    pts = cv2.goodFeaturesToTrack(ga, 60, 0.005, 3, mask=mask)
+    angle = int(round(math.degrees(g.roll)))
+    # Corners are searched in the face's bounding rectangle only, with a margin wider than the
+    # corner detector's window, so the points are those a whole-image search would find.
+    bx, by, bw, bh = cv2.boundingRect(cv2.ellipse2Poly(centre, axes, angle, 0, 360, 5))
+    x0, y0 = max(bx - 8, 0), max(by - 8, 0)
+    x1, y1 = min(bx + bw + 8, ga.shape[1]), min(by + bh + 8, ga.shape[0])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return lm, False
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.ellipse(mask, (centre[0] - x0, centre[1] - y0), axes, angle, 0, 360, 255, -1)
+    pts = cv2.goodFeaturesToTrack(ga[y0:y1, x0:x1], 60, 0.005, 3, mask=mask)
     if pts is None or len(pts) < 8:
         return lm, False
-    p0 = pts.reshape(-1, 2).astype(np.float32)
+    p0 = (pts.reshape(-1, 2) + np.array([x0, y0], np.float32)).astype(np.float32)
     s = np.diag([ka, ka, 1.0])  # a's pixels -> a's grey grid
     to_grid = s @ np.linalg.inv(sb)  # b's pixels -> the grid b was resampled onto
     guess_m = to_grid @ lm @ np.linalg.inv(s)
