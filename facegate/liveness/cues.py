@@ -298,7 +298,7 @@ def face_motion(a: Frame, b: Frame) -> tuple[np.ndarray, bool]:
     angle = int(round(math.degrees(g.roll)))
     # Corners are searched in the face's bounding rectangle only, with a margin wider than the
     # corner detector's window, so the points are those a whole-image search would find.
-    bx, by, bw, bh = cv2.boundingRect(cv2.ellipse2Poly(centre, axes, angle, 0, 360, 5))
+    bx, by, bw, bh = cv2.boundingRect(np.asarray(cv2.ellipse2Poly(centre, axes, angle, 0, 360, 5), np.int32))
     x0, y0 = max(bx - 8, 0), max(by - 8, 0)
     x1, y1 = min(bx + bw + 8, ga.shape[1]), min(by + bh + 8, ga.shape[0])
     if x1 - x0 < 8 or y1 - y0 < 8:
