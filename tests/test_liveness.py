@@ -301,3 +301,25 @@ def test_mixed_size_frames(room, hopper):
     v = det.check_burst([a, big], [fa, fb2])
     assert v.mode == "burst" and math.isfinite(v.score)
     assert v.cues["follow_near"] > 0.5  # still seen as a sheet after rescaling
+
+
+def test_site_fit_from_folders(tmp_path, room, hopper):
+    """`python -m facegate.evaluate.pad fit --live DIR --attack DIR --out FILE` on generated captures:
+    the detector finds the faces, both heads are fitted, the file loads under the permissive policy."""
+    from PIL import Image
+
+    from facegate.evaluate import pad
+
+    for kind, make in (("live", head_frame), ("attack", sheet_frame)):
+        for take in range(2):
+            d = tmp_path / kind / f"take{take}"
+            d.mkdir(parents=True)
+            for t in range(4):
+                img, _ = make(room, hopper, t + 4 * take)
+                Image.fromarray(img).save(d / f"frame_{t:03d}.jpg", quality=95)
+    out = tmp_path / "site.json"
+    assert pad.main(["--quiet", "fit", "--live", str(tmp_path / "live"), "--attack", str(tmp_path / "attack"), "--out", str(out)]) == 0
+    det = load_liveness(out, Config(licence_policy="permissive"))
+    m = det.model
+    assert m.permissive and set(m.heads) == {"still", "burst"} and "not held out" in m.heads["burst"].operating_point.measured_on
+    assert m.heads["burst"].weights[1] < 0  # surroundings that follow the face mean a sheet, learnt from the captures
