@@ -18,8 +18,12 @@ frame order), cut without overlap as the gate check cuts them; a burst whose fac
 jumps between frames is refused (counted as not accepted, listed separately).
 
 Run: ``python -m facegate.evaluate.pad --nuaa ../shared/datasets/nuaa_dev --fit-session 1
---score-session 2 [--blur-live 1.0] [--sharpen-attack]``; ``... fit --live DIR --attack DIR
---out FILE`` fits a site's own head from its captures.
+--score-session 2 [--blur-live 1.0] [--sharpen-attack] [--cue-table] [--plot det.png]``;
+``... fit --live DIR --attack DIR --out FILE`` fits a site's own model from its captures (what a
+``--licence-policy permissive`` user runs); ``... fit-nuaa --nuaa DIR --out FILE`` writes the
+shipped model (fitted on both sessions, its operating points from the two cross-session runs).
+The ``facegate eval pad`` and ``facegate liveness fit`` commands are to be wired on top of
+:func:`nuaa_protocol`, :func:`fit_site` and :func:`main`.
 """
 
 from __future__ import annotations
