@@ -14,6 +14,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from facegate.cli.args import float_arg, int_arg
+from facegate.cli.help import HelpAllAction, compact_help
+from facegate.cli.help import width as help_width
 from facegate.config import DETECTORS, Config
 from facegate.errors import EXIT_CODES, ExitCode, FacegateError, UsageError, exit_code_lines
 
@@ -42,11 +45,47 @@ log = logging.getLogger("facegate")
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises :class:`ArgumentError` instead of printing and exiting, so that
-    ``main`` reports a wrong argument like any other error (JSON with ``--json``).
-    Sub-parsers are made with the parser's own class, so they raise it too."""
+    ``main`` reports a wrong argument like any other error (JSON with ``--json``), and whose
+    ``--help`` fits a screen (:mod:`facegate.cli.help`): purpose, own options, ``example``;
+    ``--help-all`` prints argparse's full help. Sub-parsers are made with the parser's own
+    class, so they do both too."""
+
+    def __init__(self, *args: Any, example: str | None = None, footer: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.example = example  # one example command line (or a few lines) for the compact help
+        self.footer = footer  # text the compact help always shows (the top level: exit codes)
+        if self.add_help:
+            self.add_argument("--help-all", action=HelpAllAction)
 
     def error(self, message: str) -> NoReturn:
         raise ArgumentError(self, message)
+
+    def format_help(self) -> str:
+        return compact_help(self)
+
+    def format_full_help(self) -> str:
+        """argparse's help with every group, under the compact usage line (argparse's would list every option)."""
+        formatter = self._get_formatter()
+        formatter.add_usage(self.format_usage().removeprefix("usage: ").strip(), [], [])
+        if self.description:  # wrapped here: the raw formatter keeps the epilog's own line breaks
+            import textwrap
+
+            formatter.add_text("\n\n".join(textwrap.fill(" ".join(para.split()), help_width(), break_on_hyphens=False)
+                                           for para in self.description.split("\n\n")))
+        for group in self._action_groups:
+            formatter.start_section(group.title)
+            formatter.add_text(group.description)
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
+        formatter.add_text(self.epilog)
+        return formatter.format_help()
+
+    def print_full_help(self) -> None:
+        self._print_message(self.format_full_help(), sys.stdout)
+
+    def format_usage(self) -> str:
+        return compact_help(self).split("\n", 1)[0] + "\n"
 
 
 class ArgumentError(UsageError):
@@ -77,16 +116,16 @@ def common_options() -> argparse.ArgumentParser:
                    "embedder becomes dlib_resnet); default any, or $FACEGATE_LICENCE_POLICY")
     g.add_argument("--fp16", action="store_true", default=argparse.SUPPRESS,
                    help="embed in half precision (CUDA, torch runtime; LFW delta in benchmarks/RESULTS.md)")
-    g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="faces per network batch (default 32)")
-    g.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads (default: all)")
+    g.add_argument("--batch-size", type=int_arg(1, 4096), default=argparse.SUPPRESS, help="faces per network batch (default 32)")
+    g.add_argument("--threads", type=int_arg(0, 1024), default=argparse.SUPPRESS, help="CPU threads (default: all)")
     g.add_argument("--home", default=argparse.SUPPRESS, help="facegate's data/cache folder (default ~/.cache/facegate)")
     g.add_argument("--gallery", default=argparse.SUPPRESS, help="gallery SQLite file (default <home>/gallery.sqlite)")
     g.add_argument("--no-flip", action="store_true", default=argparse.SUPPRESS, help="do not average with the mirror image")
     g.add_argument("--no-refine", action="store_true", default=argparse.SUPPRESS,
                    help="BlazeFace: skip the O-Net box refinement before landmarks (faster, less accurate)")
-    g.add_argument("--min-score", type=float, default=argparse.SUPPRESS,
+    g.add_argument("--min-score", type=float_arg(0.0, 1.0), default=argparse.SUPPRESS,
                    help="calibrated face score 0..1 (the same scale for every detector) a face must reach (default 0)")
-    g.add_argument("--detect-budget", type=int, default=argparse.SUPPRESS,
+    g.add_argument("--detect-budget", type=int_arg(0, 1_000_000), default=argparse.SUPPRESS,
                    help="most detector windows one image may cost over all passes (default 64; 0: unbounded)")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
     g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging; -vv for debug")
@@ -157,18 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="facegate",
         description=(
-            "Find faces in photos, decide whether two faces are the same person at a stated "
-            "false-accept rate, and measure it on LFW. Runs offline: models come from installed packages."
+            "Find faces in photos and video, decide whether two faces are the same person (1:1) and who a face is "
+            "among enrolled people (1:N), every decision at a stated error rate; run it as an access-control "
+            "service. Offline: models come from installed packages."
         ),
+        example="facegate verify alice1.jpg alice2.jpg          same person? (exit 0 yes, 1 no)\n"
+        "facegate enroll --name Alice alice1.jpg         add Alice to the gallery\n"
+        "facegate identify door.jpg                      who is it? (at FPIR 1e-2)\n"
+        "facegate serve                                  REST API and web page on :8000",
+        footer="exit codes:\n" + "\n".join(exit_code_lines()),
         epilog="examples:\n"
         "  facegate verify alice1.jpg alice2.jpg          same person? (exit 0 yes, 1 no)\n"
         "  facegate verify a.jpg b.jpg --far 1e-4         stricter: 1 impostor in 10,000 accepted\n"
         "  facegate detect group.jpg --draw boxes.png     find faces and draw them\n"
-        "  facegate embed photos/*.jpg --out faces.jsonl  128-d embeddings for every face\n"
+        "  facegate embed photos/*.jpg --out faces.jsonl  embeddings for every face\n"
         "  facegate models                                models, licences, sha256 check\n"
-        "  facegate eval lfw --root LFW --pairs pairs.txt the standard 10-fold LFW protocol\n\n"
+        "  facegate eval lfw --root LFW --pairs pairs.txt the standard 10-fold LFW protocol\n"
+        "  facegate help pipeline                         the options every command shares\n\n"
         "exit codes:\n" + "\n".join(exit_code_lines()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common_options()],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -191,7 +236,71 @@ def build_parser() -> argparse.ArgumentParser:
         service = None  # type: ignore[assignment]
     if service is not None:
         service.register(sub, common_options())
+    register_help(sub, parser)
     return parser
+
+
+def register_help(sub: argparse._SubParsersAction, root: argparse.ArgumentParser) -> None:
+    """``facegate help [TOPIC]``: ``pipeline`` (the options every command shares), ``exit-codes``, or a
+    command's full help (as ``COMMAND --help-all``)."""
+    p = sub.add_parser("help", help="the options every command shares (help pipeline), exit codes, or a "
+                       "command's full help",
+                       description="Help on a topic: 'pipeline' lists the options every command accepts (detector, "
+                       "embedder, device, ...), 'exit-codes' the exit codes, and a command's name prints its full help.",
+                       example="facegate help pipeline")
+    p.add_argument("topic", nargs="*", metavar="TOPIC", help="pipeline, exit-codes, or a command (e.g. people list)")
+
+    def cmd_help(args: argparse.Namespace) -> int:
+        topic = list(args.topic)
+        if not topic:
+            root.print_help()
+        elif topic == ["pipeline"]:
+            print(shared_options_help(), end="")
+        elif topic in (["exit-codes"], ["exit"]):
+            print("exit codes:\n" + "\n".join(exit_code_lines()))
+        else:
+            parser = root
+            for word in topic:
+                choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+                if not isinstance(choices, dict) or word not in choices:
+                    raise UsageError(f"no help topic {' '.join(topic)!r}; try 'facegate help pipeline', "
+                                     "'facegate help exit-codes' or 'facegate help COMMAND'")
+                parser = choices[word]
+            print(parser.format_full_help() if isinstance(parser, ArgumentParser) else parser.format_help(), end="")
+        return 0
+
+    p.set_defaults(func=cmd_help)
+
+
+def shared_options_help() -> str:
+    """The options every command accepts (pipeline), and those of the gallery and service commands."""
+    import textwrap
+
+    formatter = argparse.RawDescriptionHelpFormatter("facegate", width=help_width())
+    formatter.add_text(textwrap.fill(
+        "Options every command accepts, before or after its name (e.g. facegate --detector mtcnn verify a.jpg "
+        "b.jpg). The gallery options apply to enroll, identify, people, cluster, reembed, gallery and watch; the "
+        "service options to serve, keys and access.", help_width(), break_on_hyphens=False))
+    groups = [common_options()]
+    try:
+        from facegate.cli.gallery import gallery_options
+
+        groups.append(gallery_options())
+    except ImportError:  # pragma: no cover - the gallery CLI ships with facegate
+        pass
+    try:
+        from facegate.cli.service import service_options
+
+        groups.append(service_options())
+    except ImportError:  # pragma: no cover
+        pass
+    for parent in groups:
+        for group in parent._action_groups:
+            if group._group_actions:
+                formatter.start_section(group.title)
+                formatter.add_arguments(group._group_actions)
+                formatter.end_section()
+    return formatter.format_help()
 
 
 def _setup_logging(verbosity: int) -> None:

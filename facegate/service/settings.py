@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from facegate.config import Config
+from facegate.config import Config, machine_time_zone
 
 
 def default_service_db(config: Config) -> Path:
@@ -47,6 +47,8 @@ class ServiceSettings:
     keep_alive_timeout: float = 5.0  # idle keep-alive connections are closed after this
     max_connections: int = 1000  # all clients together; beyond: idle ones evicted, else a JSON 503
     max_connections_per_client: int = 64  # per client address (trusted proxies exempt)
+    # the site's IANA time zone: access rules made without one get it, so a door's "08:00" is local time
+    time_zone: str = field(default_factory=machine_time_zone)
 
     def replace(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
