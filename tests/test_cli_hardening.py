@@ -62,7 +62,7 @@ def test_json_errors_are_json_on_stdout_with_the_same_exit_code(run, argv, code,
 def test_without_json_an_argument_error_keeps_argparse_usage(run):
     code, out, err = run("detect")
     assert code == 2 and out == ""
-    assert err.startswith("usage: facegate detect") and "error: the following arguments are required: image" in err
+    assert err.startswith("usage: facegate detect") and "error: the following arguments are required: PHOTO" in err
 
 
 def test_cli_hints_are_added_by_the_cli(run, photos_dir):

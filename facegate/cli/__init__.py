@@ -348,12 +348,22 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(json_out, "interrupted", ExitCode.INTERRUPTED, "interrupted", "facegate")
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # the last line of defence: one line, not a traceback
-        if verbosity:
-            log.exception("internal error")
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        return _fail(json_out, "internal", ExitCode.INTERNAL,
-                     f"{type(exc).__name__}: {msg} (run with -v for details)", "facegate: internal error")
+    except UnicodeEncodeError as exc:
+        if "surrogates" in str(exc):  # argv bytes that are not UTF-8 (a file name, usually) reached stored text
+            return _fail(json_out, "usage", ExitCode.USAGE,
+                         f"an argument is not valid UTF-8 text ({exc.object[max(0, exc.start - 20):exc.end + 20]!r}); "
+                         "rename the file or retype the name")
+        return _internal(json_out, verbosity, exc)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        return _internal(json_out, verbosity, exc)
+
+
+def _internal(json_out: bool, verbosity: int, exc: BaseException) -> int:
+    if verbosity:
+        log.error("internal error", exc_info=exc)
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return _fail(json_out, "internal", ExitCode.INTERNAL,
+                 f"{type(exc).__name__}: {msg} (run with -v for details)", "facegate: internal error")
 
 
 if __name__ == "__main__":

@@ -51,9 +51,9 @@ def float_arg(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = Fa
     return parse
 
 
-def text_arg(max_len: int = 200, what: str = "a name") -> Callable[[str], str]:
+def text_arg(max_len: int = 200, what: str = "a name", *, empty: bool = False) -> Callable[[str], str]:
     """Text that can be stored and shown: valid Unicode (argv bytes that are not UTF-8 arrive as surrogate
-    escapes), no NUL or other control characters, not empty, at most ``max_len`` characters."""
+    escapes), no NUL or other control characters, at most ``max_len`` characters, not empty unless ``empty``."""
 
     def parse(text: str) -> str:
         try:
@@ -62,7 +62,7 @@ def text_arg(max_len: int = 200, what: str = "a name") -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(f"{what} must be valid UTF-8 text; {text!r} is not") from exc
         if any(ord(c) < 32 or ord(c) == 127 for c in text):
             raise argparse.ArgumentTypeError(f"{what} must not contain control characters: {text!r}")
-        if not text.strip():
+        if not text.strip() and not (empty and text == ""):
             raise argparse.ArgumentTypeError(f"{what} must not be empty")
         if len(text) > max_len:
             raise argparse.ArgumentTypeError(f"{what} is at most {max_len} characters, got {len(text)}")

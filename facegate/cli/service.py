@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.cli import config_from_args, emit
-from facegate.cli.args import float_arg, int_arg, name_arg, person_arg, time_zone_arg
+from facegate.cli.args import float_arg, int_arg, name_arg, person_arg, text_arg, time_zone_arg
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.cli.core import threshold_arg
@@ -112,7 +112,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         "viewer (people list, events, metrics).",
                         example="KEY=$(facegate keys create --role gate --name 'front door camera')")
     q.add_argument("--role", required=True, choices=["admin", "gate", "viewer"], help="what the key may do (required)")
-    q.add_argument("--name", type=name_arg, default="", help="what the key is for, e.g. 'gate 3 camera'")
+    q.add_argument("--name", type=text_arg(empty=True), default="", help="what the key is for, e.g. 'gate 3 camera'")
     q.set_defaults(func=cmd_keys_create)
     q = ksub.add_parser("list", parents=parents, help="list keys (ids, roles, last use; never secrets)",
                         description="Every key: id, role, when created, last used and revoked (never the secrets).",
@@ -132,7 +132,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="per-gate access lists: who (people or groups) may pass which gate, and when",
         description="A gate with no rule admits every recognised person; a gate with rules admits only the people "
         "its rules permit (directly or through a group), inside the rule's weekly window if it has one.",
-        example="facegate access allow lab --group staff --days mon-fri --from 08:00 --until 18:30",
+        example="facegate access allow lab --group staff --from 08:00 --until 18:00",
         epilog="Every gate decision records the rule that decided. Hours are in the rule's time zone: the one given "
         "with\n--tz, else this machine's (the site's).\n\n"
         "examples:\n"
@@ -153,7 +153,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         usage="%(prog)s GATE --person PERSON | --group GROUP  [options]",
                         description="Permit a person or a group at GATE, every day or in a weekly window (hours in "
                         "the rule's time zone).",
-                        example="facegate access allow lab --group staff --days mon-fri --from 08:00 --until 18:30")
+                        example="facegate access allow lab --group staff --from 08:00 --until 18:00")
     q.add_argument("gate", type=name_arg, metavar="GATE", help="the gate's name")
     who = q.add_mutually_exclusive_group(required=True)
     who.add_argument("--person", type=person_arg, help="enrolled name or id")
