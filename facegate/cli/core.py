@@ -9,6 +9,7 @@ from facegate.cli import config_from_args, emit, error_payload, exit_codes_epilo
 from facegate.cli.args import float_arg, int_arg, name_arg
 from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
+from facegate.files import create_private, restrict
 
 
 def _rate_arg(what: str, example: str):  # -> argparse type
@@ -286,8 +287,8 @@ def draw_faces(image, faces, out: Path) -> Path:
         for x, y in f.landmarks:
             d.ellipse([x - w, y - w, x + w, y + w], fill=(255, 0, 0))
         d.text((float(f.box[0]), float(f.box[1]) - 12), f"#{i} {f.score:.2f}", fill=(0, 255, 0))
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        create_private(out)  # a face photo: 0600 whatever the umask (Pillow truncates it and keeps the mode)
         im.save(out)
     except (ValueError, OSError) as exc:  # unknown extension, unwritable folder
         raise UsageError(f"--draw {out}: cannot write ({exc}); use a .png or .jpg path in a writable folder") from exc
@@ -403,6 +404,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
                                "refine_boxes": cfg.box_refinement, **summary})
+        restrict(args.write)  # 0600 whatever the umask (the table's writer opens it with the default mode)
 
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "

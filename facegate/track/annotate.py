@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from facegate.errors import UsageError
+from facegate.files import create_private
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class VideoWriter:
 
     def write(self, bgr: np.ndarray) -> None:
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)  # faces and names: 0600; the writer truncates it and keeps the mode
             h, w = bgr.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
@@ -90,7 +91,7 @@ class VideoWriter:
 
 def save_png(path: str | Path, bgr: np.ndarray) -> Path:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    create_private(p)  # OpenCV truncates it and keeps the mode
     if not cv2.imwrite(str(p), bgr):
         raise UsageError(f"{p}: cannot write a PNG there")
     return p
