@@ -18,6 +18,7 @@ from facegate.cli.args import float_arg, int_arg, name_arg, text_arg
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.cli.core import threshold_arg
 from facegate.errors import ExitCode, UsageError
+from facegate.timefmt import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -165,17 +166,48 @@ def cmd_watch(args: argparse.Namespace) -> int:
     summary = result.to_dict()
     if args.annotate:
         summary["annotated"] = str(args.annotate)
+        if writer is not None:
+            summary["annotated_codec"] = writer.codec
+            summary["annotated_browser_playable"] = writer.browser_playable
+            if writer.note:
+                summary["annotated_note"] = writer.note
     if args.snapshots:
         summary["snapshots"] = [str(s) for s in snaps]
+    codec = f" ({'H.264' if writer.browser_playable else writer.codec})" if writer is not None and writer.codec else ""
     text = (
         f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s), {result.tracks} track(s), "
         f"{result.switches} name switch(es)"
         + (f", {result.dropped} frame(s) dropped" if result.dropped else "")
         + (f", {result.reconnects} reconnect(s)" if result.reconnects else "")
-        + (f"; annotated video: {args.annotate}" if args.annotate else "")
+        + (f"; annotated video{codec}: {args.annotate}" if args.annotate else "")
         + (f"; {len(snaps)} snapshot(s) in {args.snapshots}" if args.snapshots else "")
     )
+    text += "\n" + "\n".join(seen_lines(result.sightings(), live=source.kind != "file"))
+    if writer is not None and writer.note:
+        text += f"\nnote: {args.annotate} {writer.note}"
     # With events on standard output the summary goes to standard error, keeping stdout pure JSONL.
     out = sys.stdout if args.events else sys.stderr
     print(json.dumps(summary) if getattr(args, "json", False) else text, file=out)
     return 0
+
+
+def _clock(t: float) -> str:
+    """Media seconds as m:ss.s (h:mm:ss past an hour)."""
+    m, sec = divmod(max(0.0, t), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{sec:04.1f}" if h else f"{m}:{sec:04.1f}"
+
+
+def seen_lines(sightings: list[Any], live: bool) -> list[str]:
+    """Who was seen: one line per person (and one for the unknown tracks), first and last seen, how long."""
+    if not sightings:
+        return ["seen: nobody (no face was followed long enough to make a track)"]
+    width = max(len(s.name or "unknown") for s in sightings)
+    lines = ["seen:"]
+    for s in sightings:
+        if live:  # wall-clock times: when it happened
+            when = f"{(iso_time(s.first_wall) or '?')[11:19]} - {(iso_time(s.last_wall) or '?')[11:19]}"
+        else:  # positions in the video
+            when = f"{_clock(s.first_t)} - {_clock(s.last_t)}"
+        lines.append(f"  {s.name or 'unknown':<{width}}  {when}  {s.seconds:6.1f} s in {s.tracks} track(s)")
+    return lines
