@@ -129,3 +129,47 @@ def test_a_file_name_that_is_not_utf8_is_a_usage_error_not_an_internal_one(tmp_p
     assert code in (0, 2), out  # stored, or refused as usage: never exit 9
     if code == 2:
         assert "not valid UTF-8" in json.loads(out)["error"]["message"]
+
+
+def test_json_times_are_iso_8601_with_offset(tmp_path, capsys):
+    from datetime import datetime
+
+    from facegate.cli import iso_times
+
+    assert main(["--home", str(tmp_path), "keys", "create", "--role", "viewer", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)["created"]
+    assert datetime.fromisoformat(created).utcoffset() is not None
+    assert main(["--home", str(tmp_path), "access", "allow", "lab", "--group", "nobody-yet", "--json"]) == 2  # no such group
+    capsys.readouterr()
+    out = iso_times({"created": True, "person": {"created": 0.0, "updated": None}, "faces": 3})
+    assert out["created"] is True and out["faces"] == 3 and out["person"]["updated"] is None
+    assert datetime.fromisoformat(out["person"]["created"]).timestamp() == 0.0
+
+
+def test_access_rule_hours_default_to_the_site_time_zone_and_say_so(tmp_path, capsys, monkeypatch):
+    from facegate.config import machine_time_zone
+
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    assert machine_time_zone() == "Europe/Paris"
+    base = ["--home", str(tmp_path)]
+    db = tmp_path / "gallery.service.sqlite"
+    from facegate.service import access
+    from facegate.service.db import ServiceDB
+
+    sdb = ServiceDB(db)
+    try:
+        access.add_members(sdb, "staff", [7])
+        rule = access.add_rule(sdb, "lab", group="staff", days="mon-fri", start="08:00", end="18:00")
+        assert rule.tz == "Europe/Paris" and rule.window().endswith("08:00-18:00 Europe/Paris")
+        site = access.add_rule(sdb, "lab", group="staff", start="08:00", end="18:00", site_tz="America/New_York")
+        assert site.tz == "America/New_York"
+        from datetime import UTC, datetime
+
+        mon_9_paris = datetime(2026, 12, 14, 8, 0, tzinfo=UTC).timestamp()  # a Monday: 09:00 in Paris
+        assert rule.in_window(mon_9_paris) and not site.in_window(mon_9_paris)  # 03:00 in New York
+    finally:
+        sdb.close()
+    assert main([*base, "access", "list", "--json"]) == 0
+    rules = json.loads(capsys.readouterr().out)["rules"]
+    assert [r["tz"] for r in rules] == ["Europe/Paris", "America/New_York"]
+    assert all(r["window"].split()[-1] == r["tz"] for r in rules)

@@ -19,6 +19,7 @@ from facegate.cli.help import HelpAllAction, compact_help
 from facegate.cli.help import width as help_width
 from facegate.config import DETECTORS, Config
 from facegate.errors import EXIT_CODES, ExitCode, FacegateError, UsageError, exit_code_lines
+from facegate.timefmt import iso_time
 
 # How to act on an error in this front end's terms, by the error's code: the library's message
 # says what is wrong in words every front end shares (the service has its own HTTP_HINTS).
@@ -164,10 +165,26 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
     return Config(**fields)
 
 
+# Keys whose numbers are unix times in the library's dicts (people, faces, keys, access rules and groups):
+# the CLI's JSON writes them as ISO 8601 with the offset (2026-12-09T08:00:00+01:00), as people read times.
+TIME_KEYS = frozenset({"created", "updated", "last_used", "revoked"})
+
+
+def iso_times(payload: Any) -> Any:
+    """``payload`` with the numbers under :data:`TIME_KEYS` as ISO 8601 times with offset (booleans, such as
+    an enrolment's ``created: true``, and nulls are left as they are)."""
+    if isinstance(payload, dict):
+        return {k: (iso_time(v) if k in TIME_KEYS and type(v) in (int, float) else iso_times(v))
+                for k, v in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [iso_times(v) for v in payload]
+    return payload
+
+
 def emit(args: argparse.Namespace, payload: Any, text: str | Callable[[], str]) -> None:
-    """Print JSON with --json, else the human text."""
+    """Print JSON with --json (times as ISO 8601 with offset), else the human text."""
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=None, default=str))
+        print(json.dumps(iso_times(payload), indent=None, default=str))
     else:
         print(text() if callable(text) else text)
 
