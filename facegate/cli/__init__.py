@@ -38,7 +38,7 @@ def exit_codes_epilog(title: str, *codes: ExitCode) -> str:
 def cli_message(message: str, code: str) -> str:
     """``message`` with this front end's hint for ``code`` appended, if there is one."""
     hint = CLI_HINTS.get(code)
-    return f"{message}; {hint}" if hint else message
+    return f"{message}; {hint}" if hint and "; see '" not in message else message
 
 
 log = logging.getLogger("facegate")

@@ -18,7 +18,7 @@ from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.cli.core import threshold_arg
 from facegate.config import machine_time_zone
-from facegate.errors import UsageError
+from facegate.errors import NotFoundError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,9 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     try:
         if not db.revoke_key(args.key_id):
             row = db.get_key(args.key_id)
-            raise UsageError(f"no API key with id {args.key_id!r}" if row is None else f"key {args.key_id} is already revoked")
+            if row is None:
+                raise NotFoundError(f"no API key with id {args.key_id!r}; see 'facegate keys list'")
+            raise UsageError(f"key {args.key_id} is already revoked")
         db.add_event("audit", action="key_revoke", client="cli", detail={"key": args.key_id})
     finally:
         db.close()
@@ -303,11 +305,13 @@ def _person_ids(args: argparse.Namespace, refs: list[str]) -> list[tuple[int, st
 
 
 def _access_call(args: argparse.Namespace, fn: Any, *a: Any, **kw: Any) -> Any:
-    from facegate.service.access import AccessError
+    from facegate.service.access import AccessError, AccessNotFoundError
 
     db = _db(args)
     try:
         return fn(db, *a, **kw)
+    except AccessNotFoundError as exc:
+        raise NotFoundError(f"{exc}; see 'facegate access list'") from exc
     except AccessError as exc:
         raise UsageError(str(exc)) from exc
     finally:
@@ -351,7 +355,7 @@ def cmd_access_remove(args: argparse.Namespace) -> int:
     from facegate.service import access
 
     if not _access_call(args, access.delete_rule, args.rule_id):
-        raise UsageError(f"no access rule with id {args.rule_id}")
+        raise NotFoundError(f"no access rule with id {args.rule_id}; see 'facegate access list'")
     _access_call(args, lambda db: db.add_event("audit", action="access_rule_delete", client="cli",
                                                detail={"rule": args.rule_id}))
     emit(args, {"deleted": args.rule_id}, f"removed rule {args.rule_id}")
@@ -374,6 +378,6 @@ def cmd_access_delete_group(args: argparse.Namespace) -> int:
     from facegate.service import access
 
     if not _access_call(args, access.delete_group, args.group):
-        raise UsageError(f"no access group named {args.group!r}")
+        raise NotFoundError(f"no access group named {args.group!r}; see 'facegate access list'")
     emit(args, {"deleted": args.group}, f"deleted group {args.group} and the rules that named it")
     return 0

@@ -38,6 +38,10 @@ class AccessError(UsageError):
     code = "access"
 
 
+class AccessNotFoundError(AccessError):
+    """The access group named does not exist (the CLI answers it with the not-found exit code)."""
+
+
 def parse_days(text: str | None) -> str | None:
     """``"mon-fri"``, ``"sat,sun"`` or ``"mon,wed-fri"`` -> canonical ``"mon,tue,..."``; None/empty: every day."""
     if text is None or not str(text).strip():
@@ -169,7 +173,7 @@ def add_rule(
         if group is not None:
             row = c.execute("SELECT id FROM access_groups WHERE name = ?", (group,)).fetchone()
             if row is None:
-                raise AccessError(f"no access group named {group!r}; add members to create it")
+                raise AccessNotFoundError(f"no access group named {group!r}; add members to create it")
             gid = int(row[0])
         rid = int(c.execute(
             "INSERT INTO access_rules (gate, person_id, group_id, days, start, end, tz, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -209,7 +213,7 @@ def remove_members(db: Any, group: str, person_ids: list[int]) -> dict[str, Any]
     with db.write() as c:
         row = c.execute("SELECT id FROM access_groups WHERE name = ?", (group,)).fetchone()
         if row is None:
-            raise AccessError(f"no access group named {group!r}")
+            raise AccessNotFoundError(f"no access group named {group!r}")
         for pid in person_ids:
             c.execute("DELETE FROM access_group_members WHERE group_id = ? AND person_id = ?", (int(row[0]), int(pid)))
     return next(g for g in groups(db) if g["id"] == int(row[0]))
