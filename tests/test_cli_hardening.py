@@ -199,7 +199,8 @@ def _help_codes() -> dict[int, str]:
 
 
 def _readme_codes() -> dict[int, str]:
-    text = (REPO / "README.md").read_text()
+    """The exit-code table of the CLI's page (docs/cli.md, linked from the README)."""
+    text = (REPO / "docs" / "cli.md").read_text()
     table = text.split("| exit | meaning |", 1)[1].split("\n\n", 1)[0]
     return {int(m.group(1)): m.group(2).strip() for m in re.finditer(r"^\| (\d+) \| (.+) \|$", table, re.M)}
 
