@@ -142,3 +142,23 @@ def test_folder_enrolment_resumes_and_reports_refusals(tmp_path):
         assert (second.enrolled_photos, second.skipped_photos, second.previously_refused) == (1, 3, 1)
         assert second.added == 1 and g.person("person 2").faces == 2 and g.backend.counts() == (2, 4)
         assert json.loads(open(first.journal).readline())["code"] == "no_face"
+
+
+def test_rule_hours_are_in_the_site_time_zone_unless_given(tmp_path):
+    """A rule made over REST without a zone gets the service's (ServiceSettings.time_zone, facegate serve
+    --time-zone); one with a zone keeps it; both are shown with their hours."""
+    cfg = Config(home=tmp_path, gallery=tmp_path / "g.sqlite")
+    app = create_app(cfg, ServiceSettings(warmup=False, time_zone="Asia/Tokyo"), pipeline=SyntheticPipeline(cfg))
+    with TestClient(app) as client:
+        admin = {"X-API-Key": create_key(app.state.svc.db, "admin")["key"]}
+        ada = client.post(f"{API}/people", headers=admin, data={"name": "Ada"},
+                          files=[("images", ("a.jpg", jpeg(1), "image/jpeg"))]).json()["person"]["id"]
+        client.post(f"{API}/access/groups/staff/members", headers=admin, json={"person_ids": [ada]})
+        site = client.post(f"{API}/access/rules", headers=admin,
+                           json={"gate": "lab", "group": "staff", "start": "08:00", "end": "18:00"}).json()
+        given = client.post(f"{API}/access/rules", headers=admin, json={"gate": "lab", "group": "staff", "days": "sat",
+                                                                        "tz": "Europe/Paris"}).json()
+        assert site["tz"] == "Asia/Tokyo" and site["window"] == "every day 08:00-18:00 Asia/Tokyo"
+        assert given["tz"] == "Europe/Paris" and given["window"] == "sat Europe/Paris"
+        r = client.post(f"{API}/access/groups/staff/members", headers=admin, json={"person_ids": [2**63]})
+        assert r.status_code == 422 and r.json()["code"] == "validation"  # an id past 64 bits: not a 500

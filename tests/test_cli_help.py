@@ -139,7 +139,7 @@ def test_json_times_are_iso_8601_with_offset(tmp_path, capsys):
     assert main(["--home", str(tmp_path), "keys", "create", "--role", "viewer", "--json"]) == 0
     created = json.loads(capsys.readouterr().out)["created"]
     assert datetime.fromisoformat(created).utcoffset() is not None
-    assert main(["--home", str(tmp_path), "access", "allow", "lab", "--group", "nobody-yet", "--json"]) == 2  # no such group
+    assert main(["--home", str(tmp_path), "access", "allow", "lab", "--group", "nobody-yet", "--json"]) == 11  # not found
     capsys.readouterr()
     out = iso_times({"created": True, "person": {"created": 0.0, "updated": None}, "faces": 3})
     assert out["created"] is True and out["faces"] == 3 and out["person"]["updated"] is None

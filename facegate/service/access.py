@@ -161,11 +161,12 @@ def add_rule(
     start: str | None = None, end: str | None = None, tz: str | None = None, site_tz: str | None = None,
 ) -> AccessRule:
     """Permit a person (by gallery id) or a group (by name) at ``gate``, optionally in a window whose hours
-    are in ``tz``, else in ``site_tz`` (the service's ``time_zone`` setting), else this machine's zone."""
+    are in ``tz``, else in ``site_tz``, else in the database's ``time_zone`` (the service sets it from its
+    ``time_zone`` setting), else this machine's zone."""
     if (person_id is None) == (group is None):
         raise AccessError("a rule names either a person or a group")
     days, start, end = parse_days(days), parse_hhmm(start, "start"), parse_hhmm(end, "end")
-    tz = parse_tz(tz) or parse_tz(site_tz) or machine_time_zone()
+    tz = parse_tz(tz) or parse_tz(site_tz) or parse_tz(getattr(db, "time_zone", None)) or machine_time_zone()
     if (start is None) != (end is None):
         raise AccessError("a time window needs both a start and an end")
     with db.write() as c:
