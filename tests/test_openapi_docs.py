@@ -38,14 +38,27 @@ def _undocumented(where: str, schema: dict[str, Any]) -> list[str]:
     return out
 
 
+# The integrations' routes document their own models: the CompreFace-compatible API follows CompreFace's (and
+# its error model), the hooks their own; this test covers facegate's API (the models of service/schemas.py and
+# the image bodies of its routes).
+OTHER_APIS = ("/api/v1/recognition", "/api/v1/detection", "/api/v1/verification", "/api/v1/hooks")
+
+
 def test_every_body_field_has_a_description_and_an_example(spec):
+    from pydantic import BaseModel
+
+    from facegate.service import schemas
+
+    ours = {n for n, v in vars(schemas).items() if isinstance(v, type) and issubclass(v, BaseModel) and v is not BaseModel}
     missing = []
     for name, schema in spec["components"]["schemas"].items():
-        if name in ("HTTPValidationError", "ValidationError"):  # FastAPI's own
-            continue
-        missing += _undocumented(name, schema)
+        if name in ours:
+            missing += _undocumented(name, schema)
+    assert len(ours & set(spec["components"]["schemas"])) >= 30
     bodies = 0
     for path, ops in spec["paths"].items():
+        if path.startswith(OTHER_APIS):
+            continue
         for method, op in ops.items():
             for ctype, content in op.get("requestBody", {}).get("content", {}).items():
                 bodies += 1

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.cli import config_from_args, emit
 from facegate.cli.args import float_arg, int_arg, name_arg, person_arg, text_arg, time_zone_arg
+from facegate.cli.common import config_from_args, emit
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.cli.core import threshold_arg

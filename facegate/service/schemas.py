@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-# Ids past this cannot exist (SQLite integers are 64-bit) and must not reach the driver: a 422, not an
-# OverflowError (500). The same bound as the routes' path parameters (app.MAX_ID).
-MAX_ID = 2**62
+from facegate.service.params import GATE_PATTERN, MAX_ID
+
+# A stored id: SQLite integers are 64-bit, so ids past MAX_ID cannot exist and must not reach the driver
+# (a 422, not an OverflowError answered 500); the same bound as the routes' path parameters.
 PersonId = Annotated[int, Field(ge=1, le=MAX_ID, description="a person's id in the gallery", examples=[7])]
 
 
@@ -280,7 +281,7 @@ class StatsOut(BaseModel):
 
 
 class AccessRuleIn(BaseModel):
-    gate: str = F("the gate's name", "front", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+    gate: str = F("the gate's name", "front", pattern=GATE_PATTERN)
     person_id: int | None = F("permit this person (or give group)", None, None, ge=1, le=MAX_ID)
     group: str | None = F("permit this group (or give person_id)", "staff", None, min_length=1, max_length=200)
     days: str | None = F("e.g. mon-fri or sat,sun; null: every day", "mon-fri", None, max_length=60)
