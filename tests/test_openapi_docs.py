@@ -85,3 +85,16 @@ def test_ids_past_64_bits_in_a_body_are_refused():
     with pytest.raises(ValidationError):
         AccessRuleIn(gate="lab", person_id=2**64)
     assert GroupMembersIn(person_ids=[7, 9]).person_ids == [7, 9]
+
+
+def test_a_name_or_id_past_64_bits_is_not_found_not_a_server_error(tmp_path):
+    """A person asked for by a number no SQLite id can hold (a CompreFace subject, a CLI argument): not found,
+    never an OverflowError from the driver (found by fuzzing DELETE /api/v1/recognition/faces?subject=2**63)."""
+    from facegate import Config
+    from facegate.gallery import open_gallery
+    from facegate.gallery.errors import PersonNotFoundError
+
+    with open_gallery(Config(home=tmp_path)) as g:
+        for ref in ("9223372036854775808", 2**63, "99999999999999999999999"):
+            with pytest.raises(PersonNotFoundError):
+                g.person(ref)
