@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import cached_property
 from typing import Literal
 
@@ -21,11 +22,16 @@ from facegate.decide.tables import TemplatePoint, load_operating_points, load_te
 from facegate.decide.verification import decide, decision_threshold
 from facegate.errors import MultipleFacesError, NoFaceError, UsageError
 from facegate.image import ImageInput, load_image
-from facegate.types import Face, OperatingPoint, Verdict
+from facegate.types import Face, FaceChoice, OperatingPoint, Verdict
 
 log = logging.getLogger(__name__)
 
 Pick = Literal["single", "largest", "center"]
+PICKS: tuple[str, ...] = ("largest", "single", "center")
+# The one face-choice rule of every front end (Python API, CLI, REST, gate, enrolment, the
+# CompreFace-compatible API): the largest face (see pick_face for near-ties), said in the answer
+# (FaceChoice). "single" demands exactly one face (MultipleFacesError: exit 5, HTTP 422).
+DEFAULT_PICK: Pick = "largest"
 
 
 def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name: str = "image") -> Face:
@@ -49,6 +55,17 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name:
         cy, cx = image_shape[0] / 2, image_shape[1] / 2
         return min(faces, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2)
     raise UsageError(f"unknown pick rule {pick!r}; use single, largest or center")
+
+
+def choose_face(faces: list[Face], image_shape: tuple[int, ...], pick: str = DEFAULT_PICK,
+                name: str = "image") -> FaceChoice:
+    """:func:`pick_face` with what the answer must say: the face's position among ``faces`` and how
+    many there were. Every front end chooses through here, so they cannot choose differently."""
+    if pick not in PICKS:
+        raise UsageError(f"unknown pick rule {pick!r}; use {', '.join(PICKS)}")
+    face = pick_face(faces, image_shape, pick, name)  # type: ignore[arg-type]
+    index = next(i for i, f in enumerate(faces) if f is face)
+    return FaceChoice(face=face, index=index, found=len(faces), pick=pick)
 
 
 class Pipeline:
@@ -114,12 +131,18 @@ class Pipeline:
         image = self.load(src)
         return self.embed_faces(image, self.detector.detect(image))
 
-    def face(self, src: ImageInput, pick: Pick = "single", name: str | None = None) -> Face:
-        """The one face of an image (see :func:`pick_face`), embedded."""
+    def choose(self, src: ImageInput, pick: Pick = DEFAULT_PICK, name: str | None = None) -> FaceChoice:
+        """The face of an image a one-face operation uses (:func:`choose_face`), embedded, with how
+        many faces the image held."""
         image = self.load(src)
         label = name or (str(src) if isinstance(src, (str,)) else "image")
-        chosen = pick_face(self.detector.detect(image), image.shape, pick, label)
-        return self.embed_faces(image, [chosen])[0]
+        choice = choose_face(self.detector.detect(image), image.shape, pick, label)
+        self.embed_faces(image, [choice.face])
+        return choice
+
+    def face(self, src: ImageInput, pick: Pick = DEFAULT_PICK, name: str | None = None) -> Face:
+        """The one face of an image (see :func:`pick_face`), embedded."""
+        return self.choose(src, pick, name).face
 
     # -- batches ---------------------------------------------------------------------------
     def faces_batch(self, images: Iterable[np.ndarray]) -> list[list[Face]]:
@@ -149,9 +172,10 @@ class Pipeline:
         thr, far = self.threshold()
         return decide(cosine(a.embedding, b.embedding), thr, far)
 
-    def verify(self, a: ImageInput, b: ImageInput, pick: Pick = "single") -> Verdict:
-        """Are the faces in ``a`` and ``b`` the same person? At the configured FAR or threshold."""
+    def verify(self, a: ImageInput, b: ImageInput, pick: Pick = DEFAULT_PICK) -> Verdict:
+        """Are the faces in ``a`` and ``b`` the same person? At the configured FAR or threshold.
+        The verdict says which face of each photo was used (``verdict.faces``)."""
         self.threshold()  # fail on a bad FAR before spending time on models
-        fa = self.face(a, pick, name=str(a) if isinstance(a, str) else "first image")
-        fb = self.face(b, pick, name=str(b) if isinstance(b, str) else "second image")
-        return self.compare(fa, fb)
+        ca = self.choose(a, pick, name=str(a) if isinstance(a, str) else "first image")
+        cb = self.choose(b, pick, name=str(b) if isinstance(b, str) else "second image")
+        return replace(self.compare(ca.face, cb.face), faces=(ca, cb))

@@ -32,6 +32,13 @@ threshold_arg = float_arg(-1.0, 1.0, what="a cosine threshold")  # --threshold
 fpir_arg = _rate_arg("false-positive identification rate", "1e-2")  # --fpir
 
 
+def pick_option(p: argparse.ArgumentParser) -> None:
+    """--pick: the one face-choice rule (facegate.pipeline.DEFAULT_PICK), the same on every command."""
+    p.add_argument("--pick", choices=["largest", "single", "center"], default="largest",
+                   help="a photo with several faces: use the largest (default; the answer says which), refuse it "
+                   "(single: exit 5), or the one nearest the centre (center)")
+
+
 def explicit_threshold_note(pipe) -> str:
     """What the calibrated table says of an explicit --threshold: the per-comparison FAR it gives."""
     from facegate.decide import FarCurve
@@ -69,8 +76,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    "as calibrated")
     g.add_argument("--threshold", type=threshold_arg,
                    help="explicit cosine threshold; the FAR the calibrated table gives for it is printed")
-    p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
-                   help="a photo with several faces: refuse (single, default) or take one; largest, or center")
+    pick_option(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("detect", parents=[common], help="find faces: boxes, scores, 5 landmarks",
@@ -207,8 +213,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         curve = FarCurve.from_points(pipe.operating_points)
         extra["far_of_threshold"] = None if curve is None else curve.far(v.threshold)
+    faces = "; ".join(f"{label} {c.describe()}" for label, c in zip("AB", v.faces))
     emit(args, {"a": args.a, "b": args.b, **v.to_dict(), **extra},
-         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})")
+         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})\n"
+         f"faces: {faces}")
     return 0 if v.same else 1
 
 

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,13 +31,13 @@ import numpy as np
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.errors import UnsupportedError
-from facegate.pipeline import Pipeline, pick_face
+from facegate.pipeline import DEFAULT_PICK, Pipeline, choose_face
 from facegate.protocols import FacePipeline
 from facegate.service.db import ServiceDB
-from facegate.service.errors import ApiError, http_message
+from facegate.service.errors import ApiError, http_message, status_of
 from facegate.service.metrics import Metrics
 from facegate.service.settings import ServiceSettings
-from facegate.types import Face
+from facegate.types import Face, FaceChoice
 
 if TYPE_CHECKING:
     from facegate.gallery import Gallery, GallerySnapshot
@@ -261,19 +262,29 @@ class Engine:
         with self._busy:
             return self.gallery.identify(data, k=k, snapshot=snap), snap.policy
 
-    def verify(self, a: bytes, b: bytes, pick: str = "single") -> Any:
-        """1:1 at the configured FAR: the pipeline's own face choice and comparison."""
+    def identify_photo(self, data: bytes, k: int | None = None, pick: str = DEFAULT_PICK) -> tuple[list[Any], Any, FaceChoice]:
+        """(identifications, policy, the face the one face-choice rule picks): :meth:`Gallery.identify_photo`."""
+        snap = self.snapshot()
+        with self._busy:
+            found, choice = self.gallery.identify_photo(data, k=k, snapshot=snap, pick=pick, name="image")
+        return found, snap.policy, choice
+
+    def verify(self, a: bytes, b: bytes, pick: str = DEFAULT_PICK) -> Any:
+        """1:1 at the configured FAR: the pipeline's own face choice and comparison (the verdict's
+        ``faces`` say which face of each image was used)."""
         self.decision_threshold()
         out = []
         for data, label in ((a, "image1"), (b, "image2")):
             with self._busy:
-                out.append(self.pipeline.face(data, pick, name=label))  # type: ignore[arg-type]
-        return self.pipeline.compare(out[0], out[1]), out
+                out.append(self.pipeline.choose(data, pick, name=label))  # type: ignore[arg-type]
+        return replace(self.pipeline.compare(out[0].face, out[1].face), faces=tuple(out)), out
 
     def gate_check(
-        self, gate: str, data: bytes, *, key_id: str | None, client: str | None, when: float | None = None
+        self, gate: str, data: bytes, *, key_id: str | None, client: str | None, when: float | None = None,
+        pick: str = DEFAULT_PICK,
     ) -> dict[str, Any]:
-        """allow/deny for the largest face in the image (the person nearest the camera), logged.
+        """allow/deny for the face the one face-choice rule picks (the largest: the person nearest the
+        camera; ``pick="single"`` refuses a frame with several, 422), logged.
 
         A recognised person is allowed when the gate has no access list, or when a rule of its
         list permits them now (:mod:`facegate.service.access`); the event records the rule."""
@@ -283,12 +294,13 @@ class Engine:
         snap = self.snapshot()
         policy = snap.policy
         crop = probe = None
-        face = None
+        face = choice = None
         with self._busy:
             image = self.pipeline.load(data)
             faces = self.pipeline.detector.detect(image)
             if faces:
-                face = pick_face(faces, image.shape, "largest")
+                choice = choose_face(faces, image.shape, pick, "image")
+                face = choice.face
                 self.pipeline.embed_faces(image, [face])
                 if self.settings.keep_event_images:
                     crop, probe = face_crop(image, face)[0], face.embedding
@@ -321,6 +333,7 @@ class Engine:
             "score": None if score is None else round(score, 6), "threshold": round(float(threshold), 6),
             "far": policy.far, "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
             "rule": access.to_dict(), "warnings": list(policy.warnings), "event_id": event_id, "faces": len(faces),
+            **(choice.to_dict() if choice is not None else {"faces_found": 0, "face_used": None, "pick": pick}),
         }
 
     # -- people ------------------------------------------------------------------------------------
@@ -330,12 +343,16 @@ class Engine:
         photos: list[tuple[str, bytes]],
         *,
         create: bool = True,
-        pick: str = "single",
+        pick: str = DEFAULT_PICK,
+        force: bool = False,
         key_id: str | None = None,
         client: str | None = None,
     ) -> dict[str, Any]:
-        """Enrol photos through the gallery's quality gate; rejections carry the uploaded file name."""
-        from facegate.gallery import EnrolmentRejectedError
+        """Enrol photos through the gallery's quality gate and integrity checks (:meth:`Gallery.enroll`);
+        rejections carry the uploaded file name. Every photo refused: 422 (quality; the code of the one
+        reason when all share it, as anywhere else), 409 ``enrolment_conflict`` when an integrity rule
+        refused one (``force`` overrides; forced photos are in the answer and the audit event)."""
+        from facegate.gallery import EnrolmentConflictError, EnrolmentRejectedError
 
         names = [fn for fn, _ in photos]
 
@@ -351,39 +368,56 @@ class Engine:
                 out.append(d)
             return out
 
+        def renamed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            out = []
+            for d in items:
+                idx = _photo_index(str(d.get("source", "")))
+                if idx is not None and idx < len(names):
+                    d = {**d, "filename": names[idx], "reason": str(d.get("reason", "")).replace(d["source"], names[idx], 1)}
+                out.append(d)
+            return out
+
         note = self._note("enrol", key_id, client)
         with self._busy:
             try:
-                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick, note=note)
+                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick, note=note,
+                                             force=force)
             except EnrolmentRejectedError as exc:
                 self.metrics.enrolments.labels("rejected").inc()
                 rejected = with_names(exc.rejected)
-                raise ApiError(
-                    422, "rejected",
-                    f"nothing enrolled for {name!r}: " + "; ".join(r["reason"] for r in rejected),
-                    {"rejected": rejected},
-                ) from exc
-        self.metrics.enrolments.labels("created" if result.created else "added").inc()
-        assert result.person is not None  # an enrolment that did not raise stored someone
+                message = f"nothing enrolled for {name!r}: " + "; ".join(r["reason"] for r in rejected)
+                if isinstance(exc, EnrolmentConflictError):
+                    message = http_message(message, exc.code)
+                raise ApiError(status_of(exc), exc.code, message, {"rejected": rejected}) from exc
+        assert result.person is not None  # an enrolment that did not raise stored someone (or had them already)
         out = result.to_dict()
         out["rejected"] = with_names(result.rejected)
-        self._record(note, {"person_id": result.person.id, "name": result.person.name, "detail": {
-            "faces": result.face_ids, "rejected": len(result.rejected), "created": result.created}})
+        out["skipped"] = renamed(result.skipped)
+        out["forced"] = renamed(result.forced)
+        out["faces"] = renamed(result.faces)
+        if not result.face_ids:  # every photo already enrolled for them: nothing written, nothing to audit
+            return out
+        self.metrics.enrolments.labels("created" if result.created else "added").inc()
+        detail: dict[str, Any] = {"faces": result.face_ids, "rejected": len(result.rejected), "created": result.created}
+        if result.forced:
+            detail["forced"] = out["forced"]
+        self._record(note, {"person_id": result.person.id, "name": result.person.name, "detail": detail})
         return out
 
     def enrol_batch(
-        self, by_person: dict[str, list[tuple[str, bytes]]], *, pick: str = "single", key_id: str | None = None,
-        client: str | None = None,
+        self, by_person: dict[str, list[tuple[str, bytes]]], *, pick: str = DEFAULT_PICK, force: bool = False,
+        key_id: str | None = None, client: str | None = None,
     ) -> dict[str, Any]:
         """Bulk enrolment: each person's photos through :meth:`Gallery.enroll_new` (photos already
-        enrolled for that name are skipped), one transaction and one audit event per person."""
+        enrolled for that name are skipped; integrity refusals are reported per photo, like quality ones),
+        one transaction and one audit event per person."""
         from facegate.gallery import EnrolmentRejectedError
 
-        people, enrolled, skipped_n, rejected_n = [], 0, 0, 0
+        people, enrolled, skipped_n, rejected_n, forced_n = [], 0, 0, 0, 0
         for name, photos in by_person.items():
             with self._busy:
                 try:
-                    result, skipped = self.gallery.enroll_new(name, photos, pick=pick)
+                    result, skipped = self.gallery.enroll_new(name, photos, pick=pick, force=force)
                     rejected = result.rejected if result is not None else []
                 except EnrolmentRejectedError as exc:
                     result, skipped, rejected = None, [], exc.rejected
@@ -392,19 +426,25 @@ class Engine:
             entry: dict[str, Any] = {"name": name, "skipped": skipped, "rejected": [r.to_dict() for r in rejected]}
             if result is not None and result.person is not None:
                 enrolled += len(result.face_ids)
-                entry.update(status="enrolled", person_id=result.person.id, face_ids=result.face_ids)
+                forced_n += len(result.forced)
+                entry.update(status="enrolled", person_id=result.person.id, face_ids=result.face_ids,
+                             forced=result.forced)
                 self.metrics.enrolments.labels("created" if result.created else "added").inc()
+                detail: dict[str, Any] = {"faces": result.face_ids, "rejected": len(rejected), "skipped": len(skipped),
+                                          "created": result.created, "batch": True}
+                if result.forced:
+                    detail["forced"] = result.forced
                 self.db.add_event(
                     "audit", action="enrol", person_id=result.person.id, name=result.person.name, key_id=key_id,
-                    client=client, detail={"faces": result.face_ids, "rejected": len(rejected), "skipped": len(skipped),
-                                           "created": result.created, "batch": True},
+                    client=client, detail=detail,
                 )
             else:
                 entry["status"] = "rejected" if rejected else "skipped"
                 if rejected:
                     self.metrics.enrolments.labels("rejected").inc()
             people.append(entry)
-        return {"people": people, "enrolled_faces": enrolled, "skipped_photos": skipped_n, "rejected_photos": rejected_n}
+        return {"people": people, "enrolled_faces": enrolled, "skipped_photos": skipped_n, "rejected_photos": rejected_n,
+                "forced_photos": forced_n}
 
     def erase_bar(self) -> float:
         """See :func:`erase_bar`."""

@@ -1,11 +1,21 @@
-"""Times on the API: answers say ISO 8601 in UTC; filters accept ISO 8601 or unix seconds."""
+"""Times on the API: answers say ISO 8601 with the offset of the site's time zone (``serve --time-zone``,
+default the machine's): ``created``, ``updated``, ``last_used``, ``revoked`` and an event's ``at``
+(:func:`site_times`; an event's ``time`` is the same moment in UTC). Filters accept ISO 8601 or unix seconds."""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 from facegate.service.errors import ApiError
+from facegate.timefmt import iso_times
+
+
+def site_times(payload: Any, tz: str | None) -> Any:
+    """``payload`` with its unix times (:data:`facegate.timefmt.TIME_KEYS`) as ISO 8601 in the site's zone
+    ``tz``, to the microsecond, truncated: ``until=<a time answered>`` leaves that record out."""
+    return iso_times(payload, tz=tz, timespec="microseconds")
 
 
 def iso_utc(t: float) -> str:

@@ -20,7 +20,10 @@ What differs from CompreFace, on purpose, and is said in the answers and the doc
 * ``image_id`` is ``"<person id>-<face id>"``, not a UUID (clients treat it as opaque);
 * renaming a subject onto another subject's name is refused (409), not merged;
 * ``DELETE /recognition/faces`` needs ``subject=`` (CompreFace would delete every face);
-* an example photo must show one face (facegate's quality gate; CompreFace takes the first).
+* an example photo's face is the largest (facegate's one face-choice rule; ``pick=single`` refuses a photo
+  with several), and it passes facegate's quality gate and integrity checks: an example that identifies as
+  another subject, does not match the subject's other examples, or is the same photo as another subject's
+  is refused (409, facegate's reason in the message; ``force=true`` stores it, recorded as forced).
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from facegate.pipeline import DEFAULT_PICK, choose_face
 from facegate.service import schemas as S
 from facegate.service.compat.similarity import SimilarityScale, template_margin
 from facegate.service.errors import ApiError
 from facegate.service.inputs import clean_text, decode_base64, read_body, read_json
+from facegate.service.params import FORCE_DOC, PICK_DOC
 
 API = "/api/v1"
 MAX_ID = 2**62
@@ -90,6 +95,13 @@ class FacegateOut(BaseModel):
     similarity_scale: Literal["log10_far", "cosine"]
     similarity_meaning: str
     plugins_not_offered: list[PluginsNotOffered] = Field(default_factory=list)
+    faces_found: int | None = Field(default=None, description="faces in the image (recognize: after "
+                                    "det_prob_threshold and limit; verify: of source_image)", examples=[2])
+    face_used: dict[str, Any] | None = Field(
+        default=None, description="the face facegate's one face-choice rule picks (the largest; what a facegate gate "
+        "decides on; verify: the source_image face compared): its index in result, box and score",
+        examples=[{"index": 0, "box": [180.2, 139.5, 367.8, 326.1], "score": 0.9987}])
+    pick: str | None = Field(default=None, description="the face-choice rule: largest", examples=["largest"])
     decision: S.DecisionOut | None = Field(default=None, description="the 1:N operating point the faces were decided at")
     verify: dict[str, Any] | None = Field(default=None, description="1:1: threshold and FAR applied")
 
@@ -202,7 +214,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {**_ERR, "description": "no key, or an unknown, wrong or revoked key (x-api-key)"},
     403: {**_ERR, "description": "the key's role may not do this"},
     404: {**_ERR, "description": "no such subject or image"},
-    409: {**_ERR, "description": "name taken (facegate does not merge subjects), or the gallery holds another model"},
+    409: {**_ERR, "description": "name taken (facegate does not merge subjects), the gallery holds another model, or "
+          "the example was refused by facegate's enrolment integrity checks (details.rejected: who it matched)"},
     413: {**_ERR, "description": "request body or image too large"},
     415: {**_ERR, "description": "send multipart/form-data or application/json"},
     422: {**_ERR, "description": "invalid parameters, or the example photo was refused by the quality gate"},
@@ -375,6 +388,7 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         found = keep(found, lambda i: i.face, det_prob_threshold, limit)
         if not found:
             raise no_face()
+        chosen = choose_face([i.face for i in found], (0, 0), DEFAULT_PICK, "file")
         pol = found[0].policy
         scale = SimilarityScale.of(pol.table.single if pol.table is not None else svc.engine.pipeline.operating_points)
         result = []
@@ -395,7 +409,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
             if status:
                 item["execution_time"] = {"total": ms}
             result.append(item)
-        out: dict[str, Any] = {"result": result, "facegate": info(scale, missing, decision=pol.to_dict())}
+        out: dict[str, Any] = {"result": result, "facegate": info(scale, missing, decision=pol.to_dict(),
+                                                                  **chosen.to_dict())}
         if status:
             out["plugins_versions"] = versions(svc)
         return out
@@ -502,11 +517,12 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         thr, far, scale = verify_setup(svc)
         a, _ = await run_in_threadpool(svc.engine.identify, src, 1)
         b, _ = await run_in_threadpool(svc.engine.identify, dst, 1)
-        a = keep(a, lambda i: i.face, det_prob_threshold, 1)
+        a = keep(a, lambda i: i.face, det_prob_threshold, 0)
         b = keep(b, lambda i: i.face, det_prob_threshold, limit)
         if not a or not b:
             raise no_face()
-        source = a[0].face
+        chosen = choose_face([i.face for i in a], (0, 0), DEFAULT_PICK, "source_image")  # the one rule
+        source = chosen.face
         matches = []
         for ident in b:
             m = {"box": box(ident.face), **compare(ident.face, source.embedding, thr, far, scale)}
@@ -517,14 +533,18 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
                                 "face_matches": matches}
         if status:
             item["plugins_versions"] = versions(svc)
-        return {"result": [item], "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far})}
+        return {"result": [item], "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far},
+                                                   **chosen.to_dict())}
 
     # -- examples (faces) -----------------------------------------------------------------------------
     @r.post("/recognition/faces", response_model=AddFaceOut, status_code=201, responses=ERRORS,
             summary="CompreFace: add an example photo of a subject (the person is created with their first face)",
             openapi_extra=file_body("file"))
     async def add_face(
-        request: Request, subject: str = Query(min_length=1, max_length=200), det_prob_threshold: float | None = DET,
+        request: Request, subject: str = Query(min_length=1, max_length=200, description="the subject's name"),
+        det_prob_threshold: float | None = DET,
+        pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC),
+        force: bool = Query(default=False, description=FORCE_DOC),
         p: Any = Depends(write),
     ) -> dict[str, Any]:
         name = subject_name(subject)
@@ -534,16 +554,26 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
         def work() -> dict[str, Any]:
             try:
-                out = svc.engine.enrol(name, [("file", data)], key_id=key_id, client=client)
+                out = svc.engine.enrol(name, [("file", data)], pick=pick, force=force, key_id=key_id, client=client)
             except ApiError as exc:
                 rejected = (exc.details or {}).get("rejected") or []
                 if rejected and all(r.get("code") == "no_face" for r in rejected):
                     raise no_face() from exc
+                if exc.code == "enrolment_conflict":  # CompreFace's error shape, facegate's reason and who it matched
+                    raise ApiError(409, "enrolment_conflict", f"facegate refused this example: {exc.message}",
+                                   {"facegate_code": "enrolment_conflict", "rejected": rejected}) from exc
                 raise
             except PersonNotFoundError as exc:  # pragma: no cover - enrol creates the person
                 raise ApiError(404, "not_found", str(exc)) from exc
             pending_drop(svc.db, name)
-            person, fid = out["person"], out["face_ids"][0]
+            person = out["person"]
+            if not out["face_ids"]:  # the same photo is already an example of this subject: that example
+                fid = int((out.get("skipped") or [{}])[0].get("face_id") or 0)
+                if not fid:
+                    raise ApiError(409, "already_enrolled", "this photo is already an example of this subject")
+                return {"image_id": image_id(person["id"], fid), "subject": person["name"], "person_id": person["id"],
+                        "face_id": fid}
+            fid = out["face_ids"][0]
             return {"image_id": image_id(person["id"], fid), "subject": person["name"], "person_id": person["id"],
                     "face_id": fid}
 
