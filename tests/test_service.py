@@ -36,7 +36,7 @@ from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face
 
 API = "/api/v1"
 CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "warnings",
-                 "event_id", "faces"}
+                 "event_id", "faces", "faces_found", "face_used", "pick"}
 
 
 def jpeg(person: int, shot: int = 0, size: int = 200) -> bytes:
@@ -138,6 +138,7 @@ def test_gate_check_contract_multipart_and_base64(svc):
     # 0.9), whose threshold is kept (stricter than needed, never looser)
     assert out["score"] > out["threshold"] == 0.9 and out["fpir"] == 1e-2 and out["far"] == 1e-2 and out["faces"] == 1
     assert out["rule"] == {"allowed": True, "reason": "no_list", "rule": None}
+    assert out["faces_found"] == 1 and out["face_used"]["index"] == 0 and out["pick"] == "largest"
     assert isinstance(out["event_id"], int)
 
     b64 = base64.b64encode(jpeg(1, 6)).decode()
@@ -247,7 +248,8 @@ def test_enrolment_quality_reasons(svc):
         ("images", ("group.jpg", two_faces(), "image/jpeg")),
         ("images", ("broken.jpg", jpeg(1)[:300], "image/jpeg")),
     ]
-    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Ada"}, files=files)
+    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Ada"}, files=files,
+                        params={"pick": "single"})
     assert r.status_code == 201
     out = r.json()
     assert len(out["face_ids"]) == 1
@@ -264,6 +266,20 @@ def test_enrolment_quality_reasons(svc):
     assert r.status_code == 422 and r.json()["code"] == "rejected"
     assert r.json()["details"]["rejected"][0]["filename"] == "tiny.jpg"
     assert svc.client.get(f"{API}/people?q=Nobody", headers=svc.h("admin")).json()["total"] == 0
+    # every photo refused for one reason that is an error of its own elsewhere: that error's code, as on the CLI
+    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Nobody"}, params={"pick": "single"},
+                        files=[("images", ("group.jpg", two_faces(), "image/jpeg"))])
+    assert r.status_code == 422 and r.json()["code"] == "multiple_faces"
+    r = svc.enrol("Nobody", blank())
+    assert r.status_code == 422 and r.json()["code"] == "no_face"
+
+    # by default the largest face is enrolled, and the answer says which of how many
+    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Grace"},
+                        files=[("images", ("group.jpg", two_faces(), "image/jpeg"))])
+    assert r.status_code == 201, r.text
+    (face,) = r.json()["faces"]
+    assert face["filename"] == "group.jpg" and face["faces_found"] == 2 and face["pick"] == "largest"
+    assert face["face_used"]["index"] in (0, 1) and len(face["face_used"]["box"]) == 4
 
 
 # -- events ------------------------------------------------------------------------------------------
@@ -911,11 +927,12 @@ def test_http_errors_say_what_to_send_not_which_flag(svc):
     for r in (c.get(f"{API}/people/999999", headers=h), c.patch(f"{API}/people/999999", headers=h, json={"name": "X"})):
         assert r.status_code == 404 and r.json()["code"] == "not_found"
         assert "GET /api/v1/people" in r.json()["message"] and "facegate " not in r.json()["message"]
-    r = c.post(f"{API}/verify", headers=svc.h("gate"),
+    r = c.post(f"{API}/verify", headers=svc.h("gate"), params={"pick": "single"},
                files={"image1": ("a.jpg", two_faces(), "image/jpeg"), "image2": ("b.jpg", jpeg(1), "image/jpeg")})
     assert r.status_code == 422 and r.json()["code"] == "multiple_faces"
     assert "pick=largest" in r.json()["message"]
-    r = svc.enrol("Bob", two_faces())
+    r = c.post(f"{API}/people", headers=h, data={"name": "Bob"}, params={"pick": "single"},
+               files=[("images", ("group.jpg", two_faces(), "image/jpeg"))])
     assert r.status_code == 422
     reason = r.json()["details"]["rejected"][0]["reason"]
     assert "pick=largest" in reason

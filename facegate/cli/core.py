@@ -35,8 +35,9 @@ fpir_arg = _rate_arg("false-positive identification rate", "1e-2")  # --fpir
 def pick_option(p: argparse.ArgumentParser) -> None:
     """--pick: the one face-choice rule (facegate.pipeline.DEFAULT_PICK), the same on every command."""
     p.add_argument("--pick", choices=["largest", "single", "center"], default="largest",
-                   help="a photo with several faces: use the largest (default; the answer says which), refuse it "
-                   "(single: exit 5), or the one nearest the centre (center)")
+                   help="which face of a photo with several: the largest (default); single refuses such a photo "
+                   "(exit 5), center takes the one nearest the centre; the answer says how many faces were found "
+                   "and which was used")
 
 
 def explicit_threshold_note(pipe) -> str:

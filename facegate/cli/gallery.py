@@ -110,10 +110,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=parents,
         help="add a person (or more photos of them) to the gallery",
         usage="%(prog)s --name NAME PHOTO [PHOTO ...] | --folders DIR  [options]",
-        description="Enrol NAME from one or more photos: the largest face of each (--pick), through the quality "
-        "gate (size, sharpness, pose) and the integrity checks (a face that is another enrolled person, a photo "
-        "that does not match NAME's others at FAR 1e-3, a photo enrolled under another name: refused, exit 15, "
-        "unless --force). A refused photo is listed with the reason and nothing of it is stored.",
+        description="Enrol NAME from photos (the largest face of each) through the quality gate and the integrity "
+        "checks: a face that is another enrolled person, does not match NAME's photos, or whose photo is enrolled "
+        "under another name is refused (exit 15) unless --force. Refusals say why.",
         example="facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg",
         epilog="The accepted faces are stored together in one transaction. Enrolling an existing name adds photos to "
         "that\nperson; a photo already enrolled for them (same bytes) is skipped and said.\n\nexamples:\n"
@@ -131,8 +130,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    "with a progress bar and a report of refused photos")
     pick_option(p)
     p.add_argument("--force", action="store_true",
-                   help="enrol photos the integrity checks refuse (the face is another enrolled person, does not "
-                   "match NAME's photos, or the photo is enrolled under another name); recorded as forced")
+                   help="enrol what the integrity checks refuse, recorded as forced; the checks: the face is "
+                   "another enrolled person, does not match NAME's photos, or the photo is enrolled under another "
+                   "name")
     p.add_argument("--existing-only", action="store_true", help="refuse if NAME is not enrolled yet")
     m = p.add_argument_group("more options")
     m.add_argument("--journal", type=Path, help="--folders: where refusals are remembered (default beside the "

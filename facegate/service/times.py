@@ -5,6 +5,7 @@ default the machine's): ``created``, ``updated``, ``last_used``, ``revoked`` and
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +28,28 @@ def iso_utc(t: float) -> str:
     return d.isoformat().replace("+00:00", "Z")
 
 
-def epoch_seconds(d: datetime | float | None) -> float | None:
-    """Unix seconds of a query parameter (a datetime without a zone is UTC); 422 for what is not a time."""
+_SPACED_OFFSET = re.compile(r"^(\d{4}-\d\d-\d\d[T ][0-9:.]+) (\d\d:?\d\d)$")
+
+
+def epoch_seconds(d: datetime | float | str | None) -> float | None:
+    """Unix seconds of a query parameter: unix seconds, or ISO 8601 (without a zone: UTC), as the answers
+    write it; an offset whose ``+`` a URL turned into a space is read as ``+``. 422 for what is not a time."""
     if d is None:
         return None
+    if isinstance(d, str):
+        text = d.strip()
+        try:
+            return epoch_seconds(float(text))
+        except ValueError:
+            pass
+        m = _SPACED_OFFSET.match(text)
+        if m:
+            text = f"{m.group(1)}+{m.group(2)}"
+        try:
+            d = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise ApiError(422, "validation", f"not a time: {d[:60]!r}; send ISO 8601 (2026-12-09T08:00:00+01:00) "
+                           "or unix seconds") from exc
     if isinstance(d, (int, float)):
         if not math.isfinite(d):
             raise ApiError(422, "validation", "time must be a finite number of seconds")

@@ -3,7 +3,6 @@ newest first, paged by id; and the face crop kept with an access event."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -29,8 +28,10 @@ async def events(
     kind: Literal["access", "auth_failure", "audit"] | None = Query(
         default=None, description="only access decisions, failed authentications or audit records"),
     decision: Literal["allow", "deny"] | None = Query(default=None, description="only access events so decided"),
-    since: float | datetime | None = Query(default=None, description="from: ISO 8601 (UTC if no zone) or unix seconds"),
-    until: float | datetime | None = Query(default=None, description="before: ISO 8601 (UTC if no zone) or unix seconds"),
+    since: str | None = Query(default=None, max_length=64, description="from: ISO 8601 as events' at (UTC if no zone) "
+                              "or unix seconds", examples=["2026-12-09T08:00:00+01:00"]),
+    until: str | None = Query(default=None, max_length=64, description="before: ISO 8601 (UTC if no zone) or unix "
+                              "seconds; until=<an event's at> leaves that event out", examples=["1796803200"]),
     before_id: int | None = Query(default=None, ge=1, le=MAX_ID, description="page: events older than this id"),
     limit: int = Query(default=100, ge=1, le=1000, description="at most this many events"),
     p: Principal = Depends(require("events:read")),
