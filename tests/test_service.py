@@ -282,6 +282,89 @@ def test_enrolment_quality_reasons(svc):
     assert face["face_used"]["index"] in (0, 1) and len(face["face_used"]["box"]) == 4
 
 
+# -- enrolment integrity --------------------------------------------------------------------------------
+def test_enrolment_integrity_refuses_with_who_it_matched_and_force_records_it(svc):
+    """The same photo under a second name, and another person's photo into an existing name, are refused (409)
+    with who they matched; force=true stores them, recorded as forced in the answer, the person's faces and
+    the audit event; the same photo again for the same person is skipped; the gallery check finds the result."""
+    c, h = svc.client, svc.h("admin")
+    ada = svc.enrol("Ada", jpeg(1, 0)).json()["person"]["id"]
+    bob = svc.enrol("Bob", jpeg(2, 0)).json()["person"]["id"]
+
+    # the same bytes under another name
+    r = svc.enrol("Ada Twin", jpeg(1, 0))
+    assert r.status_code == 409 and r.json()["code"] == "enrolment_conflict", r.text
+    assert "force=true" in r.json()["message"] and "Ada" in r.json()["message"]
+    codes = {x["code"]: x for x in r.json()["details"]["rejected"]}
+    assert codes["duplicate_photo"]["metrics"]["person_id"] == ada
+    # another shot of Ada (other bytes) under a new name: the gallery identifies it as Ada
+    r = svc.enrol("Ada Twin", jpeg(1, 3))
+    assert r.status_code == 409 and r.json()["details"]["rejected"][0]["code"] == "matches_other_person"
+    assert r.json()["details"]["rejected"][0]["metrics"]["name"] == "Ada"
+    # a stranger's photo added to Ada: does not verify against her photos
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, files=[("images", ("x.jpg", jpeg(5, 0), "image/jpeg"))])
+    assert r.status_code == 409 and r.json()["details"]["rejected"][0]["code"] == "not_same_person"
+    # Bob's photo added to Ada: both rules say no
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, files=[("images", ("b.jpg", jpeg(2, 1), "image/jpeg"))])
+    assert {x["code"] for x in r.json()["details"]["rejected"]} == {"matches_other_person", "not_same_person"}
+    assert svc.client.get(f"{API}/people?q=Twin", headers=h).json()["total"] == 0  # nothing stored
+    # the same bytes for the same person: skipped and said, not stored twice
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, files=[("images", ("again.jpg", jpeg(1, 0), "image/jpeg"))])
+    assert r.status_code == 200 and r.json()["face_ids"] == [] and r.json()["skipped"][0]["code"] == "already_enrolled"
+    assert r.json()["skipped"][0]["filename"] == "again.jpg"
+
+    # forced: stored, and recorded as forced everywhere
+    r = c.post(f"{API}/people", headers=h, params={"force": True}, data={"name": "Ada Twin"},
+               files=[("images", ("a.jpg", jpeg(1, 0), "image/jpeg"))])
+    assert r.status_code == 201 and {x["code"] for x in r.json()["forced"]} == {"duplicate_photo", "matches_other_person"}
+    # the gallery check finds what was forced in: Ada and Ada Twin look like one person
+    r = c.get(f"{API}/gallery/check", headers=h)
+    assert r.status_code == 200 and not r.json()["consistent"] and r.json()["disagreeing"] == []
+    assert [sorted(p["name"] for p in x["people"]) for x in r.json()["lookalikes"]] == [["Ada", "Ada Twin"]]
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, params={"force": "true"},
+               files=[("images", ("b.jpg", jpeg(2, 1), "image/jpeg"))])
+    assert r.status_code == 200 and len(r.json()["face_ids"]) == 1, r.text
+    forced = r.json()["forced"]
+    assert {x["code"] for x in forced} == {"matches_other_person", "not_same_person"}
+    assert all(x["filename"] == "b.jpg" and x["face_id"] == r.json()["face_ids"][0] for x in forced)
+    faces = c.get(f"{API}/people/{ada}", headers=h).json()["faces"]
+    assert [bool(f["forced"]) for f in faces] == [False, True]
+    assert faces[1]["forced"][0]["name"] == "Bob"
+    audit = [e for e in c.get(f"{API}/events?kind=audit", headers=h).json()["events"] if e["action"] == "enrol"]
+    assert audit[0]["person_id"] == ada and {x["code"] for x in audit[0]["detail"]["forced"]} == forced_codes(forced)
+
+    # ... and Ada's photos disagree with each other (her template, half Bob now, no longer looks like Ada Twin)
+    r = c.get(f"{API}/gallery/check", headers=h)
+    assert r.status_code == 200 and not r.json()["consistent"]
+    (bad,) = r.json()["disagreeing"]
+    assert bad["name"] == "Ada" and bad["pairs"][0]["face_ids"] == [f["id"] for f in faces]
+    assert c.get(f"{API}/gallery/check", headers=svc.h("viewer")).status_code == 403
+    assert bob
+
+
+def forced_codes(forced: list[dict[str, Any]]) -> set[str]:
+    return {x["code"] for x in forced}
+
+
+def test_bulk_enrolment_reports_integrity_refusals_per_photo(svc):
+    c, h = svc.client, svc.h("admin")
+    svc.enrol("Ada", jpeg(1, 0))
+    files = [("images", ("Bob/1.jpg", jpeg(2, 0), "image/jpeg")),
+             ("images", ("Bob/ada.jpg", jpeg(1, 2), "image/jpeg")),  # Ada's face in Bob's folder
+             ("images", ("Cy/1.jpg", jpeg(1, 0), "image/jpeg")),  # Ada's enrolled photo as Cy
+             ("images", ("Ada/2.jpg", jpeg(1, 1), "image/jpeg"))]
+    r = c.post(f"{API}/enrol/batch", headers=h, files=files)
+    assert r.status_code == 200, r.text
+    out = {p["name"]: p for p in r.json()["people"]}
+    assert out["Bob"]["status"] == "enrolled" and len(out["Bob"]["face_ids"]) == 1
+    assert out["Bob"]["rejected"][0]["code"] == "matches_other_person"
+    assert out["Cy"]["status"] == "rejected" and out["Cy"]["rejected"][0]["code"] == "duplicate_photo"
+    assert out["Ada"]["status"] == "enrolled"
+    assert r.json()["rejected_photos"] == 2 and r.json()["forced_photos"] == 0
+    r = c.post(f"{API}/enrol/batch", headers=h, params={"force": "true"}, files=files[2:3])
+    assert r.json()["people"][0]["status"] == "enrolled" and r.json()["forced_photos"] == 2
+
+
 # -- events ------------------------------------------------------------------------------------------
 def test_event_log_filters(svc):
     c, h = svc.client, svc.h("viewer")
@@ -344,6 +427,7 @@ ROUTES: list[tuple[str, str, str, Callable[[], dict[str, Any]], str | None]] = [
     ("show person", "GET", "/people/{pid}", dict, "people:read"),
     ("thumbnail", "GET", "/people/{pid}/faces/{fid}/thumbnail", dict, "people:read"),
     ("gallery stats", "GET", "/gallery", dict, "people:read"),
+    ("gallery check", "GET", "/gallery/check", dict, "people:write"),
     ("enrol", "POST", "/people",
      lambda: {"data": {"name": "New"}, "files": [("images", ("n.jpg", jpeg(5), "image/jpeg"))]}, "people:write"),
     ("rename", "PATCH", "/people/{pid}", lambda: {"json": {"name": "Renamed"}}, "people:write"),

@@ -58,7 +58,8 @@ class FolderReport:
     def to_dict(self) -> dict[str, Any]:
         by_code = Counter(r["code"] for r in self.refusals)
         return {
-            "people": self.people, "created": self.created, "added": self.added, "unchanged": self.unchanged,
+            # "new_people", not "created": answers write every "created" as a time (ISO 8601)
+            "people": self.people, "new_people": self.created, "added": self.added, "unchanged": self.unchanged,
             "enrolled_photos": self.enrolled_photos, "skipped_photos": self.skipped_photos,
             "refused_photos": self.refused_photos, "previously_refused": self.previously_refused,
             "refused_by_reason": dict(by_code), "refusals": self.refusals, "forced": self.forced,
