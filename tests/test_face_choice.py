@@ -10,7 +10,6 @@ FPIR 1e-2).
 
 from __future__ import annotations
 
-import io
 import json
 import warnings
 from pathlib import Path
