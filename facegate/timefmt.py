@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-# Keys whose numbers are unix times in the library's dicts (people, faces, keys, access rules and groups, events).
-TIME_KEYS = frozenset({"created", "updated", "last_used", "revoked", "at"})
+# Keys whose numbers are unix times in the library's dicts (people, faces, keys, access rules and groups, events,
+# hook targets and dead letters).
+TIME_KEYS = frozenset({"created", "updated", "last_used", "revoked", "at", "last_success", "last_error_at", "next_at",
+                       "dead_at"})
 
 
 def iso_time(t: float | None, timespec: str = "seconds", tz: str | None = None) -> str | None:
