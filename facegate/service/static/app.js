@@ -506,7 +506,8 @@ function eventLine(e) {
   if (e.kind === "auth_failure") {
     return `Failed authentication from ${e.client || "an unknown address"}${e.action ? `: ${e.action}` : ""}`;
   }
-  const what = AUDIT_ACTIONS[e.action] || e.action || "change";
+  const name = AUDIT_ACTIONS[e.action] || e.action || "change";
+  const what = name.charAt(0).toUpperCase() + name.slice(1);
   const parts = [`${what}${who ? ` ${who}` : ""}`];
   if (Array.isArray(d.faces)) parts.push(`${d.faces.length} face(s)${d.created ? ", new person" : ""}`);
   if (d.from) parts.push(`was ${d.from}`);
