@@ -1050,3 +1050,28 @@ def test_cli_people_delete_erases_kept_event_images_too(tmp_path):
     sdb.close()
     assert left == 0
     assert img[len(img) // 2 : len(img) // 2 + 64] not in _raw(tmp_path)
+
+
+def test_answers_give_iso_times_and_access_lists_give_names(svc):
+    """Every time in an answer is ISO 8601 with the site's offset; access rules and groups name their people; a
+    rule naming a group that does not exist is a 404, like any unknown record."""
+    from datetime import datetime
+
+    c, h = svc.client, svc.h("admin")
+    r = svc.enrol("Ada", jpeg(1)).json()
+    ada = r["person"]["id"]
+    for t in (r["person"]["created"], r["person"]["updated"]):
+        assert datetime.fromisoformat(t).utcoffset() is not None
+    detail = c.get(f"{API}/people/{ada}", headers=h).json()
+    assert datetime.fromisoformat(detail["faces"][0]["created"]).tzinfo is not None
+    assert all(isinstance(k["created"], str) for k in c.get(f"{API}/keys", headers=h).json()["keys"])
+    r = c.post(f"{API}/access/rules", headers=h, json={"gate": "front", "group": "nobody-here"})
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    g = c.post(f"{API}/access/groups/staff/members", headers=h, json={"person_ids": [ada]}).json()
+    assert g["people"] == [{"id": ada, "name": "Ada"}] and datetime.fromisoformat(g["created"]).tzinfo is not None
+    rule = c.post(f"{API}/access/rules", headers=h, json={"gate": "front", "person_id": ada}).json()
+    assert rule["person_name"] == "Ada" and datetime.fromisoformat(rule["created"]).tzinfo is not None
+    assert c.get(f"{API}/access/rules", headers=h).json()["rules"][0]["person_name"] == "Ada"
+    ev = c.get(f"{API}/events", headers=h).json()["events"][0]
+    assert datetime.fromisoformat(ev["at"]).timestamp() == pytest.approx(
+        datetime.fromisoformat(ev["time"].replace("Z", "+00:00")).timestamp(), abs=1e-6)
