@@ -175,6 +175,10 @@ def test_identify_detect_verify(svc):
     assert sorted(f["identity"] for f in faces) == ["Seven", "unknown"]
     assert {f["decision"] for f in faces} == {"allow", "deny"}
     assert all(len(f["box"]) == 4 and len(f["landmarks"]) == 5 for f in faces)
+    assert r.json()["faces_found"] == 2 and r.json()["face_used"]["box"] == faces[r.json()["face_used"]["index"]]["box"]
+    # no face: the same answer as verify's and the CLI's (exit 4)
+    r = svc.client.post(f"{API}/identify", headers=svc.h("gate"), files={"image": ("x.jpg", blank(), "image/jpeg")})
+    assert r.status_code == 422 and r.json()["code"] == "no_face"
 
     r = svc.client.post(f"{API}/detect", headers=svc.h("gate"), files={"image": ("x.jpg", jpeg(3), "image/jpeg")})
     assert r.status_code == 200 and r.json()["width"] == 200 and len(r.json()["faces"]) == 1

@@ -380,6 +380,14 @@ const Live = {
         showDecision($("#live-decision"), r.decision);
         $("#live-stats").textContent = `${this.frames} frame(s), last ${Math.round(performance.now() - t0)} ms, ${r.faces.length} face(s)`;
       } catch (e) {
+        if (e.code === "no_face") {  // nobody in view: not an error, just nothing to show
+          if (!this.running) break;
+          this.frames += 1;
+          this.draw([], 1);
+          $("#live-stats").textContent = `${this.frames} frame(s), last ${Math.round(performance.now() - t0)} ms, no face`;
+          await new Promise((res) => setTimeout(res, 250));
+          continue;
+        }
         flash(`Live: ${e.message}`, "error");
         if (e.status === 401 || e.status === 403) { this.stop(); break; }
         await new Promise((res) => setTimeout(res, 1000));
