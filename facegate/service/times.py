@@ -48,7 +48,7 @@ def epoch_seconds(d: datetime | float | str | None) -> float | None:
         try:
             d = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError as exc:
-            raise ApiError(422, "validation", f"not a time: {d[:60]!r}; send ISO 8601 (2026-12-09T08:00:00+01:00) "
+            raise ApiError(422, "validation", f"not a time: {text[:60]!r}; send ISO 8601 (2026-12-09T08:00:00+01:00) "
                            "or unix seconds") from exc
     if isinstance(d, (int, float)):
         if not math.isfinite(d):
