@@ -695,7 +695,7 @@ class DevicePath:
     def __init__(self, config: Config, timed: bool = False) -> None:
         from facegate.detect.mtcnn import MtcnnDetector
         from facegate.embed import get_embedder
-        from facegate.embed.base import resolve_torch_device
+        from facegate.onnxrt import resolve_torch_device
 
         self.device = resolve_torch_device(config.device)
         if config.detector != "mtcnn":

@@ -352,7 +352,7 @@ class MtcnnDetector(Detector):
                 return self._nets
             import torch
 
-            from facegate.embed.base import resolve_torch_device
+            from facegate.onnxrt import resolve_torch_device
 
             device = resolve_torch_device(self.config.device)
             if self.config.threads > 0:

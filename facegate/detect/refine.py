@@ -34,6 +34,7 @@ from facegate.config import Config
 from facegate.detect.blazeface import iou_matrix
 from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, _regress, _square, box_patch
 from facegate.models.registry import REGISTRY, verified_path
+from facegate.onnxrt import resolve_engine, session
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,6 @@ class OnetRefiner:
     """Tightens detector boxes with O-Net; returns dlib-like boxes for the landmark predictor."""
 
     def __init__(self, config: Config) -> None:
-        from facegate.embed.base import resolve_engine
-
         self.config = config
         # The embedder's rule: ONNX Runtime on the CPU, PyTorch on CUDA, unless config.runtime
         # says otherwise; a missing GPU fails now.
@@ -132,7 +131,6 @@ class OnetRefiner:
                 if self.runtime == "torch":
                     self._sessions[which] = self._torch_net(which)
                 else:
-                    from facegate.embed.onnx import _session
                     from facegate.models.onnx_cache import cached_onnx
 
                     spec = REGISTRY[f"mtcnn_{which}"]
@@ -143,7 +141,7 @@ class OnetRefiner:
                     # O-Net on one thread: for a 48x48 net a thread pool's hand-offs cost more than they
                     # save (0.5 vs 1.5 ms a face); R-Net sees dozens of boxes at once and uses the cores.
                     threads = self.config.cpu_threads if which == "rnet" else 1
-                    self._sessions[which] = _session(path, self.providers, threads)
+                    self._sessions[which] = session(path, self.providers, threads)
             return self._sessions[which]
 
     def _torch_net(self, which: str):
