@@ -30,6 +30,7 @@ from facegate.evaluate.templates import (
     calibrate_templates,
     save_template_points,
 )
+from facegate.models.detectors import box_refinement
 from facegate.pipeline import Pipeline
 from facegate.verify import load_operating_points, stack_key
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             "embedder": config.embedder,
             "dataset": "LFW deep-funneled: k-photo templates against every photo of other people",
             "detector": config.detector, "flip": config.flip, "pick": "center",
-            "refine_boxes": config.box_refinement, "photos": int(ok.sum()),
+            "refine_boxes": box_refinement(config), "photos": int(ok.sum()),
             "people": len(set(labels_ok)), "skipped_no_face_or_unreadable": int((~ok).sum()),
             "per_person": args.per_person, "seed": args.seed, "ks": list(TEMPLATE_KS), "fars": list(TEMPLATE_FARS),
         })

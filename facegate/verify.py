@@ -96,22 +96,18 @@ def calibrate(
     return points
 
 
-# Landmark schemes each detector produces natively (dlib's predictor can add dlib5 to any box).
-NATIVE_SCHEMES = {"blazeface+onet": ("mtcnn5", "dlib5"), "blazeface": ("dlib5",), "mtcnn": ("mtcnn5", "dlib5"),
-                  "hog": ("dlib5",)}
-
-
 def stack_key(config: Config) -> str:
     """The whole stack a score distribution depends on: embedder, detector (with O-Net box
     refinement or not), the landmark scheme the chips were aligned from (``~derived`` when the
     detector does not produce it natively) and mirror averaging. Operating points are
     calibrated for one stack and apply to that stack only."""
+    from facegate.models.detectors import stack_detector
     from facegate.models.registry import get_spec
 
     spec = get_spec(config.embedder, config)
     scheme = spec.scheme
-    det = "blazeface+onet" if config.box_refinement else config.detector
-    native = scheme in NATIVE_SCHEMES.get(det, ())
+    det, native_schemes = stack_detector(config)  # e.g. "blazeface+onet", ("mtcnn5", "dlib5")
+    native = scheme in native_schemes
     return f"{spec.name}|{det}|{scheme}{'' if native else '~derived'}|{'flip' if config.flip else 'noflip'}"
 
 

@@ -16,7 +16,7 @@ from facegate.errors import DeviceError
 if importlib.util.find_spec("facenet_pytorch") is None:
     pytest.skip("MTCNN weights come from facenet-pytorch (pip install --no-deps)", allow_module_level=True)
 
-from facegate.detect.mtcnn import MtcnnDetector, nms
+from facegate.detect.mtcnn import MtcnnDetector
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +170,6 @@ def test_pyramid_on_device_matches_host(detector, astronaut, hopper) -> None:
             assert _iou(d.box, h.box) > 0.8  # candidates differ a little; the final boxes barely
             side = h.box[2] - h.box[0]
             assert np.abs(d.landmarks - h.landmarks).max() < 0.05 * side
-
-
-def test_nms_union_and_min() -> None:
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], float)
-    scores = np.array([0.9, 0.8, 0.7, 0.95])
-    assert list(nms(boxes, scores, 0.5)) == [3, 0, 2]
-    assert list(nms(boxes, scores, 0.7, mode="min")) == [3, 2]
-    assert len(nms(np.zeros((0, 4)), np.zeros(0), 0.5)) == 0
 
 
 def test_cuda_without_gpu_raises(astronaut) -> None:

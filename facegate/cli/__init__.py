@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from facegate.config import DETECTORS, Config
+from facegate.config import Config
 from facegate.errors import EXIT_CODES, ExitCode, FacegateError, UsageError, exit_code_lines
+from facegate.models.detectors import DETECTORS
 
 # How to act on an error in this front end's terms, by the error's code: the library's message
 # says what is wrong in words every front end shares (the service has its own HTTP_HINTS).

@@ -364,6 +364,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from facegate.evaluate.calibration import calibrate_folder
+    from facegate.models.detectors import box_refinement
     from facegate.verify import save_operating_points
 
     pipe = _pipeline(args)
@@ -375,7 +376,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
         save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
-                               "refine_boxes": cfg.box_refinement, **summary})
+                               "refine_boxes": box_refinement(cfg), **summary})
 
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "
