@@ -13,8 +13,14 @@ Adding a detector takes two things:
    schemes, whether O-Net refinement applies, its default smallest face and cost, and its score
    calibration (fitted with ``benchmarks/bench_detect.py --calibrate``).
 
-Nothing else names detectors: the CLI's choices, ``Config.min_face_size``'s default, the stack key
-of the operating-point tables and the score scale are read from the spec.
+No other table lists detectors: the CLI's choices, ``Config.min_face_size``'s default, the stack key
+of the operating-point tables and the calibrated score scale are all read from the spec.
+
+The other modules here are shared by the detectors: ``base`` (the interface, the input check),
+``boxes`` (box and point geometry: NMS, IoU, squaring, regression, turns), ``landmarks`` (dlib's
+5-point predictor), ``scores`` (the calibrated score and ``min_score`` cut), ``refine`` (MTCNN's
+R-Net and O-Net run on another detector's boxes), ``cascade`` and ``pyramid`` (BlazeFace's passes
+after its tile plan, and the shrunk copies they share), ``factory`` (``get_detector``).
 """
 
 from facegate.detect.base import Detector
