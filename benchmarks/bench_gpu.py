@@ -20,7 +20,7 @@
    says which ran.
 3. With ``--lfw``: LFW View 2 (10 folds, the standard protocol of ``facegate eval lfw``) with
    the default stack on the GPU in fp32 and in fp16, and the accuracy delta.
-4. The device path (``facegate/device_path.py``: decode, MTCNN, dlib's five points, warps and
+4. The device path (``facegate/bulk/device.py``: decode, MTCNN, dlib's five points, warps and
    embedding all on the device, fed by its threaded loader), in section 2's tables beside the
    anchor: photos/s and faces/s end to end, then one timed pass per size with the seconds per
    stage (decode, upload, detect, landmarks, warp, embed; the device synchronised after each,
@@ -249,7 +249,7 @@ class GpuSampler:
 def device_path_side(files: list[str], config, batch: int) -> tuple[float, list, dict, str]:
     """Photos/s of the device path with its loader (untimed stages), the boxes, then the seconds per
     stage of one timed pass, and the GPU utilisation during the untimed pass."""
-    from facegate.device_path import DevicePath
+    from facegate.bulk.device import DevicePath
 
     path = DevicePath(config)
     with path.loader(files[:batch], batch=batch) as loader:  # models loaded, kernels picked
@@ -339,8 +339,8 @@ def lfw_device_section(root: Path, device: str, home: Path, batch: int) -> None:
     the protocol of ``facegate eval lfw`` (face nearest the centre; a centred box when none)."""
     import torch
 
+    from facegate.bulk.device import DevicePath, to_device_image, warp_chips
     from facegate.config import Config
-    from facegate.device_path import DevicePath, to_device_image, warp_chips
     from facegate.evaluate import metrics
     from facegate.evaluate.embedding import centre_box
     from facegate.evaluate.lfw import evaluate_lfw, read_pairs

@@ -22,17 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from facegate.config import Config, datasets_dir
+from facegate.decide.tables import load_operating_points, save_template_points, stack_key
 from facegate.evaluate.calibration import labelled_images
 from facegate.evaluate.embedding import FAILED, embed_files
-from facegate.evaluate.templates import (
-    TEMPLATE_FARS,
-    TEMPLATE_KS,
-    calibrate_templates,
-    save_template_points,
-)
+from facegate.evaluate.templates import TEMPLATE_FARS, TEMPLATE_KS, calibrate_templates
 from facegate.models.detectors import box_refinement
 from facegate.pipeline import Pipeline
-from facegate.verify import load_operating_points, stack_key
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,20 +14,20 @@ dlib's mean face); ArcFace-style models, MobileFaceNet among them, use ``arcface
 (mtcnn5 points, insightface's canonical 112x112 positions). Points of one scheme can be
 *derived* from the other through dlib's mean face (:func:`convert`); derived points are
 worse than native ones, so the pipeline records when it used them and operating points
-calibrated on native points are not applied to them (see :mod:`facegate.verify`).
+calibrated on native points are not applied to them (see :mod:`facegate.decide.tables`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from facegate.types import Face
+# The schemes' names and point order live in the base layer (a Face names its points with them);
+# they are importable from here too, beside the templates that place them.
+from facegate.types import DLIB5, LANDMARK_ORDER, MTCNN5, SCHEME_POINTS, Face
 
 # dlib's mean face, normalised to [0, 1] (tools/imglab & get_face_chip_details), named points.
 MEAN_FACE: dict[str, tuple[float, float]] = {
@@ -40,14 +40,6 @@ MEAN_FACE: dict[str, tuple[float, float]] = {
     "nose_tip": (0.490127, 0.515625),
     "mouth_left": (0.726104, 0.780233),
     "mouth_right": (0.254149, 0.780233),
-}
-LANDMARK_ORDER = ("left_eye_outer", "left_eye_inner", "right_eye_outer", "right_eye_inner", "nose_base")
-
-DLIB5 = "dlib5"
-MTCNN5 = "mtcnn5"
-SCHEME_POINTS: dict[str, tuple[str, ...]] = {
-    DLIB5: LANDMARK_ORDER,
-    MTCNN5: ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"),  # image-left first
 }
 
 

@@ -4,7 +4,7 @@ Every error carries an exit code so the CLI can map it without a lookup table of
 its own, and a one-line ``str()`` that is safe to print instead of a traceback.
 Messages say what is wrong and what to change in words every front end shares; how to
 change it in a front end's own terms (a CLI flag, a request field) is that front end's
-hint, keyed by the error's ``code`` (see ``facegate.cli.CLI_HINTS`` and
+hint, keyed by the error's ``code`` (see ``facegate.cli.common.CLI_HINTS`` and
 ``facegate.service.errors.HTTP_HINTS``).
 
 All exit codes live here (``ExitCode`` and ``EXIT_CODES``): the errors below, the gallery's,
@@ -123,6 +123,17 @@ class ModelError(FacegateError):
 
     exit_code = ExitCode.MODEL
     code = "model"
+
+
+class ModelMismatchError(ModelError):
+    """Embeddings of two different models would be compared (the gallery's and the one in use).
+
+    Scores between embeddings of different models are meaningless, so mixing is refused
+    rather than returning confident nonsense; ``facegate reembed`` converts a gallery.
+    Here, not in the gallery, because the decision layer's model check raises it.
+    """
+
+    code = "model_mismatch"
 
 
 class DeviceError(FacegateError):

@@ -1,7 +1,7 @@
 """``Pipeline``: the one data path every front end shares.
 
 image -> Detector.detect -> [Face] -> align.norm_crop(embedder template) -> chips
--> Embedder.embed (batched) -> Face.embedding -> verify / gallery / track.
+-> Embedder.embed (batched) -> Face.embedding -> decide (1:1 here; 1:N in the gallery) / track.
 Models load lazily on first use and once per Pipeline; nothing loads at import.
 """
 
@@ -16,6 +16,9 @@ import numpy as np
 
 from facegate.align import norm_crops, points_for
 from facegate.config import Config
+from facegate.decide.scores import cosine
+from facegate.decide.tables import TemplatePoint, load_operating_points, load_template_points
+from facegate.decide.verification import decide, decision_threshold
 from facegate.errors import MultipleFacesError, NoFaceError, UsageError
 from facegate.image import ImageInput, load_image
 from facegate.types import Face, OperatingPoint, Verdict
@@ -69,15 +72,12 @@ class Pipeline:
 
     @cached_property
     def operating_points(self) -> list[OperatingPoint]:
-        from facegate.verify import load_operating_points
-
+        """The per-comparison operating points in force for this stack (:mod:`facegate.decide.tables`)."""
         return load_operating_points(self.config)
 
     @cached_property
-    def template_points(self) -> list:
-        """The stack's calibrated k-photo template thresholds (:mod:`facegate.evaluate.templates`)."""
-        from facegate.evaluate.templates import load_template_points
-
+    def template_points(self) -> list[TemplatePoint]:
+        """The k-photo template points in force for this stack (measured by :mod:`facegate.evaluate.templates`)."""
         return load_template_points(self.config)
 
     # -- single images -------------------------------------------------------------------
@@ -141,13 +141,9 @@ class Pipeline:
     # -- decisions -------------------------------------------------------------------------
     def threshold(self) -> tuple[float, float | None]:
         """(cosine threshold, FAR it stands for) from the config and the calibrated table."""
-        from facegate.verify import decision_threshold
-
         return decision_threshold(self.config, self.operating_points)
 
     def compare(self, a: Face, b: Face) -> Verdict:
-        from facegate.verify import cosine, decide
-
         if a.embedding is None or b.embedding is None:
             raise UsageError("both faces need embeddings; use Pipeline.face() or faces() first")
         thr, far = self.threshold()

@@ -1,9 +1,9 @@
 """Dataclasses shared by every stage of the pipeline.
 
 Coordinates are pixels of the original image after EXIF rotation; boxes are
-(x1, y1, x2, y2). Landmarks are five points of a named scheme (see
-:mod:`facegate.align`): ``Face.landmarks`` in ``Face.scheme``, plus any other scheme the
-detector produced natively in ``Face.more_landmarks``.
+(x1, y1, x2, y2). Landmarks are five points of a named scheme (:data:`SCHEME_POINTS`; where
+the points go in a chip is :mod:`facegate.align`'s business): ``Face.landmarks`` in
+``Face.scheme``, plus any other scheme the detector produced natively in ``Face.more_landmarks``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+# Landmark schemes: which five points a detector reports, in which order (facegate.align says
+# what each point is and where it goes in a chip). Here, in the base layer, because a Face names
+# its points with them and every stage speaks of them.
+DLIB5 = "dlib5"
+MTCNN5 = "mtcnn5"
+# dlib's 5-point shape predictor: subject's left eye outer and inner corner (right side of the
+# image), right eye outer and inner corner, bottom of the nose.
+LANDMARK_ORDER = ("left_eye_outer", "left_eye_inner", "right_eye_outer", "right_eye_inner", "nose_base")
+SCHEME_POINTS: dict[str, tuple[str, ...]] = {
+    DLIB5: LANDMARK_ORDER,
+    MTCNN5: ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left"),  # image-left first
+}
 
 
 @dataclass
@@ -25,7 +38,7 @@ class Face:
     quality: float | None = None
     detector: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    scheme: str = "dlib5"
+    scheme: str = DLIB5
     more_landmarks: dict[str, np.ndarray] = field(default_factory=dict)  # other native schemes
 
     def points(self, scheme: str) -> np.ndarray | None:
@@ -52,8 +65,6 @@ class Face:
         return float(self.box[0] + self.box[2]) / 2, float(self.box[1] + self.box[3]) / 2
 
     def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
-        from facegate.align import SCHEME_POINTS  # local: align imports OpenCV
-
         names = SCHEME_POINTS.get(self.scheme, tuple(f"p{i}" for i in range(len(self.landmarks))))
         d: dict[str, Any] = {
             "box": [round(float(v), 2) for v in self.box],

@@ -142,3 +142,15 @@ def test_folder_enrolment_resumes_and_reports_refusals(tmp_path):
         assert (second.enrolled_photos, second.skipped_photos, second.previously_refused) == (1, 3, 1)
         assert second.added == 1 and g.person("person 2").faces == 2 and g.backend.counts() == (2, 4)
         assert json.loads(open(first.journal).readline())["code"] == "no_face"
+
+
+def test_group_members_out_of_range_are_refused_not_a_server_error(svc):
+    """Person ids beyond what SQLite stores (found by schemathesis: a 500 from an OverflowError) or
+    below 1 are refused as invalid fields, like the same ids in a path or an access rule."""
+    client, keys, ids, app = svc
+    for bad in (26212873569400264851456, 2**63, 0, -3):
+        r = client.post(f"{API}/access/groups/staff/members", headers=keys["admin"], json={"person_ids": [ids["Ada"], bad]})
+        assert r.status_code == 422 and r.json()["code"] == "validation", (bad, r.text)
+    assert client.get(f"{API}/access/groups", headers=keys["admin"]).json()["groups"] == []  # nothing half-added
+    r = client.post(f"{API}/access/groups/staff/members", headers=keys["admin"], json={"person_ids": [ids["Ada"]]})
+    assert r.status_code == 200 and r.json()["members"] == [ids["Ada"]]

@@ -70,7 +70,7 @@ def test_what_the_rest_of_facegate_reads_from_the_specs():
 
 
 def test_stack_keys_come_from_the_specs():
-    from facegate.verify import stack_key
+    from facegate.decide.tables import stack_key
 
     assert stack_key(Config()) == "mobilefacenet|blazeface+onet|mtcnn5|flip"
     assert stack_key(Config(embedder="dlib_resnet", refine_boxes=False)) == "dlib_resnet|blazeface|dlib5|flip"

@@ -24,8 +24,8 @@ if importlib.util.find_spec("facenet_pytorch") is None:
 
 import torch
 
-from facegate import device_path as dp
 from facegate.align import chip_matrix, norm_crop, template
+from facegate.bulk import device as dp
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +272,7 @@ def test_cuda_without_a_gpu_is_a_device_error(config):
 def test_device_path_aligns_mobilefacenet_on_onet_points(photos, tmp_path):
     """The default embedder is aligned on MTCNN's own points on the device too (no predictor run),
     with the ArcFace template's fit, and agrees with the CPU path."""
-    from facegate.device_path import DevicePath
+    from facegate.bulk.device import DevicePath
     from facegate.pipeline import Pipeline
 
     cfg = Config(detector="mtcnn", embedder="mobilefacenet", runtime="torch", threads=2, home=tmp_path)

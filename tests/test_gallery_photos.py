@@ -20,6 +20,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from facegate.config import Config
+from facegate.decide.tables import load_operating_points
 from facegate.gallery import (
     EnrolmentRejectedError,
     Gallery,
@@ -27,7 +28,6 @@ from facegate.gallery import (
     SqliteBackend,
     model_id,
 )
-from facegate.verify import load_operating_points
 
 # An explicit bar for these tests: the default stack's calibrated threshold at FAR 1e-4 (LFW), so the
 # tests follow the embedder (0.93 was dlib's; MobileFaceNet's cosines run lower for everybody).

@@ -234,7 +234,8 @@ def test_install_from_a_local_archive_checks_both_hashes(tmp_path, monkeypatch):
 
 
 def test_stacks_without_their_own_table_are_refused():
-    from facegate.verify import decision_threshold, load_operating_points, stack_key
+    from facegate.decide import decision_threshold
+    from facegate.decide.tables import load_operating_points, stack_key
 
     default = Config()
     assert load_operating_points(default), "the default stack ships calibrated operating points"
@@ -248,8 +249,9 @@ def test_stacks_without_their_own_table_are_refused():
 
 
 def test_a_users_own_calibration_is_used_for_its_stack(tmp_path):
+    from facegate.decide import decision_threshold
+    from facegate.decide.tables import load_operating_points, save_operating_points, stack_key
     from facegate.types import OperatingPoint
-    from facegate.verify import decision_threshold, load_operating_points, save_operating_points, stack_key
 
     cfg = Config(detector="hog", home=tmp_path)
     save_operating_points(str(tmp_path / "operating_points.json"), stack_key(cfg),

@@ -51,6 +51,9 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(tmp_path):
         "run", "", "-H", f"X-API-Key: {key}", "--checks", "all", "--exclude-checks", "positive_data_acceptance",
         "--max-examples", "3", "--workers", "1", "--seed", "1", "--max-time", str(BUDGET_S),
         "--request-timeout", "30", "--no-color",
+        # integrations (issue 24): no generated hook targets: one with a public IP literal would send real traffic
+        # off this machine; the hook routes' refusals are tested in test_events_out.py
+        "--exclude-path-regex", "^/api/v1/(hooks|outbox)",
     ]
     with serve_in_thread(app) as url:
         cmd[cmd.index("")] = f"{url}/openapi.json"

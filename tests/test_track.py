@@ -323,7 +323,8 @@ def test_template_threshold_decides_and_is_reported(people):
 
 
 def test_template_threshold_interpolates_from_the_single_photo_threshold():
-    from facegate.evaluate.templates import TemplatePoint, TemplateThreshold
+    from facegate.decide import TemplateThreshold
+    from facegate.decide.tables import TemplatePoint
 
     pts = [TemplatePoint(k=k, far=f, threshold=t, tar=None, templates=1, people=1, impostor_pairs=1)
            for k, f, t in [(2, 1e-3, 0.80), (4, 1e-3, 0.84), (8, 1e-3, 0.83), (2, 1e-2, 0.70)]]
@@ -337,7 +338,7 @@ def test_template_threshold_interpolates_from_the_single_photo_threshold():
 
 
 def test_template_threshold_for_explicit_and_uncalibrated_settings(caplog):
-    from facegate.evaluate.templates import template_threshold
+    from facegate.decide import template_threshold
 
     assert template_threshold("dlib_resnet", 0.5, None)(9) == 0.5  # the user's explicit threshold is kept
     with caplog.at_level("WARNING"):
@@ -352,8 +353,8 @@ def test_shipped_template_points_are_consistent():
 
 
 def _check_shipped_template_points(embedder: str) -> None:
-    from facegate.evaluate.templates import load_template_points, template_threshold
-    from facegate.verify import load_operating_points
+    from facegate.decide import template_threshold
+    from facegate.decide.tables import load_operating_points, load_template_points
 
     pts = load_template_points(embedder)
     single = {p.far: p.threshold for p in load_operating_points(embedder)}
@@ -379,8 +380,8 @@ def _synthetic_faces(n_people, per_person, seed, common=2.0, person=1.0, noise=0
 
 
 def test_calibrate_templates_measures_the_rise_of_impostor_scores():
+    from facegate.evaluate.calibration import calibrate
     from facegate.evaluate.templates import calibrate_templates, make_templates
-    from facegate.verify import calibrate
 
     emb, labels = _synthetic_faces(120, 9, seed=0)
     temps, owners, members = make_templates(emb, labels, 3, 2, np.random.default_rng(0))

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from facegate import Config
+from facegate.decide import cosine, decide, decision_threshold
 from facegate.errors import UsageError
 from facegate.evaluate import metrics
+from facegate.evaluate.calibration import calibrate
 from facegate.types import OperatingPoint
-from facegate.verify import calibrate, cosine, decide, decision_threshold
 
 
 def test_best_threshold_separable():
@@ -97,8 +98,7 @@ def test_saved_tables_merge_by_embedder_and_load_back(tmp_path):
     embedder: writing one embedder's entry keeps the others."""
     import json
 
-    from facegate.evaluate.templates import TemplatePoint, save_template_points
-    from facegate.verify import save_operating_points
+    from facegate.decide.tables import TemplatePoint, save_operating_points, save_template_points
 
     path = str(tmp_path / "points.json")
     save_operating_points(path, "a", [OperatingPoint(far=1e-3, threshold=0.9, tar=0.95, dataset="lfw")], {"s": 1})

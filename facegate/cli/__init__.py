@@ -1,252 +1,30 @@
 """The ``facegate`` command line: one thin function per command over the Python API.
 
+Modules: :mod:`.main` (the parser and ``main``: one error line, JSON under ``--json``, the exit
+code of the error), :mod:`.common` (what every sub-command shares), and one module per group of
+commands: :mod:`.core` (verify, detect, embed, models, calibrate, eval), :mod:`.gallery`,
+:mod:`.video`, :mod:`.service`. This file only re-exports.
+
 Exit codes come from :data:`facegate.errors.EXIT_CODES` (``facegate --help`` prints them).
 Every error is one line on standard error; with ``--json`` it is also a JSON object
 ``{"error": {"code", "exit", "message"}}`` on standard output, with the same exit code.
 """
 
-from __future__ import annotations
+from facegate.cli.common import (
+    CLI_HINTS,
+    ArgumentError,
+    ArgumentParser,
+    cli_message,
+    common_options,
+    config_from_args,
+    emit,
+    error_payload,
+    exit_codes_epilog,
+    format_mapping,
+)
+from facegate.cli.main import build_parser, main
 
-import argparse
-import json
-import logging
-import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
-
-from facegate.config import Config
-from facegate.errors import EXIT_CODES, ExitCode, FacegateError, UsageError, exit_code_lines
-from facegate.models.detectors import DETECTORS
-
-# How to act on an error in this front end's terms, by the error's code: the library's message
-# says what is wrong in words every front end shares (the service has its own HTTP_HINTS).
-CLI_HINTS: dict[str, str] = {
-    "multiple_faces": "choose one with --pick largest or --pick center",
-    "not_found": "see 'facegate people list'",
-    "uncalibrated": "pass --threshold, or run 'facegate calibrate' on your own photos",
-}
-
-
-def exit_codes_epilog(title: str, *codes: ExitCode) -> str:
-    """An epilog block naming some of the exit codes, worded as in :data:`EXIT_CODES`."""
-    return f"{title}:\n" + "\n".join(f"  {int(c):<3} {EXIT_CODES[c]}" for c in codes)
-
-
-def cli_message(message: str, code: str) -> str:
-    """``message`` with this front end's hint for ``code`` appended, if there is one."""
-    hint = CLI_HINTS.get(code)
-    return f"{message}; {hint}" if hint else message
-
-
-log = logging.getLogger("facegate")
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises :class:`ArgumentError` instead of printing and exiting, so that
-    ``main`` reports a wrong argument like any other error (JSON with ``--json``).
-    Sub-parsers are made with the parser's own class, so they raise it too."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ArgumentError(self, message)
-
-
-class ArgumentError(UsageError):
-    """A command line argparse refused; keeps the parser whose usage line goes with it."""
-
-    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
-        super().__init__(message)
-        self.parser = parser
-
-
-def common_options() -> argparse.ArgumentParser:
-    """Options every command accepts, before or after the command name."""
-    p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("pipeline options")
-    g.add_argument("--detector", choices=DETECTORS, default=argparse.SUPPRESS, help="face detector (default: blazeface)")
-    g.add_argument("--embedder", default=argparse.SUPPRESS,
-                   help="embedding model name from 'facegate models' (default mobilefacenet; dlib_resnet under "
-                   "--licence-policy permissive)")
-    g.add_argument("--device", default=argparse.SUPPRESS,
-                   help="cpu (default) or cuda[:N] for the embedder, MTCNN and O-Net (BlazeFace, HOG and "
-                   "landmarks stay on the CPU; 'embed' runs its whole device path there: MTCNN, "
-                   "landmarks, warps, embedding); a missing GPU is an error")
-    g.add_argument("--runtime", choices=("auto", "litert", "onnxruntime", "torch"), default=argparse.SUPPRESS,
-                   help="engine for the built-in embedder (default auto: the fastest measured on the CPU — litert "
-                   "for mobilefacenet, onnxruntime for dlib_resnet — and torch on CUDA)")
-    g.add_argument("--licence-policy", choices=("any", "permissive"), default=argparse.SUPPRESS,
-                   help="permissive: only models whose weights carry an explicit permissive licence (the default "
-                   "embedder becomes dlib_resnet); default any, or $FACEGATE_LICENCE_POLICY")
-    g.add_argument("--fp16", action="store_true", default=argparse.SUPPRESS,
-                   help="embed in half precision (CUDA, torch runtime; LFW delta in benchmarks/RESULTS.md)")
-    g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="faces per network batch (default 32)")
-    g.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads (default: all)")
-    g.add_argument("--home", default=argparse.SUPPRESS, help="facegate's data/cache folder (default ~/.cache/facegate)")
-    g.add_argument("--gallery", default=argparse.SUPPRESS, help="gallery SQLite file (default <home>/gallery.sqlite)")
-    g.add_argument("--no-flip", action="store_true", default=argparse.SUPPRESS, help="do not average with the mirror image")
-    g.add_argument("--no-refine", action="store_true", default=argparse.SUPPRESS,
-                   help="BlazeFace: skip the O-Net box refinement before landmarks (faster, less accurate)")
-    g.add_argument("--min-score", type=float, default=argparse.SUPPRESS,
-                   help="calibrated face score 0..1 (the same scale for every detector) a face must reach (default 0)")
-    g.add_argument("--detect-budget", type=int, default=argparse.SUPPRESS,
-                   help="most detector windows one image may cost over all passes (default 64; 0: unbounded)")
-    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
-    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging; -vv for debug")
-    return p
-
-
-def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
-    from pathlib import Path
-
-    fields: dict[str, Any] = {}
-    for name in ("detector", "embedder", "device", "runtime", "batch_size", "threads", "licence_policy", "min_score",
-                 "detect_budget"):
-        if getattr(args, name, None) is not None:
-            fields[name] = getattr(args, name)
-    if getattr(args, "home", None):
-        fields["home"] = Path(args.home)
-    if getattr(args, "gallery", None):
-        fields["gallery"] = Path(args.gallery)
-    if getattr(args, "no_flip", False):
-        fields["flip"] = False
-    if getattr(args, "no_refine", False):
-        fields["refine_boxes"] = False
-    if getattr(args, "fp16", False):
-        fields["fp16"] = True
-    if getattr(args, "far", None) is not None:
-        fields["far"] = args.far
-    if getattr(args, "fpir", None) is not None:
-        fields["fpir"] = args.fpir
-    if getattr(args, "threshold", None) is not None:
-        fields["threshold"] = args.threshold
-    fields.update(overrides)
-    if not 0.0 <= float(fields.get("min_score", 0.0)) <= 1.0:
-        from facegate.errors import UsageError
-
-        raise UsageError(f"--min-score is a calibrated score between 0 and 1, got {fields['min_score']}")
-    return Config(**fields)
-
-
-def emit(args: argparse.Namespace, payload: Any, text: str | Callable[[], str]) -> None:
-    """Print JSON with --json, else the human text."""
-    if getattr(args, "json", False):
-        print(json.dumps(payload, indent=None, default=str))
-    else:
-        print(text() if callable(text) else text)
-
-
-def format_mapping(data: dict[str, Any], indent: int = 0) -> str:
-    """A nested dict as aligned ``key  value`` lines, sub-dicts indented under their key."""
-    width = max((len(str(k)) for k in data), default=0)
-    lines = []
-    pad = " " * indent
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines.append(f"{pad}{key}:")
-            lines.append(format_mapping(value, indent + 2))
-        else:
-            if isinstance(value, float):
-                value = f"{value:.4g}"
-            elif value is None:
-                value = "-"
-            lines.append(f"{pad}{str(key) + ':':<{width + 1}}  {value}")
-    return "\n".join(line for line in lines if line)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from facegate.cli import core
-
-    parser = ArgumentParser(
-        prog="facegate",
-        description=(
-            "Find faces in photos, decide whether two faces are the same person at a stated "
-            "false-accept rate, and measure it on LFW. Runs offline: models come from installed packages."
-        ),
-        epilog="examples:\n"
-        "  facegate verify alice1.jpg alice2.jpg          same person? (exit 0 yes, 1 no)\n"
-        "  facegate verify a.jpg b.jpg --far 1e-4         stricter: 1 impostor in 10,000 accepted\n"
-        "  facegate detect group.jpg --draw boxes.png     find faces and draw them\n"
-        "  facegate embed photos/*.jpg --out faces.jsonl  128-d embeddings for every face\n"
-        "  facegate models                                models, licences, sha256 check\n"
-        "  facegate eval lfw --root LFW --pairs pairs.txt the standard 10-fold LFW protocol\n\n"
-        "exit codes:\n" + "\n".join(exit_code_lines()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common_options()],
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    core.register(sub, common_options())
-    try:
-        from facegate.cli import gallery
-    except ImportError:  # gallery commands not installed in this build
-        gallery = None  # type: ignore[assignment]
-    if gallery is not None:
-        gallery.register(sub, common_options())
-    try:
-        from facegate.cli import video
-    except ImportError:  # video commands not installed in this build
-        video = None  # type: ignore[assignment]
-    if video is not None:
-        video.register(sub, common_options())
-    try:
-        from facegate.cli import service
-    except ImportError:  # service commands not installed in this build
-        service = None  # type: ignore[assignment]
-    if service is not None:
-        service.register(sub, common_options())
-    return parser
-
-
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-
-def error_payload(code: str, exit_code: int, message: str) -> dict[str, Any]:
-    """The ``--json`` form of an error (the service's REST errors carry the same code and message)."""
-    return {"error": {"code": code, "exit": int(exit_code), "message": message}}
-
-
-def _fail(json_out: bool, code: str, exit_code: int, message: str, prefix: str = "facegate: error") -> int:
-    """Report an error: one line on stderr, and with --json the JSON object on stdout."""
-    if json_out:
-        print(json.dumps(error_payload(code, exit_code, message)), flush=True)
-    print(f"{prefix}: {message}", file=sys.stderr)
-    return int(exit_code)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    # Known before parsing, so that a wrong argument is reported as JSON too.
-    json_out = "--json" in argv[: argv.index("--") if "--" in argv else len(argv)]
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except ArgumentError as exc:
-        if not json_out:
-            exc.parser.print_usage(sys.stderr)
-        return _fail(json_out, exc.code, exc.exit_code, str(exc), f"{exc.parser.prog}: error")
-    json_out = bool(getattr(args, "json", False))
-    verbosity = getattr(args, "verbose", 0) or 0
-    _setup_logging(verbosity)
-    if not getattr(args, "func", None):
-        if json_out:
-            return _fail(True, "usage", ExitCode.USAGE, "no command given; see 'facegate --help'")
-        parser.print_help()
-        return ExitCode.USAGE
-    try:
-        return int(args.func(args) or 0)
-    except FacegateError as exc:
-        return _fail(json_out, exc.code, exc.exit_code, cli_message(str(exc), exc.code))
-    except KeyboardInterrupt:
-        return _fail(json_out, "interrupted", ExitCode.INTERRUPTED, "interrupted", "facegate")
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # the last line of defence: one line, not a traceback
-        if verbosity:
-            log.exception("internal error")
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        return _fail(json_out, "internal", ExitCode.INTERNAL,
-                     f"{type(exc).__name__}: {msg} (run with -v for details)", "facegate: internal error")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = [
+    "CLI_HINTS", "ArgumentError", "ArgumentParser", "build_parser", "cli_message", "common_options",
+    "config_from_args", "emit", "error_payload", "exit_codes_epilog", "format_mapping", "main",
+]

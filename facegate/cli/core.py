@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegate.cli import config_from_args, emit, error_payload
+from facegate.cli.common import config_from_args, emit, error_payload
 from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
 
@@ -285,8 +285,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from facegate.decide.tables import calibrated_stacks
     from facegate.models.registry import actual_sha256, list_specs
-    from facegate.verify import calibrated_stacks
 
     config = config_from_args(args)
     rows, bad = [], 0
@@ -363,17 +363,15 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from facegate.decide.tables import save_operating_points, stack_key
     from facegate.evaluate.calibration import calibrate_folder
     from facegate.models.detectors import box_refinement
-    from facegate.verify import save_operating_points
 
     pipe = _pipeline(args)
     points, _, summary = calibrate_folder(pipe, args.dir, dataset=args.name, pick=args.pick,
                                           progress=not getattr(args, "json", False))
     if args.write and points:
         cfg = pipe.config
-        from facegate.verify import stack_key
-
         save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
                                "refine_boxes": box_refinement(cfg), **summary})

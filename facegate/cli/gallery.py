@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from facegate.cli import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
+from facegate.cli.common import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.errors import ExitCode, NoFaceError, UsageError
@@ -319,9 +319,10 @@ def identify_line(i: int, r: Any) -> str:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     with _open(args) as g:
-        results = g.identify(args.photo, k=args.k)
-        policy = g.decision_policy()
-        stats = {"people": g.backend.counts()[0]}
+        snap = g.snapshot()  # one read of the gallery: the answer, its policy and the size it reports agree
+        results = g.identify(args.photo, k=args.k, snapshot=snap)
+        policy = snap.policy
+        stats = {"people": snap.state.people}
     if not results:
         raise NoFaceError(f"{args.photo}: no face found")
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.cli import config_from_args, emit
+from facegate.cli.common import config_from_args, emit
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.errors import UsageError

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.cli import config_from_args, exit_codes_epilog
+from facegate.cli.common import config_from_args, exit_codes_epilog
 from facegate.cli.core import fpir_arg as _fpir
 from facegate.errors import ExitCode, UsageError
 
@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--annotate", metavar="OUT.mp4", type=Path, help="also write the video with boxes, track ids and names")
     p.add_argument("--snapshots", metavar="DIR", type=Path, help="also save annotated PNG frames here")
     p.add_argument("--snapshot-every", type=_positive, default=50, metavar="N", help="every Nth frame to --snapshots (default 50)")
+    p.add_argument("--events-out", action="store_true",  # integrations (issue 24)
+                   help="also send every identification to the hook targets added with --events watch.identified "
+                   "('facegate hooks'), from this process")
     g = p.add_argument_group("speed and tracking")
     g.add_argument("--detect-every", type=_positive, default=3, metavar="N",
                    help="run the detector every Nth frame; the tracker predicts in between (default 3)")
@@ -129,6 +132,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
     pipeline = Pipeline(config)
     sink = ev.JsonlSink(args.events) if args.events else ev.JsonlSink(sys.stdout)
+    if args.events_out:  # integrations (issue 24): identifications to webhooks / MQTT through the outbox
+        from facegate.service.events_out import IdentificationSink
+        from facegate.service.settings import default_service_db
+
+        sink = ev.FanOut(sink, IdentificationSink(default_service_db(config), str(args.source)))
     writer: VideoWriter | None = None
     gate = None
     with open_gallery(config, pipeline=pipeline, rule=getattr(args, "rule", None)) as gallery:

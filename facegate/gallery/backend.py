@@ -21,7 +21,7 @@ import numpy as np
 from facegate.gallery.errors import GalleryError, UnsupportedError
 from facegate.gallery.index import IndexManager
 from facegate.gallery.store import Store
-from facegate.gallery.types import FaceRecord, Person, StoredFace
+from facegate.gallery.types import FaceRecord, GalleryState, Person, StoredFace
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,27 @@ class GalleryBackend(ABC):
             if len(people) < page:
                 return hist
             offset += page
+
+    def state(self) -> GalleryState:
+        """Model, dimension, counts and templating read together: what one request decides with
+        (:meth:`facegate.gallery.Gallery.snapshot`). This default reads them one after another;
+        a backend with transactions reads them in one (:class:`SqliteBackend`)."""
+        model, dim = self.model()
+        people, faces = self.counts()
+        return GalleryState(model, dim, people, faces, self.face_count_histogram())
+
+    def face_counts(self, person_ids: Sequence[int]) -> dict[int, int]:
+        """Faces enrolled per person, for the given ids, in one read where the backend can (people
+        deleted meanwhile are left out). The bar of a candidate depends on it (``mean`` rule)."""
+        from facegate.gallery.errors import PersonNotFoundError
+
+        out: dict[int, int] = {}
+        for pid in dict.fromkeys(int(p) for p in person_ids):
+            try:
+                out[pid] = int(self.person(pid).faces)
+            except PersonNotFoundError:
+                continue
+        return out
 
     def stats(self) -> dict[str, Any]:
         people, faces = self.counts()
@@ -256,11 +277,13 @@ class SqliteBackend(GalleryBackend):
         return self.store.counts()
 
     def face_count_histogram(self) -> dict[int, int]:
-        with self.store.read() as conn:
-            rows = conn.execute(
-                "SELECT n, COUNT(*) FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person_id) GROUP BY n"
-            ).fetchall()
-        return {int(n): int(c) for n, c in rows}
+        return self.store.face_count_histogram()
+
+    def state(self) -> GalleryState:
+        return self.store.state()
+
+    def face_counts(self, person_ids: Sequence[int]) -> dict[int, int]:
+        return self.store.face_counts(person_ids)
 
     def stats(self) -> dict[str, Any]:
         self.index.sync()

@@ -1,11 +1,12 @@
 """Gallery errors. Each carries an exit code and a machine-readable ``code`` like the core errors.
 
-Their exit codes come from the one table in :mod:`facegate.errors`.
+Their exit codes come from the one table in :mod:`facegate.errors`. ``ModelMismatchError`` lives
+there too (the decision layer raises it) and is re-exported here with the gallery's own.
 """
 
 from __future__ import annotations
 
-from facegate.errors import ExitCode, FacegateError, ModelError
+from facegate.errors import ExitCode, FacegateError, ModelMismatchError
 
 
 class GalleryError(FacegateError):
@@ -38,16 +39,6 @@ class EnrolmentRejectedError(GalleryError):
     def __init__(self, message: str, rejected: list | None = None) -> None:
         super().__init__(message)
         self.rejected = rejected or []
-
-
-class ModelMismatchError(ModelError):
-    """The gallery's embeddings come from another model than the one in use.
-
-    Scores between embeddings of different models are meaningless, so mixing is refused
-    rather than returning confident nonsense; ``facegate reembed`` converts a gallery.
-    """
-
-    code = "model_mismatch"
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from facegate.errors import UsageError
 from facegate.gallery.errors import EnrolmentRejectedError
+from facegate.gallery.gallery import photo_sha256
 from facegate.gallery.types import Rejection
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,6 @@ def enrol_folders(
     keep_crops: bool = True,
 ) -> FolderReport:
     """Enrol every person folder under ``root`` into ``gallery`` (see the module docstring)."""
-    from facegate.gallery import photo_sha256
-
     folders = person_folders(root)
     jpath = Path(journal) if journal is not None else default_journal(Path(gallery.config.gallery_path), root)
     refused_before = _read_journal(jpath)

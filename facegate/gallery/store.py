@@ -35,7 +35,7 @@ from facegate.gallery.errors import (
     NameTakenError,
     PersonNotFoundError,
 )
-from facegate.gallery.types import FaceRecord, Person, StoredFace
+from facegate.gallery.types import FaceRecord, GalleryState, Person, StoredFace
 from facegate.sqlite_db import SqliteDatabase, apply_migrations
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,35 @@ class Store(SqliteDatabase):
             p = self.conn.execute("SELECT COUNT(*) FROM people").fetchone()[0]
             f = self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
         return int(p), int(f)
+
+    _HISTOGRAM_SQL = "SELECT n, COUNT(*) FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person_id) GROUP BY n"
+
+    def face_count_histogram(self) -> dict[int, int]:
+        """Number of faces -> number of people enrolled with that many."""
+        with self.read() as conn:
+            return {int(n): int(c) for n, c in conn.execute(self._HISTOGRAM_SQL).fetchall()}
+
+    def state(self) -> GalleryState:
+        """Model, dimension, counts and face-count histogram in one read transaction (one snapshot
+        of the file: a write committed by another connection meanwhile is either in all or in none)."""
+        with self.read() as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('model', 'dim')").fetchall())
+            people = int(conn.execute("SELECT COUNT(*) FROM people").fetchone()[0])
+            faces = int(conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+            hist = {int(n): int(c) for n, c in conn.execute(self._HISTOGRAM_SQL).fetchall()}
+        dim = meta.get("dim")
+        return GalleryState(meta.get("model"), None if dim is None else int(dim), people, faces, hist)
+
+    def face_counts(self, ids: Sequence[int]) -> dict[int, int]:
+        """person id -> faces enrolled, for the given ids (one read; people not found are left out)."""
+        ids = list(dict.fromkeys(int(i) for i in ids))
+        out: dict[int, int] = {}
+        with self.read() as conn:
+            for s in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[s : s + _IN_CHUNK]
+                q = f"SELECT person_id, COUNT(*) FROM faces WHERE person_id IN ({','.join('?' * len(chunk))}) GROUP BY person_id"
+                out.update((int(p), int(n)) for p, n in conn.execute(q, chunk).fetchall())
+        return out
 
     # -- writes ---------------------------------------------------------------------------
     def _insert_faces(

@@ -6,13 +6,42 @@ it) uses them; they serialise with ``to_dict`` for the CLI's ``--json`` and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from facegate.decide import OpenSetPolicy
 from facegate.types import Face
+
+
+@dataclass(frozen=True)
+class GalleryState:
+    """What a gallery holds at one moment, read together (:meth:`GalleryBackend.state`): the model
+    of its embeddings, their dimension, how many people and faces, and how the people are
+    templated (``face_counts``: number of faces -> number of people enrolled with that many)."""
+
+    model: str | None
+    dim: int | None
+    people: int
+    faces: int
+    face_counts: Mapping[int, int]
+
+
+@dataclass(frozen=True)
+class GallerySnapshot:
+    """One request's view of a gallery: its :class:`GalleryState` and the 1:N policy decided at
+    for that state (the FPIR at that size). Identification and the gate read the gallery once
+    into one of these and decide with it, so an enrolment landing mid-request cannot give one
+    answer two gallery sizes (:meth:`facegate.gallery.Gallery.snapshot`)."""
+
+    state: GalleryState
+    policy: OpenSetPolicy
+
+    @property
+    def model(self) -> str | None:
+        return self.state.model
 
 
 @dataclass(frozen=True)
@@ -91,7 +120,7 @@ class Identification:
 
     face: Face | None
     candidates: list[Match]
-    policy: Any  # facegate.decide.OpenSetPolicy
+    policy: OpenSetPolicy
 
     @property
     def identity(self) -> Match | None:

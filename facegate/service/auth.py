@@ -40,6 +40,7 @@ PERMISSIONS = {
     "keys:manage": "create, list and revoke API keys",
     "access:manage": "per-gate access lists: rules and groups",
     "metrics:read": "GET /metrics",
+    "hooks:manage": "webhook and MQTT targets, the outbox and its dead letters",  # integrations (issue 24)
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),

@@ -14,6 +14,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ class ServiceDB(SqliteDatabase):
             super().__init__(path, timeout=timeout, pragmas={"secure_delete": "ON"})
         except sqlite3.Error as exc:
             raise ServiceDBError(f"{self.path}: cannot open the service database ({exc})") from exc
+        # integrations (issue 24): called as hook(conn, event_id, kind, at, fields) inside each new event's
+        # transaction, so what they write (the events-out outbox) commits with the event or not at all
+        self.event_hooks: list[Callable[[sqlite3.Connection, int, str, float, dict[str, Any]], None]] = []
 
     def ping(self) -> bool:
         try:
@@ -112,6 +116,8 @@ class ServiceDB(SqliteDatabase):
             if not cur.rowcount:  # this op's event is already recorded
                 return int(c.execute("SELECT id FROM events WHERE op = ?", (op,)).fetchone()[0])
             eid = int(cur.lastrowid)
+            for hook in self.event_hooks:  # integrations (issue 24): e.g. the outbox rows of this event
+                hook(c, eid, kind, at, fields)
             if image is not None:
                 emb = None if image_embedding is None else np.ascontiguousarray(image_embedding, dtype="<f4").tobytes()
                 c.execute(

@@ -39,7 +39,7 @@ from facegate.service.settings import ServiceSettings
 from facegate.types import Face
 
 if TYPE_CHECKING:
-    from facegate.gallery import Gallery
+    from facegate.gallery import Gallery, GallerySnapshot
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +221,13 @@ class Engine:
     def decision_policy(self) -> Any:
         """The gallery's 1:N policy now (FPIR at its current size, :mod:`facegate.decide`); a missing
         calibration is a server problem (503)."""
+        return self.snapshot().policy
+
+    def snapshot(self) -> GallerySnapshot:
+        """The gallery read once for one request (model, size, templating and the policy at that
+        size): a request decides and reports with one snapshot. A missing calibration is a 503."""
         try:
-            return self.gallery.decision_policy()
+            return self.gallery.snapshot()
         except UsageError as exc:
             raise ApiError(503, "not_configured", str(exc)) from exc
 
@@ -250,10 +255,10 @@ class Engine:
             return (int(image.shape[1]), int(image.shape[0])), self.pipeline.detector.detect(image)
 
     def identify(self, data: bytes, k: int | None = None) -> tuple[list[Any], Any]:
-        """(identifications, the policy they were decided at): the gallery's own identify."""
-        policy = self.decision_policy()
+        """(identifications, the policy they were decided at): the gallery's own identify, at one snapshot."""
+        snap = self.snapshot()
         with self._busy:
-            return self.gallery.identify(data, k=k), policy
+            return self.gallery.identify(data, k=k, snapshot=snap), snap.policy
 
     def verify(self, a: bytes, b: bytes, pick: str = "single") -> Any:
         """1:1 at the configured FAR: the pipeline's own face choice and comparison."""
@@ -274,7 +279,8 @@ class Engine:
         from facegate.gallery import face_crop
         from facegate.service.access import check_access
 
-        policy = self.decision_policy()
+        snap = self.snapshot()
+        policy = snap.policy
         crop = probe = None
         face = None
         with self._busy:
@@ -290,7 +296,7 @@ class Engine:
         threshold = policy.threshold
         decision = "deny"
         if face is not None and face.embedding is not None:
-            (ident,) = self.gallery.identify_embeddings(face.embedding[None, :], model=self.model_id(), k=1, policy=policy)
+            (ident,) = self.gallery.identify_embeddings(face.embedding[None, :], model=self.model_id(), k=1, snapshot=snap)
             threshold = ident.threshold
             if ident.candidates:
                 score = float(ident.candidates[0].score)
@@ -456,11 +462,11 @@ class Engine:
             raise ApiError(404, "not_found", "this gallery backend keeps no face crops") from exc
 
     def stats(self) -> dict[str, Any]:
-        policy = self.decision_policy()
-        people, faces = self.gallery.backend.counts()
-        model, dim = self.gallery.backend.model()
+        snap = self.snapshot()
+        policy, state = snap.policy, snap.state
         return {
-            "backend": self.gallery.backend.name, "people": people, "faces": faces, "model": model, "dim": dim,
+            "backend": self.gallery.backend.name, "people": state.people, "faces": state.faces, "model": state.model,
+            "dim": state.dim,
             "rule": self.gallery.rule, "threshold": round(float(policy.threshold), 6), "far": policy.far,
             "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
             "warnings": list(policy.warnings), "events": self.db.counts(),

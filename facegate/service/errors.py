@@ -124,8 +124,15 @@ def allowed_methods(request: Request) -> set[str]:
     """Every method some route accepts at this request's path."""
     from starlette.routing import Match
 
+    routes: Any = request.app.router.routes
+    try:  # FastAPI >= 0.16x includes a router as one entry: look at the routes inside, with their prefixes
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies the included routes into app.routes
+        pass
+    else:
+        routes = iter_route_contexts(routes)
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in routes:
         match, _ = route.matches(dict(request.scope))
         if match != Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())

@@ -15,6 +15,7 @@ import binascii
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -256,6 +257,33 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not (ctype == "application/json" or ctype.endswith("+json")):
         raise ApiError(415, "unsupported_media_type", f"send application/json, not {ctype or 'a body without Content-Type'}")
     return (await read_body(request)).fields
+
+
+async def read_photos(request: Request, limit: int, per: str = "request") -> tuple[Body, list[tuple[str, bytes]]]:
+    """The body and its photos (fields ``image``/``images``), at most ``limit`` of them (422 beyond)."""
+    body = await read_body(request, max_files=limit + 1, max_fields=10)
+    photos = body.images("image", "images")
+    if len(photos) > limit:
+        raise ApiError(422, "validation", f"at most {limit} photos per {per}")
+    return body, photos
+
+
+def clean_text(value: Any, field: str, max_len: int = 200) -> str:
+    """A name-like string: non-empty after trimming, printable, encodable, bounded."""
+    if not isinstance(value, str):
+        raise ApiError(422, "validation", f"{field} must be a string")
+    v = value.strip()
+    if not v:
+        raise ApiError(422, "validation", f"{field} must not be empty")
+    if len(v) > max_len:
+        raise ApiError(422, "validation", f"{field} is longer than {max_len} characters")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(422, "validation", f"{field} is not valid Unicode text") from exc
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in v):
+        raise ApiError(422, "validation", f"{field} must not contain control characters")
+    return v
 
 
 M = TypeVar("M", bound=BaseModel)

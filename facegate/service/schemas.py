@@ -3,9 +3,13 @@ what the service answers, which is what schemathesis checks every response again
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+
+from facegate.service.params import GATE_PATTERN, MAX_ID
+
+PersonId = Annotated[int, Field(ge=1, le=MAX_ID)]  # a stored id: SQLite integers are 64-bit
 
 
 class ErrorOut(BaseModel):
@@ -243,8 +247,8 @@ class StatsOut(BaseModel):
 
 
 class AccessRuleIn(BaseModel):
-    gate: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-    person_id: int | None = Field(default=None, ge=1, le=2**62)
+    gate: str = Field(pattern=GATE_PATTERN)
+    person_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     group: str | None = Field(default=None, min_length=1, max_length=200)
     days: str | None = Field(default=None, max_length=60, description="e.g. mon-fri or sat,sun; null: every day")
     start: str | None = Field(default=None, max_length=5, description="HH:MM")
@@ -271,7 +275,7 @@ class AccessRulesOut(BaseModel):
 
 
 class GroupMembersIn(BaseModel):
-    person_ids: list[int] = Field(min_length=1, max_length=1000)
+    person_ids: list[PersonId] = Field(min_length=1, max_length=1000)
 
 
 class GroupOut(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from facegate.config import Config
 
@@ -47,6 +48,8 @@ class ServiceSettings:
     keep_alive_timeout: float = 5.0  # idle keep-alive connections are closed after this
     max_connections: int = 1000  # all clients together; beyond: idle ones evicted, else a JSON 503
     max_connections_per_client: int = 64  # per client address (trusted proxies exempt)
+    # integrations (issue 24): outbox limits and delivery timings (an EventsOutSettings); None: its defaults
+    events_out: Any = None
 
     def replace(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]

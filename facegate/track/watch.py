@@ -237,11 +237,12 @@ class Watcher:
         self.on_frame = on_frame
         cfg: Config = pipeline.config
         # fails early without a calibration; refreshed as the gallery changes (facegate.decide)
-        self.policy = gallery.decision_policy()
+        snap = gallery.snapshot()  # the policy and the model of one read of the gallery
+        self.policy = snap.policy
         self.threshold = self.policy.threshold  # a single sample's vote
         log.info("naming tracks at %s; one-photo bar %.4f", self.policy.describe(), self.threshold)
         self.model = model_id(pipeline)
-        stored = gallery.model()
+        stored = snap.model
         check_model(stored, self.model)
         self._faces: dict[int, int] = {}
         self._empty = stored is None

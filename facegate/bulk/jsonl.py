@@ -53,7 +53,7 @@ Decoded = tuple[str, "np.ndarray | None", "tuple[str, str] | None"]
 
 
 def uses_device_path(config: Config) -> bool:
-    """Whether bulk embedding runs the device path (:mod:`facegate.device_path`): whenever a device
+    """Whether bulk embedding runs the device path (:mod:`facegate.bulk.device`): whenever a device
     other than the CPU is asked for. The CPU path stays the default."""
     return config.device != "cpu"
 
@@ -221,7 +221,7 @@ class _Decoder:
 # -- detection + embedding -----------------------------------------------------------------
 def _records(pipeline: Pipeline, batch: list[Decoded]) -> list[list[Record]]:
     """The records of each file of a batch, in batch order; one faces_batch call for all
-    (``pipeline``: a Pipeline or a :class:`facegate.device_path.DevicePath`)."""
+    (``pipeline``: a Pipeline or a :class:`facegate.bulk.device.DevicePath`)."""
     out: list[list[Record]] = [[] for _ in batch]
     ok = [i for i, (_, image, _) in enumerate(batch) if image is not None]
     for i, (name, _, err) in enumerate(batch):
@@ -287,7 +287,7 @@ def embed_to_jsonl(
     with ``workers != 0`` needs the usual ``if __name__ == "__main__":`` guard.
 
     ``device_path`` (default: :func:`uses_device_path`): decode, MTCNN, landmarks, warps and embedding all on
-    the torch device (:mod:`facegate.device_path`), fed by its threaded loader; same records.
+    the torch device (:mod:`facegate.bulk.device`), fed by its threaded loader; same records.
     """
     out = Path(out)
     _check_out(out)
@@ -299,7 +299,7 @@ def embed_to_jsonl(
     files = list(iter_image_files(inputs))
     on_device = None
     if uses_device_path(pipeline.config) if device_path is None else device_path:
-        from facegate.device_path import DevicePath  # imports torch: only when asked for
+        from facegate.bulk.device import DevicePath  # imports torch: only when asked for
 
         on_device = DevicePath(pipeline.config)  # a missing GPU fails here, before the output is touched
     with _open_output(out) as fh:

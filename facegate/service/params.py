@@ -1,0 +1,11 @@
+"""Where the API lives and the bounds its path and query parameters share.
+
+One value of each, so every router refuses the same out-of-range id or malformed gate name the
+same way (and the OpenAPI schema states the same bounds everywhere).
+"""
+
+from __future__ import annotations
+
+API = "/api/v1"  # every route but health, metrics, the schema, the docs and the web page lives under this prefix
+MAX_ID = 2**62  # SQLite integers are 64-bit; larger ids cannot exist and must not reach the driver
+GATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
