@@ -119,6 +119,33 @@ def model_store_dirs() -> list[Path]:
     return [env_dir, user] if os.access(sys.prefix, os.W_OK) else [user, env_dir]
 
 
+def machine_time_zone() -> str:
+    """The IANA name of this machine's time zone: ``$TZ`` when it names one, else where ``/etc/localtime``
+    points, else ``/etc/timezone``, else ``"UTC"``. Access-rule hours default to it (a door's "08:00" is local
+    time), so it must be a name ``zoneinfo`` knows, not an abbreviation like "CET"."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        link = os.readlink("/etc/localtime")  # e.g. /usr/share/zoneinfo/Europe/Paris
+        candidates.append(link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else "")
+    except OSError:
+        pass
+    try:
+        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        pass
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        return name
+    return "UTC"
+
+
 def datasets_dir() -> Path:
     """Where evaluation data lives: $FACEGATE_DATASETS, else ../shared/datasets beside the checkout/cwd."""
     env = os.environ.get("FACEGATE_DATASETS")

@@ -1,22 +1,17 @@
 """MTCNN detector: real photos shipped with scikit-image and matplotlib, a composite with
-known face positions, a blank image, determinism, batching and the device check."""
+known face positions, a blank image, determinism, batching and the device check.
+
+The weights come from `facegate models install` (facenet-pytorch's archive, weight files only): a missing
+or corrupt file is a set-up error (ModelError), not a reason to skip."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import pytest
 
 from facegate.config import Config
-from facegate.errors import DeviceError
-
-# Only the weight files of facenet-pytorch are used; importing the package itself fails
-# beside this torch, so check that it is installed without importing it.
-if importlib.util.find_spec("facenet_pytorch") is None:
-    pytest.skip("MTCNN weights come from facenet-pytorch (pip install --no-deps)", allow_module_level=True)
-
 from facegate.detect.mtcnn import MtcnnDetector
+from facegate.errors import DeviceError
 
 
 @pytest.fixture(scope="module")

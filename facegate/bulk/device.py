@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from facegate.config import Config
 from facegate.errors import FacegateError, InvalidImageError
+from facegate.files import private_dir
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -351,7 +352,7 @@ def load_shape_predictor(config: Config) -> dict[str, np.ndarray]:
 
     arrays = read_shape_predictor(path)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(cache.parent)  # the file is mkstemp's: 0600
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)

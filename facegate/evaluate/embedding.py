@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from facegate.config import Config
 from facegate.errors import FacegateError
+from facegate.files import create_private
 from facegate.pipeline import Pipeline, pick_face
 from facegate.types import Face
 
@@ -103,9 +104,9 @@ class _Cache:
     def save(self) -> None:
         if self.path is None or not self.data:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self.data)
         tmp = self.path.with_suffix(".tmp.npz")
+        create_private(tmp)  # 0600 in a 0700 folder: features of the photos; np.savez keeps the mode
         np.savez(
             tmp,
             keys=np.array(keys),
