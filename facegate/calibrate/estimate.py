@@ -1,0 +1,323 @@
+"""Estimate a site's impostor distribution and the operating points that hold there.
+
+**The model.** At a site (one camera, one light, one kind of image) the impostor scores move
+as a whole: measured on grey, small, blurred, noisy, compressed and dark versions of LFW and
+on CFP, the site's impostor scores are, to a good approximation, the shipped (LFW) ones moved
+and scaled, ``s_site = a + b * s_shipped``. A site has a few hundred to a few tens of thousands
+of impostor pairs, too few to see FAR 1e-5, but plenty to measure where the *body* of its
+distribution lies. So the estimator
+
+1. measures the site's thresholds at survival probabilities 0.75, 0.5, 0.25 and 0.1 (the share
+   of impostor pairs above; :data:`FIT_PROBS`) and fits ``a, b`` against the shipped body at
+   the same probabilities (``facegate/data/impostor_stats.json``) by least squares;
+2. maps every point of the shipped curve (FAR 1e-1 ... 1e-6) and of the template table through
+   ``t -> a + b * t``: the site table has the shipped tail's *shape* at the site's location
+   and spread.
+
+Quantiles, not moments, so a few genuine pairs labelled as impostors (one person enrolled
+twice) cannot move the estimate; the pairs that score above the site's own FAR 1e-6 threshold
+are reported as suspected duplicates and left out of a second fit.
+
+**Why not a tail fit.** An extreme-value (generalised Pareto) fit to the site's own top scores
+uses only the few pairs above a high threshold: on galleries of 30-50 people its thresholds at
+1e-4 wandered by factors of 10 in FAR between splits, and one duplicate enrolment wrecks it.
+The comparison is in the site-calibration experiment (the lead's RESULTS); the location-and-
+spread model is what the decision layer adopts.
+
+**Trust.** Each threshold's uncertainty comes from how many *people* the pairs saw: the
+estimate is repeated on bootstrap resamples of the units (enrolled people, labelled people,
+stranger photos), each pair weighted by how often its two units were drawn. The site table
+states, for each FAR, the interval of the threshold and the interval of the FAR the adopted
+threshold stands for. :func:`trust` turns that into adopt / do not adopt without ``--force``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facegate.calibrate.pairs import GALLERY, LABELLED, SitePairs
+from facegate.calibrate.stats import ShippedStats, survival_thresholds
+from facegate.errors import UsageError
+
+FIT_PROBS = (0.75, 0.5, 0.25, 0.1)  # survival probabilities the map is fitted at (see the module docstring)
+METHODS = {
+    "body": FIT_PROBS,  # the default
+    "iqr": (0.75, 0.5, 0.25),  # median and interquartile range
+    "upper": (0.5, 0.25, 0.1, 0.05),  # the upper half only
+    "shift": (0.5,),  # location only (b = 1)
+}
+DEFAULT_METHOD = "body"
+REPORT_FARS = (1e-3, 1e-4, 1e-5, 1e-6)  # printed 1:1 points
+BOOTSTRAP = 200
+LEVEL = 0.9  # two-sided level of the stated intervals
+# The trust rule (see :func:`trust`): measured on the sites of the site-calibration experiment.
+MIN_PEOPLE = 25  # enrolled/labelled people (30 one-photo people, 435 pairs, must be enough)
+MIN_PAIRS = 250
+REFERENCE_FAR = 1e-4  # the FAR whose interval decides
+MAX_FACTOR = 4.0  # the adopted threshold at REFERENCE_FAR must stand for a FAR within [1/4, 4] x the stated one
+
+
+@dataclass(frozen=True)
+class AffineMap:
+    """``t -> a + b * t``: shipped scores to site scores."""
+
+    a: float
+    b: float
+
+    def __call__(self, t: float | np.ndarray) -> Any:
+        return self.a + self.b * np.asarray(t) if isinstance(t, np.ndarray) else self.a + self.b * float(t)
+
+    def inverse(self, s: float) -> float:
+        return (float(s) - self.a) / self.b
+
+
+def fit_map(site: Sequence[float] | np.ndarray, shipped: Sequence[float] | np.ndarray, method: str = DEFAULT_METHOD) -> AffineMap:
+    """Least-squares ``site = a + b * shipped`` over matched thresholds (``shift``: b = 1)."""
+    x, y = np.asarray(shipped, np.float64), np.asarray(site, np.float64)
+    if method == "shift" or len(x) < 2 or np.ptp(x) <= 0:
+        return AffineMap(float(np.mean(y - x)), 1.0)
+    b, a = np.polyfit(x, y, 1)
+    if not b > 0:  # a flat or inverted site body: no usable spread, keep the shipped one
+        return AffineMap(float(np.mean(y - x)), 1.0)
+    return AffineMap(float(a), float(b))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A stack's FAR <-> threshold points (log10 FAR linear in the threshold between points and
+    extended beyond the ends, unlike :class:`facegate.decide.FarCurve` which bounds there: an
+    interval's end may lie past the calibrated range)."""
+
+    log_fars: np.ndarray  # ascending
+    thresholds: np.ndarray  # descending
+
+    @classmethod
+    def of(cls, points: Sequence[Any]) -> Curve:
+        pts = sorted((p for p in points if p.far > 0), key=lambda p: p.far)
+        if len(pts) < 2:
+            raise UsageError("site calibration needs an operating-point table of at least two points")
+        thr = np.minimum.accumulate(np.asarray([float(p.threshold) for p in pts]))
+        return cls(np.log10([p.far for p in pts]), thr)
+
+    def threshold(self, far: float) -> float:
+        x = math.log10(far)
+        xs, ts = self.log_fars, self.thresholds
+        if x < xs[0]:
+            return float(ts[0] + (ts[1] - ts[0]) / (xs[1] - xs[0]) * (x - xs[0]))
+        if x > xs[-1]:
+            return float(ts[-1] + (ts[-1] - ts[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1]))
+        return float(np.interp(x, xs, ts))
+
+    def far(self, threshold: float) -> float:
+        xs, ts = self.log_fars[::-1], self.thresholds[::-1]  # thresholds ascending
+        t = float(threshold)
+        if t > ts[-1]:
+            slope = (xs[-1] - xs[-2]) / max(ts[-1] - ts[-2], 1e-12)
+            return float(10 ** (xs[-1] + slope * (t - ts[-1])))
+        if t < ts[0]:
+            slope = (xs[1] - xs[0]) / max(ts[1] - ts[0], 1e-12)
+            return float(min(1.0, 10 ** (xs[0] + slope * (t - ts[0]))))
+        return float(10 ** np.interp(t, ts, xs))
+
+
+@dataclass(frozen=True)
+class SitePoint:
+    """One site operating point: the threshold for ``far``, its interval over the bootstrap, and
+    the interval of the FAR that threshold stands for at the site."""
+
+    far: float
+    threshold: float
+    shipped_threshold: float
+    low: float  # threshold interval
+    high: float
+    far_low: float  # the FAR the adopted threshold stands for, interval
+    far_high: float
+    tar: float | None  # the shipped TAR at this FAR (not re-measured at the site)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (None if v is None else round(float(v), 7) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class TemplateSitePoint:
+    """A k-photo template threshold at the site (the shipped template point mapped)."""
+
+    k: int
+    far: float
+    threshold: float
+    tar: float | None
+
+
+@dataclass
+class SiteEstimate:
+    """What the site's pairs say: the map, the site curve with intervals, the trust verdict."""
+
+    stack: str
+    method: str
+    map: AffineMap
+    points: list[SitePoint]
+    template_points: list[TemplateSitePoint]
+    counts: dict[str, int]
+    site_body: dict[str, float]  # the site's measured thresholds at the fit probabilities
+    fit_residual: float  # largest |measured - fitted| over the fit probabilities
+    bootstrap: int
+    level: float
+    reliable: bool
+    reasons: list[str]
+    suspects: list[dict[str, Any]] = field(default_factory=list)
+    genuine: dict[str, Any] = field(default_factory=dict)
+    map_interval: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def point(self, far: float) -> SitePoint:
+        for p in self.points:
+            if math.isclose(p.far, far, rel_tol=1e-6):
+                return p
+        raise KeyError(f"no site point at FAR {far:g}")
+
+
+def _fit(sorted_scores: np.ndarray, weights: np.ndarray | None, ship: ShippedStats, probs: Sequence[float],
+         method: str) -> tuple[AffineMap, np.ndarray]:
+    site = survival_thresholds(sorted_scores, probs, weights, presorted=True)
+    return fit_map(site, [ship.single.at(p) for p in probs], method), site
+
+
+def trust(people: int, pairs: int, far_ratio: tuple[float, float]) -> tuple[bool, list[str]]:
+    """Whether a site estimate may be adopted without ``--force``, and why not.
+
+    Three conditions, each a reason when it fails: at least :data:`MIN_PEOPLE` people (fewer
+    faces cannot show a site's spread: a pair's score depends on both people, so 10 people are
+    10 draws, not 45), at least :data:`MIN_PAIRS` impostor pairs, and the bootstrap interval of
+    the FAR the adopted :data:`REFERENCE_FAR` threshold stands for within a factor
+    :data:`MAX_FACTOR` of it."""
+    reasons = []
+    if people < MIN_PEOPLE:
+        reasons.append(f"only {people} people seen (at least {MIN_PEOPLE} needed: enrol more people, or add a "
+                       f"labelled folder)")
+    if pairs < MIN_PAIRS:
+        reasons.append(f"only {pairs} impostor pairs (at least {MIN_PAIRS} needed)")
+    lo, hi = far_ratio
+    if not (lo >= 1 / MAX_FACTOR and hi <= MAX_FACTOR):
+        reasons.append(f"the threshold for FAR {REFERENCE_FAR:g} may stand for {lo:.2g}x to {hi:.2g}x that rate "
+                       f"({100 * LEVEL:.0f}% interval over people; at most {MAX_FACTOR:g}x either way)")
+    return not reasons, reasons
+
+
+def estimate_site(
+    pairs: SitePairs,
+    shipped: ShippedStats,
+    points: Sequence[Any],
+    template_points: Sequence[Any] = (),
+    *,
+    method: str = DEFAULT_METHOD,
+    bootstrap: int = BOOTSTRAP,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> SiteEstimate:
+    """The site's operating points from its pairs (see the module docstring).
+
+    ``points`` / ``template_points``: the shipped table the statistics belong to (objects with
+    ``far``, ``threshold``, ``tar``; template points also ``k``). Raises :class:`UsageError`
+    when the statistics describe another table (a user recalibration) or there are no pairs.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown site-calibration method {method!r}; use one of {', '.join(METHODS)}")
+    if not shipped.matches(points):
+        raise UsageError(f"the operating-point table in use for {shipped.stack} is not the one its impostor statistics "
+                         "were measured with (a recalibrated table?): site calibration needs the shipped table")
+    if pairs.pairs < 2:
+        raise UsageError("no impostor pairs: site calibration needs photos of at least two different people")
+    probs = METHODS[method]
+    curve = Curve.of(points)
+
+    order = np.argsort(pairs.scores, kind="stable")
+    s_sorted = pairs.scores[order].astype(np.float64)
+    a_sorted, b_sorted = pairs.a[order], pairs.b[order]
+    fmap, site = _fit(s_sorted, None, shipped, probs, method)
+
+    # suspected duplicates: pairs above the site's own FAR 1e-6 threshold; refit without them
+    bar = fmap(curve.threshold(1e-6))
+    hi = np.flatnonzero(s_sorted > bar)
+    suspects: list[dict[str, Any]] = []
+    if hi.size:
+        seen: dict[tuple[int, int], float] = {}
+        for i in hi:
+            u, v = sorted((int(a_sorted[i]), int(b_sorted[i])))
+            seen[(u, v)] = max(seen.get((u, v), -1.0), float(s_sorted[i]))
+        suspects = [{"a": pairs.names[u], "b": pairs.names[v], "source_a": pairs.unit_source[u],
+                     "source_b": pairs.unit_source[v], "score": round(s, 4)} for (u, v), s in sorted(seen.items(), key=lambda x: -x[1])]
+        bad = {(u, v) for u, v in seen}
+        keep = np.array([(min(u, v), max(u, v)) not in bad for u, v in zip(a_sorted.tolist(), b_sorted.tolist())])
+        s_sorted, a_sorted, b_sorted = s_sorted[keep], a_sorted[keep], b_sorted[keep]
+        fmap, site = _fit(s_sorted, None, shipped, probs, method)
+    fitted = fmap(np.asarray([shipped.single.at(p) for p in probs]))
+    residual = float(np.max(np.abs(site - fitted)))
+
+    # bootstrap over units: a pair's weight is the product of its two units' draw counts
+    rng = np.random.default_rng(seed)
+    units = pairs.units
+    maps = []
+    for _ in range(bootstrap):
+        w_unit = np.bincount(rng.integers(0, units, units), minlength=units).astype(np.float64)
+        w = w_unit[a_sorted] * w_unit[b_sorted]
+        if w.sum() <= 0:
+            continue
+        maps.append(_fit(s_sorted, w, shipped, probs, method)[0])
+    alpha = (1 - level) / 2
+
+    site_points = []
+    ref_ratio = (float("nan"), float("nan"))
+    for p in sorted(points, key=lambda q: -q.far):
+        t_ship = curve.threshold(p.far)
+        t = fmap(t_ship)
+        reps = np.asarray([m(t_ship) for m in maps]) if maps else np.asarray([t])
+        # the FAR the adopted threshold t stands for if the site were replicate m: the shipped
+        # curve's FAR at m's inverse of t
+        far_reps = np.asarray([curve.far(m.inverse(t)) for m in maps]) if maps else np.asarray([p.far])
+        lo_t, hi_t = np.quantile(reps, [alpha, 1 - alpha])
+        lo_f, hi_f = np.quantile(far_reps, [alpha, 1 - alpha])
+        site_points.append(SitePoint(far=float(p.far), threshold=float(t), shipped_threshold=float(p.threshold),
+                                     low=float(lo_t), high=float(hi_t), far_low=float(lo_f), far_high=float(hi_f),
+                                     tar=None if p.tar is None else float(p.tar)))
+        if math.isclose(p.far, REFERENCE_FAR, rel_tol=1e-6):
+            ref_ratio = (float(lo_f / p.far), float(hi_f / p.far))
+    if math.isnan(ref_ratio[0]):
+        t_ship = curve.threshold(REFERENCE_FAR)
+        far_reps = np.asarray([curve.far(m.inverse(fmap(t_ship))) for m in maps]) if maps else np.asarray([REFERENCE_FAR])
+        lo_f, hi_f = np.quantile(far_reps, [alpha, 1 - alpha])
+        ref_ratio = (float(lo_f / REFERENCE_FAR), float(hi_f / REFERENCE_FAR))
+
+    tpoints = [TemplateSitePoint(k=int(tp.k), far=float(tp.far), threshold=float(fmap(float(tp.threshold))),
+                                 tar=None if tp.tar is None else float(tp.tar)) for tp in template_points]
+    counts = pairs.counts()
+    counts["impostor_pairs_used"] = int(s_sorted.size)
+    people = pairs.people((GALLERY, LABELLED))
+    reliable, reasons = trust(people, int(s_sorted.size), ref_ratio)
+
+    genuine: dict[str, Any] = {"pairs": int(pairs.genuine.size)}
+    if pairs.genuine.size:
+        genuine["tar"] = {f"{p.far:g}": round(float((pairs.genuine > p.threshold).mean()), 4)
+                          for p in site_points if any(math.isclose(p.far, f, rel_tol=1e-6) for f in REPORT_FARS)}
+        genuine["people"] = int(np.unique(pairs.genuine_unit).size)
+    map_iv = {}
+    if maps:
+        aa, bb = np.asarray([m.a for m in maps]), np.asarray([m.b for m in maps])
+        qa, qb = np.quantile(aa, [alpha, 1 - alpha]), np.quantile(bb, [alpha, 1 - alpha])
+        map_iv = {"a": (float(qa[0]), float(qa[1])), "b": (float(qb[0]), float(qb[1]))}
+    return SiteEstimate(
+        stack=shipped.stack, method=method, map=fmap, points=site_points, template_points=tpoints, counts=counts,
+        site_body={f"{p:g}": round(float(t), 5) for p, t in zip(probs, site)}, fit_residual=residual,
+        bootstrap=len(maps), level=level, reliable=reliable, reasons=reasons, suspects=suspects, genuine=genuine,
+        map_interval=map_iv,
+    )
+
+
+__all__ = [
+    "BOOTSTRAP", "DEFAULT_METHOD", "FIT_PROBS", "LEVEL", "MAX_FACTOR", "METHODS", "MIN_PAIRS", "MIN_PEOPLE",
+    "REFERENCE_FAR", "REPORT_FARS", "AffineMap", "Curve", "SiteEstimate", "SitePoint", "TemplateSitePoint",
+    "estimate_site", "fit_map", "trust",
+]
