@@ -23,12 +23,12 @@ base types, never ``evaluate``, ``service`` or ``cli``.
 
 from facegate.calibrate.drift import DriftWarning, denied_score_drift, drift_warnings, enrolment_growth
 from facegate.calibrate.errors import SiteTableError, UnreliableEstimateError
-from facegate.calibrate.estimate import SiteEstimate, SitePoint, TemplateSitePoint, estimate_site, trust
+from facegate.calibrate.estimate import SiteEstimate, estimate_site, trust
 from facegate.calibrate.pairs import SitePairs, collect_pairs
 from facegate.calibrate.site import calibrate_site, embed_folder, gallery_people
 from facegate.calibrate.stats import ImpostorBody, ShippedStats, load_shipped_stats
 from facegate.calibrate.store import AdoptionEvent, adopt, audit_log, revert, table_in_force
-from facegate.calibrate.table import SiteTable
+from facegate.calibrate.table import SitePoint, SiteTable, TemplateSitePoint
 
 __all__ = [
     "AdoptionEvent", "DriftWarning", "ImpostorBody", "ShippedStats", "SiteEstimate", "SitePairs", "SitePoint", "SiteTable",

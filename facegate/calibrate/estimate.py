@@ -42,6 +42,7 @@ import numpy as np
 
 from facegate.calibrate.pairs import GALLERY, LABELLED, SitePairs
 from facegate.calibrate.stats import ShippedStats, survival_thresholds
+from facegate.calibrate.table import REPORT_FARS, SitePoint, TemplateSitePoint
 from facegate.errors import UsageError
 
 FIT_PROBS = (0.75, 0.5, 0.25, 0.1)  # survival probabilities the map is fitted at (see the module docstring)
@@ -50,16 +51,18 @@ METHODS = {
     "iqr": (0.75, 0.5, 0.25),  # median and interquartile range
     "upper": (0.5, 0.25, 0.1, 0.05),  # the upper half only
     "shift": (0.5,),  # location only (b = 1)
+    "moments": (),  # mean and standard deviation (after the suspected duplicates are left out)
 }
-DEFAULT_METHOD = "body"
-REPORT_FARS = (1e-3, 1e-4, 1e-5, 1e-6)  # printed 1:1 points
+DEFAULT_METHOD = "moments"
+SPREAD_PRIOR: float | None = 0.05  # sd of the spread ratio b across sites (None: no shrinkage)
 BOOTSTRAP = 200
 LEVEL = 0.9  # two-sided level of the stated intervals
 # The trust rule (see :func:`trust`): measured on the sites of the site-calibration experiment.
 MIN_PEOPLE = 25  # enrolled/labelled people (30 one-photo people, 435 pairs, must be enough)
 MIN_PAIRS = 250
 REFERENCE_FAR = 1e-4  # the FAR whose interval decides
-MAX_FACTOR = 4.0  # the adopted threshold at REFERENCE_FAR must stand for a FAR within [1/4, 4] x the stated one
+MAX_FACTOR = 4.0  # the adopted threshold at REFERENCE_FAR may stand for at most 4x the stated FAR ...
+MIN_FACTOR = 0.1  # ... and at least a tenth of it (stricter still would refuse enrolled people for nothing)
 
 
 @dataclass(frozen=True)
@@ -125,34 +128,6 @@ class Curve:
         return float(10 ** np.interp(t, ts, xs))
 
 
-@dataclass(frozen=True)
-class SitePoint:
-    """One site operating point: the threshold for ``far``, its interval over the bootstrap, and
-    the interval of the FAR that threshold stands for at the site."""
-
-    far: float
-    threshold: float
-    shipped_threshold: float
-    low: float  # threshold interval
-    high: float
-    far_low: float  # the FAR the adopted threshold stands for, interval
-    far_high: float
-    tar: float | None  # the shipped TAR at this FAR (not re-measured at the site)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (None if v is None else round(float(v), 7) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
-
-
-@dataclass
-class TemplateSitePoint:
-    """A k-photo template threshold at the site (the shipped template point mapped)."""
-
-    k: int
-    far: float
-    threshold: float
-    tar: float | None
-
-
 @dataclass
 class SiteEstimate:
     """What the site's pairs say: the map, the site curve with intervals, the trust verdict."""
@@ -172,6 +147,7 @@ class SiteEstimate:
     suspects: list[dict[str, Any]] = field(default_factory=list)
     genuine: dict[str, Any] = field(default_factory=dict)
     map_interval: dict[str, tuple[float, float]] = field(default_factory=dict)
+    spread_weight: float = 1.0  # how much of the measured spread change was kept (1: all)
 
     def point(self, far: float) -> SitePoint:
         for p in self.points:
@@ -180,10 +156,40 @@ class SiteEstimate:
         raise KeyError(f"no site point at FAR {far:g}")
 
 
-def _fit(sorted_scores: np.ndarray, weights: np.ndarray | None, ship: ShippedStats, probs: Sequence[float],
-         method: str) -> tuple[AffineMap, np.ndarray]:
-    site = survival_thresholds(sorted_scores, probs, weights, presorted=True)
-    return fit_map(site, [ship.single.at(p) for p in probs], method), site
+MOMENTS = "moments"
+
+
+def summary(sorted_scores: np.ndarray, weights: np.ndarray | None, method: str) -> np.ndarray:
+    """What a method measures of the site's scores: (mean, sd) for ``moments``, else the thresholds
+    at the method's survival probabilities."""
+    if method == MOMENTS:
+        w = np.ones_like(sorted_scores) if weights is None else weights
+        mean = float(np.average(sorted_scores, weights=w))
+        return np.asarray([mean, math.sqrt(max(float(np.average((sorted_scores - mean) ** 2, weights=w)), 0.0))])
+    return survival_thresholds(sorted_scores, METHODS[method], weights, presorted=True)
+
+
+def shipped_summary(shipped: ShippedStats, method: str) -> np.ndarray:
+    """The same summary of the shipped distribution."""
+    if method == MOMENTS:
+        return np.asarray([shipped.single.mean, shipped.single.sd])
+    return np.asarray([shipped.single.at(p) for p in METHODS[method]])
+
+
+def spread(site: np.ndarray, ship: np.ndarray, method: str) -> float:
+    """The spread ratio ``b`` the summaries say (sd ratio, or the slope through the matched thresholds)."""
+    if method == MOMENTS:
+        return float(site[1] / ship[1]) if ship[1] > 0 and site[1] > 0 else 1.0
+    return fit_map(site, ship, method).b
+
+
+def map_from(site: np.ndarray, ship: np.ndarray, method: str, b: float | None = None) -> AffineMap:
+    """The map that takes the shipped summary to the site's, with spread ``b`` (default: the one the
+    summaries say) and the location fitted for that spread."""
+    b = spread(site, ship, method) if b is None else float(b)
+    if method == MOMENTS:
+        return AffineMap(float(site[0] - b * ship[0]), b)
+    return AffineMap(float(np.mean(site - b * ship)), b)
 
 
 def trust(people: int, pairs: int, far_ratio: tuple[float, float]) -> tuple[bool, list[str]]:
@@ -192,8 +198,10 @@ def trust(people: int, pairs: int, far_ratio: tuple[float, float]) -> tuple[bool
     Three conditions, each a reason when it fails: at least :data:`MIN_PEOPLE` people (fewer
     faces cannot show a site's spread: a pair's score depends on both people, so 10 people are
     10 draws, not 45), at least :data:`MIN_PAIRS` impostor pairs, and the bootstrap interval of
-    the FAR the adopted :data:`REFERENCE_FAR` threshold stands for within a factor
-    :data:`MAX_FACTOR` of it."""
+    the FAR the adopted :data:`REFERENCE_FAR` threshold stands for at most :data:`MAX_FACTOR`
+    times it (the side that lets impostors in) and at least :data:`MIN_FACTOR` times it (the
+    side that refuses enrolled people: the interval of a shift measured on few people is wider
+    on that side in log terms)."""
     reasons = []
     if people < MIN_PEOPLE:
         reasons.append(f"only {people} people seen (at least {MIN_PEOPLE} needed: enrol more people, or add a "
@@ -201,9 +209,9 @@ def trust(people: int, pairs: int, far_ratio: tuple[float, float]) -> tuple[bool
     if pairs < MIN_PAIRS:
         reasons.append(f"only {pairs} impostor pairs (at least {MIN_PAIRS} needed)")
     lo, hi = far_ratio
-    if not (lo >= 1 / MAX_FACTOR and hi <= MAX_FACTOR):
+    if not (lo >= MIN_FACTOR and hi <= MAX_FACTOR):
         reasons.append(f"the threshold for FAR {REFERENCE_FAR:g} may stand for {lo:.2g}x to {hi:.2g}x that rate "
-                       f"({100 * LEVEL:.0f}% interval over people; at most {MAX_FACTOR:g}x either way)")
+                       f"({100 * LEVEL:.0f}% interval over people; {MIN_FACTOR:g}x to {MAX_FACTOR:g}x allowed)")
     return not reasons, reasons
 
 
@@ -216,6 +224,7 @@ def estimate_site(
     method: str = DEFAULT_METHOD,
     bootstrap: int = BOOTSTRAP,
     level: float = LEVEL,
+    spread_prior: float | None = SPREAD_PRIOR,
     seed: int = 0,
 ) -> SiteEstimate:
     """The site's operating points from its pairs (see the module docstring).
@@ -231,13 +240,14 @@ def estimate_site(
                          "were measured with (a recalibrated table?): site calibration needs the shipped table")
     if pairs.pairs < 2:
         raise UsageError("no impostor pairs: site calibration needs photos of at least two different people")
-    probs = METHODS[method]
     curve = Curve.of(points)
+    ship_q = shipped_summary(shipped, method)
 
     order = np.argsort(pairs.scores, kind="stable")
     s_sorted = pairs.scores[order].astype(np.float64)
     a_sorted, b_sorted = pairs.a[order], pairs.b[order]
-    fmap, site = _fit(s_sorted, None, shipped, probs, method)
+    site = summary(s_sorted, None, method)
+    fmap = map_from(site, ship_q, method)
 
     # suspected duplicates: pairs above the site's own FAR 1e-6 threshold; refit without them
     bar = fmap(curve.threshold(1e-6))
@@ -253,20 +263,31 @@ def estimate_site(
         bad = {(u, v) for u, v in seen}
         keep = np.array([(min(u, v), max(u, v)) not in bad for u, v in zip(a_sorted.tolist(), b_sorted.tolist())])
         s_sorted, a_sorted, b_sorted = s_sorted[keep], a_sorted[keep], b_sorted[keep]
-        fmap, site = _fit(s_sorted, None, shipped, probs, method)
-    fitted = fmap(np.asarray([shipped.single.at(p) for p in probs]))
-    residual = float(np.max(np.abs(site - fitted)))
+        site = summary(s_sorted, None, method)
 
     # bootstrap over units: a pair's weight is the product of its two units' draw counts
     rng = np.random.default_rng(seed)
     units = pairs.units
-    maps = []
+    reps: list[np.ndarray] = []
     for _ in range(bootstrap):
         w_unit = np.bincount(rng.integers(0, units, units), minlength=units).astype(np.float64)
         w = w_unit[a_sorted] * w_unit[b_sorted]
-        if w.sum() <= 0:
-            continue
-        maps.append(_fit(s_sorted, w, shipped, probs, method)[0])
+        if w.sum() > 0:
+            reps.append(summary(s_sorted, w, method))
+    # the spread shrunk towards the shipped one by how uncertain it is (normal prior of sd SPREAD_PRIOR
+    # around 1, normal sampling error of the bootstrap's variance): the posterior mean keeps a share
+    # ``weight`` of the measured change, and the replicates are spread by the posterior sd (sqrt(weight)
+    # of the sampling sd), so the interval also carries what the prior does not know
+    b_hat = spread(site, ship_q, method)
+    b_reps = np.asarray([spread(r, ship_q, method) for r in reps])
+    weight: float = 1.0
+    if spread_prior is not None and method != "shift" and len(reps) > 1:
+        var_b = float(np.var(b_reps))
+        weight = spread_prior**2 / (spread_prior**2 + var_b) if var_b > 0 else 1.0
+    b_post = 1.0 + weight * (b_hat - 1.0)
+    fmap = map_from(site, ship_q, method, b_post)
+    maps = [map_from(r, ship_q, method, b_post + math.sqrt(weight) * (br - b_hat)) for r, br in zip(reps, b_reps)]
+    residual = float(np.max(np.abs(site - fmap(ship_q)))) if method != MOMENTS else 0.0
     alpha = (1 - level) / 2
 
     site_points = []
@@ -274,11 +295,11 @@ def estimate_site(
     for p in sorted(points, key=lambda q: -q.far):
         t_ship = curve.threshold(p.far)
         t = fmap(t_ship)
-        reps = np.asarray([m(t_ship) for m in maps]) if maps else np.asarray([t])
+        t_reps = np.asarray([m(t_ship) for m in maps]) if maps else np.asarray([t])
         # the FAR the adopted threshold t stands for if the site were replicate m: the shipped
         # curve's FAR at m's inverse of t
         far_reps = np.asarray([curve.far(m.inverse(t)) for m in maps]) if maps else np.asarray([p.far])
-        lo_t, hi_t = np.quantile(reps, [alpha, 1 - alpha])
+        lo_t, hi_t = np.quantile(t_reps, [alpha, 1 - alpha])
         lo_f, hi_f = np.quantile(far_reps, [alpha, 1 - alpha])
         site_points.append(SitePoint(far=float(p.far), threshold=float(t), shipped_threshold=float(p.threshold),
                                      low=float(lo_t), high=float(hi_t), far_low=float(lo_f), far_high=float(hi_f),
@@ -310,14 +331,15 @@ def estimate_site(
         map_iv = {"a": (float(qa[0]), float(qa[1])), "b": (float(qb[0]), float(qb[1]))}
     return SiteEstimate(
         stack=shipped.stack, method=method, map=fmap, points=site_points, template_points=tpoints, counts=counts,
-        site_body={f"{p:g}": round(float(t), 5) for p, t in zip(probs, site)}, fit_residual=residual,
+        site_body=({"mean": round(float(site[0]), 5), "sd": round(float(site[1]), 5)} if method == MOMENTS else
+                   {f"{p:g}": round(float(t), 5) for p, t in zip(METHODS[method], site)}), fit_residual=residual,
         bootstrap=len(maps), level=level, reliable=reliable, reasons=reasons, suspects=suspects, genuine=genuine,
-        map_interval=map_iv,
+        map_interval=map_iv, spread_weight=weight,
     )
 
 
 __all__ = [
-    "BOOTSTRAP", "DEFAULT_METHOD", "FIT_PROBS", "LEVEL", "MAX_FACTOR", "METHODS", "MIN_PAIRS", "MIN_PEOPLE",
-    "REFERENCE_FAR", "REPORT_FARS", "AffineMap", "Curve", "SiteEstimate", "SitePoint", "TemplateSitePoint",
+    "BOOTSTRAP", "DEFAULT_METHOD", "FIT_PROBS", "LEVEL", "MAX_FACTOR", "METHODS", "MIN_FACTOR", "MIN_PAIRS", "MIN_PEOPLE",
+    "REFERENCE_FAR", "AffineMap", "Curve", "SiteEstimate",
     "estimate_site", "fit_map", "trust",
 ]

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.calibrate.errors import SiteTableError, UnreliableEstimateError
-from facegate.calibrate.estimate import REPORT_FARS
-from facegate.calibrate.table import SiteTable, now_iso, read_json, write_json
+from facegate.calibrate.table import REPORT_FARS, SiteTable, now_iso, read_json, write_json
 
 STORE_VERSION = 1
 SHIPPED = "shipped"

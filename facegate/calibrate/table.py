@@ -19,16 +19,57 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facegate.calibrate.errors import SiteTableError
-from facegate.calibrate.estimate import REPORT_FARS, SiteEstimate, SitePoint, TemplateSitePoint
 from facegate.config import Config
 from facegate.decide import open_set_policy
 from facegate.types import OperatingPoint
 
+if TYPE_CHECKING:  # the estimator builds tables; the table (read by the decision layer) does not need it
+    from facegate.calibrate.estimate import SiteEstimate
+
 VERSION = 1
+REPORT_FARS = (1e-3, 1e-4, 1e-5, 1e-6)  # printed 1:1 points
 REPORT_FPIRS = (1e-2, 3e-3, 1e-3)  # printed 1:N points, at the gallery's size
+
+
+@dataclass(frozen=True)
+class SitePoint:
+    """One site operating point: the threshold for ``far``, its interval over the bootstrap, and
+    the interval of the FAR that threshold stands for at the site."""
+
+    far: float
+    threshold: float
+    shipped_threshold: float
+    low: float  # threshold interval
+    high: float
+    far_low: float  # the FAR the adopted threshold stands for, interval
+    far_high: float
+    tar: float | None  # the shipped TAR at this FAR (not re-measured at the site)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Thresholds to 7 decimals, rates to 6 significant digits (a FAR of 5.62e-06 stays one)."""
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            if v is None:
+                out[k] = None
+            elif k.startswith("far"):
+                out[k] = float(f"{float(v):.6g}")
+            else:
+                out[k] = round(float(v), 7)
+        return out
+
+
+@dataclass
+class TemplateSitePoint:
+    """A k-photo template threshold at the site (the shipped template point mapped)."""
+
+    k: int
+    far: float
+    threshold: float
+    tar: float | None
+
 
 
 def now_iso() -> str:
@@ -211,4 +252,5 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["REPORT_FPIRS", "VERSION", "SiteTable", "fpir_rows", "now_iso", "read_json", "write_json"]
+__all__ = ["REPORT_FARS", "REPORT_FPIRS", "VERSION", "SitePoint", "SiteTable", "TemplateSitePoint", "fpir_rows", "now_iso",
+           "read_json", "write_json"]

@@ -252,20 +252,20 @@ def site_protocol(
     fars: Sequence[float] = (1e-3, 1e-4),
 ) -> list[dict[str, Any]]:
     """The "calibrate on the gallery, measure on everybody else" protocol (see the module docstring).
-    Gallery people are drawn among those with at least two photos (one is kept back as a mated probe)."""
+    Gallery people are drawn uniformly among all people (so the gallery is a fair sample of the
+    site); a person with more photos than enrolled keeps the others as mated probes."""
     rng = np.random.default_rng(seed)
     names = np.unique(labels)
-    counts = {n: int((labels == n).sum()) for n in names}
-    multi = [n for n in names if counts[n] >= 2]
-    if len(multi) < 3:
-        raise DatasetError("the site protocol needs at least three people with two photos or more")
+    if len(names) < 4:
+        raise DatasetError("the site protocol needs photos of at least four people")
     rows = []
     for sp in range(splits):
-        chosen = rng.choice(multi, size=min(gallery_people, len(multi) - 1), replace=False)
-        people, mated, mated_lab = {}, [], []
+        chosen = rng.choice(names, size=min(gallery_people, len(names) // 2), replace=False)
+        people, mated, mated_lab = {}, [np.zeros(0, int)], []
         for n in chosen:
             idx = rng.permutation(np.flatnonzero(labels == n))
-            k = int(rng.integers(photos[0], min(photos[1], len(idx) - 1) + 1))
+            k = int(rng.integers(photos[0], max(photos[0], min(photos[1], len(idx) - 1)) + 1))
+            k = min(k, len(idx))
             people[str(n)] = emb[idx[:k]]
             mated.append(idx[k:])
             mated_lab += [str(n)] * (len(idx) - k)
@@ -284,10 +284,15 @@ def site_protocol(
             assert curve is not None
             r = identify_rates(gallery, pts, tps, fpir, emb[m], np.asarray(mated_lab), emb[rest])
             for f in fars:
-                r[f"far_{f:g}"] = above(imp_rest, curve.threshold(f)) / imp_rest.size / f
+                r[far_key(f)] = above(imp_rest, curve.threshold(f)) / imp_rest.size / f
             row[tag] = r
         rows.append(row)
     return rows
+
+
+def far_key(far: float) -> str:
+    """The key of a measured/stated FAR ratio in a protocol row (no dot: keys are dotted paths)."""
+    return f"far_{far:.0e}"
 
 
 def summarise(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -377,7 +382,7 @@ def _run(args: argparse.Namespace) -> int:
         lo, hi = (int(x) for x in args.site_photos.split("-")) if "-" in args.site_photos else (int(args.site_photos),) * 2
         srows = site_protocol(emb, labels, points, tpoints, stats, gallery_people=args.site_gallery, photos=(lo, hi),
                               splits=args.splits, fpir=args.fpir, seed=args.seed)
-        keys = [f"{t}.{k}" for t in ("shipped", "site") for k in ("far_0.001", "far_0.0001", "fpir_ratio", "tpir", "rank1")]
+        keys = [f"{t}.{k}" for t in ("shipped", "site") for k in (far_key(1e-3), far_key(1e-4), "fpir_ratio", "tpir", "rank1")]
         out["site_protocol"] = {"gallery_people": args.site_gallery, "photos": [lo, hi], "splits": srows,
                                 "summary": summarise(srows, keys + ["gallery_pairs", "reliable"])}
     if args.json:
@@ -402,7 +407,7 @@ def _run(args: argparse.Namespace) -> int:
               f"measured on the other people; {args.splits} splits (mean +- sd [min, max]); "
               f"{_fmt_stat(s.get('gallery_pairs'))} gallery pairs; reliable in {100 * s['reliable']['mean']:.0f}% of splits")
         for t in ("shipped", "site"):
-            print(f"  {t:>7}: FAR 1e-3 {_fmt_stat(s.get(f'{t}.far_0.001'))}x  FAR 1e-4 {_fmt_stat(s.get(f'{t}.far_0.0001'))}x  "
+            print(f"  {t:>7}: FAR 1e-3 {_fmt_stat(s.get(f'{t}.{far_key(1e-3)}'))}x  FAR 1e-4 {_fmt_stat(s.get(f'{t}.{far_key(1e-4)}'))}x  "
                   f"strangers named {_fmt_stat(s.get(f'{t}.fpir_ratio'))}x FPIR {args.fpir:g}  "
                   f"TPIR {_fmt_stat(s.get(f'{t}.tpir'), True)}%  "
                   f"rank-1 {_fmt_stat(s.get(f'{t}.rank1'), True)}%")
