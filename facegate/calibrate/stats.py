@@ -112,11 +112,17 @@ class ShippedStats:
         return False
 
     def to_dict(self) -> dict[str, Any]:
+        def body(b: ImpostorBody) -> dict[str, Any]:
+            d = asdict(b)
+            d["thresholds"] = [round(t, 6) for t in b.thresholds]
+            d["mean"], d["sd"] = round(b.mean, 6), round(b.sd, 6)
+            return d
+
         return {
             "dataset": self.dataset, "provenance": self.provenance,
             "table_point": {"far": self.table_far, "threshold": self.table_threshold},
-            "single": asdict(self.single),
-            "templates": {str(k): asdict(b) for k, b in sorted(self.templates.items())},
+            "single": body(self.single),
+            "templates": {str(k): body(b) for k, b in sorted(self.templates.items())},
         }
 
     @classmethod
