@@ -127,8 +127,8 @@ def denied_score_drift(
         return DriftWarning(
             "impostor_drift",
             f"denied checks score higher than the site table says: {100 * share:.0f}% of {n} denied best scores are above "
-            f"{t_r:.4f}, where {100 * p0:.0f}% were expected; false accepts may be about {factor:.2g}x the stated rates. "
-            "Recalibrate (facegate calibrate --site)", details)
+            f"{t_r:.4f}, where {100 * p0:.0f}% were expected: at that bar strangers clear about {factor:.2g}x as often as the "
+            "table states, and the stated false-accept rates are too low. Recalibrate the site", details)
     if down < P_VALUE and factor < 1 / MIN_FACTOR:
         return DriftWarning(
             "impostor_drift",
