@@ -303,3 +303,56 @@ def test_plot_writes_a_png(tmp_path):
     t = site_table(people=40)
     plot_site(tmp_path / "site.png", pairs, shipped_stats(), shipped_points(), t)
     assert (tmp_path / "site.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- gathering a site's embeddings ------------------------------------------------------------------------------
+class _Person:
+    def __init__(self, pid, name):
+        self.id, self.name = pid, name
+
+
+class _Gallery:
+    """What gallery_people needs of a gallery: paginated people and each one's embeddings."""
+
+    def __init__(self, n):
+        rng = np.random.default_rng(0)
+        self.emb = {i: _unit(rng, 1 + i % 3) for i in range(n)}
+
+    def people(self, limit=None, offset=0):
+        ids = sorted(self.emb)[offset : offset + limit]
+        return [_Person(i, f"p{i}") for i in ids]
+
+    def embeddings(self, pid):
+        return self.emb[pid]
+
+
+def test_gallery_people_reads_every_page_and_counts_faces():
+    from facegate.calibrate import gallery_people
+
+    people, counts = gallery_people(_Gallery(25), page=10)
+    assert len(people) == 25 and people["p4"].shape == (2, 16)
+    assert counts == {1: 9, 2: 8, 3: 8}
+
+
+def test_embed_folder_embeds_each_photo_and_lists_the_ones_without_a_face(tmp_path, hopper_path, astronaut_path):
+    import shutil
+
+    from facegate.calibrate import embed_folder
+    from facegate.pipeline import Pipeline
+
+    for name, src in (("grace", hopper_path), ("eileen", astronaut_path)):
+        (tmp_path / "lab" / name).mkdir(parents=True)
+        shutil.copy(src, tmp_path / "lab" / name / src.name)
+    (tmp_path / "lab" / "nobody").mkdir()
+    (tmp_path / "lab" / "nobody" / "grey.png").write_bytes(_grey_png())
+    out = embed_folder(Pipeline(Config()), tmp_path / "lab", labelled=True, progress=False)
+    assert sorted(out.labels) == ["eileen", "grace"] and out.embeddings.shape[0] == 2
+    assert np.allclose(np.linalg.norm(out.embeddings, axis=1), 1, atol=1e-5)
+    assert len(out.skipped) == 1 and out.skipped[0].endswith("grey.png")
+
+
+def _grey_png() -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))
+    return buf.tobytes()
