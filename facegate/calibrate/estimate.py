@@ -304,8 +304,9 @@ def estimate_site(
             seen[(u, v)] = max(seen.get((u, v), -1.0), float(s_sorted[i]))
         suspects = [{"a": pairs.names[u], "b": pairs.names[v], "source_a": pairs.unit_source[u],
                      "source_b": pairs.unit_source[v], "score": round(s, 4)} for (u, v), s in sorted(seen.items(), key=lambda x: -x[1])]
-        bad = {(u, v) for u, v in seen}
-        keep = np.array([(min(u, v), max(u, v)) not in bad for u, v in zip(a_sorted.tolist(), b_sorted.tolist())])
+        n_units = np.int64(pairs.units)
+        key = np.minimum(a_sorted, b_sorted).astype(np.int64) * n_units + np.maximum(a_sorted, b_sorted)
+        keep = ~np.isin(key, np.asarray([u * n_units + v for u, v in seen], dtype=np.int64))
         s_sorted, a_sorted, b_sorted = s_sorted[keep], a_sorted[keep], b_sorted[keep]
         site = summary(s_sorted, None, method)
 
