@@ -133,7 +133,7 @@ def test_landmarks_equal_dlibs(photos, config):
 
 @pytest.mark.parametrize("mode", ["union", "min"])
 def test_nms_matches_mtcnns(mode):
-    from facegate.detect.mtcnn import nms
+    from facegate.detect.boxes import nms
 
     rng = np.random.default_rng(1)
     xy = rng.uniform(0, 100, (300, 2))

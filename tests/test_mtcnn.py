@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facegate.config import Config
-from facegate.detect.mtcnn import MtcnnDetector, nms
+from facegate.detect.mtcnn import MtcnnDetector
 from facegate.errors import DeviceError
 
 
@@ -165,14 +165,6 @@ def test_pyramid_on_device_matches_host(detector, astronaut, hopper) -> None:
             assert _iou(d.box, h.box) > 0.8  # candidates differ a little; the final boxes barely
             side = h.box[2] - h.box[0]
             assert np.abs(d.landmarks - h.landmarks).max() < 0.05 * side
-
-
-def test_nms_union_and_min() -> None:
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], float)
-    scores = np.array([0.9, 0.8, 0.7, 0.95])
-    assert list(nms(boxes, scores, 0.5)) == [3, 0, 2]
-    assert list(nms(boxes, scores, 0.7, mode="min")) == [3, 2]
-    assert len(nms(np.zeros((0, 4)), np.zeros(0), 0.5)) == 0
 
 
 def test_cuda_without_gpu_raises(astronaut) -> None:

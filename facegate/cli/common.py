@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 from facegate.cli.args import float_arg, int_arg
 from facegate.cli.help import HelpAllAction, compact_help
 from facegate.cli.help import width as help_width
-from facegate.config import DETECTORS, Config
+from facegate.config import Config
 from facegate.errors import EXIT_CODES, ExitCode, UsageError
+from facegate.models.detectors import DETECTORS
 from facegate.timefmt import iso_times
 
 # How to act on an error in this front end's terms, by the error's code: the library's message

@@ -411,6 +411,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from facegate.decide.tables import save_operating_points, stack_key
     from facegate.evaluate.calibration import calibrate_folder
+    from facegate.models.detectors import box_refinement
 
     if not args.dir.is_dir():  # a folder argument that is not there: a usage error, as for cluster and enroll --folders
         raise UsageError(f"{args.dir}: not a folder (expected one sub-folder per person)")
@@ -421,7 +422,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cfg = pipe.config
         save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
-                               "refine_boxes": cfg.box_refinement, **summary})  # 0600, atomic (files.write_private)
+                               "refine_boxes": box_refinement(cfg), **summary})  # 0600, atomic (files.write_private)
 
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "

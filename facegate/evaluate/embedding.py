@@ -56,6 +56,7 @@ def _signature(config: Config, pick: str) -> str:
     """Cache key of everything that changes an image's embedding. The no-face fallback is
     not part of it: each cached entry records how it was obtained, and entries from a
     fallback this run does not allow are recomputed."""
+    from facegate.models.detectors import box_refinement, min_face
     from facegate.models.registry import get_spec
 
     spec = get_spec(config.embedder, config)
@@ -65,9 +66,9 @@ def _signature(config: Config, pick: str) -> str:
         "embedder": spec.name,
         "sha256": spec.sha256,
         "flip": config.flip,
-        "min_face": config.min_face(),
+        "min_face": min_face(config),
         "det_thr": config.detection_threshold,
-        "refine": config.box_refinement,
+        "refine": box_refinement(config),
         "pick": pick,
     }
     from facegate.align import named_template

@@ -379,7 +379,7 @@ def register_onnx_embedder(
     got = sha256_file(p)
     if got != sha256.lower():
         raise ModelError(f"sha256 of {p} is {got}, not the {sha256} you gave")
-    from facegate.embed.onnx import probe_onnx_embedder  # local: onnx only needed here
+    from facegate.models.onnx_probe import probe_onnx_embedder  # local: onnxruntime only needed here
 
     out_dim = probe_onnx_embedder(p, input_size)
     spec = ModelSpec(
