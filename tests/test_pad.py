@@ -100,8 +100,8 @@ def test_pick_subject_prefers_a_sure_large_face():
     hand = _face(0, 0, 200, score=0.4)
     face = _face(300, 100, 120, score=0.97)
     background = _face(500, 50, 40, score=0.95)
-    assert pick_subject([face, background, hand]) is face
-    assert pick_subject([]) is None
+    assert pick_subject([face, background, hand], (480, 640, 3)) is face
+    assert pick_subject([], (480, 640, 3)) is None
 
 
 def _frames(n: int, attack: bool, jump_at: int | None = None, missing: int | None = None) -> list[FrameCues]:
@@ -201,7 +201,7 @@ def test_shipped_model_on_nuaa_frames(nuaa):
     live = sorted((nuaa / "real" / "0001").glob("0001_00_00_02_*.jpg"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))[:3]
     for files, expect in ((take, False), (live, True)):
         imgs = [load_image(f) for f in files]
-        faces = [pick_subject(pipe.detector.detect(i)) for i in imgs]
+        faces = [pick_subject(pipe.detector.detect(i), i.shape) for i in imgs]
         v = det.check_burst(imgs, faces)
         assert v.live is expect or v.reason == "face_jumped", v
         s = det.check_still(imgs[0], faces[0])

@@ -210,16 +210,14 @@ def _face_from(d: Any) -> Face | None:
     )
 
 
-def pick_subject(faces: Sequence[Face], rel_score: float = 0.8) -> Face | None:
-    """The face a PAD protocol judges: the largest of the faces the detector is nearly as sure
-    of as its best (score at least ``rel_score`` times the top score). The largest alone
-    would sometimes be a hand holding the print (detected with a low score); the best alone
-    sometimes a small face in the background of a live frame."""
-    if not faces:
-        return None
-    top = max(f.score for f in faces)
-    sure = [f for f in faces if f.score >= rel_score * top]
-    return max(sure, key=lambda f: f.width * f.height)
+def pick_subject(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
+    """The face a PAD protocol judges: the gate's own choice (:func:`facegate.pipeline.pick_face`,
+    ``largest``: the largest of the faces the detector is nearly as sure of as its best), or
+    None without a face. The largest alone would sometimes be a hand holding the print
+    (detected with a low score); the best alone sometimes a small face in the background."""
+    from facegate.pipeline import pick_face
+
+    return pick_face(list(faces), image_shape, "largest") if faces else None
 
 
 def measure(
@@ -268,7 +266,7 @@ def measure(
             rec = store.get(key)
             if rec is None:
                 img = perturbation.apply(load_image(s.path), s.attack)
-                face = pick_subject(detect(img))
+                face = pick_subject(detect(img), img.shape)
                 rec = {"face": _face_json(face), "shape": list(img.shape[:2]), "still": None, "pair_next": None}
                 if face is not None:
                     prepared[i] = Frame(img, face)

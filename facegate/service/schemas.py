@@ -27,25 +27,95 @@ class ReadyOut(BaseModel):
     reasons: list[str]
 
 
+class IdentityAcrossFramesOut(BaseModel):
+    same: bool
+    lowest: float = Field(description="the lowest 1:1 score of a frame's face against the identified face")
+    threshold: float = Field(description="the 1:1 threshold each frame's face was held to")
+    far: float | None = Field(description="the false-accept rate of that threshold")
+    frames: int
+
+
+class GateLivenessOut(BaseModel):
+    """The liveness part of a gate decision (null when the gate's liveness is off)."""
+
+    setting: Literal["off", "still", "burst"] = Field(description="the gate's liveness setting")
+    mode: Literal["still", "burst"] | None = Field(description="the check that ran (null: none could run)")
+    passed: bool
+    reason: str | None = Field(description="why the presentation was refused: presentation_attack, face_jumped, "
+                               "different_people, liveness_unavailable")
+    message: str | None = Field(description="the refusal in one line: what was measured, or what to do")
+    live: bool | None
+    score: float | None = Field(description="live score 0..1 (null when refused before scoring)")
+    threshold: float | None = Field(description="the liveness threshold applied (live when score >= threshold)")
+    apcer: float | None = Field(description="attacks accepted as live at this threshold, where it was measured")
+    bpcer: float | None = Field(description="live presentations refused at this threshold")
+    measured_on: str | None = Field(description="the data the APCER/BPCER were measured on")
+    model: str | None = Field(description="the liveness model in force")
+    frames: int | None = Field(default=None, description="frames whose face was scored")
+    frames_without_face: int | None = None
+    cues: dict[str, float | None] | None = None
+    identity: IdentityAcrossFramesOut | None = Field(description="a burst's frames checked to show one person")
+
+
 class GateCheckOut(BaseModel):
-    """The gate decision (contract shared with the video gate mode: keep exactly)."""
+    """The gate decision (contract shared with the video gate mode: keep exactly; fields are only added)."""
 
     gate: str
     decision: Literal["allow", "deny"]
-    person_id: int | None
+    person_id: int | None = Field(description="who was recognised; null when nobody was, and on a refused "
+                                  "presentation (an attack is never told whom it resembled)")
     name: str | None
-    score: float | None = Field(description="cosine score of the best candidate; null without a face or candidates")
-    threshold: float = Field(description="the bar applied to the best candidate (higher for people enrolled with several photos)")
+    score: float | None = Field(description="cosine score of the best candidate; null without a face or candidates, "
+                                "and on a refused presentation")
+    threshold: float = Field(description="the bar applied to the best candidate (higher for people enrolled with "
+                             "several photos; the one-photo bar on a refused presentation)")
     far: float | None = Field(description="per-comparison false-accept rate given to each enrolled identity")
     fpir: float | None = Field(default=None, description="false-positive identification rate decided at (share of "
                                "strangers named); for an explicit threshold, what the calibrated table gives for it")
     tpir: float | None = Field(default=None, description="expected true-positive identification rate, where calibrated")
     rule: dict[str, Any] | None = Field(default=None, description="the access-list rule that decided: allowed, reason "
-                                        "(no_face, unknown, no_list, permitted, outside_window, not_permitted), rule")
+                                        "(no_face, unknown, no_list, permitted, outside_window, not_permitted), rule; "
+                                        "null when the presentation was refused before the access list")
     warnings: list[str] = Field(default_factory=list, description="the FPIR cannot be held with a usable TPIR, or "
                                 "needs a FAR below the calibrated range")
     event_id: int
-    faces: int
+    faces: int = Field(description="faces found in the frame the person was identified from")
+    reason: str | None = Field(default=None, description="why: no_face, unknown, no_list, permitted, outside_window, "
+                               "not_permitted, presentation_attack, face_jumped, different_people, liveness_unavailable")
+    message: str | None = Field(default=None, description="the reason in words")
+    liveness: GateLivenessOut | None = Field(default=None, description="the liveness check: the gate's setting, the "
+                                              "check that ran and its verdict (null when no frame had a face)")
+    frames: int = Field(default=1, description="frames received (one image, or a burst)")
+    frames_without_face: int = Field(default=0, description="frames in which no face was found (counted, not fatal)")
+
+
+class GateSettingsIn(BaseModel):
+    liveness: Literal["off", "still", "burst"] = Field(
+        description="off: no liveness check; still: the still check on the frame the person is identified from; "
+        "burst (the default): the burst check when a request carries several frames with a face, else the still check"
+    )
+
+
+class LivenessModelOut(BaseModel):
+    name: str | None = Field(description="the liveness model in force")
+    kind: str | None = Field(description="shipped, or site (fitted on this site's captures)")
+    sha256: str | None
+    available: bool = Field(description="whether it may be used here (the licence policy can exclude it)")
+    message: str | None = Field(description="why not, and what to do")
+
+
+class GateSettingsOut(BaseModel):
+    gate: str
+    liveness: Literal["off", "still", "burst"]
+    default: bool = Field(description="true: nothing was set for this gate, these are the defaults")
+    updated: float | None = Field(description="unix time of the last change; null for the defaults")
+    max_frames: int = Field(description="frames one gate check takes")
+    model: LivenessModelOut
+
+
+class GatesOut(BaseModel):
+    default_liveness: Literal["off", "still", "burst"] = Field(description="the setting of every gate not listed")
+    gates: list[GateSettingsOut]
 
 
 class FaceOut(BaseModel):
@@ -191,6 +261,8 @@ class EventOut(BaseModel):
     action: str | None
     detail: dict[str, Any] | None
     has_image: bool
+    message: str | None = Field(default=None, description="an access decision's reason in words, e.g. "
+                                "'refused: looked like a printed photo or a screen'")
 
 
 class EventsOut(BaseModel):
