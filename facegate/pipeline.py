@@ -186,9 +186,17 @@ class Pipeline:
         shipped head, or the site's adopted one, picked up again when an adoption changes it.
         Raises :class:`~facegate.errors.ModelError` when none may be used (the permissive
         licence policy and no site head)."""
+        chosen = self.__dict__.get("_liveness")
+        if chosen is not None:
+            return chosen
         from facegate.liveness.registry import in_force_detector
 
         return in_force_detector(self.config)
+
+    @liveness_detector.setter
+    def liveness_detector(self, detector: LivenessDetector) -> None:
+        """Use this liveness model instead of the one in force (e.g. ``load_liveness(path)``)."""
+        self.__dict__["_liveness"] = detector
 
     def liveness(self, src: ImageInput) -> list[Liveness]:
         """Still liveness of every face in one image, in the detector's order (each verdict

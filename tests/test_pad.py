@@ -151,7 +151,7 @@ def test_folder_samples_takes_and_people(tmp_path):
     takes = {s.take: [x.index for x in samples if x.take == s.take] for s in samples}
     assert takes["live/alice/door"] == [1, 2, 10]  # numeric frame order, not name order
     assert "live/alice/portrait" in takes and takes["attack/print"] == [3]
-    assert {s.person for s in samples} == {"live:alice", "attack:print"}
+    assert {s.person for s in samples} == {"alice", "attack:print"}  # a sub-folder is a person, live or attack
     from facegate.errors import DatasetError
 
     with pytest.raises(DatasetError, match="not a folder"):

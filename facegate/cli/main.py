@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         from facegate.cli import hooks
 
         hooks.register(sub, common_options())
+    from facegate.cli import liveness  # after core and service: adds `eval pad` and uses the service's options
+
+    liveness.register(sub, common_options())
     return parser
 
 

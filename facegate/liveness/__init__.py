@@ -18,7 +18,6 @@ pipeline's ``Pipeline.liveness`` / ``Pipeline.liveness_burst`` do the detection 
 
 from facegate.liveness.cues import CUES_VERSION, PAIR_CUES, STILL_CUES
 from facegate.liveness.detector import MAX_BURST_FRAMES, CueLiveness, LivenessDetector, face_jump
-from facegate.liveness.head import LinearHead, LivenessModel, PadOperatingPoint, fit_head, load_model
 from facegate.liveness.gate import (
     DEFAULT_GATE_MODE,
     GATE_MODES,
@@ -29,12 +28,14 @@ from facegate.liveness.gate import (
     PresentationCheck,
     check_presentation,
 )
+from facegate.liveness.head import LinearHead, LivenessModel, PadOperatingPoint, fit_head, load_model
 from facegate.liveness.registry import (
     DEFAULT_LIVENESS,
     SHIPPED,
     InForce,
     adopt,
     check_liveness_policy,
+    history,
     in_force,
     in_force_detector,
     load_liveness,
@@ -87,6 +88,7 @@ __all__ = [
     "check_presentation",
     "face_jump",
     "fit_head",
+    "history",
     "in_force",
     "in_force_detector",
     "load_liveness",

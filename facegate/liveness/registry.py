@@ -102,10 +102,10 @@ def _read_record(config: Config) -> dict[str, Any]:
 
 
 def _as_record(d: Any, path: Path) -> InForce:
-    try:
-        return InForce(**{k: d[k] if k in d else None for k in ("name", "kind", "file", "sha256", "adopted", "by")})
-    except TypeError:
-        raise ModelError(f"liveness: {path} is malformed; fix or delete it to use the shipped head") from None
+    if not isinstance(d, dict) or not all(isinstance(d.get(k), str) for k in ("name", "kind", "file", "sha256")):
+        raise ModelError(f"liveness: {path} is malformed; fix or delete it to use the shipped head")
+    return InForce(name=d["name"], kind=d["kind"], file=d["file"], sha256=d["sha256"], adopted=d.get("adopted"),
+                   by=d.get("by"))
 
 
 def in_force(config: Config) -> InForce:
@@ -174,7 +174,7 @@ def site_models(config: Config) -> list[LivenessModel]:
     """Every site head kept in ``<home>/liveness`` (unreadable files are skipped and logged)."""
     import logging
 
-    out = []
+    out: list[LivenessModel] = []
     folder = liveness_dir(config)
     if not folder.is_dir():
         return out
@@ -213,8 +213,8 @@ def revert(config: Config, by: str = "cli") -> InForce:
     past = history(config)
     current = in_force(config)
     if not past:
-        if current.kind == "shipped" and current.adopted is None:
-            raise UsageError("nothing to revert: the shipped liveness head is in force and no other was adopted")
+        if current.kind == "shipped":
+            raise UsageError("nothing to revert: the shipped liveness head is in force and no earlier choice is recorded")
         previous = _shipped_record()
     else:
         previous = past.pop()

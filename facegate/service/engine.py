@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -320,7 +321,7 @@ class Engine:
                 self.pipeline.embed_frames(images, subjects, [at_frame])
                 presentation = check_presentation(
                     setting, images, subjects, at_frame, lambda: self.pipeline.liveness_detector,
-                    lambda idx: self.pipeline.embed_frames(images, subjects, idx), one_to_one,
+                    partial(self.pipeline.embed_frames, images, subjects), one_to_one,
                 )
                 if self.settings.keep_event_images and face is not None:
                     crop, probe = face_crop(images[at_frame], face)[0], face.embedding

@@ -23,6 +23,7 @@ Never use it for real decisions: it recognises colour layouts, not faces.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -31,6 +32,7 @@ from PIL import Image
 from facegate.align import LANDMARK_ORDER, MEAN_FACE, template
 from facegate.config import Config
 from facegate.liveness import FACE_JUMPED, PRESENTATION_ATTACK, LinearHead, Liveness, LivenessDetector, LivenessModel, face_jump
+from facegate.liveness.result import Mode
 from facegate.pipeline import Pipeline
 from facegate.types import Face, OperatingPoint
 
@@ -93,7 +95,7 @@ def _border_share(image: np.ndarray) -> float:
     """Share of near-white pixels in the outer band (6% of the shorter side) of an image."""
     h, w = image.shape[:2]
     b = max(1, int(0.06 * min(h, w)))
-    white = (image >= 235).all(axis=-1)
+    white: np.ndarray = np.all(np.asarray(image) >= 235, axis=-1)
     band = np.concatenate([white[:b].ravel(), white[-b:].ravel(), white[b:-b, :b].ravel(), white[b:-b, -b:].ravel()])
     return float(band.mean()) if band.size else 0.0
 
@@ -114,9 +116,9 @@ class SyntheticLiveness(LivenessDetector):
             heads={"still": _synthetic_head("still"), "burst": _synthetic_head("burst")},
         )
 
-    def _verdict(self, score: float, mode: str, frames: int, no_face: int, reason: str | None = None) -> Liveness:
+    def _verdict(self, score: float, mode: Mode, frames: int, no_face: int, reason: str | None = None) -> Liveness:
         live = reason is None and score >= 0.5
-        return Liveness(live=live, score=score, threshold=0.5, mode=mode, apcer=None, bpcer=None,  # type: ignore[arg-type]
+        return Liveness(live=live, score=score, threshold=0.5, mode=mode, apcer=None, bpcer=None,
                         measured_on="not measured (a test rule)", model=self.name,
                         reason=None if live else (reason or PRESENTATION_ATTACK), frames=frames,
                         frames_without_face=no_face)
@@ -124,7 +126,7 @@ class SyntheticLiveness(LivenessDetector):
     def check_still(self, image: np.ndarray, face: Face) -> Liveness:
         return self._verdict(1.0 - _border_share(image), "still", 1, 0)
 
-    def check_burst(self, images, faces) -> Liveness:  # type: ignore[no-untyped-def]
+    def check_burst(self, images: Sequence[np.ndarray], faces: Sequence[Face | None]) -> Liveness:
         kept = [(i, f) for i, f in zip(images, faces) if f is not None]
         for (ia, fa), (ib, fb) in zip(kept, kept[1:]):
             if face_jump(fa, fb, ia.shape, ib.shape):
@@ -142,15 +144,11 @@ class SyntheticPipeline(Pipeline):
         super().__init__(config or Config())
         self.__dict__["detector"] = SyntheticDetector()
         self.__dict__["embedder"] = SyntheticEmbedder()
-        self._liveness: LivenessDetector = SyntheticLiveness()
+        self.liveness_detector = SyntheticLiveness()
         self.__dict__["operating_points"] = [
             OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
         ]
         self.__dict__["template_points"] = []  # no template calibration (not the shipped embedder's table)
-
-    @property
-    def liveness_detector(self) -> LivenessDetector:
-        return self._liveness
 
 
 def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 18.0) -> np.ndarray:
