@@ -17,8 +17,9 @@ and the earlier choices, so ``facegate liveness revert`` goes back one step). Th
 sha256 pins the adopted file: a head edited after adoption is refused, never used.
 
 :func:`in_force_detector` is what the pipeline (and so the gate) calls on every check: it
-costs one ``stat`` of the record and reloads only when the choice changed, so an adoption
-takes effect in a running service without a restart.
+reads the small record and ``stat``s the chosen file, and reloads only when either changed, so
+an adoption takes effect in a running service without a restart, and a head edited after its
+adoption is refused from the next check on.
 """
 
 from __future__ import annotations
@@ -238,20 +239,24 @@ _cache_lock = threading.Lock()
 
 
 def in_force_detector(config: Config) -> CueLiveness:
-    """The detector of the model in force, reloaded only when ``in_force.json`` changed (one
-    ``stat`` per call). Raises :class:`ModelError` when no model may be used (the permissive
-    policy and no site head, a changed file): callers that must not open without liveness
-    treat that as a refusal (the gate answers ``liveness_unavailable``)."""
+    """The detector of the model in force, reloaded only when the choice or the chosen file changed
+    (a read of the small record and one ``stat``: a gate check calls this every time). Raises
+    :class:`ModelError` when no model may be used (the permissive policy and no site head, a file
+    changed after adoption): callers that must not open without liveness treat that as a refusal
+    (the gate answers ``liveness_unavailable``)."""
+    record = in_force(config)
     try:
-        st = _record_path(config).stat()
+        st = Path(record.file).stat()
         sig: Any = (st.st_mtime_ns, st.st_size, st.st_ino)
-    except FileNotFoundError:
-        sig = None
-    key = (str(config.home), config.licence_policy, sig)
+    except OSError:
+        sig = None  # load_model says what is wrong
+    key = (str(config.home), config.licence_policy, record.file, record.sha256, sig)
     with _cache_lock:
         det = _cache.get(key)
     if det is None:
-        det = CueLiveness(load_in_force(config))
+        model = load_model(Path(record.file), expect_sha256=record.sha256)
+        check_liveness_policy(model, config)
+        det = CueLiveness(model)
         with _cache_lock:
             if len(_cache) > 16:
                 _cache.clear()

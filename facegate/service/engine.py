@@ -124,6 +124,10 @@ class GuardedPipeline(Pipeline):
         """The inner pipeline's liveness model in force (thread-safe: the cues keep no state)."""
         return self._inner.liveness_detector
 
+    @liveness_detector.setter
+    def liveness_detector(self, detector: Any) -> None:
+        self._inner.liveness_detector = detector  # type: ignore[misc]
+
 
 class Engine:
     """The service's operations over one gallery, one pipeline and the service database."""
