@@ -161,10 +161,17 @@ def test_folder_samples_takes_and_people(tmp_path):
         folder_samples(tmp_path / "live", tmp_path / "empty")
 
 
-def test_cli_usage_errors(capsys):
-    assert pad.main(["--quiet"]) == 2
-    assert "--nuaa" in capsys.readouterr().err
-    assert pad.main(["--nuaa", "/nonexistent", "--quiet"]) == 8  # DatasetError: clear message, no traceback
+def test_cli_usage_errors(capsys, tmp_path):
+    from facegate.cli import main
+
+    assert main(["eval", "pad"]) == 2
+    assert "DIR" in capsys.readouterr().err
+    assert main(["eval", "pad", "/nonexistent"]) == 8  # DatasetError: clear message, no traceback
+    err = capsys.readouterr().err
+    assert "live/ and attack/" in err and "Traceback" not in err
+    assert main(["eval", "pad", str(tmp_path), "--fit-session", "1"]) == 8
+    assert "nuaa_dev layout" in capsys.readouterr().err
+    assert main(["eval", "pad", str(tmp_path), "--burst", "12"]) == 2
 
 
 # -- nuaa_dev (skips cleanly without ../shared/datasets) ------------------------------------------

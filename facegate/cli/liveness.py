@@ -72,7 +72,12 @@ def _service_db(args: argparse.Namespace) -> Any:
     return ServiceDB(ServiceSettings(db_path=db_path).resolved_db(config))
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: argparse.ArgumentParser,
+    service_options: argparse.ArgumentParser | None = None,
+) -> None:
+    """The liveness commands; ``gate`` takes the service's options (``--service-db``, ...) when given."""
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser(
@@ -126,9 +131,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     q.set_defaults(func=cmd_liveness_status)
     p.set_defaults(func=cmd_liveness_status)
 
-    from facegate.cli.service import service_options
-
-    parents = [common, service_options()]
+    parents = [common, service_options] if service_options is not None else [common]
     p = sub.add_parser(
         "gate", parents=parents, formatter_class=fmt,
         help="a gate's settings: its liveness check (off, still, burst; on by default)",
