@@ -42,14 +42,16 @@ demo: setup
 # The whole suite (the layer contracts included: tests/test_architecture.py), then the CLI smoke checks
 # again under the permissive licence policy (dlib's ResNet), then the linters (ruff everywhere; mypy on
 # the public seams: pipeline, decide, gallery, service engine).
+# -rs prints every skipped test with its reason, and tests/skip_policy.py sums them up by reason, allowed or not;
+# with FACEGATE_STRICT_SKIPS=1 (as .ci/run sets) a skip for a reason not allowed there fails the run.
 test: setup system-deps
-	$(BIN)/python -m pytest -q
-	FACEGATE_LICENCE_POLICY=permissive $(BIN)/python -m pytest -q tests/test_cli.py -p no:cacheprovider
+	SYSTEM_DEPS=$(SYSTEM_DEPS) $(BIN)/python -m pytest -q -rs
+	SYSTEM_DEPS=$(SYSTEM_DEPS) FACEGATE_LICENCE_POLICY=permissive $(BIN)/python -m pytest -q -rs tests/test_cli.py -p no:cacheprovider
 	$(BIN)/ruff check facegate tests benchmarks
 	$(BIN)/mypy
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not datasets"
+	$(BIN)/python -m pytest -q -rs -m "not slow and not datasets"
 
 # ruff over the code, tests and benchmarks; mypy over the public seams; the layer contracts
 # (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]; `make test` runs them in tests/test_architecture.py).

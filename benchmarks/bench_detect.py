@@ -6,12 +6,12 @@ photos (Grace Hopper, the astronaut): 1-4 faces of 20-320 px per 640x480 or 1280
 generated is written to disk. With ``--cfp`` also the share of cfp_dev images (frontal, profile)
 with a face found, and the face counts on the multi-face photos in ../shared.
 
-Detectors: every name in ``facegate.config.DETECTORS``, ``blazeface-2026-11`` (the tile plan
+Detectors: every name in ``facegate.models.detectors.DETECTORS``, ``blazeface-2026-11`` (the tile plan
 without the padded pass and fallbacks: the default before this benchmark) and
 ``blazeface+mtcnn`` (MTCNN on images where BlazeFace found nothing).
 
 ``--calibrate`` runs each detector with a low candidate cut and fits the logistic map from its
-raw score to P(true face) (``facegate.detect.scores.CALIBRATION``), printing the constants.
+raw score to P(true face) (each detector's ``score`` in ``facegate.models.detectors``), printing the constants.
 
 Usage:
     .venv/bin/python benchmarks/bench_detect.py [--datasets DIR] [--frames 40] [--detectors a,b]
@@ -32,9 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from facegate.config import DETECTORS, Config  # noqa: E402
+from facegate.config import Config  # noqa: E402
 from facegate.detect import get_detector  # noqa: E402
 from facegate.evaluate import detection as D  # noqa: E402
+from facegate.models.detectors import DETECTORS  # noqa: E402
 
 VARIANTS = ("blazeface-2026-11", "blazeface+mtcnn")
 

@@ -410,7 +410,7 @@ def main() -> int:
     import torch
 
     from facegate.config import Config
-    from facegate.embed.base import resolve_torch_device
+    from facegate.onnxrt import resolve_torch_device
 
     resolve_torch_device(args.device)  # a missing GPU is an error here too
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor()

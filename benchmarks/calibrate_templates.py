@@ -26,6 +26,7 @@ from facegate.decide.tables import load_operating_points, save_template_points, 
 from facegate.evaluate.calibration import labelled_images
 from facegate.evaluate.embedding import FAILED, embed_files
 from facegate.evaluate.templates import TEMPLATE_FARS, TEMPLATE_KS, calibrate_templates
+from facegate.models.detectors import box_refinement
 from facegate.pipeline import Pipeline
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             "embedder": config.embedder,
             "dataset": "LFW deep-funneled: k-photo templates against every photo of other people",
             "detector": config.detector, "flip": config.flip, "pick": "center",
-            "refine_boxes": config.box_refinement, "photos": int(ok.sum()),
+            "refine_boxes": box_refinement(config), "photos": int(ok.sum()),
             "people": len(set(labels_ok)), "skipped_no_face_or_unreadable": int((~ok).sum()),
             "per_person": args.per_person, "seed": args.seed, "ks": list(TEMPLATE_KS), "fars": list(TEMPLATE_FARS),
         })

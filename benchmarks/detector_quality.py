@@ -1,6 +1,6 @@
 """Detector quality and speed on the shared evaluation data (a script, not a test).
 
-For each detector (blazeface, hog, and any other name in ``facegate.config.DETECTORS``
+For each detector (blazeface, hog, and any other name in ``facegate.models.detectors.DETECTORS``
 whose module imports), it reports on a sample of LFW (250x250, one centred face per
 image) the share of images with exactly one face found, containing the image centre,
 the share with none and with several; the number of faces found in
@@ -9,7 +9,7 @@ time per image. ``--paste N`` adds a synthetic test: LFW faces pasted at known p
 (face boxes 40-220 px) into N 1280x720 images, reporting recall and false positives.
 
 ``--calibrate`` instead measures the box adjustment of BlazeFace relative to HOG
-(``facegate.detect.landmarks.BOX_ADJUST``) on LFW and prints the constants.
+(``facegate.detect.blazeface.BOX_ADJUST_BLAZEFACE``) on LFW and prints the constants.
 
 The images are research-use only: nothing derived from them is written anywhere.
 
@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from facegate.config import DETECTORS, Config
+from facegate.config import Config
 from facegate.detect import get_detector
+from facegate.models.detectors import DETECTORS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +159,7 @@ def paste_scenes(files: list[Path], n: int, seed: int = 0, sizes: tuple[int, int
 
 
 def eval_paste(det, scenes) -> dict[str, float]:
-    from facegate.detect.blazeface import iou_matrix
+    from facegate.detect.boxes import iou_matrix
 
     found = total = fp = 0
     by_size: dict[str, list[int]] = {}
@@ -191,9 +192,9 @@ def eval_paste(det, scenes) -> dict[str, float]:
 
 def calibrate(files: list[Path], config: Config) -> None:
     """BlazeFace-to-HOG box mapping from the centre faces of LFW, and the landmark error with it."""
-    from facegate.detect.blazeface import BlazeFaceDetector, iou_matrix
+    from facegate.detect.blazeface import BOX_ADJUST_BLAZEFACE, BlazeFaceDetector
+    from facegate.detect.boxes import iou_matrix
     from facegate.detect.hog import HogDetector
-    from facegate.detect.landmarks import BOX_ADJUST
 
     hog = HogDetector(config.replace(detector="hog"))
     bf = BlazeFaceDetector(config.replace(detector="blazeface"))
@@ -229,14 +230,12 @@ def calibrate(files: list[Path], config: Config) -> None:
     print(f"{len(r)} HOG/BlazeFace pairs from {len(files)} LFW images")
     for name, m, a, b in zip(("sx", "sy", "dx", "dy"), med, q1, q3):
         print(f"  {name} = {m:+.4f}   (IQR {a:+.4f} .. {b:+.4f})")
-    print(f"  in use: {BOX_ADJUST['blazeface']}")
+    print(f"  in use: {BOX_ADJUST_BLAZEFACE}")
     # Landmark agreement with the adjustment now in use vs. with the raw box.
-    from facegate.detect.landmarks import adjust_boxes
-
     errs_adj, errs_raw = [], []
     for img, h, b in pairs:
         lm_h = hog.landmarker.fit(img, h[None])[0]
-        lm_a = bf.landmarker.fit(img, adjust_boxes(b[None], "blazeface"))[0]
+        lm_a = bf.landmarker.fit(img, BOX_ADJUST_BLAZEFACE.apply(b[None]))[0]
         lm_r = bf.landmarker.fit(img, b[None])[0]
         side = h[2] - h[0]
         errs_adj.append(np.linalg.norm(lm_a - lm_h, axis=1).mean() / side)

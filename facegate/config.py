@@ -20,13 +20,6 @@ def _default_home() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "facegate"
 
 
-DETECTORS = ("blazeface", "hog", "mtcnn")
-# Each detector's smallest face (dlib-like box side, pixels) when ``Config.min_face_size`` is 0.
-# BlazeFace reaches about 20 px at little cost (weak candidates checked by MTCNN's R-Net and O-Net,
-# see facegate.detect.blazeface; its cut is 16 so that a 20 px face measured a little small is
-# kept); HOG's and MTCNN's cost grows as 1 / min_face^2 (HOG at 20 px: two 2x upsamplings, 16x
-# the pixels), so they keep 40 unless asked for less.
-DETECTOR_MIN_FACE = {"blazeface": 16, "hog": 40, "mtcnn": 40}
 DEFAULT_EMBEDDER = "mobilefacenet"  # measured best (README: LFW, TAR at low FAR, CFP, speed)
 PERMISSIVE_EMBEDDER = "dlib_resnet"  # the best embedder whose weights carry an explicit permissive licence
 LICENCE_POLICIES = ("any", "permissive")
@@ -44,7 +37,7 @@ class Config:
     :class:`facegate.errors.DeviceError` rather than quietly running on the CPU.
     """
 
-    detector: str = "blazeface"
+    detector: str = "blazeface"  # a name of facegate.models.detectors.DETECTORS
     embedder: str = ""  # "" = the default for the licence policy (DEFAULT_EMBEDDER / PERMISSIVE_EMBEDDER)
     # "permissive": only models whose weights carry an explicit permissive licence (see `facegate models`)
     licence_policy: str = field(default_factory=_default_policy)
@@ -55,7 +48,7 @@ class Config:
     far: float = 1e-3  # default per-comparison operating point for 1:1 verify decisions
     fpir: float = 1e-2  # default 1:N rate (identify, gate, watch): share of strangers named (facegate.decide)
     threshold: float | None = None  # explicit cosine threshold overrides ``far``
-    min_face_size: int = 0  # pixels; smaller faces are ignored; 0 = the detector's own (DETECTOR_MIN_FACE)
+    min_face_size: int = 0  # pixels; smaller faces are ignored; 0 = the detector's own (facegate.models.detectors)
     detection_threshold: float = 0.5  # detector-specific confidence cut
     min_score: float = 0.0  # calibrated 0..1 face score (the same scale for every detector) a face must reach
     detect_budget: int = 64  # BlazeFace model windows one image may cost over all passes (1280x720: 8; turned passes: 2 x 1)
@@ -89,17 +82,6 @@ class Config:
     def replace(self, **changes: object) -> Config:
         """A copy with some fields changed (configs are immutable)."""
         return replace(self, **changes)  # type: ignore[arg-type]
-
-    def min_face(self, detector: str | None = None) -> int:
-        """The smallest face ``detector`` (default: ``self.detector``) reports: ``min_face_size``,
-        or when that is 0 the detector's own default."""
-        return self.min_face_size or DETECTOR_MIN_FACE.get(detector or self.detector, 40)
-
-    @property
-    def box_refinement(self) -> bool:
-        """Whether detection tightens boxes with O-Net (``refine_boxes`` applies to BlazeFace only);
-        recorded with evaluations and calibrations, and part of the embedding cache key."""
-        return self.refine_boxes and self.detector == "blazeface"
 
     @property
     def cpu_threads(self) -> int:
@@ -135,6 +117,33 @@ def model_store_dirs() -> list[Path]:
     user = (Path(xdg) if xdg else Path.home() / ".local" / "share") / "facegate" / "models"
     env_dir = Path(sys.prefix) / "share" / "facegate" / "models"
     return [env_dir, user] if os.access(sys.prefix, os.W_OK) else [user, env_dir]
+
+
+def machine_time_zone() -> str:
+    """The IANA name of this machine's time zone: ``$TZ`` when it names one, else where ``/etc/localtime``
+    points, else ``/etc/timezone``, else ``"UTC"``. Access-rule hours default to it (a door's "08:00" is local
+    time), so it must be a name ``zoneinfo`` knows, not an abbreviation like "CET"."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        link = os.readlink("/etc/localtime")  # e.g. /usr/share/zoneinfo/Europe/Paris
+        candidates.append(link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else "")
+    except OSError:
+        pass
+    try:
+        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        pass
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        return name
+    return "UTC"
 
 
 def datasets_dir() -> Path:

@@ -51,7 +51,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.DATASET: "data set missing, malformed or too small (calibrate: too few pairs)",
     ExitCode.INTERNAL: "unexpected internal error (run with -v)",
     ExitCode.GALLERY: "gallery or service store error",
-    ExitCode.NOT_FOUND: "person not found",
+    ExitCode.NOT_FOUND: "not found (a person, API key, access rule or group)",
     ExitCode.NAME_TAKEN: "name already taken",
     ExitCode.REJECTED: "enrolment rejected (every photo failed the quality gate)",
     ExitCode.SOURCE: "video source cannot be opened or was lost",
@@ -141,6 +141,14 @@ class DeviceError(FacegateError):
 
     exit_code = ExitCode.DEVICE
     code = "device"
+
+
+class NotFoundError(FacegateError):
+    """A record asked for by name or id does not exist: an API key, an access rule or group (a person's is
+    the gallery's ``PersonNotFoundError``, with the same exit code)."""
+
+    exit_code = ExitCode.NOT_FOUND
+    code = "not_found"
 
 
 class DatasetError(FacegateError):

@@ -5,8 +5,12 @@ the formats in ``ALLOWED_FORMATS`` are tried. EXIF orientation is applied, grey/
 palette/CMYK/16-bit images become 8-bit RGB. Limits are checked before the work they
 guard: a path must be a regular file (a FIFO or a device is refused, never opened for a
 blocking read) of at most ``config.max_file_bytes``, and the pixel count from the header
-must be within ``config.max_pixels`` before any pixel is decoded, so a decompression bomb
-is refused without allocating it. This module changes no global state of Pillow: its own
+must be within ``config.max_pixels`` and each side within ``MAX_SIDE`` before any pixel is
+decoded, so a decompression bomb is refused without allocating it. The side limit matters as
+much as the pixel count: Pillow keeps one row pointer per image row, so a 1x59,000,000 PNG of
+114 KB (under the pixel limit) once cost 1.5 GB and seconds to decode. Concurrent decodes share
+a pixel budget (``DECODE_PIXEL_BUDGET``), so a server answering many requests at once holds at
+most about one limit-sized image's decoding memory, however many arrive together. This module changes no global state of Pillow: its own
 bomb guard (``Image.MAX_IMAGE_PIXELS``) stays as the program set it, and still refuses
 what is over twice its limit even if ``config.max_pixels`` is higher.
 
@@ -17,13 +21,16 @@ to the debug log only, and the decoder's warnings are not shown.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
 import os
 import re
 import stat
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +49,39 @@ ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | I
 # as a result while ``_OPENERS`` are the plugins tried.
 _OPENERS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "PPM", "TIFF")
 ALLOWED_FORMATS = (*_OPENERS, "MPO")
+
+# The longest side decoded, in pixels: JPEG's own limit (65,535; WebP's is 16,383), far beyond any camera. Past
+# it the cost of decoding grows with the number of rows, not pixels (see the module's docstring).
+MAX_SIDE = 65_535
+
+# Pixels being decoded at once in this process (threads wait for room): one image at the default pixel limit
+# (60 million), or several ordinary photos side by side. An image larger than the budget decodes alone.
+DECODE_PIXEL_BUDGET = 64_000_000
+
+
+class _DecodeBudget:
+    """A counting semaphore over pixels: ``acquire(n)`` waits until ``n`` more pixels fit in the budget, or
+    nothing else is being decoded."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.in_flight = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: self.in_flight == 0 or self.in_flight + pixels <= self.budget)
+            self.in_flight += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_flight -= pixels
+                self._cond.notify_all()
+
+
+_DECODES = _DecodeBudget(DECODE_PIXEL_BUDGET)
 
 # File name endings treated as images when walking folders (decoding still goes by content).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff"}
@@ -67,10 +107,6 @@ def read_bytes(src: str | os.PathLike, limit: int | None = None) -> bytes:
     """A file's bytes (a regular file of at most ``limit`` bytes, default ``Config.max_file_bytes``),
     or InvalidImageError / ImageTooLargeError naming what is wrong."""
     return _read_bytes(src, Config().max_file_bytes if limit is None else limit)
-
-
-def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):,.0f} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
 def _read_bytes(src: str | os.PathLike, limit: int) -> bytes:
@@ -223,15 +259,18 @@ def load_image(src: ImageInput, config: Config | None = None) -> np.ndarray:
             w, h = im.size
             if w * h > config.max_pixels:
                 raise ImageTooLargeError(f"{name}: {w}x{h} pixels is over the limit of {config.max_pixels:,}")
+            if max(w, h) > MAX_SIDE:
+                raise ImageTooLargeError(f"{name}: {w}x{h} pixels: a side over {MAX_SIDE:,} pixels is not decoded")
             if w == 0 or h == 0:
                 raise InvalidImageError(f"{name}: image has no pixels")
-            if fmt == "TIFF":  # libtiff reports a damaged file on fd 2 itself: to the debug log
-                with filtered_stderr(level=logging.DEBUG):
-                    im.load()
-            else:
-                im.load()  # an animated GIF/WebP or a multi-page TIFF: its first frame
-            im = ImageOps.exif_transpose(im) or im
-            arr = np.asarray(_to_rgb(im), dtype=np.uint8)
+            with _DECODES.hold(w * h):
+                if fmt == "TIFF":  # libtiff reports a damaged file on fd 2 itself: to the debug log
+                    with filtered_stderr(level=logging.DEBUG):
+                        im.load()
+                else:
+                    im.load()  # an animated GIF/WebP or a multi-page TIFF: its first frame
+                im = ImageOps.exif_transpose(im) or im
+                arr = np.asarray(_to_rgb(im), dtype=np.uint8)
         except InvalidImageError:
             raise
         except Exception as exc:

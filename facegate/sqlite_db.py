@@ -19,9 +19,7 @@ still a ``GalleryError`` and a service-database problem a ``ServiceDBError``.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from facegate.errors import FacegateError
+from facegate.files import create_private, private_dir, restrict
 
 log = logging.getLogger(__name__)
 
@@ -103,44 +102,13 @@ def apply_migrations(
     return version
 
 
-def private_dir(path: Path) -> None:
-    """Create ``path`` and any missing parents as 0700 folders (they will hold face crops, embeddings,
-    names and key hashes). Folders that already exist are left alone: they may be the user's own."""
-    missing = []
-    p = Path(path)
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        try:
-            d.mkdir(mode=0o700)
-        except FileExistsError:  # another process made it first
-            continue
-        os.chmod(d, 0o700)  # mkdir's mode goes through the umask
-
-
 def private_file(path: Path) -> None:
     """Create ``path`` as an empty 0600 file if missing (whatever the umask), and take group and other
     access away from it and its ``-wal``/``-shm`` companions if an older version left them readable."""
-    try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    except OSError:
+    if not create_private(path):
         return  # SQLite reports the real problem (read-only folder, a directory in the way) in its words
-    for p in (Path(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for p in (Path(f"{path}-wal"), Path(f"{path}-shm")):
         restrict(p)
-
-
-def restrict(path: Path) -> None:
-    """Take group and other access away from an existing file (best effort: a file that is not
-    ours, in a shared deployment, is logged and left)."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            os.chmod(path, mode & 0o700)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        log.warning("%s: cannot restrict its permissions (%s)", path, exc)
 
 
 class SqliteDatabase:

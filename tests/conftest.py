@@ -11,6 +11,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    import skip_policy  # tests/ is on sys.path for its conftest; the policy and its allowed reasons live there
+
+    skip_policy.register(config)
+
+
 def datasets_root() -> Path:
     env = os.environ.get("FACEGATE_DATASETS")
     return Path(env) if env else REPO.parent / "shared" / "datasets"

@@ -154,3 +154,22 @@ def test_group_members_out_of_range_are_refused_not_a_server_error(svc):
     assert client.get(f"{API}/access/groups", headers=keys["admin"]).json()["groups"] == []  # nothing half-added
     r = client.post(f"{API}/access/groups/staff/members", headers=keys["admin"], json={"person_ids": [ids["Ada"]]})
     assert r.status_code == 200 and r.json()["members"] == [ids["Ada"]]
+
+def test_rule_hours_are_in_the_site_time_zone_unless_given(tmp_path):
+    """A rule made over REST without a zone gets the service's (ServiceSettings.time_zone, facegate serve
+    --time-zone); one with a zone keeps it; both are shown with their hours."""
+    cfg = Config(home=tmp_path, gallery=tmp_path / "g.sqlite")
+    app = create_app(cfg, ServiceSettings(warmup=False, time_zone="Asia/Tokyo"), pipeline=SyntheticPipeline(cfg))
+    with TestClient(app) as client:
+        admin = {"X-API-Key": create_key(app.state.svc.db, "admin")["key"]}
+        ada = client.post(f"{API}/people", headers=admin, data={"name": "Ada"},
+                          files=[("images", ("a.jpg", jpeg(1), "image/jpeg"))]).json()["person"]["id"]
+        client.post(f"{API}/access/groups/staff/members", headers=admin, json={"person_ids": [ada]})
+        site = client.post(f"{API}/access/rules", headers=admin,
+                           json={"gate": "lab", "group": "staff", "start": "08:00", "end": "18:00"}).json()
+        given = client.post(f"{API}/access/rules", headers=admin, json={"gate": "lab", "group": "staff", "days": "sat",
+                                                                        "tz": "Europe/Paris"}).json()
+        assert site["tz"] == "Asia/Tokyo" and site["window"] == "every day 08:00-18:00 Asia/Tokyo"
+        assert given["tz"] == "Europe/Paris" and given["window"] == "sat Europe/Paris"
+        r = client.post(f"{API}/access/groups/staff/members", headers=admin, json={"person_ids": [2**63]})
+        assert r.status_code == 422 and r.json()["code"] == "validation"  # an id past 64 bits: not a 500

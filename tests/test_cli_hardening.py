@@ -62,7 +62,7 @@ def test_json_errors_are_json_on_stdout_with_the_same_exit_code(run, argv, code,
 def test_without_json_an_argument_error_keeps_argparse_usage(run):
     code, out, err = run("detect")
     assert code == 2 and out == ""
-    assert err.startswith("usage: facegate detect") and "error: the following arguments are required: image" in err
+    assert err.startswith("usage: facegate detect") and "error: the following arguments are required: PHOTO" in err
 
 
 def test_cli_hints_are_added_by_the_cli(run, photos_dir):
@@ -199,7 +199,8 @@ def _help_codes() -> dict[int, str]:
 
 
 def _readme_codes() -> dict[int, str]:
-    text = (REPO / "README.md").read_text()
+    """The exit-code table of the CLI's page (docs/cli.md, linked from the README)."""
+    text = (REPO / "docs" / "cli.md").read_text()
     table = text.split("| exit | meaning |", 1)[1].split("\n\n", 1)[0]
     return {int(m.group(1)): m.group(2).strip() for m in re.finditer(r"^\| (\d+) \| (.+) \|$", table, re.M)}
 

@@ -14,10 +14,11 @@ import pytest
 
 from facegate.config import Config
 from facegate.detect import get_detector
-from facegate.detect.blazeface import BlazeFaceDetector, iou_matrix, nms, plan_levels, weighted_nms
+from facegate.detect.blazeface import BOX_ADJUST_BLAZEFACE, BlazeFaceDetector, plan_levels
+from facegate.detect.boxes import BoxAdjust, iou_matrix
 from facegate.detect.cascade import plan_cost
 from facegate.detect.hog import HogDetector, hog_upsample
-from facegate.detect.landmarks import BOX_ADJUST, DlibLandmarker, adjust_boxes
+from facegate.detect.landmarks import DlibLandmarker
 
 DETECTORS = ("blazeface", "hog")
 
@@ -128,13 +129,13 @@ def test_blazeface_landmarks_match_hog(astronaut, grace):
 
 
 def test_box_adjust_is_calibrated():
-    adj = BOX_ADJUST["blazeface"]
+    adj = BOX_ADJUST_BLAZEFACE
     assert 0.8 < adj.sx < 1.1 and 0.8 < adj.sy < 1.1 and abs(adj.dx) < 0.1 and abs(adj.dy) < 0.1
     box = np.array([[100.0, 100.0, 200.0, 200.0]])
-    out = adjust_boxes(box, "blazeface")[0]
+    out = adj.apply(box)[0]
     assert out[2] - out[0] == pytest.approx(100 * adj.sx, rel=1e-5)
     assert (out[0] + out[2]) / 2 == pytest.approx(150 + 100 * adj.dx, rel=1e-5)
-    np.testing.assert_allclose(adjust_boxes(box, "hog"), box)
+    np.testing.assert_allclose(BoxAdjust().apply(box), box)  # HOG's boxes are the reference: no adjustment
 
 
 # -- several faces, tiling -----------------------------------------------------------------
@@ -309,14 +310,3 @@ def test_landmarker_empty_and_lazy():
     out = lmk.fit(np.zeros((10, 10, 3), np.uint8), np.zeros((0, 4)))
     assert out.shape == (0, 5, 2) and lmk._predictor is None
 
-
-# -- NMS helpers ---------------------------------------------------------------------------
-
-
-def test_nms_helpers():
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
-    scores = np.array([0.6, 0.9, 0.7], dtype=np.float32)
-    assert nms(boxes, scores, 0.3).tolist() == [1, 2]
-    wb, ws, _ = weighted_nms(boxes, scores, 0.3)
-    assert ws.tolist() == pytest.approx([0.9, 0.7])
-    np.testing.assert_allclose(wb[0], (boxes[0] * 0.6 + boxes[1] * 0.9) / 1.5, rtol=1e-6)

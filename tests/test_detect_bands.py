@@ -78,10 +78,13 @@ def test_frame_filling_and_tight_crops(det, sources):
 
 
 def test_smallest_face_is_per_detector():
+    from facegate.models.detectors import min_face
+
     cfg = Config()
     assert cfg.min_face_size == 0
-    assert cfg.min_face("blazeface") < 20 < PLAN_MIN_FACE <= cfg.min_face("hog") == cfg.min_face("mtcnn")
-    assert Config(min_face_size=55).min_face("hog") == 55
+    assert min_face(cfg, "blazeface") < 20 < PLAN_MIN_FACE <= min_face(cfg, "hog") == min_face(cfg, "mtcnn")
+    assert min_face(Config(min_face_size=55), "hog") == 55
+    assert get_detector(Config(detector="hog")).min_face == min_face(cfg, "hog")
     from facegate.errors import UsageError
 
     with pytest.raises(UsageError):

@@ -19,8 +19,9 @@ from helpers import huge_png
 
 from facegate.config import Config
 from facegate.detect import get_detector
-from facegate.detect.blazeface import iou_matrix, plan_levels
-from facegate.detect.cascade import face_roll, plan_cost, rotate_box, rotate_points
+from facegate.detect.blazeface import plan_levels
+from facegate.detect.boxes import iou_matrix, rotate_box, rotate_points
+from facegate.detect.cascade import face_roll, plan_cost
 from facegate.image import load_image
 
 GRACE_FACE = (180, 139, 367, 326)  # dlib HOG box in matplotlib's grace_hopper.jpg (as in test_detect)

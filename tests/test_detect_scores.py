@@ -10,8 +10,9 @@ import pytest
 
 from facegate.config import Config
 from facegate.detect import get_detector
-from facegate.detect.scores import CALIBRATION, calibrated, cut_score, raw_feature
+from facegate.detect.scores import calibrated, cut_score, raw_feature
 from facegate.evaluate import detection as D
+from facegate.models.detectors import DETECTOR_SPECS
 
 NAMES = ("blazeface", "mtcnn", "hog")
 
@@ -30,7 +31,7 @@ def test_same_face_gets_comparable_scores(dets, which, request):
         assert faces, n
         f = faces[0]
         assert 0.0 <= f.score <= 1.0
-        assert f.extra["raw_score"] != f.score or n not in CALIBRATION
+        assert f.extra["raw_score"] != f.score or n not in DETECTOR_SPECS
         scores[n] = f.score
     # one clear, frontal face: every detector is confident on the common scale
     assert min(scores.values()) > 0.8, scores

@@ -7,7 +7,6 @@ NMS, the loader (order, bounded queue, a corrupt file), the seam ``embed_tensor`
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 import time
@@ -15,17 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from facegate.config import Config
-from facegate.errors import DeviceError
-
-if importlib.util.find_spec("facenet_pytorch") is None:
-    pytest.skip("MTCNN weights come from facenet-pytorch (pip install --no-deps)", allow_module_level=True)
-
 import torch
 
 from facegate.align import chip_matrix, norm_crop, template
 from facegate.bulk import device as dp
+from facegate.config import Config
+from facegate.errors import DeviceError
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +133,7 @@ def test_landmarks_equal_dlibs(photos, config):
 
 @pytest.mark.parametrize("mode", ["union", "min"])
 def test_nms_matches_mtcnns(mode):
-    from facegate.detect.mtcnn import nms
+    from facegate.detect.boxes import nms
 
     rng = np.random.default_rng(1)
     xy = rng.uniform(0, 100, (300, 2))

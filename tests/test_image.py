@@ -194,3 +194,51 @@ def test_decoder_failures_are_one_sentence_without_bytes_or_stderr_noise(rgb, ca
         assert msg.startswith("image: ") and msg.endswith(("image", ")", "TIFF)")), msg
     out, err = capfd.readouterr()  # file descriptors: libtiff writes there, not through Python
     assert out == "" and err == "", err
+
+
+def test_a_side_past_the_limit_is_refused_before_decoding():
+    """A 1x59,000,000 PNG is under the pixel limit but Pillow's cost grows with its rows (1.5 GB once): it is
+    refused from its header, with no memory spent."""
+    import tracemalloc
+
+    from facegate.image import MAX_SIDE
+
+    data = huge_png(1, MAX_SIDE + 1)
+    tracemalloc.start()
+    with pytest.raises(ImageTooLargeError, match="side over 65,535"):
+        load_image(data)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 4 * 2**20
+    assert load_image(huge_png(1, 60_000)).shape == (60_000, 1, 3)  # a long strip within the limit still decodes
+
+
+def test_concurrent_decodes_share_a_pixel_budget(monkeypatch, rgb):
+    """Threads decoding at once hold at most the budget's pixels between them (one image alone may exceed it)."""
+    import threading
+    import time
+
+    from facegate import image as image_mod
+
+    data = _encode(rgb, "PNG")
+    pixels = rgb.width * rgb.height
+    budget = image_mod._DecodeBudget(2 * pixels)
+    seen: list[int] = []
+    real_to_rgb = image_mod._to_rgb
+
+    def spy(im):
+        seen.append(budget.in_flight)
+        time.sleep(0.05)  # long enough for the other threads to queue up
+        return real_to_rgb(im)
+
+    monkeypatch.setattr(image_mod, "_DECODES", budget)
+    monkeypatch.setattr(image_mod, "_to_rgb", spy)
+    threads = [threading.Thread(target=load_image, args=(data,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 8 and max(seen) == 2 * pixels and budget.in_flight == 0  # two at a time, never three
+    alone = image_mod._DecodeBudget(pixels // 2)  # an image larger than the budget decodes on its own
+    monkeypatch.setattr(image_mod, "_DECODES", alone)
+    assert load_image(data).shape == (rgb.height, rgb.width, 3)

@@ -7,7 +7,7 @@ import pytest
 
 from facegate.config import Config
 from facegate.detect import get_detector
-from facegate.detect.blazeface import iou_matrix
+from facegate.detect.boxes import iou_matrix
 from facegate.detect.refine import OnetRefiner
 from facegate.models.registry import REGISTRY
 

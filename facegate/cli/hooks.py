@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facegate.cli.args import int_arg
 from facegate.cli.common import config_from_args, emit
 from facegate.errors import UsageError
 
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "docs/integrations/webhooks.md) or MQTT QoS 1 messages with Home Assistant discovery "
         "(docs/integrations/home-assistant.md). Addresses on this machine or a private network are refused "
         "unless --allow-private.",
+        example="facegate hooks add door https://door.example.com/facegate",
         epilog="examples:\n"
         "  facegate hooks add door https://door.example.com/facegate           prints a new signing secret once\n"
         "  WEBHOOK_SECRET=... facegate hooks add door https://... --secret-env WEBHOOK_SECRET\n"
@@ -52,40 +54,53 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "  facegate hooks dead-letters --retry                                  queue what failed again",
     )
     hsub = p.add_subparsers(dest="hooks_command", metavar="SUBCOMMAND")
-    q = hsub.add_parser("add", parents=parents, formatter_class=fmt, help="add a webhook or MQTT target (checked now)")
-    q.add_argument("name", help="how you will refer to it (letters, digits, _ . -)")
-    q.add_argument("url", help="http(s)://... for a webhook, mqtt(s)://host[:port] for a broker")
-    q.add_argument("--kind", choices=("webhook", "mqtt"), help="default: from the URL's scheme")
+    q = hsub.add_parser("add", parents=parents, formatter_class=fmt, help="add a webhook or MQTT target (checked now)",
+                        description="Add a target that gate decisions are delivered to: a webhook (a signed POST; a "
+                        "new signing secret is printed once unless given) or an MQTT broker.",
+                        example="facegate hooks add door https://door.example.com/hook --gate front")
+    q.add_argument("name", metavar="NAME", help="how you will refer to it (letters, digits, _ . -)")
+    q.add_argument("url", metavar="URL", help="http(s)://... (a webhook) or mqtt(s)://host[:port] (a broker)")
     sec = q.add_mutually_exclusive_group()
-    sec.add_argument("--secret-env", metavar="VAR", help="webhook: read the signing secret from this environment variable")
+    sec.add_argument("--secret-env", metavar="VAR", help="webhook: the signing secret, from this environment variable")
     sec.add_argument("--secret-stdin", action="store_true", help="webhook: read the signing secret from standard input")
     sec.add_argument("--password-env", metavar="VAR", help="mqtt: read the password from this environment variable")
     q.add_argument("--username", help="mqtt: the broker username")
     q.add_argument("--events", default="gate.decision",
-                   help="comma-separated: gate.decision (default), watch.identified")
+                   help="gate.decision (default), watch.identified; comma-separated")
     q.add_argument("--gate", action="append", default=None, metavar="GATE", help="only this gate (repeatable)")
-    q.add_argument("--template", help="webhook body: a JSON object whose string values may hold {gate}, {decision}, "
-                   "{name}, {score}, ... (or @file.json)")
     q.add_argument("--allow-private", action="store_true",
-                   help="allow a target on this machine, a link-local or a private address")
-    q.add_argument("--topic-prefix", help="mqtt: topic prefix (default facegate)")
-    q.add_argument("--discovery-prefix", help="mqtt: Home Assistant discovery prefix (default homeassistant; '' for none)")
-    q.add_argument("--node-id", help="mqtt: node id in discovery ids (default facegate)")
+                   help="allow a target on this machine or a private network")
+    more = q.add_argument_group("more options")
+    more.add_argument("--kind", choices=("webhook", "mqtt"), help="default: from the URL's scheme")
+    more.add_argument("--template", help="webhook body: a JSON object whose string values may hold {gate}, {decision}, "
+                      "{name}, {score}, ... (or @file.json)")
+    more.add_argument("--topic-prefix", help="mqtt: topic prefix (default facegate)")
+    more.add_argument("--discovery-prefix", help="mqtt: Home Assistant discovery prefix (default homeassistant; '' for none)")
+    more.add_argument("--node-id", help="mqtt: node id in discovery ids (default facegate)")
     q.set_defaults(func=cmd_add)
-    q = hsub.add_parser("list", parents=parents, help="targets and their delivery counters (never secrets)")
+    q = hsub.add_parser("list", parents=parents, help="targets and their delivery counters (never secrets)",
+                        description="Every target with its delivery counters (never its secret).",
+                        example="facegate hooks list --json")
     q.set_defaults(func=cmd_list)
-    q = hsub.add_parser("remove", parents=parents, help="remove a target with its undelivered events and dead letters")
-    q.add_argument("name")
+    q = hsub.add_parser("remove", parents=parents, help="remove a target with its undelivered events and dead letters",
+                        description="Remove a target with its undelivered events and dead letters.",
+                        example="facegate hooks remove door")
+    q.add_argument("name", metavar="NAME", help="the target's name, from 'facegate hooks list'")
     q.set_defaults(func=cmd_remove)
-    q = hsub.add_parser("test", parents=parents, help="deliver one signed hook.test event to a target now")
-    q.add_argument("name")
+    q = hsub.add_parser("test", parents=parents, help="deliver one signed hook.test event to a target now",
+                        description="Deliver one signed hook.test event to a target now and say how it went.",
+                        example="facegate hooks test door")
+    q.add_argument("name", metavar="NAME", help="the target's name, from 'facegate hooks list'")
     q.set_defaults(func=cmd_test)
-    q = hsub.add_parser("dead-letters", parents=parents, help="events that could not be delivered; --retry or --purge them")
+    q = hsub.add_parser("dead-letters", parents=parents, help="events that could not be delivered; --retry or --purge them",
+                        description="Events that could not be delivered after every retry; queue them again or delete "
+                        "them.",
+                        example="facegate hooks dead-letters --target door --retry")
     q.add_argument("--target", help="only this target's")
     act = q.add_mutually_exclusive_group()
     act.add_argument("--retry", action="store_true", help="queue them again")
     act.add_argument("--purge", action="store_true", help="delete them")
-    q.add_argument("--limit", type=int, default=50, help="how many to show (default 50)")
+    q.add_argument("--limit", type=int_arg(1, 100_000), default=50, help="how many to show (default 50)")
     q.set_defaults(func=cmd_dead_letters)
     p.set_defaults(func=cmd_list)
 

@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facegate.cli.args import float_arg, int_arg, name_arg, person_arg, text_arg, time_zone_arg
 from facegate.cli.common import config_from_args, emit
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
-from facegate.errors import UsageError
+from facegate.cli.core import threshold_arg
+from facegate.config import machine_time_zone
+from facegate.errors import NotFoundError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +53,16 @@ def _settings(args: argparse.Namespace, **fields: Any) -> Any:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
     parents = [common, service_options()]
 
     p = sub.add_parser(
-        "serve", parents=parents, formatter_class=fmt,
+        "serve", parents=parents,
         help="run the access-control REST service and operator web page",
-        description="Serve the REST API (/api/v1/..., schema at /openapi.json), health (/healthz, /readyz), "
-        "Prometheus metrics (/metrics) and the operator web page (/ui/) over the gallery. Every API call "
-        "needs a key: create the first one with 'facegate keys create --role admin'.",
-        epilog="examples:\n"
+        description="Serve the REST API (/api/v1/..., schema and docs at /openapi.json and /docs) and the operator "
+        "web page (/ui/) over the gallery. Every API call needs a key: 'facegate keys create --role admin'.",
+        example="facegate serve --port 8000 --fpir 1e-3",
+        epilog="Also: health (/healthz, /readyz) and Prometheus metrics (/metrics).\n\n"
+        "examples:\n"
         "  facegate keys create --role admin --name ops      the first key (printed once)\n"
         "  facegate serve                                    http://127.0.0.1:8000/ui/ (FPIR 1e-2)\n"
         "  facegate serve --fpir 1e-3                        name at most 1 stranger in 1,000\n"
@@ -67,54 +70,72 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "notes: browsers allow the camera only on https or on localhost/127.0.0.1; on plain http\n"
         "keys cross the network readable, so expose the service beyond loopback only behind TLS.",
     )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1); 127.0.0.1: this machine only")
+    p.add_argument("--port", type=int_arg(1, 65535), default=8000, help="port (default 8000)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--fpir", type=_fpir, help="identify and gate checks: false-positive identification rate (share "
-                   "of strangers named, default 1e-2); the threshold follows from the gallery's size")
-    g.add_argument("--threshold", type=float, help="explicit cosine threshold for every decision (the FAR/FPIR the "
-                   "calibrated table gives for it is reported)")
-    p.add_argument("--far", type=_far, help="1:1 /verify only: per-comparison false-accept rate (default 1e-3)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    g.add_argument("--fpir", type=_fpir, help="identify, gates: share of strangers named (default 1e-2); the "
+                   "false-positive identification rate, the threshold follows from the gallery's size")
+    g.add_argument("--threshold", type=threshold_arg, help="explicit cosine threshold for every decision; the "
+                   "FAR/FPIR the calibrated table gives for it is reported")
+    p.add_argument("--far", type=_far, help="/verify only: false-accept rate (default 1e-3)")
+    p.add_argument("--time-zone", type=time_zone_arg, default=None, metavar="ZONE",
+                   help=f"time zone of access-rule hours (default {machine_time_zone()}, this machine's); "
+                   "the site's IANA zone: rules made without a zone get it")
+    p.add_argument("--ssl-certfile", metavar="CERT.pem", help="serve https with this certificate")
+    p.add_argument("--ssl-keyfile", metavar="KEY.pem", help="the certificate's private key")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="allow browser calls from this origin (repeatable; default: none, CORS closed)")
-    p.add_argument("--max-upload-mb", type=float, default=16.0, help="largest request body in MiB (default 16)")
-    p.add_argument("--max-pixels", type=int, default=None, help="largest decoded image in pixels (default 60 million)")
-    p.add_argument("--keep-event-images", action="store_true",
+                   help="allow browser calls from this origin (repeatable); default: none, CORS closed")
+    m = p.add_argument_group("more options")
+    m.add_argument("--max-upload-mb", type=float_arg(0.0, 4096.0, lo_open=True), default=16.0,
+                   help="largest request body in MiB (default 16)")
+    m.add_argument("--max-pixels", type=int_arg(1, 10**10), default=None,
+                   help="largest decoded image in pixels (default 60 million)")
+    m.add_argument("--keep-event-images", action="store_true",
                    help="store the face crop with every access event (default: decisions only)")
-    p.add_argument("--auth-fail-limit", type=int, default=10,
+    m.add_argument("--auth-fail-limit", type=int_arg(1, 10**6), default=10,
                    help="failed authentications per address per minute before it is locked out (default 10)")
-    p.add_argument("--metrics-public", action="store_true", help="serve /metrics without a key")
-    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
-                   help="honour X-Forwarded-For only from this reverse-proxy address or network (repeatable; "
-                   "default: none, so the TCP peer is the client)")
-    p.add_argument("--no-warmup", action="store_true", help="load the models on the first request instead of at start")
-    p.add_argument("--ssl-certfile", help="serve https with this certificate (PEM)")
-    p.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
+    m.add_argument("--metrics-public", action="store_true", help="serve /metrics without a key")
+    m.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                   help="honour X-Forwarded-For only from this reverse-proxy address or network (repeatable); "
+                   "default: none, so the TCP peer is the client")
+    m.add_argument("--no-warmup", action="store_true", help="load the models on the first request, not at start")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("keys", parents=parents, help="create, list or revoke API keys of the service")
+    p = sub.add_parser("keys", parents=parents, help="create, list or revoke API keys of the service",
+                       description="API keys of the service, stored hashed beside the gallery (without a "
+                       "sub-command: list them).",
+                       example="KEY=$(facegate keys create --role admin --name ops)")
     ksub = p.add_subparsers(dest="keys_command", metavar="SUBCOMMAND")
     q = ksub.add_parser("create", parents=parents, help="create a key; the secret is printed once",
-                        description="Roles: admin (enrol, delete, keys, everything), gate (gate checks, identify, "
-                        "detect, verify), viewer (people list, events, metrics).")
-    q.add_argument("--role", required=True, choices=["admin", "gate", "viewer"])
-    q.add_argument("--name", default="", help="what the key is for, e.g. 'gate 3 camera'")
+                        description="Create an API key and print its secret, alone on standard output, once. Roles: "
+                        "admin (enrol, delete, keys, everything), gate (gate checks, identify, detect, verify), "
+                        "viewer (people list, events, metrics).",
+                        example="KEY=$(facegate keys create --role gate --name 'front door camera')")
+    q.add_argument("--role", required=True, choices=["admin", "gate", "viewer"], help="what the key may do (required)")
+    q.add_argument("--name", type=text_arg(empty=True), default="", help="what the key is for, e.g. 'gate 3 camera'")
     q.set_defaults(func=cmd_keys_create)
-    q = ksub.add_parser("list", parents=parents, help="list keys (ids, roles, last use; never secrets)")
+    q = ksub.add_parser("list", parents=parents, help="list keys (ids, roles, last use; never secrets)",
+                        description="Every key: id, role, when created, last used and revoked (never the secrets).",
+                        example="facegate keys list --json")
     q.set_defaults(func=cmd_keys_list)
-    q = ksub.add_parser("revoke", parents=parents, help="revoke a key by its id (effective immediately)")
-    q.add_argument("key_id", help="the 10-hex-digit id from 'facegate keys list' (the part after fg_)")
+    q = ksub.add_parser("revoke", parents=parents, help="revoke a key by its id (effective immediately)",
+                        description="Revoke a key by its id; it is refused from the next request on.",
+                        example="facegate keys revoke 3f9a1c0b2e")
+    q.add_argument("key_id", type=name_arg, metavar="KEY_ID",
+                   help="the 10-hex-digit id from 'facegate keys list' (the part after fg_)")
     q.set_defaults(func=cmd_keys_revoke)
     p.set_defaults(func=cmd_keys_list)
 
     aparents = [common, service_options()]
     p = sub.add_parser(
-        "access", parents=aparents, formatter_class=fmt,
+        "access", parents=aparents,
         help="per-gate access lists: who (people or groups) may pass which gate, and when",
         description="A gate with no rule admits every recognised person; a gate with rules admits only the people "
-        "its rules permit (directly or through a group), inside the rule's weekly time window if it has one. "
-        "Every gate decision records the rule that decided.",
-        epilog="examples:\n"
+        "its rules permit (directly or through a group), inside the rule's weekly window if it has one.",
+        example="facegate access allow lab --group staff --from 08:00 --until 18:00",
+        epilog="Every gate decision records the rule that decided. Hours are in the rule's time zone: the one given "
+        "with\n--tz, else this machine's (the site's).\n\n"
+        "examples:\n"
         "  facegate access allow front-door --person 'Ada Lovelace'\n"
         "  facegate access group staff Ada Bob                       add people to group 'staff'\n"
         "  facegate access allow lab --group staff --days mon-fri --from 08:00 --until 18:30 --tz Europe/London\n"
@@ -122,29 +143,43 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "  facegate access remove 3                                  rule id from 'access list'",
     )
     asub = p.add_subparsers(dest="access_command", metavar="SUBCOMMAND")
-    q = asub.add_parser("list", parents=aparents, help="rules (of one gate) and groups")
-    q.add_argument("--gate", default=None)
+    q = asub.add_parser("list", parents=aparents, help="rules (of one gate) and groups",
+                        description="Every access rule (of one gate) with its window and time zone, and every group "
+                        "with its members.",
+                        example="facegate access list --gate lab")
+    q.add_argument("--gate", type=name_arg, default=None, help="only this gate's rules")
     q.set_defaults(func=cmd_access_list)
-    q = asub.add_parser("allow", parents=aparents, help="permit a person or a group at a gate")
-    q.add_argument("gate")
+    q = asub.add_parser("allow", parents=aparents, help="permit a person or a group at a gate",
+                        usage="%(prog)s GATE --person PERSON | --group GROUP  [options]",
+                        description="Permit a person or a group at GATE, every day or in a weekly window (hours in "
+                        "the rule's time zone).",
+                        example="facegate access allow lab --group staff --from 08:00 --until 18:00")
+    q.add_argument("gate", type=name_arg, metavar="GATE", help="the gate's name")
     who = q.add_mutually_exclusive_group(required=True)
-    who.add_argument("--person", help="enrolled name or id")
-    who.add_argument("--group", help="a group made with 'facegate access group'")
-    q.add_argument("--days", help="e.g. mon-fri or sat,sun (default: every day)")
-    q.add_argument("--from", dest="start", metavar="HH:MM", help="window start")
-    q.add_argument("--until", dest="end", metavar="HH:MM", help="window end (at or before --from: crosses midnight)")
-    q.add_argument("--tz", help="IANA time zone of the window (default UTC)")
+    who.add_argument("--person", type=person_arg, help="enrolled name or id")
+    who.add_argument("--group", type=name_arg, help="a group made with 'facegate access group'")
+    q.add_argument("--days", type=name_arg, help="e.g. mon-fri or sat,sun (default: every day)")
+    q.add_argument("--from", dest="start", type=name_arg, metavar="HH:MM", help="window start")
+    q.add_argument("--until", dest="end", type=name_arg, metavar="HH:MM",
+                   help="window end; at or before --from it crosses midnight")
+    q.add_argument("--tz", type=time_zone_arg, metavar="ZONE",
+                   help=f"IANA time zone of the window (default this machine's, {machine_time_zone()})")
     q.set_defaults(func=cmd_access_allow)
-    q = asub.add_parser("remove", parents=aparents, help="remove a rule by its id")
-    q.add_argument("rule_id", type=int)
+    q = asub.add_parser("remove", parents=aparents, help="remove a rule by its id",
+                        description="Remove an access rule by its id.", example="facegate access remove 3")
+    q.add_argument("rule_id", type=int_arg(1), metavar="RULE_ID", help="the rule's id, from 'facegate access list'")
     q.set_defaults(func=cmd_access_remove)
-    q = asub.add_parser("group", parents=aparents, help="add people to a group (created on first use)")
-    q.add_argument("group")
-    q.add_argument("people", nargs="+", help="enrolled names or ids")
+    q = asub.add_parser("group", parents=aparents, help="add people to a group (created on first use)",
+                        description="Add enrolled people to GROUP (created on first use), or remove them.",
+                        example="facegate access group staff 'Ada Lovelace' Bob")
+    q.add_argument("group", type=name_arg, metavar="GROUP", help="the group's name")
+    q.add_argument("people", nargs="+", type=person_arg, metavar="PERSON", help="enrolled names or ids")
     q.add_argument("--remove", action="store_true", help="remove them from the group instead")
     q.set_defaults(func=cmd_access_group)
-    q = asub.add_parser("delete-group", parents=aparents, help="delete a group and the rules that name it")
-    q.add_argument("group")
+    q = asub.add_parser("delete-group", parents=aparents, help="delete a group and the rules that name it",
+                        description="Delete a group, its memberships and the rules that name it.",
+                        example="facegate access delete-group staff")
+    q.add_argument("group", type=name_arg, metavar="GROUP", help="the group's name")
     q.set_defaults(func=cmd_access_delete_group)
     p.set_defaults(func=cmd_access_list, gate=None)
 
@@ -200,7 +235,9 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     try:
         if not db.revoke_key(args.key_id):
             row = db.get_key(args.key_id)
-            raise UsageError(f"no API key with id {args.key_id!r}" if row is None else f"key {args.key_id} is already revoked")
+            if row is None:
+                raise NotFoundError(f"no API key with id {args.key_id!r}; see 'facegate keys list'")
+            raise UsageError(f"key {args.key_id} is already revoked")
         db.add_event("audit", action="key_revoke", client="cli", detail={"key": args.key_id})
     finally:
         db.close()
@@ -234,6 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_public=args.metrics_public,
         trusted_proxies=tuple(args.trusted_proxy),
         warmup=not args.no_warmup,
+        **({"time_zone": args.time_zone} if args.time_zone else {}),
     )
     app = create_app(config, settings)
     try:
@@ -267,11 +305,13 @@ def _person_ids(args: argparse.Namespace, refs: list[str]) -> list[tuple[int, st
 
 
 def _access_call(args: argparse.Namespace, fn: Any, *a: Any, **kw: Any) -> Any:
-    from facegate.service.access import AccessError
+    from facegate.service.access import AccessError, AccessNotFoundError
 
     db = _db(args)
     try:
         return fn(db, *a, **kw)
+    except AccessNotFoundError as exc:
+        raise NotFoundError(f"{exc}; see 'facegate access list'") from exc
     except AccessError as exc:
         raise UsageError(str(exc)) from exc
     finally:
@@ -303,7 +343,7 @@ def cmd_access_allow(args: argparse.Namespace) -> int:
 
     pid = _person_ids(args, [args.person])[0][0] if args.person else None
     rule = _access_call(args, access.add_rule, args.gate, person_id=pid, group=args.group, days=args.days,
-                        start=args.start, end=args.end, tz=args.tz)
+                        start=args.start, end=args.end, tz=args.tz or machine_time_zone())
     _access_call(args, lambda db: db.add_event("audit", action="access_rule_add", gate=args.gate, person_id=pid,
                                                client="cli", detail=rule.to_dict()))
     who = f"group {rule.group}" if rule.group else f"person {pid} ({args.person})"
@@ -315,7 +355,7 @@ def cmd_access_remove(args: argparse.Namespace) -> int:
     from facegate.service import access
 
     if not _access_call(args, access.delete_rule, args.rule_id):
-        raise UsageError(f"no access rule with id {args.rule_id}")
+        raise NotFoundError(f"no access rule with id {args.rule_id}; see 'facegate access list'")
     _access_call(args, lambda db: db.add_event("audit", action="access_rule_delete", client="cli",
                                                detail={"rule": args.rule_id}))
     emit(args, {"deleted": args.rule_id}, f"removed rule {args.rule_id}")
@@ -338,6 +378,6 @@ def cmd_access_delete_group(args: argparse.Namespace) -> int:
     from facegate.service import access
 
     if not _access_call(args, access.delete_group, args.group):
-        raise UsageError(f"no access group named {args.group!r}")
+        raise NotFoundError(f"no access group named {args.group!r}; see 'facegate access list'")
     emit(args, {"deleted": args.group}, f"deleted group {args.group} and the rules that named it")
     return 0

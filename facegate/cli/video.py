@@ -13,9 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facegate.cli.args import float_arg, int_arg, name_arg, text_arg
 from facegate.cli.common import config_from_args, exit_codes_epilog
 from facegate.cli.core import fpir_arg as _fpir
+from facegate.cli.core import threshold_arg
 from facegate.errors import ExitCode, UsageError
+from facegate.timefmt import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +27,8 @@ VIDEO_EXIT_CODES = exit_codes_epilog("watch exit codes", ExitCode.USAGE, ExitCod
     "\n   the source: cannot be opened, or a live source was lost for good)"
 )
 
-
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from exc
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return v
+_positive = int_arg(1, 2**31 - 1)
+_seconds = float_arg(0.0, 86_400.0)  # a duration: up to a day
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -45,58 +39,65 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     except ImportError:  # pragma: no cover - the gallery CLI ships with the gallery
         parents = [common]
     p = sub.add_parser(
-        "watch", parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "watch", parents=parents,
         help="follow and name faces in a video file, webcam or RTSP stream (JSONL events)",
-        description="Detect faces every Nth frame, follow them with a tracker, name each track from its best "
-        "shots by a quality-weighted vote against the gallery (enrol people with 'facegate enroll'), and write "
-        "one JSON event per line: start, identified, left (and gate, source, end). SOURCE is a video file, a "
-        "webcam index (0, 1, ...) or a stream URL (rtsp://...). A live stream that drops is reconnected; one "
-        "that does not come back within --reconnect-timeout ends the run with exit code 14.",
-        epilog="examples:\n"
+        description="Follow the faces in a video file, webcam (0, 1, ...) or stream (rtsp://...), name each track "
+        "against the gallery at a stated FPIR, write one JSON event per line, and say at the end who was seen.",
+        example="facegate watch clip.mp4 --events events.jsonl --annotate annotated.mp4",
+        epilog="Faces are detected every Nth frame and followed by a tracker; each track is named from its best "
+        "shots by a\nquality-weighted vote against the gallery (enrol people with 'facegate enroll'). Events: start, "
+        "identified,\nleft (and gate, source, end). A live stream that drops is reconnected; one that does not come "
+        "back within\n--reconnect-timeout ends the run with exit code 14. At the end a summary lists who was seen, "
+        "when, for how\nlong and in how many tracks (on standard error when events go to standard output).\n\n"
+        "examples:\n"
         "  facegate enroll --name Ada ada1.jpg ada2.jpg\n"
         "  facegate watch clip.mp4 --events events.jsonl --annotate annotated.mp4\n"
         "  facegate watch 0                                   webcam, events on standard output\n"
         "  facegate watch rtsp://cam.local/stream --gate front-door --server http://facegate:8000 --key KEY\n\n"
         + VIDEO_EXIT_CODES,
     )
-    p.add_argument("source", help="video file, webcam index, or stream URL (rtsp://, http://, ...)")
-    p.add_argument("--events", type=Path, help="write JSONL events here (default: standard output)")
-    p.add_argument("--annotate", metavar="OUT.mp4", type=Path, help="also write the video with boxes, track ids and names")
+    p.add_argument("source", metavar="SOURCE", help="video file, webcam index or stream URL; rtsp://, http://, ...")
+    p.add_argument("--events", type=Path, metavar="OUT.jsonl", help="write JSONL events here (default: standard output)")
+    p.add_argument("--annotate", metavar="OUT.mp4", type=Path,
+                   help="also write the video with boxes, track ids and names; H.264 where OpenCV can write it")
     p.add_argument("--snapshots", metavar="DIR", type=Path, help="also save annotated PNG frames here")
-    p.add_argument("--snapshot-every", type=_positive, default=50, metavar="N", help="every Nth frame to --snapshots (default 50)")
-    p.add_argument("--events-out", action="store_true",  # integrations (issue 24)
+    d = p.add_mutually_exclusive_group()
+    d.add_argument("--fpir", type=_fpir, help="share of strangers' tracks named (default 1e-2); the false-positive "
+                   "identification rate, the threshold follows from the gallery's size")
+    d.add_argument("--threshold", type=threshold_arg, help="explicit cosine threshold; the FAR/FPIR the calibrated "
+                   "table gives for it is reported")
+    p.add_argument("--min-face", type=_positive, default=None, metavar="PX",
+                   help="smallest face to detect (default: the detector's); BlazeFace 16, HOG and MTCNN 40; "
+                   "larger skips the small-face pass and costs less on large frames")
+    p.add_argument("--max-frames", type=_positive, default=None, metavar="N", help="stop after N frames")
+    gt = p.add_argument_group("gate mode: one access decision per person from the facegate service")
+    gt.add_argument("--gate", type=name_arg, metavar="NAME",
+                    help="ask this gate of the service; POST {server}/api/v1/gates/NAME/check")
+    gt.add_argument("--server", metavar="URL", help="the service, e.g. http://127.0.0.1:8000")
+    gt.add_argument("--key", type=text_arg(500, "an API key"), help="API key (sent as X-API-Key)")
+    m = p.add_argument_group("more options: speed, tracking, gate mode")
+    m.add_argument("--snapshot-every", type=_positive, default=50, metavar="N",
+                   help="every Nth frame to --snapshots (default 50)")
+    m.add_argument("--events-out", action="store_true",  # integrations (issue 24)
                    help="also send every identification to the hook targets added with --events watch.identified "
                    "('facegate hooks'), from this process")
-    g = p.add_argument_group("speed and tracking")
-    g.add_argument("--detect-every", type=_positive, default=3, metavar="N",
+    m.add_argument("--detect-every", type=_positive, default=3, metavar="N",
                    help="run the detector every Nth frame; the tracker predicts in between (default 3)")
-    g.add_argument("--embed-every", type=_positive, default=6, metavar="N",
+    m.add_argument("--embed-every", type=_positive, default=6, metavar="N",
                    help="embed a track's best shot at most every N frames while naming it (default 6)")
-    g.add_argument("--min-face", type=_positive, default=None, metavar="PX",
-                   help="smallest face to detect, in pixels (default: the detector's own, BlazeFace 16, "
-                   "HOG and MTCNN 40; larger skips the small-face pass and costs less on large frames)")
-    g.add_argument("--max-age", type=float, default=1.0, metavar="S",
+    m.add_argument("--max-age", type=float_arg(0.0, 86_400.0, lo_open=True), default=1.0, metavar="S",
                    help="seconds a face may go undetected before its track ends (default 1)")
-    g.add_argument("--max-frames", type=_positive, default=None, metavar="N", help="stop after N frames")
-    g.add_argument("--no-scene-cuts", action="store_true", help="do not end tracks at shot cuts")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar for files")
-    g.add_argument("--reconnect-timeout", type=float, default=30.0, metavar="S",
+    m.add_argument("--no-scene-cuts", action="store_true", help="do not end tracks at shot cuts")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar for files")
+    m.add_argument("--reconnect-timeout", type=_seconds, default=30.0, metavar="S",
                    help="live sources: seconds to keep reconnecting after a drop (default 30)")
-    d = p.add_argument_group("decision").add_mutually_exclusive_group()
-    d.add_argument("--fpir", type=_fpir, help="false-positive identification rate to name tracks at: the share of "
-                   "strangers' tracks named (default 1e-2); the threshold follows from the gallery's size")
-    d.add_argument("--threshold", type=float, help="explicit cosine threshold (the FAR/FPIR the calibrated table "
-                   "gives for it is reported)")
-    gt = p.add_argument_group("gate mode: one access decision per person from the facegate service")
-    gt.add_argument("--gate", metavar="NAME", help="the gate to ask (POST {server}/api/v1/gates/NAME/check)")
-    gt.add_argument("--server", metavar="URL", help="the service, e.g. http://127.0.0.1:8000")
-    gt.add_argument("--key", help="API key (sent as X-API-Key)")
-    gt.add_argument("--gate-cooldown", type=float, default=10.0, metavar="S",
-                    help="a named person is not asked about again for S seconds after their track ends (default 10)")
-    gt.add_argument("--gate-timeout", type=float, default=5.0, metavar="S", help="seconds per request (default 5)")
-    gt.add_argument("--gate-frames", type=int, default=5, metavar="N",
-                    help="frames of the track sent with each request, for the service's liveness check: its last N "
-                    "detections within 2 s (default 5, at most 8; 1 sends the best shot alone)")
+    m.add_argument("--gate-cooldown", type=_seconds, default=10.0, metavar="S",
+                   help="a named person is not asked about again for S seconds after their track ends (default 10)")
+    m.add_argument("--gate-timeout", type=float_arg(0.0, 600.0, lo_open=True), default=5.0, metavar="S",
+                   help="seconds per request (default 5)")
+    m.add_argument("--gate-frames", type=int_arg(1, 8), default=5, metavar="N",
+                   help="frames of the track sent with each request for the service's liveness check: its last N "
+                   "detections within 2 s (default 5, at most 8; 1 sends the best shot alone)")
     p.set_defaults(func=cmd_watch)
 
 
@@ -179,17 +180,48 @@ def cmd_watch(args: argparse.Namespace) -> int:
     summary = result.to_dict()
     if args.annotate:
         summary["annotated"] = str(args.annotate)
+        if writer is not None:
+            summary["annotated_codec"] = writer.codec
+            summary["annotated_browser_playable"] = writer.browser_playable
+            if writer.note:
+                summary["annotated_note"] = writer.note
     if args.snapshots:
         summary["snapshots"] = [str(s) for s in snaps]
+    codec = f" ({'H.264' if writer.browser_playable else writer.codec})" if writer is not None and writer.codec else ""
     text = (
         f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} frames/s), {result.tracks} track(s), "
         f"{result.switches} name switch(es)"
         + (f", {result.dropped} frame(s) dropped" if result.dropped else "")
         + (f", {result.reconnects} reconnect(s)" if result.reconnects else "")
-        + (f"; annotated video: {args.annotate}" if args.annotate else "")
+        + (f"; annotated video{codec}: {args.annotate}" if args.annotate else "")
         + (f"; {len(snaps)} snapshot(s) in {args.snapshots}" if args.snapshots else "")
     )
+    text += "\n" + "\n".join(seen_lines(result.sightings(), live=source.kind != "file"))
+    if writer is not None and writer.note:
+        text += f"\nnote: {args.annotate} {writer.note}"
     # With events on standard output the summary goes to standard error, keeping stdout pure JSONL.
     out = sys.stdout if args.events else sys.stderr
     print(json.dumps(summary) if getattr(args, "json", False) else text, file=out)
     return 0
+
+
+def _clock(t: float) -> str:
+    """Media seconds as m:ss.s (h:mm:ss past an hour)."""
+    m, sec = divmod(max(0.0, t), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{sec:04.1f}" if h else f"{m}:{sec:04.1f}"
+
+
+def seen_lines(sightings: list[Any], live: bool) -> list[str]:
+    """Who was seen: one line per person (and one for the unknown tracks), first and last seen, how long."""
+    if not sightings:
+        return ["seen: nobody (no face was followed long enough to make a track)"]
+    width = max(len(s.name or "unknown") for s in sightings)
+    lines = ["seen:"]
+    for s in sightings:
+        if live:  # wall-clock times: when it happened
+            when = f"{(iso_time(s.first_wall) or '?')[11:19]} - {(iso_time(s.last_wall) or '?')[11:19]}"
+        else:  # positions in the video
+            when = f"{_clock(s.first_t)} - {_clock(s.last_t)}"
+        lines.append(f"  {s.name or 'unknown':<{width}}  {when}  {s.seconds:6.1f} s in {s.tracks} track(s)")
+    return lines

@@ -52,9 +52,6 @@ class TemplatePoint:
 
 
 # -- stacks ---------------------------------------------------------------------------------------
-# Landmark schemes each detector produces natively (dlib's predictor can add dlib5 to any box).
-NATIVE_SCHEMES = {"blazeface+onet": ("mtcnn5", "dlib5"), "blazeface": ("dlib5",), "mtcnn": ("mtcnn5", "dlib5"),
-                  "hog": ("dlib5",)}
 
 
 def stack_key(config: Config) -> str:
@@ -62,12 +59,13 @@ def stack_key(config: Config) -> str:
     refinement or not), the landmark scheme the chips were aligned from (``~derived`` when the
     detector does not produce it natively) and mirror averaging. Operating points are
     calibrated for one stack and apply to that stack only."""
+    from facegate.models.detectors import stack_detector
     from facegate.models.registry import get_spec
 
     spec = get_spec(config.embedder, config)
     scheme = spec.scheme
-    det = "blazeface+onet" if config.box_refinement else config.detector
-    native = scheme in NATIVE_SCHEMES.get(det, ())
+    det, native_schemes = stack_detector(config)  # e.g. "blazeface+onet", ("mtcnn5", "dlib5")
+    native = scheme in native_schemes
     return f"{spec.name}|{det}|{scheme}{'' if native else '~derived'}|{'flip' if config.flip else 'noflip'}"
 
 
@@ -209,7 +207,7 @@ def save_template_points(path: str, key: str, points: Sequence[TemplatePoint], s
 
 
 __all__ = [
-    "HOME", "NATIVE_SCHEMES", "OPERATING_POINTS", "SHIPPED", "TEMPLATE_POINTS", "StackTables", "TemplatePoint",
+    "HOME", "OPERATING_POINTS", "SHIPPED", "TEMPLATE_POINTS", "StackTables", "TemplatePoint",
     "as_stack_key", "calibrated_stacks", "home_table", "in_force", "load_operating_points", "load_template_points",
     "merge_table_entry", "read_table", "save_operating_points", "save_template_points", "shipped_table", "stack_key",
     "table_layers",

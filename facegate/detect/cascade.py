@@ -23,15 +23,17 @@ bounded multiple of a normal frame: a pass that would exceed the budget is skipp
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
+from facegate.align import DLIB5
+from facegate.config import Config
+from facegate.detect.boxes import affine_points, rotate_box, rotate_points, turn_matrix
+from facegate.detect.pyramid import resized
+from facegate.detect.scores import finish
 from facegate.types import Face
-
-if TYPE_CHECKING:
-    from facegate.detect.blazeface import BlazeFaceDetector
 
 log = logging.getLogger(__name__)
 
@@ -55,44 +57,30 @@ UPRIGHT_MAX_SIDE = 640  # the crop is shrunk to at most this many pixels (cost; 
 UPRIGHT_MATCH = 0.25  # share of the crop side the re-found face's centre may lie from the crop centre
 
 
+class TiledDetector(Protocol):
+    """What the passes need of the detector they run (:class:`facegate.detect.blazeface.BlazeFaceDetector`)."""
+
+    name: str
+    config: Config
+
+    @property
+    def refines_rolled(self) -> bool: ...
+
+    def levels(self, image: np.ndarray, min_face_size: int | None = None, whole_only: bool = False) -> list[Any]: ...
+
+    def detect_tiles(self, images: list[np.ndarray], min_face_size: int | None = None, proposals: bool = True,
+                     whole_only: bool = False) -> list[list[Face]]: ...
+
+
 def plan_cost(plan: list) -> int:
     """Model windows a plan costs (the unit of ``config.detect_budget``)."""
     return sum(level.cost for level in plan)
-
-
-def rotate_points(points: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
-    """(..., 2) x, y points of ``np.rot90(image, k)`` back in the original image of ``shape`` (h, w).
-
-    Continuous coordinates (pixel corners at integers): a point at (x, y) of the original lies
-    at (y, w - x) after one counter-clockwise quarter turn.
-    """
-    h, w = shape
-    p = np.asarray(points, dtype=np.float32)
-    x, y = p[..., 0], p[..., 1]
-    k %= 4
-    if k == 0:
-        ox, oy = x, y
-    elif k == 1:
-        ox, oy = w - y, x
-    elif k == 2:
-        ox, oy = w - x, h - y
-    else:
-        ox, oy = y, h - x
-    return np.stack([ox, oy], axis=-1).astype(np.float32)
-
-
-def rotate_box(box: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
-    """An x1, y1, x2, y2 box of ``np.rot90(image, k)`` as a box of the original image (exact for quarter turns)."""
-    corners = rotate_points(np.asarray(box, dtype=np.float32).reshape(2, 2), k, shape)
-    return np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
 
 
 def _map_landmarks(face: Face, fn) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Every landmark scheme of ``face`` through the point map ``fn`` (continuous coordinates).
     dlib's landmarks are pixel indices (centres at integers + 0.5 in continuous terms); O-Net's
     points are continuous already."""
-    from facegate.align import DLIB5
-
     def one(scheme: str, pts: np.ndarray) -> np.ndarray:
         off = 0.5 if scheme == DLIB5 else 0.0
         return (fn(np.asarray(pts, np.float64) + off) - off).astype(np.float32)
@@ -147,18 +135,17 @@ def face_roll(face: Face) -> float | None:
     return None if np.isnan(roll) else roll
 
 
-def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: float) -> Face | None:
+def upright_face(det: TiledDetector, image: np.ndarray, face: Face, roll: float) -> Face | None:
     """The face found again on a crop turned upright around it, mapped back into ``image``; None if not re-found.
 
     The box is the upright face's box moved to its centre in the image (an axis-aligned box
     of the face's own size); the landmarks follow the rotation, so chips cut from them are upright.
     """
     src_box = np.asarray(face.extra.get("detector_box", face.box), dtype=np.float64)
-    cx, cy = (src_box[0] + src_box[2]) / 2, (src_box[1] + src_box[3]) / 2
+    centre = ((src_box[0] + src_box[2]) / 2, (src_box[1] + src_box[3]) / 2)
     side = UPRIGHT_CONTEXT * max(src_box[2] - src_box[0], src_box[3] - src_box[1])
     out = int(min(max(round(side), 32), UPRIGHT_MAX_SIDE))
-    m = cv2.getRotationMatrix2D((cx, cy), roll, out / side)
-    m[:, 2] += (out / 2 - cx, out / 2 - cy)
+    m = turn_matrix(centre, roll, out / side, out)
     crop = cv2.warpAffine(image, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     # The face fills about 1 / UPRIGHT_CONTEXT of the crop (80 px at the model's input): the whole
     # crop is one window, not the plan for the smallest face (the 480 px tiles of a 640 px crop: 6).
@@ -174,8 +161,7 @@ def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: fl
     inv = cv2.invertAffineTransform(m)
 
     def back(points: np.ndarray) -> np.ndarray:
-        p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        return (p @ inv[:, :2].T + inv[:, 2]).astype(np.float32).reshape(np.shape(points))
+        return affine_points(inv, points).astype(np.float32)
 
     def back_box(box: np.ndarray) -> np.ndarray:
         c = back(np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]))
@@ -195,7 +181,7 @@ def upright_face(det: BlazeFaceDetector, image: np.ndarray, face: Face, roll: fl
                 more_landmarks=more, detector=face.detector, extra=extra)
 
 
-def straighten(det: BlazeFaceDetector, image: np.ndarray, faces: list[Face]) -> list[Face]:
+def straighten(det: TiledDetector, image: np.ndarray, faces: list[Face]) -> list[Face]:
     """Faces rolled beyond ``ROLL_LIMIT`` replaced by their upright re-detection (``upright_face``),
     where the embedder wants dlib's points. Where it wants O-Net's, the detector has already
     refined rolled faces on crops turned upright (``OnetRefiner.refine_points``)."""
@@ -227,18 +213,16 @@ def scale_face(face: Face, s: float) -> Face:
 
 def _turned(image: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     """``np.rot90(image, k)`` of the image shrunk to ``TURN_MAX_SIDE`` at most, and the shrink factor."""
-    from facegate.detect.blazeface import _resized
-
     h, w = image.shape[:2]
     s = min(1.0, TURN_MAX_SIDE / max(h, w))
     if s < 1.0:
-        image = _resized([image], max(1, round(w * s)), max(1, round(h * s)))
+        image = resized([image], max(1, round(w * s)), max(1, round(h * s)))
         s = image.shape[1] / w
     codes = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
     return cv2.rotate(image, codes[k % 4]), s
 
 
-def run_cascade(det: BlazeFaceDetector, images: list[np.ndarray]) -> list[list[Face]]:
+def run_cascade(det: TiledDetector, images: list[np.ndarray]) -> list[list[Face]]:
     """The tile plan on all images, then the rotated passes on those where nothing was found."""
     budget = det.config.detect_budget
     results = det.detect_tiles(images)
@@ -262,6 +246,4 @@ def run_cascade(det: BlazeFaceDetector, images: list[np.ndarray]) -> list[list[F
         for i, s, rot, faces in zip(todo, shrink, turned, det.detect_tiles(turned, proposals=False, whole_only=True)):
             small = (rot.shape[1], rot.shape[0]) if k % 2 else rot.shape[:2]  # (h, w) before turning
             results[i] = [scale_face(unrotate_face(f, k, small), s) for f in faces]
-    from facegate.detect.scores import finish
-
     return [finish(straighten(det, im, faces), det.name, det.config.min_score) for im, faces in zip(images, results)]

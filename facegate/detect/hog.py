@@ -7,26 +7,19 @@ the other detectors' boxes are calibrated against.
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
 
 from facegate.config import Config
-from facegate.detect.base import Detector
-from facegate.detect.landmarks import DlibLandmarker, _as_dlib_image
+from facegate.detect.base import Detector, rgb_image
+from facegate.detect.landmarks import DlibLandmarker
 from facegate.detect.scores import finish
 from facegate.types import Face
 
 # At upsample 0 dlib's HOG window finds faces whose box is about 80 px or larger; each
 # upsampling halves that.
 HOG_MIN_FACE = 80
-# The SVM margin that stands for detection_threshold 0.5 (dlib's own cut is 0). Margins
-# measured at upsample 1: the centred faces of 300 LFW images had a median of 1.71 and
-# 1% of them fell between 0 and 0.3; skimage's astronaut gets a false face (the mission
-# patch on her sleeve) at 0.12 next to her real face at 1.16. 0.2 drops such weak hits
-# at the cost of under 1% of LFW faces.
-HOG_MARGIN_AT_HALF = 0.2
 
 
 def hog_upsample(min_face_size: int) -> int:
@@ -39,17 +32,13 @@ def hog_upsample(min_face_size: int) -> int:
     return up
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
 class HogDetector(Detector):
     """``get_frontal_face_detector()`` (lazy). ``Face.score`` is the SVM margin from ``run()``, calibrated
     (:mod:`facegate.detect.scores`; the margin is kept in ``Face.extra["raw_score"]``).
 
-    ``config.detection_threshold`` is read as a probability and ``margin - HOG_MARGIN_AT_HALF``
-    as its logit: the default 0.5 keeps margins above 0.2 (dlib's own default cut is 0).
+    ``config.detection_threshold`` is read as a probability and ``margin - margin_at_half`` as its
+    logit (``spec.score``, :class:`facegate.models.detectors.ScoreScale`): the default 0.5 keeps
+    margins above 0.2 (dlib's own default cut is 0).
     """
 
     name = "hog"
@@ -59,8 +48,8 @@ class HogDetector(Detector):
         self._detector = None
         self._lock = threading.Lock()
         self.landmarker = DlibLandmarker(config)
-        self.upsample = hog_upsample(config.min_face(self.name))
-        self.margin = HOG_MARGIN_AT_HALF + _logit(config.detection_threshold)
+        self.upsample = hog_upsample(self.min_face)
+        self.margin = self.spec.score.raw_cut(config.detection_threshold)
 
     def _load(self):
         if self._detector is None:
@@ -73,7 +62,7 @@ class HogDetector(Detector):
 
     def detect_boxes(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw HOG boxes (N, 4) float32 x1, y1, x2, y2 and margins (N,), highest first."""
-        img = _as_dlib_image(image)
+        img = rgb_image(image)
         rects, scores, _ = self._load().run(img, self.upsample, self.margin)
         boxes = np.array(
             [(r.left(), r.top(), r.right() + 1, r.bottom() + 1) for r in rects], dtype=np.float32
@@ -85,7 +74,7 @@ class HogDetector(Detector):
     def detect(self, image: np.ndarray) -> list[Face]:
         boxes, scores = self.detect_boxes(image)
         sizes = np.sqrt(np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0))
-        keep = sizes >= self.config.min_face(self.name)
+        keep = sizes >= self.min_face
         boxes, scores = boxes[keep], scores[keep]
         landmarks = self.landmarker.fit(image, boxes)
         faces = [

@@ -32,7 +32,8 @@ import numpy as np
 from facegate.align import DLIB5, MTCNN5
 from facegate.config import Config
 from facegate.detect.base import Detector
-from facegate.detect.landmarks import BoxAdjust, DlibLandmarker
+from facegate.detect.boxes import BoxAdjust, box_patch, nms, regress, square
+from facegate.detect.landmarks import DlibLandmarker
 from facegate.detect.scores import finish
 from facegate.errors import InvalidImageError, UsageError
 from facegate.models.registry import REGISTRY, verified_path
@@ -68,7 +69,7 @@ BOX_ADJUST_MTCNN = BoxAdjust(sx=1.147, sy=0.855, dx=-0.018, dy=0.056)
 # --------------------------------------------------------------------------- networks
 
 
-def _build_networks() -> tuple[Any, Any, Any]:
+def build_networks() -> tuple[Any, Any, Any]:
     """The three networks; parameter names match facenet-pytorch's pnet/rnet/onet.pt."""
     import torch
     from torch import nn
@@ -167,60 +168,7 @@ def load_weights(net: Any, key: str) -> Any:
     return net
 
 
-# --------------------------------------------------------------------------- box helpers
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
-    """Greedy non-maximum suppression; indices of the kept boxes, best first.
-
-    ``mode="union"`` suppresses on intersection over union, ``"min"`` on intersection
-    over the smaller box (MTCNN's last stage). Boxes are continuous (x1, y1, x2, y2).
-    """
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.int64)
-    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        inter = iw * ih
-        if mode == "min":
-            denom = np.minimum(areas[i], areas[rest])
-        else:
-            denom = areas[i] + areas[rest] - inter
-        overlap = inter / np.maximum(denom, 1e-12)
-        order = rest[overlap <= threshold]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def _square(boxes: np.ndarray) -> np.ndarray:
-    """Grow each box to a square around its centre (side = its longer side)."""
-    out = boxes.copy()
-    w = boxes[:, 2] - boxes[:, 0]
-    h = boxes[:, 3] - boxes[:, 1]
-    side = np.maximum(w, h)
-    out[:, 0] = boxes[:, 0] + (w - side) / 2
-    out[:, 1] = boxes[:, 1] + (h - side) / 2
-    out[:, 2] = out[:, 0] + side
-    out[:, 3] = out[:, 1] + side
-    return out
-
-
-def _regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Apply MTCNN's box regression: each edge moves by its offset times the box size."""
-    out = boxes.copy()
-    w = boxes[:, 2] - boxes[:, 0]
-    h = boxes[:, 3] - boxes[:, 1]
-    out[:, 0] += offsets[:, 0] * w
-    out[:, 1] += offsets[:, 1] * h
-    out[:, 2] += offsets[:, 2] * w
-    out[:, 3] += offsets[:, 3] * h
-    return out
+# --------------------------------------------------------------------------- crops
 
 
 class _Halvings:
@@ -265,23 +213,6 @@ def _crops(image: _Halvings, boxes: np.ndarray, size: int, shrink: bool = False)
         if patch is not None:  # else entirely outside the image: an all-zero crop, which the nets reject
             out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return out
-
-
-def box_patch(image: np.ndarray, box) -> np.ndarray | None:
-    """The float32 pixels of ``box`` (x1, y1, x2, y2; outward to whole pixels), zero where it
-    reaches past the image; None when it lies wholly outside. Only that part is converted."""
-    h, w = image.shape[:2]
-    x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
-    x2, y2 = max(int(np.ceil(box[2])), x1 + 1), max(int(np.ceil(box[3])), y1 + 1)
-    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if cx2 <= cx1 or cy2 <= cy1:
-        return None
-    patch = np.asarray(image[cy1:cy2, cx1:cx2], dtype=np.float32)
-    if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
-        padded = np.zeros((y2 - y1, x2 - x1, 3), dtype=np.float32)
-        padded[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = patch
-        patch = padded
-    return patch
 
 
 def pyramid_scales(height: int, width: int, min_face: float) -> list[float]:
@@ -334,7 +265,7 @@ class MtcnnDetector(Detector):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        if config.min_face(self.name) <= 0:
+        if self.min_face <= 0:
             raise UsageError(f"min_face_size must be positive, got {config.min_face_size}")
         self._nets: tuple[Any, Any, Any] | None = None
         self._device: str | None = None
@@ -352,12 +283,12 @@ class MtcnnDetector(Detector):
                 return self._nets
             import torch
 
-            from facegate.embed.base import resolve_torch_device
+            from facegate.onnxrt import resolve_torch_device
 
             device = resolve_torch_device(self.config.device)
             if self.config.threads > 0:
                 torch.set_num_threads(self.config.threads)
-            nets = _build_networks()
+            nets = build_networks()
             for net, key in zip(nets, ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")):
                 load_weights(net, key)
                 # channels-last: 2-3x faster on CPU, mostly in max-pooling (torch 2.13)
@@ -456,7 +387,7 @@ class MtcnnDetector(Detector):
             for c0 in range(0, len(all_idx), step):
                 idx = all_idx[c0 : c0 + step]
                 full = self._to_tensor(np.stack([images[i] for i in idx])) if on_gpu else None
-                for scale in pyramid_scales(h, w, float(self.config.min_face(self.name))):
+                for scale in pyramid_scales(h, w, float(self.min_face)):
                     hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
                     self._pnet_level(pnet, images, idx, full, scale, hs, ws, per_image)
                 del full
@@ -467,7 +398,7 @@ class MtcnnDetector(Detector):
                 continue
             c = np.concatenate(chunks)
             c = c[nms(c[:, :4], c[:, 4], PNET_NMS)]
-            out.append(_square(_regress(c[:, :4], c[:, 5:9])))
+            out.append(square(regress(c[:, :4], c[:, 5:9])))
         return out
 
     def _pnet_level(self, pnet: Any, images: list[np.ndarray], idx: list[int], full: Any, scale: float,
@@ -522,7 +453,7 @@ class MtcnnDetector(Detector):
             ok = p > RNET_THRESHOLD
             b, p, r = c[ok], p[ok], r[ok]
             keep = nms(b, p, RNET_NMS)
-            out.append(_square(_regress(b[keep], r[keep])))
+            out.append(square(regress(b[keep], r[keep])))
         return out
 
     def _stage_output(
@@ -547,10 +478,10 @@ class MtcnnDetector(Detector):
             w = (b[:, 2] - b[:, 0])[:, None]
             h = (b[:, 3] - b[:, 1])[:, None]
             points = np.stack([b[:, 0:1] + w * q[:, :5], b[:, 1:2] + h * q[:, 5:]], axis=2)
-            b = _regress(b, r)
+            b = regress(b, r)
             keep = nms(b, p, ONET_NMS, mode="min")
             out.append((b[keep].astype(np.float32), p[keep].astype(np.float32), points[keep].astype(np.float32)))
         return out
 
 
-__all__ = ["BOX_ADJUST_MTCNN", "MtcnnDetector", "nms", "pyramid_scales"]
+__all__ = ["BOX_ADJUST_MTCNN", "MtcnnDetector", "build_networks", "load_weights", "pyramid_scales"]

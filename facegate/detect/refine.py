@@ -31,9 +31,10 @@ import cv2
 import numpy as np
 
 from facegate.config import Config
-from facegate.detect.blazeface import iou_matrix
-from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, _regress, _square, box_patch
+from facegate.detect.boxes import affine_points, box_patch, iou_matrix, nms, regress, square, turn_matrix
+from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, build_networks, load_weights
 from facegate.models.registry import REGISTRY, verified_path
+from facegate.onnxrt import resolve_engine, session
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,8 @@ _NETS = {"rnet": (1, 24, ["prob", "offsets"]), "onet": (2, 48, ["prob", "offsets
 
 
 def _mtcnn_module(which: str):  # -> torch R-Net or O-Net with its verified weights, eval mode, on the CPU
-    from facegate.detect.mtcnn import _build_networks, load_weights
-
     index, _size, _outputs = _NETS[which]
-    return load_weights(_build_networks()[index], f"mtcnn_{which}").eval()
+    return load_weights(build_networks()[index], f"mtcnn_{which}").eval()
 
 
 def _onet_module():
@@ -75,7 +74,7 @@ def _exporter(which: str):
 
 def _float_crops(image: np.ndarray, boxes: np.ndarray, size: int = 48) -> np.ndarray:
     """MTCNN's size x size crops of ``boxes`` (zero outside the image), resized from float pixels
-    (``mtcnn._crops`` without its halvings: these boxes are few and small).
+    (MTCNN's crops without its halvings: these boxes are few and small).
 
     Only the pixels each box covers are converted to float32, not the whole frame (weak
     small-face candidates spread over a whole 1280x720 frame: converting it took longer than
@@ -95,9 +94,8 @@ def _turned_crops(image: np.ndarray, boxes: np.ndarray, angles: np.ndarray, size
     a face rolled by ``a`` comes upright) around their centres; zero outside the image."""
     out = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
     for k, (box, angle) in enumerate(zip(boxes, angles)):
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), size / max(float(box[2] - box[0]), 1.0))
-        m[:, 2] += (size / 2 - cx, size / 2 - cy)
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        m = turn_matrix(centre, angle, size / max(float(box[2] - box[0]), 1.0), size)
         out[k] = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return out
 
@@ -117,8 +115,6 @@ class OnetRefiner:
     """Tightens detector boxes with O-Net; returns dlib-like boxes for the landmark predictor."""
 
     def __init__(self, config: Config) -> None:
-        from facegate.embed.base import resolve_engine
-
         self.config = config
         # The embedder's rule: ONNX Runtime on the CPU, PyTorch on CUDA, unless config.runtime
         # says otherwise; a missing GPU fails now.
@@ -132,7 +128,6 @@ class OnetRefiner:
                 if self.runtime == "torch":
                     self._sessions[which] = self._torch_net(which)
                 else:
-                    from facegate.embed.onnx import _session
                     from facegate.models.onnx_cache import cached_onnx
 
                     spec = REGISTRY[f"mtcnn_{which}"]
@@ -143,7 +138,7 @@ class OnetRefiner:
                     # O-Net on one thread: for a 48x48 net a thread pool's hand-offs cost more than they
                     # save (0.5 vs 1.5 ms a face); R-Net sees dozens of boxes at once and uses the cores.
                     threads = self.config.cpu_threads if which == "rnet" else 1
-                    self._sessions[which] = _session(path, self.providers, threads)
+                    self._sessions[which] = session(path, self.providers, threads)
             return self._sessions[which]
 
     def _torch_net(self, which: str):
@@ -172,12 +167,10 @@ class OnetRefiner:
 
         Where ``angles`` (N,) is not NaN the crop is turned by it first (a rolled face seen
         upright) and the box is kept unregressed (R-Net's offsets are in the turned crop)."""
-        from facegate.detect.mtcnn import nms
-
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros(0, np.int64), np.zeros((0, 4), np.float64)
-        sq = _square(boxes)
+        sq = square(boxes)
         crops = _crops_for(image, sq, 24, angles)
         x = np.ascontiguousarray(((crops - _MEAN) * _SCALE).transpose(0, 3, 1, 2), dtype=np.float32)
         prob, offsets = self._forward(x, "rnet")[:2]
@@ -187,7 +180,7 @@ class OnetRefiner:
         idx = np.flatnonzero(prob > SCREEN_CUT)
         if len(idx) == 0:
             return idx, np.zeros((0, 4), np.float64)
-        out = _square(_regress(sq[idx], offsets[idx]))
+        out = square(regress(sq[idx], offsets[idx]))
         keep = nms(out, prob[idx], SCREEN_NMS)
         return idx[keep], out[keep]
 
@@ -219,7 +212,7 @@ class OnetRefiner:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, bool), np.zeros((0, 5, 2), np.float32)
         roll = np.full(len(boxes), np.nan) if angles is None else np.array(angles, dtype=np.float64).reshape(-1)
         tt = np.flatnonzero(~np.isnan(roll))
-        current = _square(boxes)
+        current = square(boxes)
         prob = np.zeros(len(boxes), np.float32)
         refined = boxes
         points = []
@@ -230,7 +223,7 @@ class OnetRefiner:
             w = (current[:, 2] - current[:, 0])[:, None]
             h = (current[:, 3] - current[:, 1])[:, None]
             pts = np.stack([current[:, 0:1] + w * q[:, :5], current[:, 1:2] + h * q[:, 5:]], axis=2)
-            step = _regress(current, offsets.astype(np.float64))
+            step = regress(current, offsets.astype(np.float64))
             for i in tt:  # the turned crops' box and points, back into the image
                 box, pts[i] = _unturn(current[i], roll[i], offsets[i], q[i])
                 step[i] = box
@@ -241,7 +234,7 @@ class OnetRefiner:
                 break
             prob = p
             refined = step
-            current = _square(refined)
+            current = square(refined)
         # O-Net's points from its last two views of the face, averaged (LFW 99.38% -> 99.43% with
         # the ArcFace-fitted MobileFaceNet chips; one more 48 px forward, about 0.5 ms a face)
         points = np.mean(points[-POINT_VIEWS:], axis=0)
@@ -253,14 +246,11 @@ def _unturn(box: np.ndarray, angle: float, offsets: np.ndarray, q: np.ndarray) -
     """O-Net's regression and points on a crop of square ``box`` turned by ``angle`` (see
     ``_turned_crops``), back in the image: an axis-aligned box of the regressed size at the
     regressed centre, and the five points (5, 2)."""
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = max(float(box[2] - box[0]), 1.0)
-    m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), 48 / side)
-    m[:, 2] += (24 - cx, 24 - cy)
-    inv = cv2.invertAffineTransform(m)
+    inv = cv2.invertAffineTransform(turn_matrix(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), angle, 48 / side, 48))
     o = np.asarray(offsets, np.float64) * 48
     crop_box = np.array([o[0], o[1], 48 + o[2], 48 + o[3]])
-    centre = inv[:, :2] @ ((crop_box[:2] + crop_box[2:]) / 2) + inv[:, 2]
+    centre = affine_points(inv, (crop_box[:2] + crop_box[2:]) / 2)
     half = max(crop_box[2] - crop_box[0], crop_box[3] - crop_box[1]) * side / 48 / 2
     pts = np.stack([q[:5], q[5:]], axis=1).astype(np.float64) * 48
-    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half]), pts @ inv[:, :2].T + inv[:, 2]
+    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half]), affine_points(inv, pts)

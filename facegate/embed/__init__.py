@@ -1,46 +1,11 @@
-"""Embedders behind one interface; ``get_embedder`` picks the implementation a model's spec names."""
+"""Embedders behind one interface; ``get_embedder`` picks the implementation a model's spec names.
 
-from __future__ import annotations
+Adding an embedder is one :class:`~facegate.models.registry.ModelSpec` entry (template, input
+size, preprocessing, licence, provenance); a new network format adds one
+:class:`~facegate.embed.base.Embedder` subclass and its line in ``factory.IMPLEMENTATIONS``.
+"""
 
-from facegate.config import Config
 from facegate.embed.base import Embedder
-from facegate.errors import ModelError, UsageError
-from facegate.models.registry import ModelSpec, check_policy, get_spec
-
-
-def _dlib(config: Config, spec: ModelSpec) -> Embedder:
-    from facegate.embed.dlib_resnet import DlibResNetEmbedder
-
-    return DlibResNetEmbedder(config, spec, half=config.fp16)
-
-
-def _tflite(config: Config, spec: ModelSpec) -> Embedder:
-    from facegate.embed.tflite import TfliteEmbedder
-
-    return TfliteEmbedder(config, spec, half=config.fp16)
-
-
-def _onnx(config: Config, spec: ModelSpec) -> Embedder:
-    if config.fp16:
-        raise UsageError(f"fp16 is offered for the built-in embedders only, not the user model {spec.name!r}")
-    from facegate.embed.onnx import OnnxEmbedder
-
-    return OnnxEmbedder(config, spec)
-
-
-IMPLEMENTATIONS = {"dlib_resnet": _dlib, "tflite": _tflite, "onnx": _onnx}
-
-
-def get_embedder(config: Config) -> Embedder:
-    """Instantiate the configured embedder (weights load on first use, not here)."""
-    spec = get_spec(config.embedder, config)
-    if spec.task != "embed":
-        raise ModelError(f"model {spec.name!r} is a {spec.task} model, not an embedder")
-    check_policy(spec, config)
-    make = IMPLEMENTATIONS.get(spec.implementation)
-    if make is None:
-        raise ModelError(f"model {spec.name!r} names an unknown implementation {spec.implementation!r}")
-    return make(config, spec)
-
+from facegate.embed.factory import IMPLEMENTATIONS, get_embedder
 
 __all__ = ["Embedder", "IMPLEMENTATIONS", "get_embedder"]

@@ -14,58 +14,8 @@ import numpy as np
 
 from facegate.align import Template, named_template
 from facegate.config import Config
-from facegate.errors import DeviceError, UsageError
+from facegate.errors import UsageError
 from facegate.models.registry import ModelSpec
-
-
-def resolve_torch_device(device: str) -> str:
-    """Check that the requested torch device exists. A missing GPU is an error, never a CPU run."""
-    if device == "cpu":
-        return "cpu"
-    import torch  # only for a GPU: the CPU default may run without PyTorch loaded
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device {device!r} was requested but no CUDA GPU is available to PyTorch; "
-                "use --device cpu to run on the CPU"
-            )
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPU(s) present)")
-        return device
-    raise DeviceError(f"unknown device {device!r}; use 'cpu' or 'cuda[:N]'")
-
-
-RUNTIMES = ("auto", "onnxruntime", "torch", "litert")
-
-
-def resolve_runtime(runtime: str, device: str, cpu_default: str = "onnxruntime",
-                    offered: tuple[str, ...] = ("onnxruntime", "torch")) -> str:
-    """``auto`` is the network's fastest CPU engine (``cpu_default``, measured in
-    ``benchmarks/bench_embed.py``) on the CPU and PyTorch on CUDA (fp16 available)."""
-    if runtime == "auto":
-        return cpu_default if device == "cpu" else "torch"
-    if runtime not in offered:
-        raise UsageError(f"runtime {runtime!r} is not offered for this model; use auto or {', '.join(offered)}")
-    if runtime == "litert" and device != "cpu":
-        raise DeviceError("the litert runtime runs on the CPU only; use --runtime torch on a GPU")
-    return runtime
-
-
-def resolve_engine(config: Config, cpu_default: str = "onnxruntime",
-                   offered: tuple[str, ...] = ("onnxruntime", "torch")) -> tuple[str, str, list | None]:
-    """(torch device, runtime, ONNX Runtime providers or None) for facegate's own networks.
-
-    Checked when a model object is made, not at its first input: a missing GPU, or an
-    onnxruntime without the CUDA provider, fails at once with :class:`DeviceError`.
-    """
-    device = resolve_torch_device(config.device)
-    runtime = resolve_runtime(config.runtime, device, cpu_default, offered)
-    if runtime != "onnxruntime":
-        return device, runtime, None
-    from facegate.embed.onnx import _providers
-
-    return device, runtime, _providers(device)
 
 
 class Embedder(ABC):  # noqa: B024 - abstract by contract: _run or _forward must be given

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from facegate.config import Config
-from facegate.embed.base import Embedder, resolve_engine
+from facegate.embed.base import Embedder
 from facegate.errors import DeviceError, UsageError
 from facegate.models.registry import REGISTRY, ModelSpec, verified_path
+from facegate.onnxrt import resolve_engine, session
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,8 @@ class DlibResNetEmbedder(Embedder):
         with self._lock:
             if self.runtime == "onnxruntime":
                 if self._session is None:
-                    from facegate.embed.onnx import _session
-
                     path, self.loaded_from = onnx_model(self.config)
-                    self._session = _session(path, self.providers, self.config.threads)
+                    self._session = session(path, self.providers, self.config.threads)
                     log.info("dlib ResNet on onnxruntime %s (%s)", self.providers, path)
                 return self._session
             if self._model is None:

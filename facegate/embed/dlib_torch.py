@@ -46,6 +46,7 @@ from torch import nn
 
 from facegate.config import Config
 from facegate.errors import ModelError
+from facegate.files import private_dir
 from facegate.models.dlib_dat import DatLayer, DatNetwork, read_dlib_dnn
 from facegate.models.onnx_cache import export_torch
 from facegate.models.registry import REGISTRY, ModelSpec, verified_path
@@ -236,7 +237,7 @@ def _write_cache(path: Path, source_sha256: str, sd: dict[str, torch.Tensor]) ->
     """Atomic write (temp file + rename) so concurrent runs never see half a cache."""
     blob = {"format": CACHE_FORMAT, "source_sha256": source_sha256, "weights_sha256": _weights_digest(sd), "state_dict": sd}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # the file is mkstemp's: 0600
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         os.close(fd)
         torch.save(blob, tmp)

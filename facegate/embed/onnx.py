@@ -1,7 +1,7 @@
 """User-registered ONNX embedders (ArcFace-style models), run with onnxruntime.
 
 A user registers a model file by path and sha256 (``register_onnx_embedder``); facegate
-ships no such weights. At registration :func:`probe_onnx_embedder` checks that the
+ships no such weights. At registration :func:`facegate.models.onnx_probe.probe_onnx_embedder` checks that the
 model takes one square RGB image batch of the declared size and finds its output
 dimension; at load time the file is hashed again, so a swapped file is refused.
 
@@ -14,7 +14,6 @@ each overridable at registration. The layout (NCHW or NHWC) is read from the mod
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
@@ -23,107 +22,14 @@ import numpy as np
 from facegate.align import ARCFACE_112
 from facegate.config import Config
 from facegate.embed.base import Embedder
-from facegate.errors import DeviceError, ModelError
+from facegate.errors import ModelError
+from facegate.models.onnx_probe import input_layout, run_embedding
 from facegate.models.registry import ModelSpec, verified_path
+from facegate.onnxrt import providers, session
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ARCFACE_112", "OnnxEmbedder", "probe_onnx_embedder"]
-
-
-def _session(path: Path, providers: list, threads: int = 0):  # -> onnxruntime.InferenceSession
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads > 0:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    # ONNX Runtime's idle worker threads spin for a while after each run; beside the
-    # detector's own threads on a small machine that spinning took the cores the detector
-    # needed (BlazeFace 43 -> 67 ms per 720p frame on 2 cores). Parked threads cost little here.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # Denormal weights and activations run up to 4x slower on x86; they are numerically nothing.
-    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise ModelError(f"{path} is not a loadable ONNX model: {' '.join(str(exc).split())[:300]}") from exc
-
-
-def _input_layout(session, path: Path, input_size: int) -> tuple[str, int | None]:
-    """("nchw" | "nhwc", fixed batch size or None) for a model with one square RGB input."""
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: an embedder must have exactly one input, this model has {len(inputs)}")
-    inp = inputs[0]
-    if inp.type != "tensor(float)":
-        raise ModelError(f"{path}: input {inp.name!r} is {inp.type}; facegate feeds float32 images")
-    shape = list(inp.shape)
-    if len(shape) != 4:
-        raise ModelError(f"{path}: input {inp.name!r} has shape {shape}; expected [N, 3, S, S] or [N, S, S, 3]")
-
-    def fixed(d: object) -> int | None:
-        return d if isinstance(d, int) and d > 0 else None  # names/None/-1 mean "any size"
-
-    def fits(dims: list) -> bool:
-        return all(fixed(d) in (None, input_size) for d in dims)
-
-    n, a, b, c = (fixed(d) for d in shape)
-    if a == 3 and fits(shape[2:]):
-        layout = "nchw"
-    elif c == 3 and fits(shape[1:3]) and a != 3:
-        layout = "nhwc"
-    else:
-        raise ModelError(
-            f"{path}: input {inp.name!r} has shape {shape}; expected [N, 3, {input_size}, {input_size}] "
-            f"or [N, {input_size}, {input_size}, 3] (a square RGB image of the registered size {input_size})"
-        )
-    return layout, n
-
-
-def _run(session, batch: np.ndarray, path: Path) -> np.ndarray:
-    try:
-        out = session.run(None, {session.get_inputs()[0].name: batch})[0]
-    except Exception as exc:
-        raise ModelError(f"{path}: running the model failed: {' '.join(str(exc).split())[:300]}") from exc
-    out = np.asarray(out)
-    if out.ndim > 2:  # tolerate [N, D, 1, 1]-style outputs
-        out = out.reshape(out.shape[0], -1) if all(d == 1 for d in out.shape[2:]) else out
-    if out.ndim != 2 or out.shape[0] != batch.shape[0]:
-        raise ModelError(f"{path}: first output has shape {list(out.shape)}; an embedder must output [N, D]")
-    return out.astype(np.float32, copy=False)
-
-
-def probe_onnx_embedder(path: str | os.PathLike[str], input_size: int) -> int:
-    """Check that ``path`` is an ONNX embedder for ``input_size`` square RGB chips and
-    return its output dimension (from running one all-zero image through it)."""
-    path = Path(path)
-    session = _session(path, ["CPUExecutionProvider"])
-    layout, batch = _input_layout(session, path, input_size)
-    s = input_size
-    shape = (batch or 1, 3, s, s) if layout == "nchw" else (batch or 1, s, s, 3)
-    out = _run(session, np.zeros(shape, dtype=np.float32), path)
-    dim = int(out.shape[1])
-    if dim < 1:
-        raise ModelError(f"{path}: the model's output is empty")
-    return dim
-
-
-def _providers(device: str) -> list:
-    """onnxruntime providers for the requested device, named explicitly (no silent fallback)."""
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
-        import onnxruntime as ort
-
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise DeviceError(
-                f"device {device!r} was requested but this onnxruntime has no CUDA support "
-                "(install onnxruntime-gpu, or use --device cpu)"
-            )
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        return [("CUDAExecutionProvider", {"device_id": index})]
-    raise DeviceError(f"unknown device {device!r}; use 'cpu' or 'cuda[:N]'")
+__all__ = ["ARCFACE_112", "OnnxEmbedder"]
 
 
 class OnnxEmbedder(Embedder):
@@ -133,7 +39,7 @@ class OnnxEmbedder(Embedder):
         if spec.task != "embed" or not spec.input_size or not spec.output_size:
             raise ModelError(f"model {spec.name!r} is not a registered embedder")
         super().__init__(config, spec)
-        self.providers = _providers(config.device)  # fails now, not at the first face
+        self.providers = providers(config.device)  # fails now, not at the first face
         self._session = None
         self._layout = "nchw"
         self._batch: int | None = None
@@ -145,10 +51,10 @@ class OnnxEmbedder(Embedder):
         with self._lock:
             if self._session is None:
                 path = verified_path(self.spec)
-                session = _session(path, self.providers, self.config.threads)
-                self._layout, self._batch = _input_layout(session, path, self.input_size)
+                sess = session(path, self.providers, self.config.threads)
+                self._layout, self._batch = input_layout(sess, path, self.input_size)
                 self._path = path
-                self._session = session
+                self._session = sess
                 log.info("loaded ONNX embedder %s from %s (%s input, %s)", self.name, path, self._layout, self.providers)
 
     def prepare(self, chips: np.ndarray) -> np.ndarray:
@@ -163,7 +69,7 @@ class OnnxEmbedder(Embedder):
     def _run(self, x: np.ndarray) -> np.ndarray:
         assert self._session is not None and self._path is not None
         if self._batch is None:
-            out = _run(self._session, x, self._path)
+            out = run_embedding(self._session, x, self._path)
         else:  # a model exported with a fixed batch size: feed it whole, zero-padded batches
             parts = []
             for start in range(0, len(x), self._batch):
@@ -171,7 +77,7 @@ class OnnxEmbedder(Embedder):
                 pad = self._batch - len(part)
                 if pad:
                     part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), dtype=np.float32)])
-                parts.append(_run(self._session, part, self._path)[: self._batch - pad])
+                parts.append(run_embedding(self._session, part, self._path)[: self._batch - pad])
             out = np.concatenate(parts)
         if out.shape[1] != self.dim:
             raise ModelError(f"{self.name}: the model now outputs {out.shape[1]} values, registered as {self.dim}")

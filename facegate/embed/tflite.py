@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from facegate.config import Config
-from facegate.embed.base import Embedder, resolve_engine
+from facegate.embed.base import Embedder
 from facegate.errors import DeviceError, UsageError
 from facegate.models.registry import ModelSpec, verified_path
+from facegate.onnxrt import resolve_engine, session
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,8 @@ class TfliteEmbedder(Embedder):
                 if self.runtime == "litert":
                     self._engine = LiteRtBatches(verified_path(self.spec), self.config.cpu_threads)
                 elif self.runtime == "onnxruntime":
-                    from facegate.embed.onnx import _session
-
                     path = onnx_model(self.config, self.spec)
-                    self._engine = _session(path, self.providers, self.config.threads)
+                    self._engine = session(path, self.providers, self.config.threads)
                     log.info("%s on onnxruntime %s (%s)", self.name, self.providers, path)
                 else:
                     import torch

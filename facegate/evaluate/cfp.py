@@ -23,6 +23,7 @@ import numpy as np
 from facegate.errors import DatasetError
 from facegate.evaluate import metrics
 from facegate.evaluate.embedding import FAILED, embed_files
+from facegate.models.detectors import box_refinement
 from facegate.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def evaluate_cfp(pipeline: Pipeline, root: Path, protocol: str = "FP", progress:
         no_face_frontal=float(failed[~is_profile].mean()) if (~is_profile).any() else 0.0,
         no_face_profile=float(failed[is_profile].mean()) if is_profile.any() else 0.0,
         settings={"detector": cfg.detector, "embedder": cfg.embedder, "flip": cfg.flip,
-                  "refine_boxes": cfg.box_refinement, "pick": "largest", "no_face": "pair scored different",
+                  "refine_boxes": box_refinement(cfg), "pick": "largest", "no_face": "pair scored different",
                   "data": str(root)},
         seconds=time.perf_counter() - t0,
     )

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from facegate.config import Config
 from facegate.errors import FacegateError
+from facegate.files import create_private
 from facegate.pipeline import Pipeline, pick_face
 from facegate.types import Face
 
@@ -55,6 +56,7 @@ def _signature(config: Config, pick: str) -> str:
     """Cache key of everything that changes an image's embedding. The no-face fallback is
     not part of it: each cached entry records how it was obtained, and entries from a
     fallback this run does not allow are recomputed."""
+    from facegate.models.detectors import box_refinement, min_face
     from facegate.models.registry import get_spec
 
     spec = get_spec(config.embedder, config)
@@ -64,9 +66,9 @@ def _signature(config: Config, pick: str) -> str:
         "embedder": spec.name,
         "sha256": spec.sha256,
         "flip": config.flip,
-        "min_face": config.min_face(),
+        "min_face": min_face(config),
         "det_thr": config.detection_threshold,
-        "refine": config.box_refinement,
+        "refine": box_refinement(config),
         "pick": pick,
     }
     from facegate.align import named_template
@@ -102,9 +104,9 @@ class _Cache:
     def save(self) -> None:
         if self.path is None or not self.data:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(self.data)
         tmp = self.path.with_suffix(".tmp.npz")
+        create_private(tmp)  # 0600 in a 0700 folder: features of the photos; np.savez keeps the mode
         np.savez(
             tmp,
             keys=np.array(keys),

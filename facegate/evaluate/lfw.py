@@ -20,6 +20,7 @@ import numpy as np
 from facegate.errors import DatasetError
 from facegate.evaluate import metrics
 from facegate.evaluate.embedding import EmbeddedSet, embed_files
+from facegate.models.detectors import box_refinement
 from facegate.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def evaluate_lfw(
             "flip": cfg.flip,
             "device": cfg.device,
             "fp16": cfg.fp16,
-            "refine_boxes": cfg.box_refinement,
+            "refine_boxes": box_refinement(cfg),
             "pick": "center (face nearest the image centre when several are found)",
             "no_face_fallback": list(fallback),
             "data": str(root),

@@ -605,11 +605,12 @@ def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], points: dict[str,
 
 
 def _detector(config: Any = None) -> tuple[Callable[[np.ndarray], list[Face]], str]:
+    from facegate.models.detectors import box_refinement, min_face
     from facegate.pipeline import Pipeline
 
     pipe = Pipeline(config)
     cfg = pipe.config
-    tag = f"{cfg.detector}_refine{int(cfg.box_refinement)}_min{cfg.min_face()}_thr{cfg.detection_threshold}"
+    tag = f"{cfg.detector}_refine{int(box_refinement(cfg))}_min{min_face(cfg)}_thr{cfg.detection_threshold}"
     return pipe.detector.detect, tag
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.errors import FacegateError, UsageError
+from facegate.files import private_dir
 from facegate.gallery.index import normalize
 from facegate.gallery.types import stack_embeddings
 from facegate.protocols import FacePipeline
@@ -252,8 +253,7 @@ def write_folders(result: ClusterResult, out: str | os.PathLike, min_size: int =
     ``out/unclustered/`` for photos none of whose faces is in a cluster of ``min_size`` or more.
     A photo with several people appears in each of their folders, and then not in
     ``unclustered/`` even if it also holds a stranger. Existing files in ``out`` are not touched."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(out)
     groups = result.clusters()
     width = max(3, len(str(len(groups))))
     folders: list[tuple[Path, list[str]]] = []
@@ -268,7 +268,7 @@ def write_folders(result: ClusterResult, out: str | os.PathLike, min_size: int =
         folders.append((out / "unclustered", stray))
     links = 0
     for folder, paths in folders:
-        folder.mkdir(exist_ok=True)
+        private_dir(folder)
         for path in dict.fromkeys(paths):  # a photo once per folder, in order
             links += _link(Path(path).resolve(), folder)
     return {"folders": sum(f.name != "unclustered" for f, _ in folders), "links": links}

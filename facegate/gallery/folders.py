@@ -23,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from facegate.errors import UsageError
+from facegate.files import open_private
 from facegate.gallery.errors import EnrolmentRejectedError
 from facegate.gallery.gallery import photo_sha256
 from facegate.gallery.types import Rejection
@@ -106,7 +107,7 @@ def enrol_folders(
     refused_before = _read_journal(jpath)
     report = FolderReport(journal=str(jpath))
     bar = tqdm(folders, desc="enrolling", unit="person", disable=not progress, dynamic_ncols=True)
-    jfh = open(jpath, "a")
+    jfh = open_private(jpath, "a")  # names and photo paths: 0600 beside the gallery
     try:
         for name, photos in bar:
             report.people += 1

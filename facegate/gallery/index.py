@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from facegate.files import private_dir, restrict
 from facegate.gallery.errors import GalleryError
-from facegate.sqlite_db import private_dir, restrict
 
 log = logging.getLogger(__name__)
 

@@ -196,6 +196,8 @@ class MilvusBackend(GalleryBackend):
             if not ref.strip().isdigit():
                 raise PersonNotFoundError(f"no enrolled person named {ref!r}")
             ref = int(ref)
+        if not 0 <= int(ref) < 2**63:  # no such id can be stored (Milvus INT64 keys)
+            raise PersonNotFoundError(f"no enrolled person with id {ref}")
         rows = self.client.query(self.people_c, filter=f"id == {int(ref)}", output_fields=list(fields), limit=1)
         if not rows:
             raise PersonNotFoundError(f"no enrolled person with id {ref}")

@@ -127,6 +127,8 @@ class Store(SqliteDatabase):
             if not ref.strip().isdigit():
                 raise PersonNotFoundError(f"no enrolled person named {ref!r}")
             ref = int(ref)
+        if not 0 <= int(ref) < 2**63:  # no such id can be stored; the driver would raise OverflowError
+            raise PersonNotFoundError(f"no enrolled person with id {ref}")
         row = conn.execute("SELECT id, name FROM people WHERE id = ?", (int(ref),)).fetchone()
         if not row:
             raise PersonNotFoundError(f"no enrolled person with id {ref}")

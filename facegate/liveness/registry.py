@@ -25,7 +25,6 @@ adoption is refused from the next check on.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -35,10 +34,10 @@ from typing import Any
 
 from facegate.config import Config
 from facegate.errors import ModelError, UsageError
+from facegate.files import write_private
 from facegate.liveness.detector import CueLiveness
 from facegate.liveness.head import LivenessModel, load_model
 from facegate.models.registry import LIVENESS_SPECS, ModelSpec, locate
-from facegate.sqlite_db import private_dir, restrict
 
 SHIPPED: dict[str, ModelSpec] = {spec.name: spec for spec in LIVENESS_SPECS}
 DEFAULT_LIVENESS = "pad_cues_nuaa"
@@ -124,14 +123,8 @@ def history(config: Config) -> list[InForce]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Write a private (0600) JSON file atomically."""
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(data, indent=2) + "\n")
-    restrict(tmp)
-    tmp.replace(path)
+    """Write a private (0600, in a 0700 folder) JSON file atomically."""
+    write_private(path, json.dumps(data, indent=2) + "\n")
 
 
 def _now() -> str:
@@ -161,14 +154,13 @@ def site_model_path(config: Config, name: str) -> Path:
 
 def save_site_model(model: LivenessModel, config: Config) -> LivenessModel:
     """Keep a site's head in ``<home>/liveness/<name>.json`` (0600); returns it with its sha256 and path."""
+    import hashlib
+    from dataclasses import replace
+
     path = site_model_path(config, model.name)
-    private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.close(fd)
-    restrict(path)
-    saved = model.save(path)  # writes a temporary file and renames it over the private one
-    restrict(path)
-    return saved
+    data = model.dumps()
+    write_private(path, data)
+    return replace(model, sha256=hashlib.sha256(data).hexdigest(), path=str(path))
 
 
 def site_models(config: Config) -> list[LivenessModel]:

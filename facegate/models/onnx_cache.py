@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from facegate.files import private_dir
 from facegate.models.registry import sha256_file
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def cached_onnx(path: Path, source_sha256: str, export: Callable[[Path], None]) 
     if _trusted(path, source_sha256):
         return path, False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # the files are mkstemp's: 0600
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         os.close(fd)
         export(Path(tmp))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from facegate.config import Config
 from facegate.errors import ModelError
+from facegate.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +411,7 @@ def register_onnx_embedder(
     got = sha256_file(p)
     if got != sha256.lower():
         raise ModelError(f"sha256 of {p} is {got}, not the {sha256} you gave")
-    from facegate.embed.onnx import probe_onnx_embedder  # local: onnx only needed here
+    from facegate.models.onnx_probe import probe_onnx_embedder  # local: onnxruntime only needed here
 
     out_dim = probe_onnx_embedder(p, input_size)
     spec = ModelSpec(
@@ -436,9 +437,6 @@ def register_onnx_embedder(
     specs = _load_user_specs(config)
     specs[name] = spec
     reg = _user_registry_path(config)
-    reg.parent.mkdir(parents=True, exist_ok=True)
-    tmp = reg.with_suffix(".tmp")
-    tmp.write_text(json.dumps({k: asdict(v) for k, v in specs.items()}, indent=2))
-    tmp.replace(reg)
+    write_private(reg, json.dumps({k: asdict(v) for k, v in specs.items()}, indent=2))
     log.info("registered ONNX embedder %s (%s, %d-d)", name, p, out_dim)
     return spec

@@ -4,8 +4,11 @@ A gate with no rule keeps the behaviour of a gate without lists: every recognise
 is allowed. A gate with rules allows a recognised person only when one of its rules names
 them (directly or through a group they belong to) and, if the rule has a time window, the
 check falls inside it. Windows are weekly: optional days (``mon``..``sun``) and optional
-``HH:MM`` start and end in a time zone (UTC unless given); an end at or before the start
-crosses midnight, and the part after midnight belongs to the day it started on.
+``HH:MM`` start and end in the rule's time zone; an end at or before the start crosses
+midnight, and the part after midnight belongs to the day it started on. A rule made without a
+zone gets the site's (``ServiceSettings.time_zone``, default this machine's), stored with it, so
+a door's "08:00" is local time and every answer that shows a rule's hours names its zone. Rules
+stored before zones defaulted to the site's have none and keep meaning UTC, as they did.
 
 Every decision says which rule decided (:class:`AccessDecision`), and the gate check puts
 that in its audit event. Storage is the service database (migration ``002_access_lists``).
@@ -21,6 +24,7 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from facegate.config import machine_time_zone
 from facegate.errors import UsageError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -32,6 +36,10 @@ class AccessError(UsageError):
     """An access rule or group that cannot be stored as given (bad window, unknown group, ...)."""
 
     code = "access"
+
+
+class AccessNotFoundError(AccessError):
+    """The access group named does not exist (the CLI answers it with the not-found exit code)."""
 
 
 def parse_days(text: str | None) -> str | None:
@@ -101,9 +109,12 @@ class AccessRule:
         return False
 
     def window(self) -> str:
+        """``"mon,tue,wed 08:00-18:00 Europe/Paris"``: days, hours and the zone they are in (none for a rule
+        without days or hours, whose zone does not matter)."""
         days = self.days or "every day"
         hours = f" {self.start}-{self.end}" if self.start else ""
-        return f"{days}{hours}{' ' + self.tz if self.tz else (' UTC' if self.start else '')}"
+        zone = f" {self.tz or 'UTC'}" if self.start or self.days else ""
+        return f"{days}{hours}{zone}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,12 +158,15 @@ def rules(db: Any, gate: str | None = None) -> list[AccessRule]:
 
 def add_rule(
     db: Any, gate: str, *, person_id: int | None = None, group: str | None = None, days: str | None = None,
-    start: str | None = None, end: str | None = None, tz: str | None = None,
+    start: str | None = None, end: str | None = None, tz: str | None = None, site_tz: str | None = None,
 ) -> AccessRule:
-    """Permit a person (by gallery id) or a group (by name) at ``gate``, optionally in a window."""
+    """Permit a person (by gallery id) or a group (by name) at ``gate``, optionally in a window whose hours
+    are in ``tz``, else in ``site_tz``, else in the database's ``time_zone`` (the service sets it from its
+    ``time_zone`` setting), else this machine's zone."""
     if (person_id is None) == (group is None):
         raise AccessError("a rule names either a person or a group")
-    days, start, end, tz = parse_days(days), parse_hhmm(start, "start"), parse_hhmm(end, "end"), parse_tz(tz)
+    days, start, end = parse_days(days), parse_hhmm(start, "start"), parse_hhmm(end, "end")
+    tz = parse_tz(tz) or parse_tz(site_tz) or parse_tz(getattr(db, "time_zone", None)) or machine_time_zone()
     if (start is None) != (end is None):
         raise AccessError("a time window needs both a start and an end")
     with db.write() as c:
@@ -160,7 +174,7 @@ def add_rule(
         if group is not None:
             row = c.execute("SELECT id FROM access_groups WHERE name = ?", (group,)).fetchone()
             if row is None:
-                raise AccessError(f"no access group named {group!r}; add members to create it")
+                raise AccessNotFoundError(f"no access group named {group!r}; add members to create it")
             gid = int(row[0])
         rid = int(c.execute(
             "INSERT INTO access_rules (gate, person_id, group_id, days, start, end, tz, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -200,7 +214,7 @@ def remove_members(db: Any, group: str, person_ids: list[int]) -> dict[str, Any]
     with db.write() as c:
         row = c.execute("SELECT id FROM access_groups WHERE name = ?", (group,)).fetchone()
         if row is None:
-            raise AccessError(f"no access group named {group!r}")
+            raise AccessNotFoundError(f"no access group named {group!r}")
         for pid in person_ids:
             c.execute("DELETE FROM access_group_members WHERE group_id = ? AND person_id = ?", (int(row[0]), int(pid)))
     return next(g for g in groups(db) if g["id"] == int(row[0]))

@@ -50,6 +50,9 @@ class ServiceDB(SqliteDatabase):
     migrations_package = "facegate.service"
     label = "service database"
     error = ServiceDBError
+    # The site's IANA time zone for access rules made through this database without one (the service sets it
+    # from ServiceSettings.time_zone); None: this machine's zone (facegate.config.machine_time_zone).
+    time_zone: str | None = None
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         try:

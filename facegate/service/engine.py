@@ -149,6 +149,7 @@ class Engine:
         self.config = config
         self.settings = settings
         self.db = db
+        db.time_zone = settings.time_zone  # access rules made without a zone get the site's
         self.metrics = metrics
         inner = pipeline if pipeline is not None else (gallery.pipeline if gallery is not None else Pipeline(config))
         self.pipeline = GuardedPipeline(inner, metrics, config)

@@ -309,6 +309,28 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 # -- OpenAPI descriptions of the two body shapes --------------------------------------------------
+# A few bytes of a JPEG's base64, to show the shape of the field (a data: URL prefix is accepted too).
+B64_EXAMPLE = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8U..."
+IMAGE_FIELDS: dict[str, str] = {
+    "image": "the image (JPEG, PNG, WebP, BMP, GIF, PPM/PGM or TIFF)",
+    "image1": "the first image",
+    "image2": "the second image",
+    "images": "one or more images, each a separate part of the same name",
+}
+# Text fields routes send along with images, documented here when the route gives no description.
+TEXT_FIELDS: dict[str, tuple[str, Any]] = {
+    "name": ("the person's name (unique in the gallery; an existing name gets the photos added)", "Ada Lovelace"),
+}
+
+
+def _image_doc(name: str, multipart: bool) -> dict[str, Any]:
+    what = IMAGE_FIELDS.get(name, "an image")
+    if multipart:  # a file has no text example: the description shows how to send one
+        return {"type": "string", "format": "binary", "description": f"{what}, as a file part (curl -F {name}=@photo.jpg)"}
+    return {"type": "string", "description": f"{what}, base64 (standard or URL-safe; a data: URL is fine)",
+            "examples": [B64_EXAMPLE]}
+
+
 def image_body(
     singles: list[str],
     *,
@@ -317,16 +339,25 @@ def image_body(
     required_text: list[str] | None = None,
     description: str = "",
 ) -> dict[str, Any]:
-    """The ``requestBody`` of a route taking images both ways, for ``openapi_extra``."""
-    text_fields = text_fields or {}
+    """The ``requestBody`` of a route taking images both ways, for ``openapi_extra``: multipart parts named
+    ``singles``/``plural``, or JSON with ``<name>_base64`` strings (``<plural>_base64``: a list of them)."""
+    text_fields = dict(text_fields or {})
+    for key, schema in list(text_fields.items()):
+        if "description" not in schema and key in TEXT_FIELDS:
+            doc, example = TEXT_FIELDS[key]
+            text_fields[key] = {**schema, "description": doc, "examples": [example]}
     required_text = required_text or []
-    mp_props: dict[str, Any] = {n: {"type": "string", "format": "binary"} for n in singles}
-    js_props: dict[str, Any] = {f"{n}_base64": {"type": "string", "description": "base64 image (a data: URL is fine)"} for n in singles}
+    mp_props: dict[str, Any] = {n: _image_doc(n, True) for n in singles}
+    js_props: dict[str, Any] = {f"{n}_base64": _image_doc(n, False) for n in singles}
     mp_req = list(singles)
     js_req = [f"{n}_base64" for n in singles]
     if plural:
-        mp_props[plural] = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
-        js_props[f"{plural}_base64"] = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+        mp_props[plural] = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
+                            "description": f"{IMAGE_FIELDS.get(plural, 'images')}, as file parts "
+                            f"(curl -F {plural}=@1.jpg -F {plural}=@2.jpg)"}
+        js_props[f"{plural}_base64"] = {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                        "description": "a list of images, each base64 (a data: URL is fine)",
+                                        "examples": [[B64_EXAMPLE]]}
         mp_req.append(plural)
         js_req.append(f"{plural}_base64")
     mp_props.update(text_fields)
@@ -336,7 +367,8 @@ def image_body(
     return {
         "requestBody": {
             "required": True,
-            "description": description,
+            "description": (description + "; " if description else "")
+            + "multipart/form-data with file parts, or application/json with base64 fields named <field>_base64",
             "content": {
                 "multipart/form-data": {
                     "schema": {"type": "object", "properties": mp_props, "required": mp_req},

@@ -1,5 +1,10 @@
 """Response (and small request) models: they make ``/openapi.json`` an exact description of
-what the service answers, which is what schemathesis checks every response against."""
+what the service answers, which is what schemathesis checks every response against.
+
+Every field has a description and an example (``tests/test_openapi_docs.py`` checks it), so ``/docs``
+explains the API without this file. Times are unix seconds (``created``, ``updated``, ``at``);
+events also carry ``time``, ISO 8601.
+"""
 
 from __future__ import annotations
 
@@ -9,369 +14,413 @@ from pydantic import BaseModel, Field
 
 from facegate.service.params import GATE_PATTERN, MAX_ID
 
-PersonId = Annotated[int, Field(ge=1, le=MAX_ID)]  # a stored id: SQLite integers are 64-bit
+# A stored id: SQLite integers are 64-bit, so ids past MAX_ID cannot exist and must not reach the driver
+# (a 422, not an OverflowError answered 500); the same bound as the routes' path parameters.
+PersonId = Annotated[int, Field(ge=1, le=MAX_ID, description="a person's id in the gallery", examples=[7])]
+
+
+def F(description: str, example: Any, default: Any = ..., **kw: Any) -> Any:
+    """``Field`` with a description and one example (every field of the API has both)."""
+    return Field(default, description=description, examples=[example], **kw)
+
+
+BOX = [180.2, 139.5, 367.8, 326.1]
+LANDMARKS = [[231.0, 206.1], [311.2, 204.8], [272.5, 247.0], [240.3, 285.6], [305.9, 284.1]]
+NOW = 1796774400.25  # 2026-12-09T00:00:00.25Z
 
 
 class ErrorOut(BaseModel):
-    code: str = Field(description="machine-readable error code, e.g. invalid_image, forbidden, not_found")
-    message: str = Field(description="one line a person can act on")
-    details: Any | None = None
+    code: str = F("machine-readable error code", "invalid_image")
+    message: str = F("one line a person can act on", "image: not a recognised image format")
+    details: Any | None = F("more about the error where there is more (e.g. the fields that failed validation)",
+                            None, None)
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok"] = F("the process answers", "ok")
 
 
 class ReadyOut(BaseModel):
-    ready: bool
-    reasons: list[str]
+    ready: bool = F("whether the service can answer requests now (models loaded, stores open)", True)
+    reasons: list[str] = F("why it is not ready, one line each; empty when ready", [])
+
+
+LIVENESS_EXAMPLE = {
+    "setting": "burst", "mode": "burst", "passed": False, "reason": "presentation_attack",
+    "message": "liveness score 0.231 under the threshold 0.664 (burst check, APCER 0.0%, BPCER 3.6% at this "
+    "threshold): looked like a printed photo or a screen",
+    "live": False, "score": 0.231, "threshold": 0.664, "apcer": 0.0, "bpcer": 0.0357,
+    "measured_on": "nuaa_dev across sessions (...)", "model": "pad_cues_nuaa", "frames": 3, "frames_without_face": 0,
+    "cues": {"red_rel": 0.021, "follow_near": 0.87},
+    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4572, "far": 1e-3, "frames": 3},
+}
 
 
 class IdentityAcrossFramesOut(BaseModel):
-    same: bool
-    lowest: float = Field(description="the lowest 1:1 score of a frame's face against the identified face")
-    threshold: float = Field(description="the 1:1 threshold each frame's face was held to")
-    far: float | None = Field(description="the false-accept rate of that threshold")
-    frames: int
+    same: bool = F("whether every frame of the burst shows the identified person", True)
+    lowest: float = F("the lowest 1:1 score of a frame's face against the identified face", 0.81)
+    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4572)
+    far: float | None = F("the false-accept rate of that threshold", 1e-3)
+    frames: int = F("frames of the burst with a face", 3)
 
 
 class GateLivenessOut(BaseModel):
-    """The liveness part of a gate decision (null when the gate's liveness is off)."""
+    """The liveness part of a gate decision."""
 
-    setting: Literal["off", "still", "burst"] = Field(description="the gate's liveness setting")
-    mode: Literal["still", "burst"] | None = Field(description="the check that ran (null: none could run)")
-    passed: bool
-    reason: str | None = Field(description="why the presentation was refused: presentation_attack, face_jumped, "
-                               "different_people, liveness_unavailable")
-    message: str | None = Field(description="the refusal in one line: what was measured, or what to do")
-    live: bool | None
-    score: float | None = Field(description="live score 0..1 (null when refused before scoring)")
-    threshold: float | None = Field(description="the liveness threshold applied (live when score >= threshold)")
-    apcer: float | None = Field(description="attacks accepted as live at this threshold, where it was measured")
-    bpcer: float | None = Field(description="live presentations refused at this threshold")
-    measured_on: str | None = Field(description="the data the APCER/BPCER were measured on")
-    model: str | None = Field(description="the liveness model in force")
-    frames: int | None = Field(default=None, description="frames whose face was scored")
-    frames_without_face: int | None = None
-    cues: dict[str, float | None] | None = None
-    identity: IdentityAcrossFramesOut | None = Field(description="a burst's frames checked to show one person")
+    setting: Literal["off", "still", "burst"] = F("the gate's liveness setting", "burst")
+    mode: Literal["still", "burst"] | None = F("the check that ran; null when none ran (off, or no model)", "burst")
+    passed: bool = F("whether the presentation may go on to identity and access", False)
+    reason: str | None = F("why the presentation was refused: presentation_attack, face_jumped, different_people, "
+                           "liveness_unavailable", "presentation_attack")
+    message: str | None = F("the refusal in one line: what was measured, or what to do", LIVENESS_EXAMPLE["message"])
+    live: bool | None = F("the liveness verdict", False)
+    score: float | None = F("live score 0..1; null when refused before scoring", 0.231)
+    threshold: float | None = F("the liveness threshold applied (live when score >= threshold)", 0.664)
+    apcer: float | None = F("attacks accepted as live at this threshold, where it was measured", 0.0)
+    bpcer: float | None = F("live presentations refused at this threshold, where it was measured", 0.0357)
+    measured_on: str | None = F("the data the APCER/BPCER were measured on", "nuaa_dev across sessions (...)")
+    model: str | None = F("the liveness model in force", "pad_cues_nuaa")
+    frames: int | None = F("frames whose face was scored", 3, None)
+    frames_without_face: int | None = F("frames of the burst without a face (counted, not fatal)", 0, None)
+    cues: dict[str, float | None] | None = F("the measured cues the head weighed", {"red_rel": 0.021}, None)
+    identity: IdentityAcrossFramesOut | None = F("a burst's frames checked to show one person (1:1 at the stated FAR)",
+                                                 LIVENESS_EXAMPLE["identity"])
 
 
 class GateCheckOut(BaseModel):
     """The gate decision (contract shared with the video gate mode: keep exactly; fields are only added)."""
 
-    gate: str
-    decision: Literal["allow", "deny"]
-    person_id: int | None = Field(description="who was recognised; null when nobody was, and on a refused "
-                                  "presentation (an attack is never told whom it resembled)")
-    name: str | None
-    score: float | None = Field(description="cosine score of the best candidate; null without a face or candidates, "
-                                "and on a refused presentation")
-    threshold: float = Field(description="the bar applied to the best candidate (higher for people enrolled with "
-                             "several photos; the one-photo bar on a refused presentation)")
-    far: float | None = Field(description="per-comparison false-accept rate given to each enrolled identity")
-    fpir: float | None = Field(default=None, description="false-positive identification rate decided at (share of "
-                               "strangers named); for an explicit threshold, what the calibrated table gives for it")
-    tpir: float | None = Field(default=None, description="expected true-positive identification rate, where calibrated")
-    rule: dict[str, Any] | None = Field(default=None, description="the access-list rule that decided: allowed, reason "
-                                        "(no_face, unknown, no_list, permitted, outside_window, not_permitted), rule; "
-                                        "null when the presentation was refused before the access list")
-    warnings: list[str] = Field(default_factory=list, description="the FPIR cannot be held with a usable TPIR, or "
-                                "needs a FAR below the calibrated range")
-    event_id: int
-    faces: int = Field(description="faces found in the frame the person was identified from")
-    reason: str | None = Field(default=None, description="why: no_face, unknown, no_list, permitted, outside_window, "
-                               "not_permitted, presentation_attack, face_jumped, different_people, liveness_unavailable")
-    message: str | None = Field(default=None, description="the reason in words")
-    liveness: GateLivenessOut | None = Field(default=None, description="the liveness check: the gate's setting, the "
-                                              "check that ran and its verdict (null when no frame had a face)")
-    frames: int = Field(default=1, description="frames received (one image, or a burst)")
-    frames_without_face: int = Field(default=0, description="frames in which no face was found (counted, not fatal)")
+    gate: str = F("the gate asked", "front")
+    decision: Literal["allow", "deny"] = F("whether the gate opens", "allow")
+    person_id: int | None = F("who was recognised; null when nobody was, and on a refused presentation (an attack "
+                              "is never told whom it resembled: the audit event records it)", 7)
+    name: str | None = F("their name now; null when nobody was recognised, and on a refused presentation",
+                         "Ada Lovelace")
+    score: float | None = F("cosine score of the best candidate; null without a face or candidates, and on a "
+                            "refused presentation", 0.7132)
+    threshold: float = F("the bar applied to the best candidate (higher for people enrolled with several "
+                         "photos; the one-photo bar on a refused presentation)", 0.6145)
+    far: float | None = F("per-comparison false-accept rate given to each enrolled identity", 1e-5)
+    fpir: float | None = F("false-positive identification rate decided at (share of strangers named); for an "
+                           "explicit threshold, what the calibrated table gives for it", 1e-2, None)
+    tpir: float | None = F("expected true-positive identification rate, where calibrated", 0.9646, None)
+    rule: dict[str, Any] | None = F(
+        "the access-list decision: allowed, reason (no_face, unknown, no_list, permitted, outside_window, "
+        "not_permitted) and the rule that decided, whose hours are in its time zone (tz, and window); null when the "
+        "presentation was refused before the access list",
+        {"allowed": True, "reason": "permitted", "rule": {"id": 3, "gate": "front", "person_id": None, "group_id": 1,
+         "group": "staff", "days": "mon,tue,wed,thu,fri", "start": "08:00", "end": "18:00", "tz": "Europe/London",
+         "created": NOW, "window": "mon,tue,wed,thu,fri 08:00-18:00 Europe/London"}}, None)
+    warnings: list[str] = F("the FPIR cannot be held with a usable TPIR, or needs a FAR below the calibrated range",
+                            [], default_factory=list)
+    event_id: int = F("the access event recorded for this decision (GET /api/v1/events)", 1042)
+    faces: int = F("faces found in the frame the person was identified from", 1)
+    reason: str | None = F("why: no_face, unknown, no_list, permitted, outside_window, not_permitted, "
+                           "presentation_attack, face_jumped, different_people, liveness_unavailable", "permitted", None)
+    message: str | None = F("the reason in words", "allowed: recognised and permitted by the gate's access list", None)
+    liveness: GateLivenessOut | None = F("the liveness check: the gate's setting, the check that ran and its verdict "
+                                         "(null when no frame had a face)", LIVENESS_EXAMPLE, None)
+    frames: int = F("frames received: one image, or a burst", 3, 1)
+    frames_without_face: int = F("frames in which no face was found (counted, not fatal)", 0, 0)
 
 
 class GateSettingsIn(BaseModel):
-    liveness: Literal["off", "still", "burst"] = Field(
-        description="off: no liveness check; still: the still check on the frame the person is identified from; "
-        "burst (the default): the burst check when a request carries several frames with a face, else the still check"
+    liveness: Literal["off", "still", "burst"] = F(
+        "off: no liveness check; still: the still check on the frame the person is identified from; burst (the "
+        "default): the burst check when a request carries several frames with a face, else the still check", "burst"
     )
 
 
 class LivenessModelOut(BaseModel):
-    name: str | None = Field(description="the liveness model in force")
-    kind: str | None = Field(description="shipped, or site (fitted on this site's captures)")
-    sha256: str | None
-    available: bool = Field(description="whether it may be used here (the licence policy can exclude it)")
-    message: str | None = Field(description="why not, and what to do")
+    name: str | None = F("the liveness model in force", "pad_cues_nuaa")
+    kind: str | None = F("shipped, or site (fitted on this site's captures)", "shipped")
+    sha256: str | None = F("the sha256 of its file", "3f54c1d4afbdd3b2fa191844b53aadc38ebf8a47eac9c1ca221a67222646a8e2")
+    available: bool = F("whether it may be used here (the licence policy can exclude it)", True)
+    message: str | None = F("why not, and what to do", None)
 
 
 class GateSettingsOut(BaseModel):
-    gate: str
-    liveness: Literal["off", "still", "burst"]
-    default: bool = Field(description="true: nothing was set for this gate, these are the defaults")
-    updated: float | None = Field(description="unix time of the last change; null for the defaults")
-    max_frames: int = Field(description="frames one gate check takes")
-    model: LivenessModelOut
+    gate: str = F("the gate", "front")
+    liveness: Literal["off", "still", "burst"] = F("its liveness check", "burst")
+    default: bool = F("true: nothing was set for this gate, these are the defaults", True)
+    updated: float | None = F("unix time of the last change; null for the defaults", None)
+    max_frames: int = F("frames one gate check takes", 8)
+    model: LivenessModelOut = F("the liveness model in force", {"name": "pad_cues_nuaa", "kind": "shipped",
+                                "sha256": "3f54c1d4afbdd3b2fa191844b53aadc38ebf8a47eac9c1ca221a67222646a8e2",
+                                "available": True, "message": None})
 
 
 class GatesOut(BaseModel):
-    default_liveness: Literal["off", "still", "burst"] = Field(description="the setting of every gate not listed")
-    gates: list[GateSettingsOut]
+    default_liveness: Literal["off", "still", "burst"] = F("the setting of every gate not listed", "burst")
+    gates: list[GateSettingsOut] = F("gates whose settings were changed", [])
 
 
 class FaceOut(BaseModel):
-    box: list[float] = Field(description="x1, y1, x2, y2 in pixels of the (EXIF-rotated) image")
-    landmarks: list[list[float]]
-    score: float
-    detector: str
-    quality: float | None = None
+    box: list[float] = F("x1, y1, x2, y2 in pixels of the (EXIF-rotated) image", BOX)
+    landmarks: list[list[float]] = F("five points (x, y) in pixels, in the order of landmark_scheme", LANDMARKS)
+    score: float = F("detection score, 0..1 on one calibrated scale for every detector", 0.9987)
+    detector: str = F("the detector that found the face", "blazeface")
+    quality: float | None = F("face quality 0..1 where measured", None, None)
 
 
 class DetectOut(BaseModel):
-    width: int
-    height: int
-    faces: list[FaceOut]
+    width: int = F("image width in pixels (after EXIF rotation)", 512)
+    height: int = F("image height in pixels (after EXIF rotation)", 600)
+    faces: list[FaceOut] = F("every face found", [])
 
 
 class CandidateOut(BaseModel):
-    person_id: int
-    name: str
-    score: float
-    same: bool
-    threshold: float = Field(description="the bar this candidate was held to")
+    person_id: int = F("the candidate's id", 7)
+    name: str = F("the candidate's name", "Ada Lovelace")
+    score: float = F("cosine similarity of the face to the candidate's template", 0.7132)
+    same: bool = F("whether the score clears this candidate's threshold", True)
+    threshold: float = F("the bar this candidate was held to", 0.6145)
 
 
 class IdentifiedFaceOut(FaceOut):
-    identity: str = Field(description='the name, or "unknown" below the threshold')
-    person_id: int | None
-    decision: Literal["allow", "deny"]
-    candidates: list[CandidateOut]
-    threshold: float = Field(description="the bar applied to the best candidate")
-    fpir: float | None
-    far: float | None
-    tpir: float | None
+    identity: str = F('the name, or "unknown" below the threshold', "Ada Lovelace")
+    person_id: int | None = F("the person's id; null for unknown", 7)
+    decision: Literal["allow", "deny"] = F("allow when someone was named", "allow")
+    candidates: list[CandidateOut] = F("the top-k enrolled people, best first", [])
+    threshold: float = F("the bar applied to the best candidate", 0.6145)
+    fpir: float | None = F("false-positive identification rate decided at", 1e-2)
+    far: float | None = F("per-comparison false-accept rate given to each identity", 1e-5)
+    tpir: float | None = F("expected true-positive identification rate, where calibrated", 0.9646)
 
 
 class DecisionOut(BaseModel):
     """The 1:N operating point of the gallery now."""
 
-    fpir: float | None
-    far: float | None
-    identities: int
-    rule: str
-    threshold: float = Field(description="the bar of a one-photo identity")
-    tpir: float | None
-    explicit_threshold: bool
-    warnings: list[str]
+    fpir: float | None = F("false-positive identification rate decided at", 1e-2)
+    far: float | None = F("per-comparison false-accept rate: FPIR / identities", 1e-5)
+    identities: int = F("people enrolled", 1000)
+    rule: str = F("how a person's faces are matched: mean (their template) or max (best single face)", "mean")
+    threshold: float = F("the bar of a one-photo identity", 0.6145)
+    tpir: float | None = F("expected true-positive identification rate, where calibrated", 0.9646)
+    explicit_threshold: bool = F("whether the threshold was set explicitly instead of from the FPIR", False)
+    warnings: list[str] = F("the FPIR cannot be held with a usable TPIR, or needs a FAR below the calibrated range",
+                            [])
 
 
 class IdentifyOut(BaseModel):
-    faces: list[IdentifiedFaceOut]
-    decision: DecisionOut
+    faces: list[IdentifiedFaceOut] = F("every face found, with who it is", [])
+    decision: DecisionOut = F("the operating point the faces were decided at",
+                              {"fpir": 0.01, "far": 1e-5, "identities": 1000, "rule": "mean", "threshold": 0.6145,
+                               "tpir": 0.9646, "explicit_threshold": False, "warnings": []})
 
 
 class VerifyOut(BaseModel):
-    same: bool
-    score: float
-    threshold: float
-    far: float | None
-    faces: list[FaceOut]
+    same: bool = F("whether the two faces are the same person at the threshold", True)
+    score: float = F("cosine similarity of the two faces", 0.6931)
+    threshold: float = F("the threshold applied", 0.4572)
+    far: float | None = F("the false-accept rate the threshold stands for; null for an explicit threshold "
+                          "outside the calibrated table", 1e-3)
+    faces: list[FaceOut] = F("the face used from each image", [])
 
 
 class PersonOut(BaseModel):
-    id: int
-    name: str
-    created: float
-    updated: float
-    faces: int
-    model: str | None = None
+    id: int = F("the person's id", 7)
+    name: str = F("the person's name (unique)", "Ada Lovelace")
+    created: float = F("when enrolled, unix seconds", NOW)
+    updated: float = F("last change, unix seconds", NOW)
+    faces: int = F("faces stored", 2)
+    model: str | None = F("the embedding model of their faces", "mobilefacenet", None)
 
 
 class PeopleOut(BaseModel):
-    people: list[PersonOut]
-    total: int
-    limit: int
-    offset: int
+    people: list[PersonOut] = F("this page of people, by id", [])
+    total: int = F("people enrolled in all", 1000)
+    limit: int = F("the page size asked for", 20)
+    offset: int = F("people skipped before this page", 0)
 
 
 class StoredFaceOut(BaseModel):
-    id: int
-    person_id: int
-    model: str
-    quality: dict[str, Any]
-    source: str | None
-    created: float
+    id: int = F("the face's id", 12)
+    person_id: int = F("whose face", 7)
+    model: str = F("the embedding model", "mobilefacenet")
+    quality: dict[str, Any] = F("quality measures at enrolment (size, sharpness, pose)",
+                                {"face_px": 187, "sharpness": 412.5, "yaw": 3.1})
+    source: str | None = F("where the photo came from (file name)", "ada1.jpg")
+    created: float = F("when stored, unix seconds", NOW)
 
 
 class PersonDetailOut(BaseModel):
-    person: PersonOut
-    faces: list[StoredFaceOut]
+    person: PersonOut = F("the person", {"id": 7, "name": "Ada Lovelace", "created": NOW, "updated": NOW, "faces": 2,
+                                         "model": "mobilefacenet"})
+    faces: list[StoredFaceOut] = F("their stored faces", [])
 
 
 class RejectionOut(BaseModel):
-    source: str
-    reason: str
-    code: str
-    metrics: dict[str, Any]
-    filename: str | None = None
+    source: str = F("the photo refused", "ada3.jpg")
+    reason: str = F("why, in one line", "ada3.jpg: the face is too blurred (sharpness 21 < 40)")
+    code: str = F("machine-readable reason", "quality")
+    metrics: dict[str, Any] = F("the measures that decided", {"sharpness": 21.0})
+    filename: str | None = F("the uploaded file's name", "ada3.jpg", None)
 
 
 class EnrolOut(BaseModel):
-    person: PersonOut
-    created: bool
-    face_ids: list[int]
-    rejected: list[RejectionOut]
+    person: PersonOut = F("the person enrolled or added to", {"id": 7, "name": "Ada Lovelace", "created": NOW,
+                                                              "updated": NOW, "faces": 2, "model": "mobilefacenet"})
+    created: bool = F("whether the person is new", True)
+    face_ids: list[int] = F("ids of the faces stored", [12, 13])
+    rejected: list[RejectionOut] = F("photos refused, with the reason", [])
 
 
 class DeletePersonOut(BaseModel):
-    person: PersonOut
-    faces_deleted: int
-    event_images_deleted: int
-    index_vectors_zeroed: int
-    snapshot_removed: bool
+    person: PersonOut = F("the person deleted", {"id": 7, "name": "Ada Lovelace", "created": NOW, "updated": NOW,
+                                                 "faces": 2, "model": "mobilefacenet"})
+    faces_deleted: int = F("faces deleted", 2)
+    event_images_deleted: int = F("face images kept with access events that were erased", 0)
+    index_vectors_zeroed: int = F("vectors overwritten in the index snapshot", 2)
+    snapshot_removed: bool = F("whether the index snapshot was removed to be rebuilt", False)
 
 
 class DeleteFaceOut(BaseModel):
-    face_id: int
-    person_id: int
-    person_deleted: bool
-    event_images_deleted: int
-    index_vectors_zeroed: int
-    snapshot_removed: bool
+    face_id: int = F("the face deleted", 13)
+    person_id: int = F("whose face", 7)
+    person_deleted: bool = F("whether it was their last face, so the person went too", False)
+    event_images_deleted: int = F("face images kept with access events that were erased", 0)
+    index_vectors_zeroed: int = F("vectors overwritten in the index snapshot", 1)
+    snapshot_removed: bool = F("whether the index snapshot was removed to be rebuilt", False)
 
 
 class RenameIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = F("the new name", "Ada King", min_length=1, max_length=200)
 
 
 class EventOut(BaseModel):
-    id: int
-    at: float = Field(description="unix time, seconds")
-    time: str = Field(description="ISO 8601, UTC")
-    kind: Literal["access", "auth_failure", "audit"]
-    gate: str | None
-    decision: Literal["allow", "deny"] | None
-    person_id: int | None
-    name: str | None
-    score: float | None
-    threshold: float | None
-    far: float | None
-    faces: int | None
-    key_id: str | None
-    client: str | None
-    action: str | None
-    detail: dict[str, Any] | None
-    has_image: bool
-    message: str | None = Field(default=None, description="an access decision's reason in words, e.g. "
-                                "'refused: looked like a printed photo or a screen'")
+    id: int = F("the event's id", 1042)
+    at: float = F("unix time, seconds", NOW)
+    time: str = F("ISO 8601, UTC", "2026-12-09T00:00:00.25Z")
+    kind: Literal["access", "auth_failure", "audit"] = F("access decision, failed authentication or audit", "access")
+    gate: str | None = F("access: the gate", "front")
+    decision: Literal["allow", "deny"] | None = F("access: the decision", "allow")
+    person_id: int | None = F("access: who was recognised (kept after the person is deleted)", 7)
+    name: str | None = F("their name at the time", "Ada Lovelace")
+    score: float | None = F("access: the best candidate's score", 0.7132)
+    threshold: float | None = F("access: the bar applied", 0.6145)
+    far: float | None = F("access: the per-comparison FAR", 1e-5)
+    faces: int | None = F("access: faces in the image", 1)
+    key_id: str | None = F("the API key that made the request (or was tried)", "3f9a1c0b2e")
+    client: str | None = F("the client's address", "127.0.0.1")
+    action: str | None = F("audit: what was done (enrol, delete_person, key_create, ...); auth_failure: why",
+                           None)
+    detail: dict[str, Any] | None = F("anything else worth keeping (access: the rule that decided, FPIR, TPIR)",
+                                      {"fpir": 0.01})
+    has_image: bool = F("whether a face image is kept with it (--keep-event-images)", False)
+    message: str | None = F("an access decision's reason in words (and, for a refused presentation, whom it "
+                            "resembled)", "refused: looked like a printed photo or a screen", None)
 
 
 class EventsOut(BaseModel):
-    events: list[EventOut]
-    next_before_id: int | None = Field(description="pass as before_id for the next (older) page; null at the end")
+    events: list[EventOut] = F("events, newest first", [])
+    next_before_id: int | None = F("pass as before_id for the next (older) page; null at the end", 1022)
 
 
 class KeyCreateIn(BaseModel):
-    role: Literal["admin", "gate", "viewer"]
-    name: str = Field(default="", max_length=200)
+    role: Literal["admin", "gate", "viewer"] = F("what the key may do (GET /api/v1/roles)", "gate")
+    name: str = F("what the key is for", "front door camera", "", max_length=200)
 
 
 class KeyOut(BaseModel):
-    id: str
-    name: str
-    role: str
-    created: float
-    revoked: float | None
-    last_used: float | None
+    id: str = F("the key's public id (the part after fg_)", "3f9a1c0b2e")
+    name: str = F("what the key is for", "front door camera")
+    role: str = F("admin, gate or viewer", "gate")
+    created: float = F("unix seconds", NOW)
+    revoked: float | None = F("when revoked, unix seconds; null while valid", None)
+    last_used: float | None = F("last use, unix seconds", NOW)
 
 
 class KeyCreatedOut(BaseModel):
-    id: str
-    key: str = Field(description="the secret key; shown only now, store it safely")
-    role: str
-    name: str
-    created: float
+    id: str = F("the key's public id", "3f9a1c0b2e")
+    key: str = F("the secret key; shown only now, store it safely", "fg_3f9a1c0b2e_s3cr3t...")
+    role: str = F("admin, gate or viewer", "gate")
+    name: str = F("what the key is for", "front door camera")
+    created: float = F("unix seconds", NOW)
 
 
 class KeysOut(BaseModel):
-    keys: list[KeyOut]
+    keys: list[KeyOut] = F("every key (never the secrets)", [])
 
 
 class WhoAmIOut(BaseModel):
-    key_id: str
-    name: str
-    role: str
-    permissions: list[str]
+    key_id: str = F("the key's public id", "3f9a1c0b2e")
+    name: str = F("what the key is for", "ops")
+    role: str = F("admin, gate or viewer", "admin")
+    permissions: list[str] = F("what the key may do", ["people:read", "gate:check"])
 
 
 class StatsOut(BaseModel):
-    backend: str
-    people: int
-    faces: int
-    model: str | None
-    dim: int | None
-    rule: str
-    threshold: float
-    far: float | None
-    fpir: float | None = None
-    tpir: float | None = None
-    warnings: list[str] = Field(default_factory=list)
-    events: dict[str, int]
+    backend: str = F("the gallery backend", "sqlite")
+    people: int = F("people enrolled", 1000)
+    faces: int = F("faces stored", 2400)
+    model: str | None = F("the embedding model", "mobilefacenet")
+    dim: int | None = F("embedding dimensions", 192)
+    rule: str = F("mean or max", "mean")
+    threshold: float = F("the bar of a one-photo identity now", 0.6145)
+    far: float | None = F("per-comparison false-accept rate", 1e-5)
+    fpir: float | None = F("false-positive identification rate", 1e-2, None)
+    tpir: float | None = F("expected true-positive identification rate", 0.9646, None)
+    warnings: list[str] = F("the FPIR cannot be held with a usable TPIR, or needs a FAR below the calibrated range",
+                            [], default_factory=list)
+    events: dict[str, int] = F("events logged, by kind", {"access": 1042, "audit": 35, "auth_failure": 2})
 
 
 class AccessRuleIn(BaseModel):
-    gate: str = Field(pattern=GATE_PATTERN)
-    person_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    group: str | None = Field(default=None, min_length=1, max_length=200)
-    days: str | None = Field(default=None, max_length=60, description="e.g. mon-fri or sat,sun; null: every day")
-    start: str | None = Field(default=None, max_length=5, description="HH:MM")
-    end: str | None = Field(default=None, max_length=5, description="HH:MM; at or before start: crosses midnight")
-    tz: str | None = Field(default=None, max_length=64, description="IANA time zone of the window; null: UTC")
+    gate: str = F("the gate's name", "front", pattern=GATE_PATTERN)
+    person_id: int | None = F("permit this person (or give group)", None, None, ge=1, le=MAX_ID)
+    group: str | None = F("permit this group (or give person_id)", "staff", None, min_length=1, max_length=200)
+    days: str | None = F("e.g. mon-fri or sat,sun; null: every day", "mon-fri", None, max_length=60)
+    start: str | None = F("HH:MM, 24-hour, in the rule's time zone", "08:00", None, max_length=5)
+    end: str | None = F("HH:MM; at or before start: crosses midnight", "18:00", None, max_length=5)
+    tz: str | None = F("IANA time zone of the hours; null: the site's (facegate serve --time-zone, default the "
+                       "server's zone)", "Europe/London", None, max_length=64)
 
 
 class AccessRuleOut(BaseModel):
-    id: int
-    gate: str
-    person_id: int | None
-    group_id: int | None
-    group: str | None
-    days: str | None
-    start: str | None
-    end: str | None
-    tz: str | None
-    created: float
-    window: str
+    id: int = F("the rule's id", 3)
+    gate: str = F("the gate", "front")
+    person_id: int | None = F("the person it permits, or null for a group rule", None)
+    group_id: int | None = F("the group it permits, or null for a person rule", 1)
+    group: str | None = F("the group's name", "staff")
+    days: str | None = F("days it applies, mon..sun; null: every day", "mon,tue,wed,thu,fri")
+    start: str | None = F("HH:MM in tz; null: all day", "08:00")
+    end: str | None = F("HH:MM in tz", "18:00")
+    tz: str | None = F("the time zone of its days and hours; null (older rules): UTC", "Europe/London")
+    created: float = F("unix seconds", NOW)
+    window: str = F("days, hours and time zone in words", "mon,tue,wed,thu,fri 08:00-18:00 Europe/London")
 
 
 class AccessRulesOut(BaseModel):
-    rules: list[AccessRuleOut]
+    rules: list[AccessRuleOut] = F("the rules, oldest first", [])
 
 
 class GroupMembersIn(BaseModel):
-    person_ids: list[PersonId] = Field(min_length=1, max_length=1000)
+    person_ids: list[PersonId] = F("people to add", [7, 9], min_length=1, max_length=1000)
 
 
 class GroupOut(BaseModel):
-    id: int
-    name: str
-    created: float
-    members: list[int]
+    id: int = F("the group's id", 1)
+    name: str = F("the group's name", "staff")
+    created: float = F("unix seconds", NOW)
+    members: list[int] = F("members' person ids", [7, 9])
 
 
 class GroupsOut(BaseModel):
-    groups: list[GroupOut]
+    groups: list[GroupOut] = F("every group", [])
 
 
 class BatchPersonOut(BaseModel):
-    name: str
-    status: Literal["enrolled", "skipped", "rejected"]
-    person_id: int | None = None
-    face_ids: list[int] = Field(default_factory=list)
-    skipped: list[str] = Field(default_factory=list, description="photos already enrolled (same sha256)")
-    rejected: list[RejectionOut] = Field(default_factory=list)
+    name: str = F("the person (the folder part of the file names)", "Ada Lovelace")
+    status: Literal["enrolled", "skipped", "rejected"] = F("what happened to them", "enrolled")
+    person_id: int | None = F("their id", 7, None)
+    face_ids: list[int] = F("faces stored", [12], default_factory=list)
+    skipped: list[str] = F("photos already enrolled (same sha256)", [], default_factory=list)
+    rejected: list[RejectionOut] = F("photos refused, with the reason", [], default_factory=list)
 
 
 class BatchEnrolOut(BaseModel):
-    people: list[BatchPersonOut]
-    enrolled_faces: int
-    skipped_photos: int
-    rejected_photos: int
+    people: list[BatchPersonOut] = F("each person in the batch", [])
+    enrolled_faces: int = F("faces stored", 12)
+    skipped_photos: int = F("photos already enrolled", 0)
+    rejected_photos: int = F("photos refused", 1)

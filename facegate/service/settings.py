@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from facegate.config import Config
+from facegate.config import Config, machine_time_zone
 
 
 def default_service_db(config: Config) -> Path:
@@ -54,6 +54,8 @@ class ServiceSettings:
     max_connections_per_client: int = 64  # per client address (trusted proxies exempt)
     # integrations (issue 24): outbox limits and delivery timings (an EventsOutSettings); None: its defaults
     events_out: Any = None
+    # the site's IANA time zone: access rules made without one get it, so a door's "08:00" is local time
+    time_zone: str = field(default_factory=machine_time_zone)
 
     def replace(self, **changes: object) -> ServiceSettings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -23,6 +23,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from facegate.files import open_private
+
 START = "start"
 IDENTIFIED = "identified"
 GATE = "gate"
@@ -66,8 +68,7 @@ class JsonlSink:
 
     def __init__(self, target: str | Path | IO[str]) -> None:
         if isinstance(target, (str, Path)):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._fh: IO[str] = open(target, "w", encoding="utf-8")
+            self._fh: IO[str] = open_private(target, "w", encoding="utf-8")  # names, times: 0600
             self._own = True
         else:
             self._fh = target

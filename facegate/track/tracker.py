@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from facegate.detect.blazeface import iou_matrix  # one IoU for detection and tracking
+from facegate.detect.boxes import iou_matrix  # one IoU for detection and tracking
 
 log = logging.getLogger(__name__)
 

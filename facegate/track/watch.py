@@ -29,6 +29,7 @@ two cores. Every stage's time is measured and reported in the closing ``end`` ev
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from tqdm import tqdm
 from facegate.config import Config
 from facegate.decide import check_model
 from facegate.detect.scores import cut_score
+from facegate.timefmt import iso_time
 from facegate.track import events as ev
 from facegate.track.annotate import TrackView
 from facegate.track.gate import GateDispatcher, GateRequest
@@ -100,6 +102,8 @@ class _State:
     identity: TrackIdentity
     first_t: float
     last_t: float
+    first_wall: float = 0.0  # unix time the track was first seen (for live sources: when it happened)
+    last_wall: float = 0.0
     candidate: _Shot | None = None
     best: _Shot | None = None
     last_embed: int | None = None
@@ -128,6 +132,12 @@ class WatchResult:
     timings: dict[str, float] = field(default_factory=dict)
     track_labels: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     events: list[dict[str, Any]] | None = None  # filled by :func:`watch` when no sink was given
+    seen: dict[int | None, Sighting] = field(default_factory=dict)  # who was seen, by person id (None: unknown)
+
+    def sightings(self) -> list[Sighting]:
+        """Who was seen, named people by first appearance, then the unknown tracks."""
+        named = sorted((s for k, s in self.seen.items() if k is not None), key=lambda s: (s.first_t, s.name or ""))
+        return named + ([self.seen[None]] if None in self.seen else [])
 
     @property
     def fps(self) -> float:
@@ -149,6 +159,36 @@ class WatchResult:
             "dropped_frames": self.dropped,
             "reconnects": self.reconnects,
             "ms_per_frame": {k: round(1000 * v / max(self.frames, 1), 2) for k, v in self.timings.items()},
+            "seen": [s.to_dict() for s in self.sightings()],
+        }
+
+
+@dataclass
+class Sighting:
+    """One person's appearances in a run (or all unknown tracks together, ``person_id`` None): how many
+    tracks, when first and last seen (media seconds, and wall-clock time for live sources), and for how
+    long in all (the tracks' durations added up)."""
+
+    person_id: int | None
+    name: str | None
+    tracks: int = 0
+    first_t: float = math.inf
+    last_t: float = 0.0
+    seconds: float = 0.0
+    first_wall: float = math.inf
+    last_wall: float = 0.0
+
+    def add(self, first_t: float, last_t: float, first_wall: float, last_wall: float) -> None:
+        self.tracks += 1
+        self.first_t, self.last_t = min(self.first_t, first_t), max(self.last_t, last_t)
+        self.first_wall, self.last_wall = min(self.first_wall, first_wall), max(self.last_wall, last_wall)
+        self.seconds += max(0.0, last_t - first_t)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id, "name": self.name, "tracks": self.tracks,
+            "first_t": round(self.first_t, 3), "last_t": round(self.last_t, 3), "seconds": round(self.seconds, 3),
+            "first_seen": iso_time(self.first_wall), "last_seen": iso_time(self.last_wall),
         }
 
 
@@ -312,6 +352,7 @@ class Watcher:
                                        person_bar=self._person_bar),
                 first_t=frame.t, last_t=frame.t,
             )
+            st.first_wall = st.last_wall = frame.wall
             t.data["state"] = st
         return st
 
@@ -363,6 +404,9 @@ class Watcher:
             duration=round(st.last_t - st.first_t, 3), samples=idn.samples, switches=idn.switches, reason=reason,
         )
         assert self.result is not None
+        key = idn.person_id if idn.label not in (None, UNKNOWN) else None
+        seen = self.result.seen.setdefault(key, Sighting(key, idn.label if key is not None else None))
+        seen.add(st.first_t, st.last_t, st.first_wall, st.last_wall)
         self.result.track_labels[t.id] = list(st.labels)
         self.result.switches += idn.switches
         self.result.revisions += idn.revisions
@@ -460,7 +504,8 @@ class Watcher:
             step = self.tracker.step(idx)
         for t in step.assignment:
             if t is not None:
-                self._state(t, frame).last_t = frame.t
+                st = self._state(t, frame)
+                st.last_t, st.last_wall = frame.t, frame.wall
         for t in step.started:
             self._started(t, frame)
         for t in step.ended:

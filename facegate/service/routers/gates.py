@@ -16,7 +16,7 @@ from facegate.service import schemas as S
 from facegate.service.auth import Principal
 from facegate.service.deps import ServiceDep, actor, require
 from facegate.service.errors import ApiError
-from facegate.service.inputs import json_body, read_body, read_model
+from facegate.service.inputs import B64_EXAMPLE, json_body, read_body, read_model
 from facegate.service.params import API, GATE_PATTERN
 from facegate.service.responses import ERRORS
 from facegate.service.state import Service
@@ -35,15 +35,21 @@ CHECK_BODY: dict[str, Any] = {
         "content": {
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["image"],
-                "properties": {"image": {"type": "array", "minItems": 1, "maxItems": MAX_GATE_FRAMES,
-                                         "items": {"type": "string", "format": "binary"}}},
+                "properties": {"image": {
+                    "type": "array", "minItems": 1, "maxItems": MAX_GATE_FRAMES,
+                    "items": {"type": "string", "format": "binary"},
+                    "description": f"a camera frame, or up to {MAX_GATE_FRAMES} consecutive frames in order, as file "
+                    "parts (curl -F image=@frame.jpg, or -F image=@1.jpg -F image=@2.jpg -F image=@3.jpg)",
+                }},
             }},
             "application/json": {"schema": {
                 "type": "object",
                 "properties": {
-                    "image_base64": {"type": "string", "description": "base64 image (a data: URL is fine)"},
+                    "image_base64": {"type": "string", "description": "one camera frame, base64 (a data: URL is fine)",
+                                     "examples": [B64_EXAMPLE]},
                     "images_base64": {"type": "array", "minItems": 1, "maxItems": MAX_GATE_FRAMES,
-                                      "items": {"type": "string"}, "description": "a burst: base64 frames, in order"},
+                                      "items": {"type": "string"}, "examples": [[B64_EXAMPLE, B64_EXAMPLE]],
+                                      "description": "a burst: consecutive frames, each base64, in order"},
                 },
             }},
         },
