@@ -9,9 +9,11 @@ over :mod:`facegate.liveness`, :meth:`facegate.pipeline.Pipeline.liveness`,
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
+from facegate.cli.args import float_arg, int_arg, name_arg, text_arg
 from facegate.cli.common import config_from_args, emit
 from facegate.errors import DatasetError, NoFaceError, UsageError
 
@@ -78,78 +80,90 @@ def register(
     service_options: argparse.ArgumentParser | None = None,
 ) -> None:
     """The liveness commands; ``gate`` takes the service's options (``--service-db``, ...) when given."""
-    fmt = argparse.RawDescriptionHelpFormatter
-
     p = sub.add_parser(
-        "liveness", parents=[common], formatter_class=fmt,
+        "liveness", parents=[common],
         help="is the face live? one verdict per face; fit, adopt or revert a site's own liveness head",
-        description="PHOTO...: one verdict per face (still check), or --burst: the photos are consecutive frames of "
-        "one face (taken within about 2 s), judged together as the gate judges a burst. Each verdict gives the live "
-        "score, the threshold applied and the APCER/BPCER measured at it. Exit 0 when every face judged is live, 1 "
-        "when one is not.",
-        epilog="examples:\n"
-        "  facegate liveness door.jpg                          one verdict per face\n"
-        "  facegate liveness f1.jpg f2.jpg f3.jpg --burst      three frames of one face\n"
-        "  facegate liveness fit --live caps/live --attack caps/attack          fit, show figures, keep\n"
-        "  facegate liveness fit --live caps/live --attack caps/attack --adopt  ... and put it in force\n"
-        "  facegate liveness status                            which head is in force\n"
-        "  facegate liveness revert                            back to the head in force before",
+        usage="%(prog)s PHOTO... [--burst] | COMMAND ... [options]",
+        description="PHOTO...: one verdict per face, or with --burst one verdict for the photos as consecutive "
+        "frames of one face. Each gives the live score, the threshold applied and the APCER/BPCER measured at it; "
+        "exit 0 when every face is live, 1 when one is not.",
+        example="facegate liveness door.jpg\nfacegate liveness f1.jpg f2.jpg f3.jpg --burst\n"
+        "facegate liveness fit --live caps/live --attack caps/attack --adopt",
     )
-    lsub = p.add_subparsers(dest="liveness_command", metavar="PHOTO... | COMMAND", action=PhotosOrCommand)
-    q = lsub.add_parser(CHECK, parents=[common], help="one verdict per face of each photo (the default)")
-    q.add_argument("photos", nargs="+", metavar="PHOTO")
-    q.add_argument("--burst", action="store_true", help="the photos are consecutive frames of one face (at most 8)")
-    q.add_argument("--model", default=None, help="a liveness model by name or file (default: the one in force)")
+    lsub = p.add_subparsers(dest="liveness_command", metavar="COMMAND", action=PhotosOrCommand, prog=p.prog)
+    q = lsub.add_parser(CHECK, parents=[common], help="one verdict per face of each photo (the default command)",
+                        description="One verdict per face of each photo (still check), or with --burst one verdict "
+                        "for the photos as consecutive frames of one face (the gate's burst check).",
+                        example="facegate liveness f1.jpg f2.jpg f3.jpg --burst --json")
+    q.add_argument("photos", nargs="+", metavar="PHOTO", help="photos; with --burst, frames of one face in order")
+    q.add_argument("--burst", action="store_true", help="the photos are consecutive frames of one face; at most 8, "
+                   "taken within about 2 s")
+    q.add_argument("--model", type=text_arg(4096, "a model"), default=None,
+                   help="a liveness model by name or file; default: the one in force")
     q.set_defaults(func=cmd_liveness)
 
     q = lsub.add_parser(
-        "fit", parents=[common], formatter_class=fmt,
-        help="fit a liveness head on your own live and attack captures; show its figures; --adopt puts it in force",
-        description="LIVE and ATTACK hold your captures: one sub-folder per person (so figures are cross-validated "
-        "by person), frames of one take named with a trailing frame number (door_001.jpg, door_002.jpg) or in a "
-        "sub-folder of their own (they form bursts). The head is fitted on everything; the figures shown (and "
-        "recorded as its operating point) come from fitting without each person and scoring them. It is kept in "
-        "<home>/liveness/NAME.json (0600) with its provenance; --adopt puts it in force at once (reversible: "
-        "'facegate liveness revert'). What a --licence-policy permissive site runs: the shipped head, fitted on "
-        "research-use data, is refused there. Maintainers: --nuaa DIR --out FILE writes the shipped head.",
+        "fit", parents=[common],
+        help="fit a liveness head on your own captures, show its figures; --adopt puts it in force",
+        description="Fit a liveness head on folders of your live and attack captures (one sub-folder per person, "
+        "frames of a take numbered), show its figures cross-validated by person, keep it in <home>/liveness "
+        "(0600) with its provenance. What a --licence-policy permissive site runs.",
+        example="facegate liveness fit --live caps/live --attack caps/attack --adopt",
+        epilog="LIVE and ATTACK: one sub-folder per person (figures are cross-validated by person: fitted without "
+        "each\nperson, scored on them); frames of one take named with a trailing number (door_001.jpg, ...) or in "
+        "a\nsub-folder of their own form bursts. --adopt puts the head in force at once ('facegate liveness "
+        "revert'\ngoes back). Maintainers: --nuaa DIR --out FILE writes the shipped head (both nuaa_dev sessions).",
     )
-    q.add_argument("--live", type=Path, help="folder of live captures")
-    q.add_argument("--attack", type=Path, help="folder of attack captures (printed photos, screens, ...)")
-    q.add_argument("--name", default=None, help="the head's name (default site-YYYYMMDD-HHMMSS)")
-    q.add_argument("--adopt", action="store_true", help="put the fitted head in force (recorded; reversible)")
-    q.add_argument("--cache", type=Path, help="folder (outside any repository) to keep detections and cues")
-    q.add_argument("--nuaa", type=Path, help="maintainers: fit the shipped head on this nuaa_dev folder (both sessions)")
-    q.add_argument("--out", type=Path, help="with --nuaa: where to write the head")
+    q.add_argument("--live", type=Path, metavar="DIR", help="folder of live captures")
+    q.add_argument("--attack", type=Path, metavar="DIR", help="folder of attack captures (printed photos, screens)")
+    q.add_argument("--adopt", action="store_true", help="put the fitted head in force; recorded and reversible")
+    q.add_argument("--name", type=text_arg(64, "a head's name"), default=None,
+                   help="the head's name; default site-YYYYMMDD-HHMMSS")
+    m = q.add_argument_group("more options")
+    m.add_argument("--cache", type=Path, metavar="DIR", help="keep detections and cues here; outside any repository")
+    m.add_argument("--nuaa", type=Path, metavar="DIR", help="maintainers: fit the shipped head on this nuaa_dev folder")
+    m.add_argument("--out", type=Path, metavar="FILE", help="with --nuaa: where to write the head")
     q.set_defaults(func=cmd_liveness_fit)
 
-    q = lsub.add_parser("adopt", parents=[common], help="put a kept head (or the shipped one) in force")
-    q.add_argument("name", help="a head from 'facegate liveness status', or the shipped pad_cues_nuaa")
+    q = lsub.add_parser("adopt", parents=[common], help="put a kept head (or the shipped one) in force",
+                        description="Put a site head kept in <home>/liveness, or the shipped pad_cues_nuaa, in force "
+                        "(recorded, reversible with 'facegate liveness revert').",
+                        example="facegate liveness adopt site-20261207-101500")
+    q.add_argument("name", type=text_arg(64, "a head's name"), metavar="NAME",
+                   help="a head from 'facegate liveness status', or pad_cues_nuaa")
     q.set_defaults(func=cmd_liveness_adopt)
-    q = lsub.add_parser("revert", parents=[common], help="back to the head in force before the last adoption")
+    q = lsub.add_parser("revert", parents=[common], help="back to the head in force before the last adoption",
+                        description="Put the head in force before the last adoption back in force.",
+                        example="facegate liveness revert")
     q.set_defaults(func=cmd_liveness_revert)
-    q = lsub.add_parser("status", parents=[common], help="the head in force, the kept site heads, the history")
+    q = lsub.add_parser("status", parents=[common], help="the head in force, the kept site heads, the history",
+                        description="Which liveness head is in force (and whether this licence policy may use it; "
+                        "exit 6 when not), the site heads kept, the earlier choices.",
+                        example="facegate liveness status --licence-policy permissive")
     q.set_defaults(func=cmd_liveness_status)
     p.set_defaults(func=cmd_liveness_status)
 
     parents = [common, service_options] if service_options is not None else [common]
     p = sub.add_parser(
-        "gate", parents=parents, formatter_class=fmt,
+        "gate", parents=parents,
         help="a gate's settings: its liveness check (off, still, burst; on by default)",
-        description="Every gate has liveness on unless set otherwise: 'burst' (the default) runs the burst check "
-        "when a gate check carries several frames and the still check otherwise; 'still' always the still check; "
-        "'off' none. Changes are audited. Same as PUT /api/v1/gates/GATE/settings.",
-        epilog="examples:\n"
-        "  facegate gate show                         gates with changed settings, and the default\n"
-        "  facegate gate set front-door --liveness still\n"
-        "  facegate gate set lab --liveness off        an explicit choice: the gate then opens for photos",
+        description="Every gate has liveness on unless set otherwise: burst (the default) checks a burst when a gate "
+        "check carries several frames, else the still check; still always the still check; off none. Audited; "
+        "the same as PUT /api/v1/gates/GATE/settings.",
+        example="facegate gate set front-door --liveness still",
     )
     gsub = p.add_subparsers(dest="gate_command", metavar="SUBCOMMAND")
-    q = gsub.add_parser("set", parents=parents, help="set a gate's liveness check (audited)")
-    q.add_argument("gate")
-    q.add_argument("--liveness", required=True, choices=("off", "still", "burst"))
+    q = gsub.add_parser("set", parents=parents, help="set a gate's liveness check (audited)",
+                        description="Set GATE's liveness check; the change is an audit event. 'off' is an explicit "
+                        "choice: the gate then opens for a photo of an enrolled person.",
+                        example="facegate gate set lab --liveness off")
+    q.add_argument("gate", type=name_arg, metavar="GATE", help="the gate's name")
+    q.add_argument("--liveness", required=True, choices=("off", "still", "burst"), help="the check (required)")
     q.set_defaults(func=cmd_gate_set)
-    q = gsub.add_parser("show", parents=parents, help="a gate's settings (all changed gates without GATE)")
-    q.add_argument("gate", nargs="?")
+    q = gsub.add_parser("show", parents=parents, help="a gate's settings (all changed gates without GATE)",
+                        description="A gate's settings, or every gate whose settings were changed and the default.",
+                        example="facegate gate show front-door")
+    q.add_argument("gate", type=name_arg, nargs="?", metavar="GATE", help="the gate's name; default: every changed gate")
     q.set_defaults(func=cmd_gate_show)
     p.set_defaults(func=cmd_gate_show, gate=None)
 
@@ -163,35 +177,41 @@ def _register_eval_pad(esub: argparse._SubParsersAction, common: argparse.Argume
     from facegate.evaluate.pad import DEFAULT_GAP
 
     e = esub.add_parser(
-        "pad", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        "pad", parents=[common],
         help="presentation-attack detection: APCER, BPCER, ACER, intervals over people, DET plot",
-        description="DIR is either a folder of your captures (DIR/live/<person>/*, DIR/attack/<person>/*), scored "
-        "with the liveness model in force (or --model) at its own thresholds; or the nuaa_dev layout (DIR/real, "
-        "DIR/attack), where --fit-session A --score-session B fits the shipped recipe on session A and scores "
-        "session B (without --fit-session: the model in force scores --score-session, default all). Prints, for "
-        "stills and bursts: APCER, BPCER, ACER at the threshold, BPCER at APCER 1%% and 5%%, AUC, and 95%% "
-        "intervals from resampling people (not frames).",
-        epilog="examples:\n"
-        "  facegate eval pad ../shared/datasets/nuaa_dev --fit-session 1 --score-session 2 --plot det.png\n"
-        "  facegate eval pad ../shared/datasets/nuaa_dev --fit-session 2 --score-session 1 --blur-live 1 --sharpen-attack\n"
-        "  facegate eval pad captures/                          the model in force on your own captures",
+        description="ISO/IEC 30107-3 figures for stills and bursts: APCER, BPCER, ACER at the threshold, BPCER at "
+        "APCER 1% and 5%, AUC, 95% intervals from resampling people. DIR: your captures (live/, attack/), or "
+        "nuaa_dev (real/, attack/).",
+        example="facegate eval pad nuaa_dev/ --fit-session 1 --score-session 2 --plot det.png",
+        epilog="Your captures (DIR/live/<person>/*, DIR/attack/<person>/*) are scored by the liveness model in force "
+        "(or\n--model) at its own thresholds. On nuaa_dev, --fit-session A --score-session B fits the shipped recipe "
+        "on\nsession A and scores session B; without --fit-session the model in force scores --score-session.\n\n"
+        "examples:\n"
+        "  facegate eval pad ../shared/datasets/nuaa_dev --fit-session 2 --score-session 1 --blur-live 1 "
+        "--sharpen-attack\n"
+        "  facegate eval pad captures/                the model in force on your own captures",
     )
-    e.add_argument("dir", type=Path, metavar="DIR")
-    e.add_argument("--fit-session", default=None, help="nuaa_dev: fit the recipe on this session (1 or 2)")
-    e.add_argument("--score-session", default=None, help="nuaa_dev: score this session (default: the other one)")
-    e.add_argument("--model", default=None, help="score this liveness model (name or file) instead of the one in force")
-    e.add_argument("--blur-live", type=float, default=0.0, metavar="SIGMA",
-                   help="blur the scored live frames (Gaussian sigma in px at 640x480): a softer camera")
-    e.add_argument("--sharpen-attack", action="store_true",
-                   help="sharpen the scored attack frames (unsharp mask radius 2, 150%%): a crisper printer")
-    e.add_argument("--burst", type=int, action="append", metavar="N", help="burst lengths to score (default 3 and 5)")
-    e.add_argument("--bootstrap", type=int, default=2000, help="resamplings of people for the intervals (default 2000)")
-    e.add_argument("--cache", type=Path, help="folder (outside any repository) to keep detections and cues")
+    e.add_argument("dir", type=Path, metavar="DIR", help="live/ and attack/ captures, or the nuaa_dev folder")
+    e.add_argument("--fit-session", choices=("1", "2"), default=None,
+                   help="nuaa_dev: fit the recipe on this session; and score --score-session (default the other)")
+    e.add_argument("--score-session", choices=("1", "2"), default=None, help="nuaa_dev: score this session")
     e.add_argument("--plot", type=Path, metavar="FILE", help="write a DET plot (PNG) here")
-    e.add_argument("--cue-table", action="store_true", help="nuaa_dev protocol: also score every cue alone")
-    e.add_argument("--still-cues", help="nuaa_dev protocol: comma-separated cues of the still head")
-    e.add_argument("--burst-cues", help="nuaa_dev protocol: comma-separated cues of the burst head")
-    e.add_argument("--gap", default=str(DEFAULT_GAP), help="nuaa_dev protocol: threshold rule, or 'none' for 0.5")
+    e.add_argument("--blur-live", type=float_arg(0.0, 20.0), default=0.0, metavar="SIGMA",
+                   help="blur the scored live frames (a softer camera); Gaussian sigma in px at 640x480")
+    e.add_argument("--sharpen-attack", action="store_true",
+                   help="sharpen the scored attack frames (a crisper printer); unsharp mask radius 2, 150%%")
+    e.add_argument("--burst", type=int_arg(2, 8, "a burst's length"), action="append", metavar="N",
+                   help="burst lengths to score; default 3 and 5")
+    m = e.add_argument_group("more options")
+    m.add_argument("--model", type=text_arg(4096, "a model"), default=None,
+                   help="score this liveness model (name or file) instead of the one in force")
+    m.add_argument("--bootstrap", type=int_arg(10, 100_000), default=2000, help="resamplings of people; default 2000")
+    m.add_argument("--cache", type=Path, metavar="DIR", help="keep detections and cues here; outside any repository")
+    m.add_argument("--cue-table", action="store_true", help="nuaa_dev protocol: also score every cue alone")
+    m.add_argument("--still-cues", type=text_arg(500, "cue names"), help="nuaa_dev protocol: the still head's cues")
+    m.add_argument("--burst-cues", type=text_arg(500, "cue names"), help="nuaa_dev protocol: the burst head's cues")
+    m.add_argument("--gap", type=text_arg(20, "a threshold rule"), default=str(DEFAULT_GAP),
+                   help="nuaa_dev protocol: threshold rule (head.gap_threshold), or 'none' for 0.5")
     e.set_defaults(func=cmd_eval_pad)
 
 
@@ -405,11 +425,6 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     root: Path = args.dir
     bursts = tuple(args.burst or (3, 5))
-    for k in bursts:
-        if not 2 <= k <= 8:
-            raise UsageError(f"--burst {k}: bursts have 2 to 8 frames")
-    if args.blur_live < 0:
-        raise UsageError("--blur-live is a Gaussian sigma in pixels, 0 or more")
     perturbation = pad.Perturbation(args.blur_live, args.sharpen_attack)
     progress = not getattr(args, "json", False)
     nuaa = (root / "real").is_dir() and (root / "attack").is_dir()
@@ -422,7 +437,7 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
         recipe = pad.Recipe(
             still_cues=pad.parse_cues(args.still_cues, pad.STILL_HEAD_CUES),
             burst_cues=pad.parse_cues(args.burst_cues, pad.BURST_HEAD_CUES),
-            gap=None if args.gap.lower() == "none" else float(args.gap),
+            gap=None if args.gap.lower() == "none" else _gap(args.gap),
         )
         res = pad.nuaa_protocol(root, str(args.fit_session), str(score), perturbation, recipe=recipe, bursts=bursts,
                                 cache=args.cache, bootstrap=args.bootstrap, plot=args.plot, progress=progress,
@@ -446,6 +461,16 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
     text = pad.format_results([res]) + (f"\nDET plot: {args.plot}" if args.plot else "")
     emit(args, res, text)
     return 0
+
+
+def _gap(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not 0.0 < v < 1.0:
+        raise UsageError(f"--gap {text!r}: a share between 0 and 1 (0.6 is the shipped rule), or 'none'")
+    return v
 
 
 # -- facegate models: the liveness rows ------------------------------------------------------------------
