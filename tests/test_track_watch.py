@@ -347,7 +347,7 @@ def test_watch_gate_mode_posts_once_per_person(gallery, fake_gate):
 
     for req in srv.requests:
         body = req["body"]
-        assert body.count(b'name="image"') == 5
+        assert body.count(b'name="image"') == 3
         shapes = set()
         for part in body.split(b"\r\n--")[:-1]:
             start = part.index(b"\xff\xd8")
@@ -355,7 +355,7 @@ def test_watch_gate_mode_posts_once_per_person(gallery, fake_gate):
             assert img is not None and min(img.shape[:2]) >= 256
             shapes.add(img.shape)
         assert len(shapes) == 1
-    assert all(e["sent_frames"] == 5 for e in answered)
+    assert all(e["sent_frames"] == 3 for e in answered)
 
 
 def test_watch_gate_mode_sends_one_frame_when_asked(gallery, fake_gate):

@@ -15,7 +15,7 @@ Per frame, in order:
    due tracks share one embedder batch and one gallery search;
 6. **vote** (:mod:`.identity`): a change of name is an ``identified`` event; the first one
    also triggers the gate request in gate mode (:mod:`.gate`), which carries the track's last
-   detected frames (up to 5 within 2 s, one crop rectangle) as a burst, so the service's
+   detected frames (3 by default, within 2 s, one crop rectangle) as a burst, so the service's
    liveness check judges this track's own frames. The track's template (a mean of
    its samples) is held to the template threshold for its effective number of samples at
    the gallery's FPIR, and against a person enrolled with more photos than the track has samples,
@@ -83,8 +83,10 @@ class WatchOptions:
     gate_crop_margin: float = 1.0
     gate_crop_min: int = 256  # px; smaller crops are upscaled so the service's detector finds the face
     # A gate request carries the track's last detected frames (at most gate_burst, within gate_burst_s of
-    # the newest) as a burst for the service's liveness check; 1 sends the best shot alone (a still).
-    gate_burst: int = 5
+    # the newest) as a burst for the service's liveness check; 1 sends the best shot alone (a still). 3: the
+    # burst the shipped head was fitted and measured on; each more frame costs the service a detection and
+    # an embedding.
+    gate_burst: int = 3
     gate_burst_s: float = 2.0
 
 
