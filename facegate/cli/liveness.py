@@ -20,7 +20,7 @@ from facegate.errors import DatasetError, NoFaceError, UsageError
 CHECK = "check"  # `facegate liveness PHOTO...` is `facegate liveness check PHOTO...`
 
 
-class PhotosOrCommand(argparse._SubParsersAction):  # type: ignore[type-arg]
+class PhotosOrCommand(argparse._SubParsersAction):
     """Sub-commands where a first word that names none of them starts the default one (``check``),
     so ``facegate liveness a.jpg b.jpg`` and ``facegate liveness fit ...`` both parse."""
 
@@ -35,7 +35,7 @@ class PhotosOrCommand(argparse._SubParsersAction):  # type: ignore[type-arg]
         super().__call__(parser, namespace, values, option_string)
 
 
-class _AnyName(dict):  # type: ignore[type-arg]
+class _AnyName(dict):
     """The sub-parser map, seen by argparse's choice check as accepting any word."""
 
     def __init__(self, real: dict[str, Any]) -> None:
@@ -45,13 +45,13 @@ class _AnyName(dict):  # type: ignore[type-arg]
     def __contains__(self, key: object) -> bool:
         return True
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self.real)
 
-    def keys(self):  # type: ignore[no-untyped-def]
+    def keys(self):
         return self.real.keys()
 
-    def items(self):  # type: ignore[no-untyped-def]
+    def items(self):
         return self.real.items()
 
     def __len__(self) -> int:
@@ -75,7 +75,7 @@ def _service_db(args: argparse.Namespace) -> Any:
 
 
 def register(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    sub: argparse._SubParsersAction,
     common: argparse.ArgumentParser,
     service_options: argparse.ArgumentParser | None = None,
 ) -> None:
@@ -173,7 +173,7 @@ def register(
         _register_eval_pad(esub, common)
 
 
-def _register_eval_pad(esub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def _register_eval_pad(esub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from facegate.evaluate.pad import DEFAULT_GAP
 
     e = esub.add_parser(
@@ -244,15 +244,13 @@ def cmd_liveness(args: argparse.Namespace) -> int:
         v = pipe.liveness_burst(args.photos).to_dict()
         measured = v["measured_on"]
 
-        def text() -> str:
-            return f"burst of {len(args.photos)}: {_verdict_line(v)}\n  model {model['name']}; measured on: {measured}"
-
-        emit(args, {"burst": [str(p) for p in args.photos], "verdict": v, "model": model}, text)
+        line = f"burst of {len(args.photos)}: {_verdict_line(v)}\n  model {model['name']}; measured on: {measured}"
+        emit(args, {"burst": [str(p) for p in args.photos], "verdict": v, "model": model}, line)
         return 0 if v["live"] else 1
-    photos = []
+    photos: list[dict[str, Any]] = []
     for photo in args.photos:
         photos.append({"photo": str(photo), "faces": [x.to_dict() for x in pipe.liveness(photo)]})
-    verdicts = [f for p in photos for f in p["faces"]]
+    verdicts: list[dict[str, Any]] = [f for p in photos for f in p["faces"]]
     if not verdicts:
         raise NoFaceError(f"no face found in {'the photo' if len(photos) == 1 else f'any of the {len(photos)} photos'}")
 
