@@ -293,6 +293,13 @@ def test_in_force_adopt_revert_history_and_private_files(tmp_path):
     # the shipped head is refused under the permissive policy, at adoption too
     with pytest.raises(ModelError, match="permissive"):
         adopt(cfg.replace(licence_policy="permissive"), "pad_cues_nuaa")
+    with pytest.raises(UsageError, match="already kept"):
+        save_site_model(_toy_site_model("a"), cfg)  # an adopted head is pinned: never overwritten
+    # the record names the head, so a home moved elsewhere still finds it
+    adopt(cfg, "b")
+    moved = Config(home=tmp_path.parent / (tmp_path.name + "-moved"))
+    cfg.home.rename(moved.home)
+    assert in_force(moved).file == str(moved.home / "liveness" / "b.json") and in_force_detector(moved).name == "b"
 
 
 def test_the_shipped_head_is_a_registry_entry_that_agrees_with_its_file():

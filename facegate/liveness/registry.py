@@ -109,17 +109,33 @@ def _as_record(d: Any, path: Path) -> InForce:
 
 
 def in_force(config: Config) -> InForce:
-    """The liveness model in force (the shipped default unless a site adopted one of its heads)."""
+    """The liveness model in force (the shipped default unless a site adopted one of its heads).
+
+    The record names the head; its file is found from the name, so a moved home or a reinstalled
+    facegate still finds it: a shipped head in the installed package (pinned by the registry's
+    sha256, which an upgrade may change), a site head in ``<home>/liveness`` (pinned by the sha256
+    recorded when it was adopted)."""
     data = _read_record(config)
     if not data.get("in_force"):
         return _shipped_record()
-    return _as_record(data["in_force"], _record_path(config))
+    return _resolved(_as_record(data["in_force"], _record_path(config)), config)
+
+
+def _resolved(record: InForce, config: Config) -> InForce:
+    from dataclasses import replace
+
+    if record.kind == "shipped":
+        if record.name not in SHIPPED:
+            raise ModelError(f"liveness: the head in force, {record.name!r}, is no longer shipped; adopt another "
+                             f"('facegate liveness adopt {DEFAULT_LIVENESS}')")
+        return replace(_shipped_record(record.name), adopted=record.adopted, by=record.by)
+    return replace(record, file=str(liveness_dir(config) / f"{record.name}.json"))
 
 
 def history(config: Config) -> list[InForce]:
     """Earlier choices, oldest first (``revert`` goes back to the last one)."""
     data = _read_record(config)
-    return [_as_record(d, _record_path(config)) for d in data.get("history", [])]
+    return [_as_record(d, _record_path(config)) for d in data.get("history", [])]  # resolved when adopted again
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -158,6 +174,8 @@ def save_site_model(model: LivenessModel, config: Config) -> LivenessModel:
     from dataclasses import replace
 
     path = site_model_path(config, model.name)
+    if path.exists():  # an adopted head is pinned by its sha256: overwriting it would close the gates using it
+        raise UsageError(f"a liveness head named {model.name!r} is already kept ({path}); choose another name")
     data = model.dumps()
     write_private(path, data)
     return replace(model, sha256=hashlib.sha256(data).hexdigest(), path=str(path))
@@ -210,7 +228,7 @@ def revert(config: Config, by: str = "cli") -> InForce:
             raise UsageError("nothing to revert: the shipped liveness head is in force and no earlier choice is recorded")
         previous = _shipped_record()
     else:
-        previous = past.pop()
+        previous = _resolved(past.pop(), config)
     record = InForce(**{**previous.to_dict(), "adopted": _now(), "by": f"{by} (revert)"})
     return _set_in_force(config, record, past)
 
