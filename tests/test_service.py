@@ -463,7 +463,7 @@ def test_bad_input_is_a_4xx_json_error(svc):
         ("no image field", dict(data={"x": "1"}, files={"other": ("x", b"x", "text/plain")}, headers=h), 422, "validation"),
         ("nine frames (a burst takes at most eight)",
          dict(files=[("image", (f"{i}.jpg", jpeg(1), "image/jpeg")) for i in range(9)], headers=h),
-         413, "too_many_frames"),
+         422, "too_many_frames"),
         ("malformed multipart", dict(content=b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a\"\r\n\r\nabc",
                                      headers={**h, "Content-Type": "multipart/form-data; boundary=b"}), 422, None),
         ("multipart without boundary", dict(content=b"abc", headers={**h, "Content-Type": "multipart/form-data"}),

@@ -375,14 +375,15 @@ class Engine:
         }
 
     def check_frame_limits(self, frames: Sequence[bytes]) -> None:
-        """A gate check's bounds, checked before any decoding: at most ``MAX_GATE_FRAMES`` frames
-        and, for a burst, at most ``settings.max_burst_bytes`` of them together (413 beyond)."""
+        """A gate check's bounds, checked before any decoding: at most ``MAX_GATE_FRAMES`` frames (422
+        beyond, as for any body the schema refuses) and, for a burst, at most ``settings.max_burst_bytes``
+        of them together (413 beyond)."""
         from facegate.liveness import MAX_GATE_FRAMES
 
         if not frames:
             raise ApiError(422, "validation", "a gate check needs one image, or a burst of frames")
         if len(frames) > MAX_GATE_FRAMES:
-            raise ApiError(413, "too_many_frames",
+            raise ApiError(422, "too_many_frames",
                            f"a gate check takes at most {MAX_GATE_FRAMES} frames (one image or a burst); got {len(frames)}")
         total = sum(len(f) for f in frames)
         if len(frames) > 1 and total > self.settings.max_burst_bytes:

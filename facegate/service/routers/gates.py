@@ -31,7 +31,7 @@ CHECK_BODY: dict[str, Any] = {
         "required": True,
         "description": f"{_FRAMES}: multipart, the field `image` once per frame; JSON, `image_base64` (one frame) or "
         "`images_base64` (a list). A burst's frames together hold at most 8 MiB (413 beyond), and more than "
-        f"{MAX_GATE_FRAMES} frames are refused with 413 before any is decoded.",
+        f"{MAX_GATE_FRAMES} frames are refused with 422 before any is decoded.",
         "content": {
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["image"],
@@ -58,7 +58,8 @@ CHECK_BODY: dict[str, Any] = {
 
 
 def _too_many() -> ApiError:
-    return ApiError(413, "too_many_frames",
+    # 422 like any other body the schema refuses (maxItems); too many *bytes* are the 413s
+    return ApiError(422, "too_many_frames",
                     f"a gate check takes at most {MAX_GATE_FRAMES} frames (one image or a burst); send fewer")
 
 
