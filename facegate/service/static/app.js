@@ -505,11 +505,14 @@ function eventLine(e) {
   const who = e.name ? `${e.name} (${e.person_id})` : (e.person_id ? `person ${e.person_id}` : "");
   if (e.kind === "access") {
     const rule = d.rule || {};
-    const why = ACCESS_REASONS[rule.reason] || rule.reason || "";
-    const bar = e.score === null || e.score === undefined ? "" :
+    // the server's reason in words (liveness refusals included); the older reasons as a fallback
+    const why = e.message || ACCESS_REASONS[d.reason || rule.reason] || d.reason || rule.reason || "";
+    const hidden = d.named_to_caller === false;  // a refused presentation: whom it resembled is in the message
+    const bar = e.score === null || e.score === undefined || hidden ? "" :
       ` (score ${fmtScore(e.score)} ${e.decision === "allow" || e.name ? ">" : "<="} ${fmtScore(e.threshold)})`;
     const window = rule.rule && rule.rule.window ? `, rule ${rule.rule.id}: ${rule.rule.window}` : "";
-    return `${e.decision === "allow" ? "Allowed" : "Denied"} ${who || "an unknown face"} at ${e.gate}: ${why}${window}${bar}`;
+    const subject = hidden ? "a presentation" : (who || "an unknown face");
+    return `${e.decision === "allow" ? "Allowed" : "Denied"} ${subject} at ${e.gate}: ${why}${window}${bar}`;
   }
   if (e.kind === "auth_failure") {
     return `Failed authentication from ${e.client || "an unknown address"}${e.action ? `: ${e.action}` : ""}`;
