@@ -14,6 +14,7 @@ import base64
 import json
 import math
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def test_an_attack_is_denied_with_its_reason_and_rates_and_names_nobody(svc):
     # webhooks/MQTT get what the gate got: nobody named
     from facegate.service.events_out.outbox import gate_payload
 
-    body = gate_payload("x", ev["id"], ev["at"], ev)
+    body = gate_payload("x", ev["id"], datetime.fromisoformat(ev["at"]).timestamp(), ev)  # answers say ISO 8601
     assert body["reason"] == PRESENTATION_ATTACK and body["person_id"] is None and body["name"] is None
     # the web page shows the message
     js = svc.client.get("/ui/app.js").text
