@@ -25,11 +25,13 @@ This package only re-exports; the rules live in the modules above.
 
 from facegate.decide.curves import FarCurve, TemplatePointLike, TemplateTable, TemplateThreshold, template_threshold
 from facegate.decide.enrolment import (
+    CONFLICT_FAR,
     CONSISTENCY_FAR,
     agrees_with,
     conflicting_match,
     consistency_threshold,
     disagreeing_pairs,
+    enrolment_policy,
     lookalike,
 )
 from facegate.decide.identification import (
@@ -47,7 +49,8 @@ from facegate.decide.scores import check_model, cosine
 from facegate.decide.verification import decide, decision_threshold
 
 __all__ = [
-    "CONSISTENCY_FAR", "agrees_with", "conflicting_match", "consistency_threshold", "disagreeing_pairs", "lookalike",
+    "CONFLICT_FAR", "CONSISTENCY_FAR", "agrees_with", "conflicting_match", "consistency_threshold", "disagreeing_pairs",
+    "enrolment_policy", "lookalike",
     "DEFAULT_FPIR", "MIN_USABLE_TPIR", "RULES", "FarCurve", "OpenSetPolicy", "TemplatePointLike", "TemplateTable",
     "TemplateThreshold", "check_model", "choose", "cosine", "decide", "decision_threshold", "expected_tpir", "named",
     "open_set_policy", "stack_points", "template_threshold",

@@ -35,6 +35,7 @@ from facegate.decide import (
     choose,
     conflicting_match,
     consistency_threshold,
+    enrolment_policy,
     open_set_policy,
     stack_points,
 )
@@ -310,8 +311,9 @@ class Gallery:
 
         * the same photo (same bytes, sha256) already enrolled for this person is skipped and said
           (``result.skipped``); enrolled for somebody else, it is refused (``duplicate_photo``);
-        * a face the gallery identifies as another enrolled person, at its 1:N operating point, is
-          refused with who it matched (``matches_other_person``);
+        * a face the gallery identifies as another enrolled person, at its 1:N operating point (the
+          per-comparison FAR capped at 1e-4: :func:`facegate.decide.enrolment_policy`), is refused with
+          who it matched (``matches_other_person``);
         * a face added to an existing person must verify against their photos at FAR 1e-3
           (``not_same_person`` otherwise).
 
@@ -455,9 +457,10 @@ class Gallery:
         if snap is not None and snap.state.people == 0:
             checks["identification"] = "nobody enrolled yet"
         elif snap is not None:
-            policy = snap.policy
+            points, tpoints = stack_points(self.pipeline)
+            policy = enrolment_policy(self.config, points, tpoints, snap.state.face_counts, rule=self.rule)
             checks["identification"] = policy.describe()
-            for j, ident in enumerate(self.identify_embeddings(emb, model=model, snapshot=snap)):
+            for j, ident in enumerate(self.identify_embeddings(emb, model=model, snapshot=snap, policy=policy)):
                 m = conflicting_match(ident.identity, target.id if target is not None else None)
                 if m is not None:
                     out[j].append(Rejection(
