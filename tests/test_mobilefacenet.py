@@ -225,8 +225,9 @@ def test_install_from_a_local_archive_checks_both_hashes(tmp_path, monkeypatch):
         info = tarfile.TarInfo(spec.file)
         info.size = len(payload)
         tf.addfile(info, io.BytesIO(payload))
-    (r,) = install(["mobilefacenet"], source=bad)
-    assert r.state == "failed" and "sha256" in r.message
+    weights, onnx = install(["mobilefacenet"], source=bad)
+    assert weights.state == "failed" and "sha256" in weights.message
+    assert onnx.name == "mobilefacenet.onnx" and onnx.state == "failed" and "not installed" in onnx.message
     assert not (tmp_path / "store" / "mobilefacenet").exists() or not any((tmp_path / "store" / "mobilefacenet").iterdir())
 
 

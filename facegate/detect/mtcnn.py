@@ -5,7 +5,8 @@ R-Net rejects most of them on 24x24 crops, O-Net scores the rest on 48x48 crops
 and regresses the final box and five points (eye centres, nose tip, mouth
 corners). The weights are facenet-pytorch's conversion of the original Caffe
 models (state dicts shipped in its package); only those files are used, never
-its code, which needs torchvision and an old torch.
+its code, which needs torchvision and an old torch. The networks are defined in
+:mod:`facegate.models.mtcnn_nets` (the box refiner runs two of them too).
 
 MTCNN's own five points are not dlib's five (eye corners and nose base), so the
 MTCNN box is mapped to the box dlib's HOG detector would have drawn on the same

@@ -232,15 +232,16 @@ def make(conv: Conversion, store: Path) -> tuple[Path, dict[str, Any]]:
 # --------------------------------------------------------------------------- run time
 
 
-_noticed: set[str] = set()
+_noticed: set[tuple[str, Path]] = set()
 _notice_lock = threading.Lock()
 
 
 def _notice(conv: Conversion, why: str, cache: Path) -> None:
+    """One line, once per file and home in a process (a service converting for many threads says it once)."""
     with _notice_lock:
-        if conv.name in _noticed:
+        if (conv.name, cache) in _noticed:
             return
-        _noticed.add(conv.name)
+        _noticed.add((conv.name, cache))
     log.warning("%s is %s: converting %s into %s now (once per home); 'facegate models install' converts it at "
                 "set-up for every home", conv.name, why, conv.source, cache)
 
