@@ -196,7 +196,9 @@ def write_state_dict(dest: Path, spec: ModelSpec | None = None) -> None:
     """The converted weights as a PyTorch file (what the torch runtime loads; see
     :mod:`facegate.models.converted`), tagged with the ``.dat``'s sha256."""
     spec = spec or REGISTRY["dlib_resnet"]
-    torch.save({"format": STATE_FORMAT, "source_sha256": spec.sha256, "state_dict": state_dict_from_source(spec)}, dest)
+    blob = {"format": STATE_FORMAT, "source_sha256": spec.sha256, "state_dict": state_dict_from_source(spec)}
+    with open(dest, "wb") as fh:  # a file object: given a path, torch names the archive after it (not reproducible)
+        torch.save(blob, fh)
 
 
 def read_state_dict(path: Path, spec: ModelSpec | None = None) -> dict[str, torch.Tensor]:
