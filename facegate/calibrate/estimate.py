@@ -1,0 +1,395 @@
+"""Estimate a site's impostor distribution and the operating points that hold there.
+
+**The model.** At a site (one camera, one light, one kind of image) the impostor scores move as
+a whole: on grey, small, blurred, noisy, compressed, dark, low-contrast, "night" and "CCTV"
+renderings of 2,848 LFW photos and on CFP (``benchmarks/make_sites.py``), the site's thresholds
+at survival 0.75 ... 0.01 are the shipped (LFW) ones plus a near-constant shift (-0.01 to +0.12),
+and the spread of the site's impostor scores is within 5% of the shipped one (ratio 0.99-1.05,
+RMS deviation 0.02). So the site's body is the shipped one moved and scaled,
+``s_site = a + b * s_shipped``, and a site's few hundred pairs measure ``a`` and ``b``:
+
+1. ``a, b`` from the mean and standard deviation of the site's impostor scores against the
+   shipped ones (``facegate/data/impostor_stats.json``), after the pairs above the site's own
+   FAR 1e-6 bar are left out as suspected duplicates (one person enrolled twice) and reported.
+   Moments rather than body quantiles: with 30 people the 90% interval of the FAR the 1e-4
+   threshold stands for reached 3.4-3.8x for moments against 5.8-6.4x for quantiles, and the
+   duplicates that would move the moments are taken out first;
+2. the spread ``b`` is shrunk towards 1 by how uncertain it is (a normal prior of sd
+   :data:`SPREAD_PRIOR` = 0.05 around 1, two and a half times the RMS deviation measured over
+   the sites): with 30 one-photo people a little under half of the measured change is kept,
+   with 50 people of 1-3 photos about two thirds;
+3. the tail moves less than the body. Measured on every degraded site with all its pairs, the
+   threshold at FAR 1e-3 moves by 80-90% of the body's move, at 1e-4 by 30-70% (and in the grey
+   one-room set of issue 22 by about 70% and 50%): the pairs that look alike because of who
+   they are react less to the camera than the pairs that look alike because every photo shares
+   it. A site's few hundred pairs cannot see this, so it is a fixed rule: every shipped point
+   ``t`` at FAR ``f`` moves to ``t + w(f) * (a + b t - t)`` with ``w = 1`` down to FAR 1e-2 and
+   :data:`TAIL_DECAY` (0.2) less per decade below it. 0.2 was fitted on four sites (grey-small,
+   noise, JPEG 10, night) and checked on the others (CCTV, blur, grey low-contrast, grey, small,
+   dark, CFP frontal and frontal-profile): with all their pairs the measured/stated FAR is then
+   1.0-1.2 at 1e-3 and 0.8-1.7 at 1e-4, where moving the whole curve gave 0.5-1.2 and 0.2-1.2;
+4. the k-photo template points move by the same rule. Measured with all pairs: templates of 2
+   and 3 photos then show 0.65-1.75x at 1e-3 and 1e-4 where single photos show 0.8-1.3x (LFW,
+   grey-small, blur, night, CFP), and 1.75-2.6x at the CCTV site (single photos 1.1-1.7x): a
+   template's scores move somewhat more than a single photo's. Estimating the move per k from
+   the gallery's own templates is left to do.
+
+**Why not a tail fit.** A generalised Pareto fit to the site's own top scores uses only the
+few pairs above a high threshold: with all of a site's millions of pairs it is as good as this
+model (0.74-1.24 at 1e-3 ... 1e-5), but from a gallery of 30 one-photo people its measured/stated
+FAR at 1e-4 was within 0.5-2x in 15-18% of galleries (this model: 92%) and ranged from under
+0.01 to 40-80, and a duplicate enrolment wrecks it. Site galleries are small; the moved-and-scaled
+model is what is adopted.
+
+**Trust.** Each threshold's uncertainty comes from how many *people* the pairs saw: the estimate
+is repeated on bootstrap resamples of the units (enrolled people, labelled people, stranger
+photos), each pair weighted by how often its two units were drawn; the spread's replicates are
+scaled to the posterior's width so the interval also carries what the prior does not know. The
+site table states, for each FAR, the interval of the threshold and of the FAR the adopted
+threshold stands for. :func:`trust` turns that into adopt / do not adopt without ``force``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from facegate.calibrate.pairs import GALLERY, LABELLED, SitePairs
+from facegate.calibrate.stats import ShippedStats, survival_thresholds
+from facegate.calibrate.table import REPORT_FARS, SitePoint, TemplateSitePoint
+from facegate.errors import UsageError
+
+FIT_PROBS = (0.75, 0.5, 0.25, 0.1)  # survival probabilities of the "body" method
+METHODS = {
+    "body": FIT_PROBS,  # body quantiles
+    "iqr": (0.75, 0.5, 0.25),  # median and interquartile range
+    "upper": (0.5, 0.25, 0.1, 0.05),  # the upper half only
+    "shift": (0.5,),  # location only (b = 1)
+    "moments": (),  # mean and standard deviation (after the suspected duplicates are left out)
+}
+DEFAULT_METHOD = "moments"
+SPREAD_PRIOR: float | None = 0.05  # sd of the spread ratio b across sites (None: no shrinkage)
+TAIL_FROM = 1e-2  # the tail moves with the body down to this FAR ...
+TAIL_DECAY = 0.2  # ... and by this share less per decade below it (fitted on four sites, tested on the others)
+BOOTSTRAP = 200
+LEVEL = 0.9  # two-sided level of the stated intervals
+# The trust rule (see :func:`trust`). 30 one-photo people (435 pairs) must be enough to adopt; below
+# 25 people the 90% interval at 1e-4 reached 2-4x (10 people: 3-7x) on the grey-small, CCTV and CFP
+# sites, and the spread's prior makes small-sample intervals optimistic, so a floor stands beside it.
+MIN_PEOPLE = 25  # enrolled and labelled people (stranger photos do not count: one stranger may be many photos)
+MIN_PAIRS = 250
+REFERENCE_FAR = 1e-4  # the FAR whose interval decides
+MAX_FACTOR = 4.0  # the adopted threshold at REFERENCE_FAR may stand for at most 4x the stated FAR ...
+MIN_FACTOR = 0.1  # ... and at least a tenth of it (stricter still would refuse enrolled people for nothing)
+
+
+@dataclass(frozen=True)
+class AffineMap:
+    """``t -> a + b * t``: shipped scores to site scores."""
+
+    a: float
+    b: float
+
+    def __call__(self, t: float | np.ndarray) -> Any:
+        return self.a + self.b * np.asarray(t) if isinstance(t, np.ndarray) else self.a + self.b * float(t)
+
+    def inverse(self, s: float) -> float:
+        return (float(s) - self.a) / self.b
+
+
+def fit_map(site: Sequence[float] | np.ndarray, shipped: Sequence[float] | np.ndarray, method: str = DEFAULT_METHOD) -> AffineMap:
+    """Least-squares ``site = a + b * shipped`` over matched thresholds (``shift``: b = 1)."""
+    x, y = np.asarray(shipped, np.float64), np.asarray(site, np.float64)
+    if method == "shift" or len(x) < 2 or np.ptp(x) <= 0:
+        return AffineMap(float(np.mean(y - x)), 1.0)
+    b, a = np.polyfit(x, y, 1)
+    if not b > 0:  # a flat or inverted site body: no usable spread, keep the shipped one
+        return AffineMap(float(np.mean(y - x)), 1.0)
+    return AffineMap(float(a), float(b))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A stack's FAR <-> threshold points (log10 FAR linear in the threshold between points and
+    extended beyond the ends, unlike :class:`facegate.decide.FarCurve` which bounds there: an
+    interval's end may lie past the calibrated range)."""
+
+    log_fars: np.ndarray  # ascending
+    thresholds: np.ndarray  # descending
+
+    @classmethod
+    def of(cls, points: Sequence[Any]) -> Curve:
+        pts = sorted((p for p in points if p.far > 0), key=lambda p: p.far)
+        if len(pts) < 2:
+            raise UsageError("site calibration needs an operating-point table of at least two points")
+        thr = np.minimum.accumulate(np.asarray([float(p.threshold) for p in pts]))
+        return cls(np.log10([p.far for p in pts]), thr)
+
+    def threshold(self, far: float) -> float:
+        x = math.log10(far)
+        xs, ts = self.log_fars, self.thresholds
+        if x < xs[0]:
+            return float(ts[0] + (ts[1] - ts[0]) / (xs[1] - xs[0]) * (x - xs[0]))
+        if x > xs[-1]:
+            return float(ts[-1] + (ts[-1] - ts[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1]))
+        return float(np.interp(x, xs, ts))
+
+    def far(self, threshold: float) -> float:
+        xs, ts = self.log_fars[::-1], self.thresholds[::-1]  # thresholds ascending
+        t = float(threshold)
+        if t > ts[-1]:
+            slope = (xs[-1] - xs[-2]) / max(ts[-1] - ts[-2], 1e-12)
+            return float(10 ** (xs[-1] + slope * (t - ts[-1])))
+        if t < ts[0]:
+            slope = (xs[1] - xs[0]) / max(ts[1] - ts[0], 1e-12)
+            return float(min(1.0, 10 ** (xs[0] + slope * (t - ts[0]))))
+        return float(10 ** np.interp(t, ts, xs))
+
+
+@dataclass
+class SiteEstimate:
+    """What the site's pairs say: the map, the site curve with intervals, the trust verdict."""
+
+    stack: str
+    method: str
+    map: AffineMap
+    points: list[SitePoint]
+    template_points: list[TemplateSitePoint]
+    counts: dict[str, int]
+    site_body: dict[str, float]  # the site's measured thresholds at the fit probabilities
+    fit_residual: float  # largest |measured - fitted| over the fit probabilities
+    bootstrap: int
+    level: float
+    reliable: bool
+    reasons: list[str]
+    suspects: list[dict[str, Any]] = field(default_factory=list)
+    genuine: dict[str, Any] = field(default_factory=dict)
+    map_interval: dict[str, tuple[float, float]] = field(default_factory=dict)
+    spread_weight: float = 1.0  # how much of the measured spread change was kept (1: all)
+    tail_decay: float = TAIL_DECAY  # the tail's share of the move lost per decade below TAIL_FROM
+
+    def point(self, far: float) -> SitePoint:
+        for p in self.points:
+            if math.isclose(p.far, far, rel_tol=1e-6):
+                return p
+        raise KeyError(f"no site point at FAR {far:g}")
+
+
+MOMENTS = "moments"
+
+
+@dataclass(frozen=True)
+class _Point:
+    far: float
+    threshold: float
+
+
+def tail_weight(far: float, decay: float = TAIL_DECAY) -> float:
+    """How much of the body's move a threshold at ``far`` makes: all of it down to :data:`TAIL_FROM`,
+    then :data:`TAIL_DECAY` less per decade (see the module docstring)."""
+    if far >= TAIL_FROM:
+        return 1.0
+    return max(0.0, 1.0 - decay * math.log10(TAIL_FROM / far))
+
+
+def moved(m: AffineMap, threshold: float, far: float, decay: float = TAIL_DECAY) -> float:
+    """A shipped threshold at ``far`` moved to the site: ``t + w(far) * (m(t) - t)``."""
+    return float(threshold + tail_weight(far, decay) * (m(threshold) - threshold))
+
+
+def summary(sorted_scores: np.ndarray, weights: np.ndarray | None, method: str) -> np.ndarray:
+    """What a method measures of the site's scores: (mean, sd) for ``moments``, else the thresholds
+    at the method's survival probabilities."""
+    if method == MOMENTS:
+        w = np.ones_like(sorted_scores) if weights is None else weights
+        mean = float(np.average(sorted_scores, weights=w))
+        return np.asarray([mean, math.sqrt(max(float(np.average((sorted_scores - mean) ** 2, weights=w)), 0.0))])
+    return survival_thresholds(sorted_scores, METHODS[method], weights, presorted=True)
+
+
+def shipped_summary(shipped: ShippedStats, method: str) -> np.ndarray:
+    """The same summary of the shipped distribution."""
+    if method == MOMENTS:
+        return np.asarray([shipped.single.mean, shipped.single.sd])
+    return np.asarray([shipped.single.at(p) for p in METHODS[method]])
+
+
+def spread(site: np.ndarray, ship: np.ndarray, method: str) -> float:
+    """The spread ratio ``b`` the summaries say (sd ratio, or the slope through the matched thresholds)."""
+    if method == MOMENTS:
+        return float(site[1] / ship[1]) if ship[1] > 0 and site[1] > 0 else 1.0
+    return fit_map(site, ship, method).b
+
+
+def map_from(site: np.ndarray, ship: np.ndarray, method: str, b: float | None = None) -> AffineMap:
+    """The map that takes the shipped summary to the site's, with spread ``b`` (default: the one the
+    summaries say) and the location fitted for that spread."""
+    b = spread(site, ship, method) if b is None else float(b)
+    if method == MOMENTS:
+        return AffineMap(float(site[0] - b * ship[0]), b)
+    return AffineMap(float(np.mean(site - b * ship)), b)
+
+
+def trust(people: int, pairs: int, far_ratio: tuple[float, float]) -> tuple[bool, list[str]]:
+    """Whether a site estimate may be adopted without ``--force``, and why not.
+
+    Three conditions, each a reason when it fails: at least :data:`MIN_PEOPLE` people (fewer
+    faces cannot show a site's spread: a pair's score depends on both people, so 10 people are
+    10 draws, not 45), at least :data:`MIN_PAIRS` impostor pairs, and the bootstrap interval of
+    the FAR the adopted :data:`REFERENCE_FAR` threshold stands for at most :data:`MAX_FACTOR`
+    times it (the side that lets impostors in) and at least :data:`MIN_FACTOR` times it (the
+    side that refuses enrolled people: the interval of a shift measured on few people is wider
+    on that side in log terms)."""
+    reasons = []
+    if people < MIN_PEOPLE:
+        reasons.append(f"only {people} people seen (at least {MIN_PEOPLE} needed: enrol more people, or add a "
+                       f"labelled folder)")
+    if pairs < MIN_PAIRS:
+        reasons.append(f"only {pairs} impostor pairs (at least {MIN_PAIRS} needed)")
+    lo, hi = far_ratio
+    if not (lo >= MIN_FACTOR and hi <= MAX_FACTOR):
+        reasons.append(f"the threshold for FAR {REFERENCE_FAR:g} may stand for {lo:.2g}x to {hi:.2g}x that rate "
+                       f"({100 * LEVEL:.0f}% interval over people; {MIN_FACTOR:g}x to {MAX_FACTOR:g}x allowed)")
+    return not reasons, reasons
+
+
+def estimate_site(
+    pairs: SitePairs,
+    shipped: ShippedStats,
+    points: Sequence[Any],
+    template_points: Sequence[Any] = (),
+    *,
+    method: str = DEFAULT_METHOD,
+    bootstrap: int = BOOTSTRAP,
+    level: float = LEVEL,
+    spread_prior: float | None = SPREAD_PRIOR,
+    tail_decay: float | None = None,
+    seed: int = 0,
+) -> SiteEstimate:
+    """The site's operating points from its pairs (see the module docstring).
+
+    ``points`` / ``template_points``: the shipped table the statistics belong to (objects with
+    ``far``, ``threshold``, ``tar``; template points also ``k``). Raises :class:`UsageError`
+    when the statistics describe another table (a user recalibration) or there are no pairs.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown site-calibration method {method!r}; use one of {', '.join(METHODS)}")
+    if not shipped.matches(points):
+        raise UsageError(f"the operating-point table in use for {shipped.stack} is not the one its impostor statistics "
+                         "were measured with (a recalibrated table?): site calibration needs the shipped table")
+    if pairs.pairs < 2:
+        raise UsageError("no impostor pairs: site calibration needs photos of at least two different people")
+    curve = Curve.of(points)
+    ship_q = shipped_summary(shipped, method)
+
+    order = np.argsort(pairs.scores, kind="stable")
+    s_sorted = pairs.scores[order].astype(np.float64)
+    a_sorted, b_sorted = pairs.a[order], pairs.b[order]
+    site = summary(s_sorted, None, method)
+    fmap = map_from(site, ship_q, method)
+
+    # suspected duplicates: pairs above the site's own FAR 1e-6 threshold; refit without them
+    decay = TAIL_DECAY if tail_decay is None else float(tail_decay)
+    bar = moved(fmap, curve.threshold(1e-6), 1e-6, decay)
+    hi = np.flatnonzero(s_sorted > bar)
+    suspects: list[dict[str, Any]] = []
+    if hi.size:
+        seen: dict[tuple[int, int], float] = {}
+        for i in hi:
+            u, v = sorted((int(a_sorted[i]), int(b_sorted[i])))
+            seen[(u, v)] = max(seen.get((u, v), -1.0), float(s_sorted[i]))
+        suspects = [{"a": pairs.names[u], "b": pairs.names[v], "source_a": pairs.unit_source[u],
+                     "source_b": pairs.unit_source[v], "score": round(s, 4)} for (u, v), s in sorted(seen.items(), key=lambda x: -x[1])]
+        n_units = np.int64(pairs.units)
+        key = np.minimum(a_sorted, b_sorted).astype(np.int64) * n_units + np.maximum(a_sorted, b_sorted)
+        keep = ~np.isin(key, np.asarray([u * n_units + v for u, v in seen], dtype=np.int64))
+        s_sorted, a_sorted, b_sorted = s_sorted[keep], a_sorted[keep], b_sorted[keep]
+        site = summary(s_sorted, None, method)
+
+    # bootstrap over units: a pair's weight is the product of its two units' draw counts
+    rng = np.random.default_rng(seed)
+    units = pairs.units
+    reps: list[np.ndarray] = []
+    for _ in range(bootstrap):
+        w_unit = np.bincount(rng.integers(0, units, units), minlength=units).astype(np.float64)
+        w = w_unit[a_sorted] * w_unit[b_sorted]
+        if w.sum() > 0:
+            reps.append(summary(s_sorted, w, method))
+    # the spread shrunk towards the shipped one by how uncertain it is (normal prior of sd SPREAD_PRIOR
+    # around 1, normal sampling error of the bootstrap's variance): the posterior mean keeps a share
+    # ``weight`` of the measured change, and the replicates are spread by the posterior sd (sqrt(weight)
+    # of the sampling sd), so the interval also carries what the prior does not know
+    b_hat = spread(site, ship_q, method)
+    b_reps = np.asarray([spread(r, ship_q, method) for r in reps])
+    weight: float = 1.0
+    if spread_prior is not None and method != "shift" and len(reps) > 1:
+        var_b = float(np.var(b_reps))
+        weight = spread_prior**2 / (spread_prior**2 + var_b) if var_b > 0 else 1.0
+    b_post = 1.0 + weight * (b_hat - 1.0)
+    fmap = map_from(site, ship_q, method, b_post)
+    maps = [map_from(r, ship_q, method, b_post + math.sqrt(weight) * (br - b_hat)) for r, br in zip(reps, b_reps)]
+    residual = float(np.max(np.abs(site - fmap(ship_q)))) if method != MOMENTS else 0.0
+    alpha = (1 - level) / 2
+
+    # the site curve of the estimate and of each replicate (every shipped point moved; the tail less)
+    order_f = sorted(points, key=lambda q: -q.far)
+    t_ship = [curve.threshold(p.far) for p in order_f]
+
+    def site_curve(m: AffineMap) -> list[float]:
+        t = [moved(m, x, p.far, decay) for x, p in zip(t_ship, order_f)]
+        return np.maximum.accumulate(np.asarray(t)).tolist()  # a lower FAR is never a lower bar
+
+    est_t = site_curve(fmap)
+    rep_t = np.asarray([site_curve(m) for m in maps]) if maps else np.asarray([est_t])
+    rep_curves = [Curve.of([_Point(p.far, x) for p, x in zip(order_f, row)]) for row in rep_t] if maps else []
+    site_points = []
+    ref_ratio = (float("nan"), float("nan"))
+    for col, p in enumerate(order_f):
+        t = est_t[col]
+        # the FAR the adopted threshold t stands for if the site were replicate r
+        far_reps = np.asarray([c.far(t) for c in rep_curves]) if rep_curves else np.asarray([p.far])
+        lo_t, hi_t = np.quantile(rep_t[:, col], [alpha, 1 - alpha])
+        lo_f, hi_f = np.quantile(far_reps, [alpha, 1 - alpha])
+        site_points.append(SitePoint(far=float(p.far), threshold=float(t), shipped_threshold=float(p.threshold),
+                                     low=float(lo_t), high=float(hi_t), far_low=float(lo_f), far_high=float(hi_f),
+                                     tar=None if p.tar is None else float(p.tar)))
+        if math.isclose(p.far, REFERENCE_FAR, rel_tol=1e-6):
+            ref_ratio = (float(lo_f / p.far), float(hi_f / p.far))
+    if math.isnan(ref_ratio[0]):
+        raise UsageError(f"the operating-point table has no point at FAR {REFERENCE_FAR:g}: the trust rule needs it")
+
+    tpoints = [TemplateSitePoint(k=int(tp.k), far=float(tp.far), threshold=moved(fmap, float(tp.threshold), float(tp.far), decay),
+                                 tar=None if tp.tar is None else float(tp.tar)) for tp in template_points]
+    counts = pairs.counts()
+    counts["impostor_pairs_used"] = int(s_sorted.size)
+    people = pairs.people((GALLERY, LABELLED))
+    reliable, reasons = trust(people, int(s_sorted.size), ref_ratio)
+
+    genuine: dict[str, Any] = {"pairs": int(pairs.genuine.size)}
+    if pairs.genuine.size:
+        genuine["tar"] = {f"{p.far:g}": round(float((pairs.genuine > p.threshold).mean()), 4)
+                          for p in site_points if any(math.isclose(p.far, f, rel_tol=1e-6) for f in REPORT_FARS)}
+        genuine["people"] = int(np.unique(pairs.genuine_unit).size)
+    map_iv = {}
+    if maps:
+        aa, bb = np.asarray([m.a for m in maps]), np.asarray([m.b for m in maps])
+        qa, qb = np.quantile(aa, [alpha, 1 - alpha]), np.quantile(bb, [alpha, 1 - alpha])
+        map_iv = {"a": (float(qa[0]), float(qa[1])), "b": (float(qb[0]), float(qb[1]))}
+    return SiteEstimate(
+        stack=shipped.stack, method=method, map=fmap, points=site_points, template_points=tpoints, counts=counts,
+        site_body=({"mean": round(float(site[0]), 5), "sd": round(float(site[1]), 5)} if method == MOMENTS else
+                   {f"{p:g}": round(float(t), 5) for p, t in zip(METHODS[method], site)}), fit_residual=residual,
+        bootstrap=len(maps), level=level, reliable=reliable, reasons=reasons, suspects=suspects, genuine=genuine,
+        map_interval=map_iv, spread_weight=weight, tail_decay=decay,
+    )
+
+
+__all__ = [
+    "BOOTSTRAP", "DEFAULT_METHOD", "FIT_PROBS", "LEVEL", "MAX_FACTOR", "METHODS", "MIN_FACTOR", "MIN_PAIRS", "MIN_PEOPLE",
+    "REFERENCE_FAR", "AffineMap", "Curve", "SiteEstimate",
+    "estimate_site", "fit_map", "trust",
+]
