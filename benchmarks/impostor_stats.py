@@ -25,11 +25,11 @@ import numpy as np
 
 from facegate.calibrate.stats import SURVIVAL_GRID, ImpostorBody, ShippedStats
 from facegate.config import Config, datasets_dir
+from facegate.decide.tables import load_operating_points, merge_table_entry, stack_key
 from facegate.evaluate.calibration import labelled_images
 from facegate.evaluate.embedding import FAILED, embed_files
 from facegate.evaluate.templates import make_templates
 from facegate.pipeline import Pipeline
-from facegate.verify import load_operating_points, merge_table_entry, stack_key
 
 EDGES = np.linspace(-1.0, 1.0, 20001)  # bins of 1e-4
 KS = (2, 3, 4, 5, 6, 8)

@@ -2,15 +2,19 @@
 
 image -> Detector.detect -> [Face] -> align.norm_crop(embedder template) -> chips
 -> Embedder.embed (batched) -> Face.embedding -> decide (1:1 here; 1:N in the gallery) / track.
-Models load lazily on first use and once per Pipeline; nothing loads at import.
+Liveness (is the face in front of the camera a live person?) reuses the detector's faces:
+``Pipeline.liveness`` (every face of one image) and ``Pipeline.liveness_burst`` (one face over
+consecutive frames, the gate's own burst check). Models load lazily on first use and once per
+Pipeline; nothing loads at import.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -23,17 +27,30 @@ from facegate.errors import MultipleFacesError, NoFaceError, UsageError
 from facegate.image import ImageInput, load_image
 from facegate.types import Face, OperatingPoint, Verdict
 
+if TYPE_CHECKING:
+    from facegate.liveness import Liveness, LivenessDetector
+
 log = logging.getLogger(__name__)
 
 Pick = Literal["single", "largest", "center"]
 
 
+SURE_SHARE = 0.8  # ``largest`` chooses among faces scoring at least this share of the best score
+
+
 def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name: str = "image") -> Face:
     """Choose the face a one-face operation should use.
 
-    ``single`` refuses zero or several faces (the safe default for verification),
-    ``largest`` takes the biggest box, ``center`` the face nearest the image centre
-    (the LFW convention: its photos are centred on the labelled person).
+    ``single`` refuses zero or several faces (the safe default for verification).
+    ``largest`` takes the biggest box among the faces the detector is nearly as sure of as its
+    best one (score at least ``SURE_SHARE`` x the top score): the person nearest the camera,
+    but not a hand holding a print or a patch of background the detector half-believes is a
+    face, which can be larger than the face itself (measured on nuaa_dev: such boxes score
+    0.2-0.6 where the face scores above 0.9). Ties (equal areas) go to the higher score,
+    then to the face nearer the image centre. Every front end that takes "the" face of a
+    frame (the gate, ``--pick largest``, the liveness evaluation) uses this one rule.
+    ``center`` takes the face nearest the image centre (the LFW convention: its photos are
+    centred on the labelled person).
     """
     if not faces:
         raise NoFaceError(f"{name}: no face found")
@@ -43,11 +60,17 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name:
         raise MultipleFacesError(
             f"{name}: {len(faces)} faces found where one was needed; crop the photo or choose one face"
         )
+    cy, cx = image_shape[0] / 2, image_shape[1] / 2
+
+    def off_centre(f: Face) -> float:
+        return (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2
+
     if pick == "largest":
-        return max(faces, key=lambda f: f.width * f.height)
+        top = max(f.score for f in faces)
+        sure = [f for f in faces if f.score >= SURE_SHARE * top]
+        return max(sure, key=lambda f: (f.width * f.height, f.score, -off_centre(f)))
     if pick == "center":
-        cy, cx = image_shape[0] / 2, image_shape[1] / 2
-        return min(faces, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2)
+        return min(faces, key=off_centre)
     raise UsageError(f"unknown pick rule {pick!r}; use single, largest or center")
 
 
@@ -155,3 +178,112 @@ class Pipeline:
         fa = self.face(a, pick, name=str(a) if isinstance(a, str) else "first image")
         fb = self.face(b, pick, name=str(b) if isinstance(b, str) else "second image")
         return self.compare(fa, fb)
+
+    # -- liveness --------------------------------------------------------------------------
+    @property
+    def liveness_detector(self) -> LivenessDetector:
+        """The liveness model in force for this config (:mod:`facegate.liveness.registry`): the
+        shipped head, or the site's adopted one, picked up again when an adoption changes it.
+        Raises :class:`~facegate.errors.ModelError` when none may be used (the permissive
+        licence policy and no site head)."""
+        chosen = self.__dict__.get("_liveness")
+        if chosen is not None:
+            return chosen
+        from facegate.liveness.registry import in_force_detector
+
+        return in_force_detector(self.config)
+
+    @liveness_detector.setter
+    def liveness_detector(self, detector: LivenessDetector) -> None:
+        """Use this liveness model instead of the one in force (e.g. ``load_liveness(path)``)."""
+        self.__dict__["_liveness"] = detector
+
+    def liveness(self, src: ImageInput) -> list[Liveness]:
+        """Still liveness of every face in one image, in the detector's order (each verdict
+        carries the box it judged): live, score, the threshold applied and the APCER/BPCER
+        measured at it. An empty list when there is no face."""
+        image = self.load(src)
+        faces = self.detector.detect(image)
+        if not faces:
+            return []
+        det = self.liveness_detector
+        out = []
+        for f in faces:
+            v = det.check_still(image, f)
+            out.append(_with_box(v, f))
+        return out
+
+    def frame_subjects(self, images: Sequence[np.ndarray]) -> tuple[list[Face | None], list[int], int | None]:
+        """For each frame of a burst, the face a gate judges (:func:`pick_face`, ``largest``) or
+        None; how many faces each frame held; and the frame to identify from (the one whose
+        face the detector is surest of; the earliest on a tie), None when no frame has a face."""
+        subjects: list[Face | None] = []
+        counts = []
+        for img in images:
+            found = self.detector.detect(img)
+            counts.append(len(found))
+            subjects.append(pick_face(found, img.shape, "largest") if found else None)
+        scored = [(f.score, -i) for i, f in enumerate(subjects) if f is not None]
+        probe = -max(scored)[1] if scored else None
+        return subjects, counts, probe
+
+    def embed_frames(self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int]) -> None:
+        """Fill in the embeddings of ``faces[i]`` (the face of frame ``i``) for ``indices``, in
+        one embedder call; faces already embedded are left as they are."""
+        todo = [i for i in indices if faces[i] is not None and faces[i].embedding is None]  # type: ignore[union-attr]
+        if not todo:
+            return
+        chips = np.concatenate([self.chips(images[i], [faces[i]]) for i in todo])  # type: ignore[list-item]
+        for i, e in zip(todo, self.embedder.embed(chips)):
+            faces[i].embedding = e  # type: ignore[union-attr]
+
+    def liveness_burst(self, frames: Sequence[ImageInput]) -> Liveness:
+        """Liveness of one face over consecutive frames (at most ``MAX_BURST_FRAMES``, taken
+        within about 2 s), with the gate's own checks (:func:`facegate.liveness.check_presentation`):
+        the face judged in each frame is :func:`pick_face`'s ``largest``; frames without a face
+        are counted, not fatal; a face that jumps between frames is refused (``face_jumped``),
+        and so are frames showing different people at the configured FAR (``different_people``,
+        score NaN); otherwise the burst cues decide. Raises :class:`NoFaceError` when no frame has
+        a face and :class:`~facegate.errors.ModelError` when no liveness model may be used."""
+        from facegate.errors import ModelError
+        from facegate.liveness import MAX_BURST_FRAMES, BurstTooLongError, Liveness, check_presentation
+        from facegate.liveness.gate import LIVENESS_UNAVAILABLE
+
+        frames = list(frames)
+        if len(frames) > MAX_BURST_FRAMES:
+            raise BurstTooLongError(f"burst of {len(frames)} frames; at most {MAX_BURST_FRAMES} are checked")
+        if not frames:
+            raise UsageError("liveness_burst: give at least one frame")
+        images = [self.load(f) for f in frames]
+        faces, _, probe = self.frame_subjects(images)
+        if probe is None:
+            raise NoFaceError(f"burst of {len(images)} frames: no face in any frame")
+        det = self.liveness_detector  # raises ModelError when none may be used
+        check = check_presentation(
+            "burst", images, faces, probe, lambda: det, lambda idx: self.embed_frames(images, faces, idx), self.threshold()
+        )
+        if check.reason == LIVENESS_UNAVAILABLE:  # pragma: no cover - the detector was loaded above
+            raise ModelError(check.message or "no liveness model may be used")
+        if check.liveness is not None:
+            return _with_box(check.liveness, faces[probe])
+        head = det.model.head("burst")
+        op = head.operating_point
+        return Liveness(
+            live=False, score=math.nan, threshold=head.threshold, mode="burst", apcer=op.apcer, bpcer=op.bpcer,
+            measured_on=op.measured_on, model=det.name, reason=check.reason,
+            frames=sum(f is not None for f in faces), frames_without_face=sum(f is None for f in faces),
+            box=_box(faces[probe]),
+        )
+
+
+def _box(face: Face | None) -> tuple[float, float, float, float] | None:
+    if face is None:
+        return None
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    return (x1, y1, x2, y2)
+
+
+def _with_box(verdict: Liveness, face: Face | None) -> Liveness:
+    from dataclasses import replace
+
+    return replace(verdict, box=_box(face))

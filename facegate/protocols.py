@@ -16,6 +16,7 @@ from facegate.types import Face, OperatingPoint
 
 if TYPE_CHECKING:
     from facegate.image import ImageInput
+    from facegate.liveness import LivenessDetector
 
 
 class FaceDetector(Protocol):
@@ -46,6 +47,9 @@ class FacePipeline(Protocol):
 
     @property
     def operating_points(self) -> list[OperatingPoint]: ...
+
+    @property
+    def liveness_detector(self) -> LivenessDetector: ...
 
     def load(self, src: ImageInput) -> np.ndarray: ...
 

@@ -303,23 +303,26 @@ def test_mixed_size_frames(room, hopper):
     assert v.cues["follow_near"] > 0.5  # still seen as a sheet after rescaling
 
 
-def test_site_fit_from_folders(tmp_path, room, hopper):
-    """`python -m facegate.evaluate.pad fit --live DIR --attack DIR --out FILE` on generated captures:
-    the detector finds the faces, both heads are fitted, the file loads under the permissive policy."""
+def test_site_fit_from_folders(tmp_path, room, hopper, monkeypatch):
+    """`facegate liveness fit --live DIR --attack DIR` on generated captures: the detector finds the faces,
+    both heads are fitted and kept in <home>/liveness, the file loads under the permissive policy."""
     from PIL import Image
 
-    from facegate.evaluate import pad
+    from facegate.cli import main
 
     for kind, make in (("live", head_frame), ("attack", sheet_frame)):
-        for take in range(2):
-            d = tmp_path / kind / f"take{take}"
+        for person in range(2):
+            d = tmp_path / kind / f"person{person}"
             d.mkdir(parents=True)
             for t in range(4):
-                img, _ = make(room, hopper, t + 4 * take)
+                img, _ = make(room, hopper, t + 4 * person)
                 Image.fromarray(img).save(d / f"frame_{t:03d}.jpg", quality=95)
-    out = tmp_path / "site.json"
-    assert pad.main(["--quiet", "fit", "--live", str(tmp_path / "live"), "--attack", str(tmp_path / "attack"), "--out", str(out)]) == 0
-    det = load_liveness(out, Config(licence_policy="permissive"))
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACEGATE_HOME", str(home))
+    assert main(["liveness", "fit", "--live", str(tmp_path / "live"), "--attack", str(tmp_path / "attack"),
+                 "--name", "site", "--json"]) == 0
+    det = load_liveness(home / "liveness" / "site.json", Config(licence_policy="permissive", home=home))
     m = det.model
-    assert m.permissive and set(m.heads) == {"still", "burst"} and "not held out" in m.heads["burst"].operating_point.measured_on
+    assert m.permissive and set(m.heads) == {"still", "burst"}
+    assert "cross-validated by person" in m.heads["burst"].operating_point.measured_on
     assert m.heads["burst"].weights[1] < 0  # surroundings that follow the face mean a sheet, learnt from the captures

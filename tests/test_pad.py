@@ -100,8 +100,8 @@ def test_pick_subject_prefers_a_sure_large_face():
     hand = _face(0, 0, 200, score=0.4)
     face = _face(300, 100, 120, score=0.97)
     background = _face(500, 50, 40, score=0.95)
-    assert pick_subject([face, background, hand]) is face
-    assert pick_subject([]) is None
+    assert pick_subject([face, background, hand], (480, 640, 3)) is face
+    assert pick_subject([], (480, 640, 3)) is None
 
 
 def _frames(n: int, attack: bool, jump_at: int | None = None, missing: int | None = None) -> list[FrameCues]:
@@ -151,7 +151,7 @@ def test_folder_samples_takes_and_people(tmp_path):
     takes = {s.take: [x.index for x in samples if x.take == s.take] for s in samples}
     assert takes["live/alice/door"] == [1, 2, 10]  # numeric frame order, not name order
     assert "live/alice/portrait" in takes and takes["attack/print"] == [3]
-    assert {s.person for s in samples} == {"live:alice", "attack:print"}
+    assert {s.person for s in samples} == {"alice", "attack:print"}  # a sub-folder is a person, live or attack
     from facegate.errors import DatasetError
 
     with pytest.raises(DatasetError, match="not a folder"):
@@ -161,10 +161,17 @@ def test_folder_samples_takes_and_people(tmp_path):
         folder_samples(tmp_path / "live", tmp_path / "empty")
 
 
-def test_cli_usage_errors(capsys):
-    assert pad.main(["--quiet"]) == 2
-    assert "--nuaa" in capsys.readouterr().err
-    assert pad.main(["--nuaa", "/nonexistent", "--quiet"]) == 8  # DatasetError: clear message, no traceback
+def test_cli_usage_errors(capsys, tmp_path):
+    from facegate.cli import main
+
+    assert main(["eval", "pad"]) == 2
+    assert "DIR" in capsys.readouterr().err
+    assert main(["eval", "pad", "/nonexistent"]) == 8  # DatasetError: clear message, no traceback
+    err = capsys.readouterr().err
+    assert "live/ and attack/" in err and "Traceback" not in err
+    assert main(["eval", "pad", str(tmp_path), "--fit-session", "1"]) == 8
+    assert "nuaa_dev layout" in capsys.readouterr().err
+    assert main(["eval", "pad", str(tmp_path), "--burst", "12"]) == 2
 
 
 # -- nuaa_dev (skips cleanly without ../shared/datasets) ------------------------------------------
@@ -201,7 +208,7 @@ def test_shipped_model_on_nuaa_frames(nuaa):
     live = sorted((nuaa / "real" / "0001").glob("0001_00_00_02_*.jpg"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))[:3]
     for files, expect in ((take, False), (live, True)):
         imgs = [load_image(f) for f in files]
-        faces = [pick_subject(pipe.detector.detect(i)) for i in imgs]
+        faces = [pick_subject(pipe.detector.detect(i), i.shape) for i in imgs]
         v = det.check_burst(imgs, faces)
         assert v.live is expect or v.reason == "face_jumped", v
         s = det.check_still(imgs[0], faces[0])

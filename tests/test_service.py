@@ -36,7 +36,7 @@ from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face
 
 API = "/api/v1"
 CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "warnings",
-                 "event_id", "faces"}
+                 "event_id", "faces", "reason", "message", "liveness", "frames", "frames_without_face"}
 
 
 def jpeg(person: int, shot: int = 0, size: int = 200) -> bytes:
@@ -461,9 +461,9 @@ def test_bad_input_is_a_4xx_json_error(svc):
         ("decompression bomb", dict(files={"image": ("b.png", huge_png(20_000, 20_000), "image/png")}, headers=h), 413, "image_too_large"),
         ("text instead of file", dict(data={"image": "abc"}, files={"other": ("x", b"x", "text/plain")}, headers=h), 400, "invalid_field"),
         ("no image field", dict(data={"x": "1"}, files={"other": ("x", b"x", "text/plain")}, headers=h), 422, "validation"),
-        ("two images",
-         dict(files=[("image", ("a.jpg", jpeg(1), "image/jpeg")), ("image", ("b.jpg", jpeg(1), "image/jpeg"))], headers=h),
-         422, "validation"),
+        ("nine frames (a burst takes at most eight)",
+         dict(files=[("image", (f"{i}.jpg", jpeg(1), "image/jpeg")) for i in range(9)], headers=h),
+         422, "too_many_frames"),
         ("malformed multipart", dict(content=b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a\"\r\n\r\nabc",
                                      headers={**h, "Content-Type": "multipart/form-data; boundary=b"}), 422, None),
         ("multipart without boundary", dict(content=b"abc", headers={**h, "Content-Type": "multipart/form-data"}),

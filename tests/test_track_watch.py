@@ -341,14 +341,28 @@ def test_watch_gate_mode_posts_once_per_person(gallery, fake_gate):
     assert sorted(e["track"] for e in answered) == [1, 2] and len(srv.requests) == 2
     assert [e["track"] for e in gates if e.get("deduplicated")] == [3]
     assert all(e["decision"] in ("allow", "deny") and e["event_id"] for e in answered)
-    # every request carried a real JPEG of the face with margin
+    # every request carried the track's last frames as a burst (the field `image` repeated, oldest first): real
+    # JPEGs of the face with margin, all cut to one rectangle so the service can measure motion across them
+    import cv2
+
     for req in srv.requests:
         body = req["body"]
-        start = body.index(b"\xff\xd8")
-        import cv2
+        assert body.count(b'name="image"') == 3
+        shapes = set()
+        for part in body.split(b"\r\n--")[:-1]:
+            start = part.index(b"\xff\xd8")
+            img = cv2.imdecode(np.frombuffer(part[start:], np.uint8), cv2.IMREAD_COLOR)
+            assert img is not None and min(img.shape[:2]) >= 256
+            shapes.add(img.shape)
+        assert len(shapes) == 1
+    assert all(e["sent_frames"] == 3 for e in answered)
 
-        img = cv2.imdecode(np.frombuffer(body[start:], np.uint8), cv2.IMREAD_COLOR)
-        assert img is not None and min(img.shape[:2]) >= 256
+
+def test_watch_gate_mode_sends_one_frame_when_asked(gallery, fake_gate):
+    srv = fake_gate()
+    gate = GateDispatcher(GateClient(srv.url, "door", "k3y"), cooldown=10.0)
+    run(gallery, MemorySink(), gate=gate, gate_burst=1)
+    assert srv.requests and all(r["body"].count(b'name="image"') == 1 for r in srv.requests)
 
 
 def test_watch_survives_a_dead_gate_service(gallery, caplog):

@@ -121,7 +121,7 @@ def calibrate_site(
     site table in force: the estimate maps the shipped curve). Raises :class:`UsageError` for a
     stack without shipped impostor statistics, and when there is nothing to pair.
     """
-    from facegate.verify import load_operating_points, stack_key
+    from facegate.decide.tables import load_operating_points, stack_key
 
     key = stack_key(pipeline.config)
     stats = stats or load_shipped_stats(key)

@@ -335,6 +335,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         rows.append({**spec.__dict__, "scheme": spec.scheme if spec.task == "embed" else None,
                      "sha256_actual": got, "check": check, "converted": converted,
                      "operating_points": {k: [p.__dict__ for p in v] for k, v in stacks.items()}})
+    from facegate.cli.liveness import model_lines, model_rows  # liveness heads: operating points, site heads, in force
+
+    rows = model_rows(rows, config)
+    bad += sum(r["check"] != "ok" for r in rows if r.get("package") == "site (fitted here)")
 
     def text() -> str:
         out = []
@@ -354,13 +358,14 @@ def cmd_models(args: argparse.Namespace) -> int:
                 out.append(f"    align    template {r['template']} ({r['scheme']} points), mean {r['pixel_mean']:g}, "
                            f"scale {r['pixel_scale']:.6g}, {r['channels']}, {r['layout']}")
             out.append(f"    sha256   {r['sha256']}")
-            for c in r["converted"]:
+            for c in r.get("converted", []):  # site liveness heads have none
                 if c["check"] == "ok":
                     out.append(f"    converted {c['name']} [ok] {c['path']} ({c['bytes'] / 1e6:.1f} MB, sha256 "
                                f"{c['sha256'][:16]}..., from sha256 {c['source_sha256'][:16]}..., v{c['version']}, "
                                f"{c['made_with']})")
                 else:
                     out.append(f"    converted {c['name']} [{c['check']}] {c['message']}")
+            out.extend(model_lines(r))
             for key, ops in r["operating_points"].items():
                 out.append(f"    calibrated stack {key}" + (f" ({ops[0]['dataset']})" if ops else ""))
                 for op in ops:

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         from facegate.cli import hooks
 
         hooks.register(sub, common_options())
+    from facegate.cli import liveness  # after core (it adds `eval pad`) and service (its options)
+
+    liveness.register(sub, common_options(), service.service_options() if service is not None else None)
     register_help(sub, parser)
     return parser
 

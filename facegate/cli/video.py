@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="a named person is not asked about again for S seconds after their track ends (default 10)")
     m.add_argument("--gate-timeout", type=float_arg(0.0, 600.0, lo_open=True), default=5.0, metavar="S",
                    help="seconds per request (default 5)")
+    m.add_argument("--gate-frames", type=int_arg(1, 8), default=3, metavar="N",
+                   help="frames of the track sent with each request for the service's liveness check: its last N "
+                   "detections within 2 s (default 3, at most 8; 1 sends the best shot alone)")
     p.set_defaults(func=cmd_watch)
 
 
@@ -124,6 +127,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError("--max-age must be positive and --reconnect-timeout not negative")
     config = single_threaded(_config(args))
     options = WatchOptions(
+        gate_burst=args.gate_frames,
         detect_every=args.detect_every,
         embed_every=args.embed_every,
         max_age_s=args.max_age,

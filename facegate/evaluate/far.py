@@ -340,7 +340,7 @@ def _table(arg: list[str] | None, pipe: Pipeline) -> tuple[str, list[Any], list[
     if arg[0] != "site" or len(arg) != 2:
         raise UsageError("--table is 'shipped' or 'site FILE'")
     table = SiteTable.load(arg[1])
-    from facegate.verify import stack_key
+    from facegate.decide.tables import stack_key
 
     if table.stack != stack_key(pipe.config):
         raise UsageError(f"{arg[1]} is a site table for {table.stack}, not for this stack ({stack_key(pipe.config)})")
@@ -395,7 +395,7 @@ def _run(args: argparse.Namespace) -> int:
         out["open_set"] = {"enrol": args.enrol, "strangers": args.strangers, "splits": splits,
                            "summary": summarise(splits, ("identities", "fpir", "fpir_ratio", "tpir", "rank1"))}
     if args.site_gallery:
-        from facegate.verify import stack_key
+        from facegate.decide.tables import stack_key
 
         stats = load_shipped_stats(stack_key(config))
         if stats is None:

@@ -7,7 +7,7 @@ resampling *people* with replacement (all of a person's frames go in or out toge
 because frames of one person are not independent: the nine people of nuaa_dev are the
 sample size that matters, not its 700 frames.
 
-Protocol on nuaa_dev (``--nuaa``): fit the head on one session, score the other.
+Protocol on nuaa_dev (``--fit-session``/``--score-session``): fit the head on one session, score the other.
 ``--blur-live`` and ``--sharpen-attack`` perturb the *scored* session the way real cameras
 and printers differ (live frames blurred, attack frames sharpened), so a cue that only
 works because NUAA's prints are blurrier is caught. Faces are found by facegate's own
@@ -17,23 +17,21 @@ Bursts are consecutive frames of one take (same person, glasses, pose, session, 
 frame order), cut without overlap as the gate check cuts them; a burst whose face
 jumps between frames is refused (counted as not accepted, listed separately).
 
-Run: ``python -m facegate.evaluate.pad --nuaa ../shared/datasets/nuaa_dev --fit-session 1
---score-session 2 [--blur-live 1.0] [--sharpen-attack] [--cue-table] [--plot det.png]``;
-``... fit --live DIR --attack DIR --out FILE`` fits a site's own model from its captures (what a
-``--licence-policy permissive`` user runs); ``... fit-nuaa --nuaa DIR --out FILE`` writes the
-shipped model (fitted on both sessions, its operating points from the two cross-session runs).
-The ``facegate eval pad`` and ``facegate liveness fit`` commands are to be wired on top of
-:func:`nuaa_protocol`, :func:`fit_site` and :func:`main`.
+Run through the CLI: ``facegate eval pad ../shared/datasets/nuaa_dev --fit-session 1
+--score-session 2 [--blur-live 1] [--sharpen-attack] [--cue-table] [--plot det.png]`` (this
+runner's :func:`nuaa_protocol`); ``facegate eval pad DIR`` scores the model in force on a
+folder of ``live/`` and ``attack/`` captures (:func:`score_model`); ``facegate liveness fit
+--live DIR --attack DIR [--adopt]`` fits a site's own model (:func:`fit_site`, figures from
+:func:`cross_validate`); ``facegate liveness fit --nuaa DIR --out FILE`` writes the shipped
+model (:func:`fit_nuaa_model`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import re
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facegate.errors import DatasetError, FacegateError, UsageError
+from facegate.errors import DatasetError, UsageError
 from facegate.liveness.cues import CUES_VERSION, PAIR_CUES, STILL_CUES, Frame, pair_cues, still_cues
 from facegate.liveness.detector import aggregate, face_jump
 from facegate.liveness.head import DEFAULT_GAP, LinearHead, LivenessModel, PadOperatingPoint, fit_head
@@ -105,7 +103,9 @@ def folder_samples(live: Path, attack: Path) -> list[Sample]:
 
     A take (frames that form bursts) is a sub-folder, or files whose names differ only by a
     trailing frame number (``door_0001.jpg``, ``door_0002.jpg``); a person is the first
-    sub-folder level when there is one (so intervals resample people), else the take.
+    sub-folder level when there is one, the same name under ``live`` and ``attack`` being the
+    same person (intervals resample people, with their live and attack presentations together;
+    cross-validation holds them out together), else the take (``live:<take>``, ``attack:<take>``).
     """
     from facegate.image import IMAGE_SUFFIXES
 
@@ -121,9 +121,9 @@ def folder_samples(live: Path, attack: Path) -> list[Sample]:
             m = _TRAILING_NUMBER.match(f.stem)
             stem, index = (m.group(1), int(m.group(2))) if m else (f.stem, 0)
             take = "/".join(rel.parts[:-1] + (stem,))
-            person = rel.parts[0] if len(rel.parts) > 1 else take
             kind = "attack" if is_attack else "live"
-            out.append(Sample(f, f"{kind}:{person}", is_attack, "site", f"{kind}/{take}", index))
+            person = rel.parts[0] if len(rel.parts) > 1 else f"{kind}:{take}"
+            out.append(Sample(f, person, is_attack, "site", f"{kind}/{take}", index))
     return sorted(out, key=lambda s: (s.take, s.index, str(s.path)))
 
 
@@ -210,16 +210,14 @@ def _face_from(d: Any) -> Face | None:
     )
 
 
-def pick_subject(faces: Sequence[Face], rel_score: float = 0.8) -> Face | None:
-    """The face a PAD protocol judges: the largest of the faces the detector is nearly as sure
-    of as its best (score at least ``rel_score`` times the top score). The largest alone
-    would sometimes be a hand holding the print (detected with a low score); the best alone
-    sometimes a small face in the background of a live frame."""
-    if not faces:
-        return None
-    top = max(f.score for f in faces)
-    sure = [f for f in faces if f.score >= rel_score * top]
-    return max(sure, key=lambda f: f.width * f.height)
+def pick_subject(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
+    """The face a PAD protocol judges: the gate's own choice (:func:`facegate.pipeline.pick_face`,
+    ``largest``: the largest of the faces the detector is nearly as sure of as its best), or
+    None without a face. The largest alone would sometimes be a hand holding the print
+    (detected with a low score); the best alone sometimes a small face in the background."""
+    from facegate.pipeline import pick_face
+
+    return pick_face(list(faces), image_shape, "largest") if faces else None
 
 
 def measure(
@@ -268,7 +266,7 @@ def measure(
             rec = store.get(key)
             if rec is None:
                 img = perturbation.apply(load_image(s.path), s.attack)
-                face = pick_subject(detect(img))
+                face = pick_subject(detect(img), img.shape)
                 rec = {"face": _face_json(face), "shape": list(img.shape[:2]), "still": None, "pair_next": None}
                 if face is not None:
                     prepared[i] = Frame(img, face)
@@ -474,24 +472,32 @@ def pad_report(label: str, examples: Sequence[Example], head: LinearHead, bootst
     """Score ``examples`` with ``head`` and compute the standard's figures at its threshold."""
     if not examples:
         raise DatasetError(f"{label}: nothing to score")
+    return report_scores(label, examples, score_examples(examples, head), head.threshold, bootstrap)
+
+
+def report_scores(
+    label: str, examples: Sequence[Example], scores: np.ndarray, threshold: float, bootstrap: int = 2000
+) -> PadReport:
+    """The standard's figures for ``examples`` already scored (NaN: refused before scoring) at ``threshold``."""
+    if not examples:
+        raise DatasetError(f"{label}: nothing to score")
     attack = np.array([e.attack for e in examples])
     if attack.all() or (~attack).all():
         raise DatasetError(f"{label}: need both live and attack presentations to measure APCER and BPCER")
-    scores = score_examples(examples, head)
-    ap, bp = apcer_bpcer(scores, attack, head.threshold)
+    ap, bp = apcer_bpcer(scores, attack, threshold)
     b1, _ = bpcer_at_apcer(scores, attack, 0.01)
     b5, _ = bpcer_at_apcer(scores, attack, 0.05)
     persons = [e.person for e in examples]
     return PadReport(
         label=label,
-        threshold=head.threshold,
+        threshold=threshold,
         apcer=ap,
         bpcer=bp,
         acer=(ap + bp) / 2,
         auc=auc(scores, attack),
         bpcer_at_apcer_1=b1,
         bpcer_at_apcer_5=b5,
-        intervals=people_intervals(persons, scores, attack, head.threshold, n=bootstrap),
+        intervals=people_intervals(persons, scores, attack, threshold, n=bootstrap),
         n_live=int((~attack).sum()),
         n_attack=int(attack.sum()),
         people=len(set(persons)),
@@ -784,7 +790,7 @@ def fit_nuaa_model(
     model = fit_model(
         frames,
         name="pad_cues_nuaa",
-        source="fitted by facegate (python -m facegate.evaluate.pad fit-nuaa) on nuaa_dev sessions 1-2",
+        source="fitted by facegate (facegate liveness fit --nuaa) on nuaa_dev sessions 1-2",
         licence=NUAA_LICENCE,
         permissive=False,
         provenance=(
@@ -801,48 +807,192 @@ def fit_nuaa_model(
     return model.save(out), results
 
 
-def fit_site(
-    live: Path, attack: Path, out: Path, name: str = "site", cache: Path | None = None, progress: bool = True
-) -> tuple[LivenessModel, dict[str, PadReport]]:
-    """Fit a site's own liveness model from folders of its live and attack captures.
+@dataclass
+class CrossValidation:
+    """Figures of a recipe fitted without each fold's people and scored on them, pooled; each
+    fold scored at its own head's threshold. ``by_person``: each held-out person's APCER (attack
+    presentations accepted) and BPCER (live refused) per mode, with their counts."""
 
-    The operating point recorded is measured on the *same* captures (there is no held-out
-    part), which is said in ``measured_on``: it shows the fit worked, not how it carries.
-    The result is the site's own: permissive, since no third-party data fitted it.
+    folds: int
+    skipped_folds: int
+    reports: dict[str, PadReport]
+    by_person: dict[str, dict[str, dict[str, Any]]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folds": self.folds, "skipped_folds": self.skipped_folds,
+                "reports": {m: r.to_dict() for m, r in self.reports.items()}, "by_person": self.by_person}
+
+
+def cross_validate(
+    frames: Sequence[FrameCues], recipe: Recipe = Recipe(), max_folds: int = 10, bootstrap: int = 500, burst: int = DEFAULT_BURST
+) -> CrossValidation:
+    """Cross-validation by person: the people are split into at most ``max_folds`` folds (one person
+    a fold when there are few); each fold is scored by heads fitted on the other folds, at their
+    threshold. A fold whose complement cannot fit a head (no live or no attack examples) is skipped."""
+    people = sorted({f.sample.person for f in frames})
+    if len(people) < 2:
+        raise DatasetError(
+            "cross-validation needs captures of at least 2 people (one sub-folder each under the live and attack "
+            f"folders); found {len(people)}"
+        )
+    k = min(len(people), max_folds)
+    folds = [set(people[i::k]) for i in range(k)]
+    pooled: dict[str, tuple[list[Example], list[float]]] = {"still": ([], []), "burst": ([], [])}
+    skipped = 0
+    for fold in folds:
+        train = [f for f in frames if f.sample.person not in fold]
+        test = [f for f in frames if f.sample.person in fold]
+        try:
+            heads = fit_heads(train, recipe)
+        except DatasetError:
+            skipped += 1
+            continue
+        still, _ = still_examples(test)
+        for mode, examples in (("still", still), ("burst", burst_examples(test, burst))):
+            head = heads[mode]
+            margin = head.logit  # each fold at its own threshold: score relative to it, threshold 0
+            t = _logit(head.threshold)
+            ex, sc = pooled[mode]
+            for e in examples:
+                ex.append(e)
+                sc.append(math.nan if e.refused else margin(e.cues) - t)
+    reports: dict[str, PadReport] = {}
+    by_person: dict[str, dict[str, dict[str, Any]]] = {}
+    for mode, (examples, scores) in pooled.items():
+        arr = np.array(scores, dtype=np.float64)
+        attack = np.array([e.attack for e in examples], dtype=bool)
+        if len(examples) and attack.any() and (~attack).any():
+            label = f"{mode}, cross-validated by person" if mode == "still" else f"burst of {burst}, cross-validated by person"
+            reports[mode] = report_scores(label, examples, arr, 0.0, bootstrap)
+        for person in people:
+            idx = [i for i, e in enumerate(examples) if e.person == person]
+            if not idx:
+                continue
+            accepted = np.where(np.isnan(arr[idx]), False, arr[idx] >= 0.0)
+            att = attack[idx]
+            by_person.setdefault(person, {})[mode] = {
+                "attack": int(att.sum()), "live": int((~att).sum()),
+                "apcer": float(accepted[att].mean()) if att.any() else None,
+                "bpcer": float((~accepted[~att]).mean()) if (~att).any() else None,
+            }
+    if not reports:
+        raise DatasetError(
+            "cross-validation could not score anything: each fold's other people must have live and attack captures "
+            f"({skipped} of {k} folds could not be fitted)"
+        )
+    return CrossValidation(k, skipped, reports, by_person)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def fit_site(
+    live: Path, attack: Path, name: str, cache: Path | None = None, progress: bool = True, config: Any = None,
+    recipe: Recipe = Recipe(),
+) -> tuple[LivenessModel, CrossValidation]:
+    """Fit a site's own liveness model from folders of its live and attack captures (the model is
+    returned unsaved: ``facegate liveness fit`` keeps it in ``<home>/liveness``).
+
+    The heads are fitted on every capture; the operating point each records is the
+    cross-validation by person (:func:`cross_validate`), so it says how the recipe carries to
+    people it was not fitted on, measured on the site's own captures. The model is the site's:
+    permissive, since no third-party data fitted it. Its provenance names the folders, the
+    counts and when it was fitted.
     """
+    import time
+    from dataclasses import replace
+
     samples = folder_samples(live, attack)
-    detect, tag = _detector()
+    detect, tag = _detector(config)
     frames = measure(samples, detect, Perturbation(), cache, tag, progress)
+    cv = cross_validate(frames, recipe)
+    n_live = sum(not s.attack for s in samples)
+    people_live = len({s.person for s in samples if not s.attack})
+    people_attack = len({s.person for s in samples if s.attack})
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     model = fit_model(
         frames,
         name=name,
-        source=f"fitted by facegate on the site's captures ({live}, {attack})",
-        licence="the site's own (fitted on its own captures)",
+        source=f"fitted by facegate (facegate liveness fit) on this site's captures, {when}",
+        licence="the site's own (fitted on its own captures; no third-party data)",
         permissive=True,
-        provenance="fitted by `facegate liveness fit` on captures the site supplied; no third-party data",
-        training_data=f"{sum(not s.attack for s in samples)} live and {sum(s.attack for s in samples)} attack frames",
+        provenance=(
+            f"a logistic regression per mode over facegate's relative cues (version {CUES_VERSION}), recipe: still "
+            f"{'+'.join(recipe.still_cues)}, burst {'+'.join(recipe.burst_cues)}; fitted {when} by "
+            f"'facegate liveness fit' on live captures in {live.resolve()} and attack captures in {attack.resolve()}"
+        ),
+        training_data=(
+            f"{n_live} live frames ({people_live} people or folders) and {len(samples) - n_live} attack frames "
+            f"({people_attack} people or folders) of this site"
+        ),
+        recipe=recipe,
     )
-    reports = {}
-    still, _ = still_examples(frames)
-    reports["still"] = pad_report("still (fitting data)", still, model.heads["still"], 500)
-    bursts = burst_examples(frames, DEFAULT_BURST)
-    if any(not e.refused for e in bursts):
-        reports["burst"] = pad_report("burst of 3 (fitting data)", bursts, model.heads["burst"], 500)
-    from dataclasses import replace
+    heads = dict(model.heads)
+    for mode, report in cv.reports.items():
+        heads[mode] = with_operating_point(
+            heads[mode], report,
+            f"this site's captures, cross-validated by person ({cv.folds} folds, {cv.skipped_folds} skipped: each "
+            f"fold's people held out of the fit and scored at its head's threshold; {report.n_attack} attack and "
+            f"{report.n_live} live {report.label.split(',')[0]} presentations of {report.people} people)",
+        )
+    return replace(model, heads=heads), cv
 
-    heads = {
-        m: with_operating_point(h, reports[m], f"{m} presentations of the site's fitting captures (not held out)")
-        for m, h in model.heads.items()
-        if m in reports
+
+def score_model(
+    samples: Sequence[Sample],
+    model: LivenessModel,
+    label: str,
+    perturbation: Perturbation = Perturbation(),
+    bursts: Sequence[int] = (3, 5),
+    cache: Path | None = None,
+    bootstrap: int = 2000,
+    plot: Path | None = None,
+    progress: bool = True,
+    config: Any = None,
+) -> dict[str, Any]:
+    """A fitted model (the one in force, or any) scored on labelled frames at its own thresholds:
+    the standard's figures for stills and bursts, intervals over people, a DET plot."""
+    detect, tag = _detector(config)
+    frames = measure(samples, detect, perturbation, cache, tag, progress)
+    if perturbation != Perturbation():
+        label += f" ({perturbation.describe()})"
+    still, no_face = still_examples(frames)
+    reports = [pad_report("still", still, model.heads["still"], bootstrap)]
+    reports[0].no_face_frames = no_face
+    curves = {"still": det_curve(score_examples(still, model.heads["still"]), np.array([e.attack for e in still]))}
+    points = {"still": (reports[0].apcer, reports[0].bpcer)}
+    for k in bursts:
+        ex = burst_examples(frames, k)
+        if not any(not e.refused for e in ex):
+            log.warning("%s: no burst of %d frames to score (takes too short?)", label, k)
+            continue
+        r = pad_report(f"burst of {k}", ex, model.heads["burst"], bootstrap)
+        reports.append(r)
+        curves[f"burst of {k}"] = det_curve(score_examples(ex, model.heads["burst"]), np.array([e.attack for e in ex]))
+        points[f"burst of {k}"] = (r.apcer, r.bpcer)
+    if plot is not None:
+        plot_det(curves, points, plot, label)
+    return {
+        "protocol": label,
+        "model": {"name": model.name, "sha256": model.sha256, "source": model.source},
+        "perturbation": perturbation.describe(),
+        "recipe": {"still_cues": list(model.heads["still"].cues), "burst_cues": list(model.heads["burst"].cues),
+                   "threshold_gap": "the model's own thresholds"},
+        "cues_version": CUES_VERSION,
+        "detector": tag,
+        "heads": {m: h.to_json() for m, h in model.heads.items()},
+        "reports": [x.to_dict() for x in reports],
+        "lines": [x.line() for x in reports],
+        "cue_table": [],
     }
-    model = replace(model, heads={**model.heads, **heads})
-    return model.save(out), reports
 
 
 # -- command line ----------------------------------------------------------------------------
 
 
-def _cues(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+def parse_cues(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if not text:
         return default
     names = tuple(c.strip() for c in text.split(",") if c.strip())
@@ -852,7 +1002,8 @@ def _cues(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
-def _table(results: Sequence[dict[str, Any]]) -> str:
+def format_results(results: Sequence[dict[str, Any]]) -> str:
+    """The text the CLI prints for protocol results (:func:`nuaa_protocol`, :func:`score_model`)."""
     lines = []
     for res in results:
         lines.append(res["protocol"])
@@ -865,88 +1016,3 @@ def _table(results: Sequence[dict[str, Any]]) -> str:
                 f"BPCER {100 * row['bpcer']:5.1f}%"
             )
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m facegate.evaluate.pad",
-        description="Presentation-attack detection: ISO/IEC 30107-3 figures on nuaa_dev (fit on one session, "
-        "score the other), or fit a site's own liveness head (fit --live DIR --attack DIR --out FILE).",
-    )
-    sub = parser.add_subparsers(dest="command")
-    fit = sub.add_parser("fit", help="fit a liveness model on a site's folders of live and attack captures")
-    fit.add_argument("--live", type=Path, required=True)
-    fit.add_argument("--attack", type=Path, required=True)
-    fit.add_argument("--out", type=Path, required=True, help="where to write the model JSON")
-    fit.add_argument("--name", default="site")
-    fit.add_argument("--cache", type=Path)
-    ship = sub.add_parser("fit-nuaa", help="fit the shipped model on nuaa_dev sessions 1-2 (operating points across sessions)")
-    ship.add_argument("--nuaa", type=Path, required=True, dest="nuaa_root")
-    ship.add_argument("--out", type=Path, required=True)
-    ship.add_argument("--cache", type=Path, dest="ship_cache")
-    parser.add_argument("--nuaa", type=Path, help="the nuaa_dev folder (real/, attack/)")
-    parser.add_argument("--fit-session", default="1")
-    parser.add_argument("--score-session", default="2")
-    parser.add_argument("--blur-live", type=float, default=0.0, metavar="SIGMA", help="blur scored live frames (px at 640x480)")
-    parser.add_argument("--sharpen-attack", action="store_true", help="sharpen scored attack frames (unsharp 2 px, 150%%)")
-    parser.add_argument("--burst", type=int, action="append", help="burst lengths to score (default 3 and 5)")
-    parser.add_argument("--bootstrap", type=int, default=2000, help="resamplings of people for the intervals")
-    parser.add_argument("--cache", type=Path, help="folder (outside the repository) to keep detections and cues")
-    parser.add_argument("--plot", type=Path, help="write a DET plot (PNG) here")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--cue-table", action="store_true", help="also score every cue alone (one-cue heads)")
-    parser.add_argument("--still-cues", help="comma-separated cues of the still head (default: the shipped recipe's)")
-    parser.add_argument("--burst-cues", help="comma-separated cues of the burst head (default: the shipped recipe's)")
-    parser.add_argument("--gap", default=str(DEFAULT_GAP), help="threshold rule (head.gap_threshold), or 'none' for 0.5")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "fit":
-            model, reports = fit_site(args.live, args.attack, args.out, args.name, args.cache, not args.quiet)
-            if args.json:
-                print(json.dumps({"model": model.to_json(), "sha256": model.sha256, "path": model.path}, indent=2))
-            else:
-                print(f"wrote {model.path} (sha256 {model.sha256})")
-                for r in reports.values():
-                    print("  " + r.line())
-            return 0
-        if args.command == "fit-nuaa":
-            model, results = fit_nuaa_model(args.nuaa_root, args.out, cache=args.ship_cache, progress=not args.quiet)
-            print(_table(results))
-            print(f"wrote {model.path} (sha256 {model.sha256}, {model.size} numbers)")
-            return 0
-        if args.nuaa is None:
-            raise UsageError("give --nuaa DIR (the nuaa_dev folder), or the fit command")
-        for k in args.burst or []:
-            if not 2 <= k <= 8:
-                raise UsageError(f"--burst {k}: bursts have 2 to 8 frames")
-        recipe = Recipe(
-            still_cues=_cues(args.still_cues, STILL_HEAD_CUES),
-            burst_cues=_cues(args.burst_cues, BURST_HEAD_CUES),
-            gap=None if args.gap.lower() == "none" else float(args.gap),
-        )
-        res = nuaa_protocol(
-            args.nuaa,
-            str(args.fit_session),
-            str(args.score_session),
-            Perturbation(args.blur_live, args.sharpen_attack),
-            recipe=recipe,
-            cue_rows=args.cue_table,
-            bursts=tuple(args.burst or (3, 5)),
-            cache=args.cache,
-            bootstrap=args.bootstrap,
-            plot=args.plot,
-            progress=not args.quiet,
-        )
-        print(json.dumps(res, indent=2) if args.json else _table([res]))
-        return 0
-    except FacegateError as exc:
-        if args.json:
-            print(json.dumps({"error": exc.code, "message": str(exc)}))
-        else:
-            print(f"error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

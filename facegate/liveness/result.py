@@ -52,6 +52,7 @@ class Liveness:
     reason: str | None = None
     frames: int = 1  # frames whose face was scored
     frames_without_face: int = 0
+    box: tuple[float, float, float, float] | None = None  # the face judged (set by Pipeline.liveness)
 
     def to_dict(self) -> dict[str, Any]:
         def num(v: float) -> float | None:
@@ -69,6 +70,7 @@ class Liveness:
             "reason": self.reason,
             "frames": self.frames,
             "frames_without_face": self.frames_without_face,
+            "box": None if self.box is None else [round(float(v), 1) for v in self.box],
             "cues": {k: num(v) for k, v in self.cues.items()},
             "contributions": {k: num(v) for k, v in self.contributions.items()},
         }

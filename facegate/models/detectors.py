@@ -96,7 +96,7 @@ class DetectorSpec:
         return self.schemes
 
     def stack_name(self, refined: bool) -> str:
-        """The detector's part of a stack key (``facegate.verify.stack_key``): "blazeface+onet"."""
+        """The detector's part of a stack key (``facegate.decide.tables.stack_key``): "blazeface+onet"."""
         return f"{self.name}+onet" if refined else self.name
 
 

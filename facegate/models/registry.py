@@ -47,7 +47,7 @@ class ModelSpec:
     """
 
     name: str
-    task: str  # "embed" | "detect" | "landmarks"
+    task: str  # "embed" | "detect" | "landmarks" | "liveness"
     package: str  # the registry package that ships the file ("user" for registered files)
     module: str  # importable module whose folder holds the file ("" when fetched into the model store)
     file: str  # path relative to that folder / inside the archive (or absolute for user models)
@@ -57,7 +57,7 @@ class ModelSpec:
     input_size: int | None = None  # square input side in pixels
     output_size: int | None = None  # embedding dimension for embedders
     notes: str = ""
-    implementation: str = ""  # embedders: "dlib_resnet" | "tflite" | "onnx"
+    implementation: str = ""  # embedders: "dlib_resnet" | "tflite" | "onnx"; liveness: "liveness_cues"
     template: str = ""  # embedders: "dlib" | "arcface" (see facegate.align.named_template)
     pixel_mean: float = 0.0
     pixel_scale: float = 1.0
@@ -220,6 +220,38 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
     )
 }
+
+
+# -- liveness heads (issue 21) -----------------------------------------------------------------------
+# A shipped liveness model is a small fitted head (JSON in facegate/data, no weights from a package); its
+# entry pins the file's sha256 and repeats what the file says of itself (tests check they agree), so
+# `facegate models` lists and checks it like any model. The code that runs it is facegate.liveness; a
+# site's own head (`facegate liveness fit --adopt`) lives in <home>/liveness and is listed from there.
+LIVENESS_SPECS = (
+    ModelSpec(
+        name="pad_cues_nuaa",
+        task="liveness",
+        package="facegate (shipped head)",
+        module="facegate",
+        file="data/liveness_pad_cues_nuaa.json",
+        sha256="3f54c1d4afbdd3b2fa191844b53aadc38ebf8a47eac9c1ca221a67222646a8e2",
+        licence=(
+            "fitted by facegate on NUAA Photograph Imposter Database images, which are distributed for research use "
+            "only: treat this head as research-use, not cleared for commercial use"
+        ),
+        source="fitted by facegate (facegate liveness fit --nuaa) on nuaa_dev sessions 1-2",
+        notes="13 numbers: a logistic head per mode (still: red_rel; burst: red_rel + follow_near)",
+        implementation="liveness_cues",
+        permissive=False,
+        provenance=(
+            "a logistic regression per mode over facegate's own relative cues (facegate.liveness.cues, version 4); no "
+            "pretrained weights. Fitted on nuaa_dev (NUAA Photograph Imposter Database, Tan et al. ECCV 2010; sessions "
+            "1-2, every 5th frame): nine people, all East Asian adults, one webcam, printed photos only. Never measured "
+            "on screens, masks or cut-out prints"
+        ),
+    ),
+)
+REGISTRY.update({spec.name: spec for spec in LIVENESS_SPECS})
 
 
 def _user_registry_path(config: Config) -> Path:

@@ -102,7 +102,7 @@ def create_app(
         app.add_middleware(
             JSONCORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["X-API-Key", "Authorization", "Content-Type"],
             max_age=600,
         )

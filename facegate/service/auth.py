@@ -32,13 +32,13 @@ ROLES = ("admin", "gate", "viewer")
 
 # What each role may do. Kept as data so the docs, the whoami answer and the tests read one table.
 PERMISSIONS = {
-    "gate:check": "POST /api/v1/gates/{gate}/check",
+    "gate:check": "POST /api/v1/gates/{gate}/check (one image or a burst)",
     "faces:analyse": "identify, detect, verify",
     "people:read": "list and show people, their faces and thumbnails, gallery stats",
     "people:write": "enrol, rename, delete people and faces",
     "events:read": "the access event log",
     "keys:manage": "create, list and revoke API keys",
-    "access:manage": "per-gate access lists: rules and groups",
+    "access:manage": "per-gate access lists (rules and groups) and gate settings (liveness)",
     "metrics:read": "GET /metrics",
     "hooks:manage": "webhook and MQTT targets, the outbox and its dead letters",  # integrations (issue 24)
 }

@@ -8,7 +8,9 @@ multi-threaded server needs on top of them:
   embedding each run under a lock (:class:`GuardedPipeline`) while decoding, gallery search
   and database writes of other requests proceed in parallel;
 * at most ``max_busy`` requests hold decoded images at once, bounding memory under a flood
-  of large (but legal) images;
+  of large (but legal) images; a gate burst shares one pixel budget between its frames;
+* the gate check's liveness decision is :func:`facegate.liveness.check_presentation`, the one
+  place that turns a liveness verdict into a refusal (``watch --gate`` asks this same check);
 * deleting a person also erases the face images kept with access events: those of events
   that recognised them and those of their denied attempts (found by similarity, see
   :func:`erase_bar`); the gallery's own erase leaves no copy in its files (index included).
@@ -23,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +33,7 @@ import numpy as np
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.errors import UnsupportedError
-from facegate.pipeline import Pipeline, pick_face
+from facegate.pipeline import Pipeline
 from facegate.protocols import FacePipeline
 from facegate.service.db import ServiceDB
 from facegate.service.errors import ApiError, http_message
@@ -116,6 +119,15 @@ class GuardedPipeline(Pipeline):
     def template_points(self) -> Any:
         return getattr(self._inner, "template_points", None)
 
+    @property
+    def liveness_detector(self) -> Any:
+        """The inner pipeline's liveness model in force (thread-safe: the cues keep no state)."""
+        return self._inner.liveness_detector
+
+    @liveness_detector.setter
+    def liveness_detector(self, detector: Any) -> None:
+        self._inner.liveness_detector = detector  # type: ignore[misc]
+
 
 class Engine:
     """The service's operations over one gallery, one pipeline and the service database."""
@@ -194,6 +206,12 @@ class Engine:
             self.model_id()
             self.warm_error = None
             log.info("service: models ready (model %s)", self._model)
+            try:
+                det = self.pipeline.liveness_detector
+                log.info("service: liveness model in force: %s", det.name)
+            except FacegateError as exc:  # gates with liveness on refuse (fail closed), the others work
+                log.warning("service: no liveness model may be used (%s); gates with liveness on will refuse every "
+                            "check with liveness_unavailable", exc)
         except Exception as exc:  # noqa: BLE001 - reported by /readyz; requests then fail with the same message
             self.warm_error = " ".join(str(exc).split()) or type(exc).__name__
             log.error("service: warm-up failed: %s", self.warm_error)
@@ -271,31 +289,52 @@ class Engine:
         return self.pipeline.compare(out[0], out[1]), out
 
     def gate_check(
-        self, gate: str, data: bytes, *, key_id: str | None, client: str | None, when: float | None = None
+        self, gate: str, frames: Sequence[bytes] | bytes, *, key_id: str | None, client: str | None,
+        when: float | None = None,
     ) -> dict[str, Any]:
-        """allow/deny for the largest face in the image (the person nearest the camera), logged.
+        """allow/deny for the person in front of a gate, logged: one image, or a burst of
+        consecutive frames of them (at most ``MAX_GATE_FRAMES``).
 
-        A recognised person is allowed when the gate has no access list, or when a rule of its
-        list permits them now (:mod:`facegate.service.access`); the event records the rule."""
+        Each frame's face is :func:`~facegate.pipeline.pick_face`'s ``largest`` (the person
+        nearest the camera); the person is identified from the frame whose face the detector is
+        surest of. Then, in order: the gate's liveness setting (:mod:`facegate.service.gates`)
+        through the one liveness decision, :func:`facegate.liveness.check_presentation`; a
+        refused presentation answers deny with its reason, its liveness score and threshold and
+        the APCER/BPCER of that operating point, and names nobody to the caller (the audit event
+        records whom it resembled). Otherwise a recognised person is allowed when the gate has no
+        access list, or when a rule of its list permits them now (:mod:`facegate.service.access`);
+        the event records the rule."""
         from facegate.gallery import face_crop
+        from facegate.liveness import check_presentation
+        from facegate.service import gates
         from facegate.service.access import check_access
 
+        frames = [bytes(frames)] if isinstance(frames, (bytes, bytearray)) else list(frames)
+        self.check_frame_limits(frames)
+        setting = gates.get(self.db, gate).liveness
         snap = self.snapshot()
         policy = snap.policy
+        one_to_one = self.decision_threshold() if setting == "burst" and len(frames) > 1 else (1.0, None)
         crop = probe = None
         face = None
+        presentation = None
         with self._busy:
-            image = self.pipeline.load(data)
-            faces = self.pipeline.detector.detect(image)
-            if faces:
-                face = pick_face(faces, image.shape, "largest")
-                self.pipeline.embed_faces(image, [face])
-                if self.settings.keep_event_images:
-                    crop, probe = face_crop(image, face)[0], face.embedding
-            del image
+            images = [self._load_frame(data, i, len(frames)) for i, data in enumerate(frames)]
+            subjects, counts, at_frame = self.pipeline.frame_subjects(images)
+            if at_frame is not None:
+                face = subjects[at_frame]
+                self.pipeline.embed_frames(images, subjects, [at_frame])
+                presentation = check_presentation(
+                    setting, images, subjects, at_frame, lambda: self.pipeline.liveness_detector,
+                    partial(self.pipeline.embed_frames, images, subjects), one_to_one,
+                )
+                if self.settings.keep_event_images and face is not None:
+                    crop, probe = face_crop(images[at_frame], face)[0], face.embedding
+            del images
+        n_faces = counts[at_frame] if at_frame is not None else 0
+        without_face = sum(1 for f in subjects if f is None)
         person_id = name = score = None
         threshold = policy.threshold
-        decision = "deny"
         if face is not None and face.embedding is not None:
             (ident,) = self.gallery.identify_embeddings(face.embedding[None, :], model=self.model_id(), k=1, snapshot=snap)
             threshold = ident.threshold
@@ -305,23 +344,69 @@ class Engine:
             if match is not None:
                 person_id, name = int(match.person_id), match.name
         at = time.time() if when is None else float(when)
-        access = check_access(self.db, gate, person_id, at, face=face is not None)
-        if access.allowed:
-            decision = "allow"
+        refused = presentation is not None and not presentation.passed
+        access = None if refused else check_access(self.db, gate, person_id, at, face=face is not None)
+        decision = "allow" if access is not None and access.allowed else "deny"
+        reason = presentation.reason if refused and presentation is not None else access.reason if access else None
+        liveness = presentation.to_dict() if presentation is not None else None
         event_id = self.db.add_event(
             "access", at=at, gate=gate, decision=decision, person_id=person_id, name=name, score=score,
-            threshold=threshold, far=policy.far, faces=len(faces), key_id=key_id, client=client, image=crop, image_embedding=probe,
-            detail={"fpir": policy.fpir, "tpir": policy.tpir, "identities": policy.identities, "rule": access.to_dict()},
+            threshold=threshold, far=policy.far, faces=n_faces, key_id=key_id, client=client, image=crop,
+            image_embedding=probe,
+            detail={"fpir": policy.fpir, "tpir": policy.tpir, "identities": policy.identities,
+                    "rule": access.to_dict() if access else None, "reason": reason,
+                    "liveness": liveness, "frames": len(frames), "frames_without_face": without_face,
+                    # an attack's answer names nobody; this event (the audit trail) keeps whom it resembled
+                    "named_to_caller": not refused},
         )
         self.metrics.decisions.labels(gate, decision).inc()
-        log.debug("gate %s: %s %s (score %s, %d face(s), %s, event %d)", gate, decision, name or "-",
-                  None if score is None else round(score, 4), len(faces), access.reason, event_id)
+        log.debug("gate %s: %s %s (score %s, %d frame(s), %d face(s), %s, event %d)", gate, decision, name or "-",
+                  None if score is None else round(score, 4), len(frames), n_faces, reason, event_id)
+        if refused:  # nothing that reveals whom the presentation resembled: no id, name, score or their own bar
+            person_id = name = score = None
+            threshold = policy.threshold
         return {
             "gate": gate, "decision": decision, "person_id": person_id, "name": name,
             "score": None if score is None else round(score, 6), "threshold": round(float(threshold), 6),
             "far": policy.far, "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
-            "rule": access.to_dict(), "warnings": list(policy.warnings), "event_id": event_id, "faces": len(faces),
+            "rule": access.to_dict() if access else None, "warnings": list(policy.warnings), "event_id": event_id,
+            "faces": n_faces, "reason": reason, "message": gates.reason_text(reason), "liveness": liveness,
+            "frames": len(frames), "frames_without_face": without_face,
         }
+
+    def check_frame_limits(self, frames: Sequence[bytes]) -> None:
+        """A gate check's bounds, checked before any decoding: at most ``MAX_GATE_FRAMES`` frames (422
+        beyond, as for any body the schema refuses) and, for a burst, at most ``settings.max_burst_bytes``
+        of them together (413 beyond)."""
+        from facegate.liveness import MAX_GATE_FRAMES
+
+        if not frames:
+            raise ApiError(422, "validation", "a gate check needs one image, or a burst of frames")
+        if len(frames) > MAX_GATE_FRAMES:
+            raise ApiError(422, "too_many_frames",
+                           f"a gate check takes at most {MAX_GATE_FRAMES} frames (one image or a burst); got {len(frames)}")
+        total = sum(len(f) for f in frames)
+        if len(frames) > 1 and total > self.settings.max_burst_bytes:
+            raise ApiError(413, "burst_too_large",
+                           f"the burst's {len(frames)} frames hold {total:,} bytes, over the limit of "
+                           f"{self.settings.max_burst_bytes:,}: send smaller frames (a gate needs about 640x480)")
+
+    def _load_frame(self, data: bytes, i: int, n: int) -> np.ndarray:
+        """Decode frame ``i`` of ``n``; a burst shares ``settings.max_burst_pixels`` between its frames,
+        checked from each header before any pixel is decoded (so a burst costs what one big image may)."""
+        from facegate.errors import ImageTooLargeError, InvalidImageError
+        from facegate.image import load_image
+
+        if n == 1:
+            return self.pipeline.load(data)
+        cap = min(self.pipeline.config.max_pixels, self.settings.max_burst_pixels // n)
+        try:
+            return load_image(data, self.pipeline.config.replace(max_pixels=cap))
+        except ImageTooLargeError as exc:
+            raise ImageTooLargeError(f"burst frame {i + 1} of {n}: {exc} (a burst of {n} frames may use "
+                                     f"{cap:,} pixels a frame)") from None
+        except InvalidImageError as exc:
+            raise InvalidImageError(f"burst frame {i + 1} of {n}: {exc}") from None
 
     # -- people ------------------------------------------------------------------------------------
     def enrol(

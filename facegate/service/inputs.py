@@ -218,6 +218,9 @@ async def read_body(request: Request, *, max_files: int = 20, max_fields: int = 
             form = await request.form(max_files=max_files, max_fields=max_fields, max_part_size=64 * 1024)
         except Exception as exc:  # MultiPartException, HTTPException(400) or a parser error on a malformed body
             msg = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            if str(msg).startswith(("Too many files", "Too many fields")):  # stopped at the limit, before the rest
+                raise ApiError(413, "too_many_files", f"too many parts in one request (at most {max_files} files and "
+                               f"{max_fields} other fields)") from exc
             raise ApiError(400, "malformed_multipart", f"cannot parse the multipart body: {msg}") from exc
         body = Body("multipart")
         try:

@@ -26,9 +26,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {**_ERR, "description": "the key's role may not do this"},
     404: {**_ERR, "description": "no such person, face, event or key"},
     409: {**_ERR, "description": "conflict: name taken, gallery of another model, unsupported by the backend"},
-    413: {**_ERR, "description": "request body or image too large"},
+    413: {**_ERR, "description": "request body or image too large; a gate burst of too many bytes or pixels"},
     415: {**_ERR, "description": "send multipart/form-data or application/json"},
-    422: {**_ERR, "description": "invalid fields; no face, several faces, or every enrolment photo rejected"},
+    422: {**_ERR, "description": "invalid fields; no face, several faces, every enrolment photo rejected, or more "
+                                  "frames than a gate check takes"},
     429: {**_ERR, "description": "too many failed authentications from this address; see Retry-After"},
     503: {**_ERR, "description": "not ready: models loading or no calibrated threshold"},
 }

@@ -45,30 +45,114 @@ class ReadyOut(BaseModel):
     reasons: list[str] = F("why it is not ready, one line each; empty when ready", [])
 
 
+LIVENESS_EXAMPLE = {
+    "setting": "burst", "mode": "burst", "passed": False, "reason": "presentation_attack",
+    "message": "liveness score 0.231 under the threshold 0.664 (burst check, APCER 0.0%, BPCER 3.6% at this "
+    "threshold): looked like a printed photo or a screen",
+    "live": False, "score": 0.231, "threshold": 0.664, "apcer": 0.0, "bpcer": 0.0357,
+    "measured_on": "nuaa_dev across sessions (...)", "model": "pad_cues_nuaa", "frames": 3, "frames_without_face": 0,
+    "cues": {"red_rel": 0.021, "follow_near": 0.87},
+    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4572, "far": 1e-3, "frames": 3},
+}
+
+
+class IdentityAcrossFramesOut(BaseModel):
+    same: bool = F("whether every frame of the burst shows the identified person", True)
+    lowest: float = F("the lowest 1:1 score of a frame's face against the identified face", 0.81)
+    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4572)
+    far: float | None = F("the false-accept rate of that threshold", 1e-3)
+    frames: int = F("frames of the burst with a face", 3)
+
+
+class GateLivenessOut(BaseModel):
+    """The liveness part of a gate decision."""
+
+    setting: Literal["off", "still", "burst"] = F("the gate's liveness setting", "burst")
+    mode: Literal["still", "burst"] | None = F("the check that ran; null when none ran (off, or no model)", "burst")
+    passed: bool = F("whether the presentation may go on to identity and access", False)
+    reason: str | None = F("why the presentation was refused: presentation_attack, face_jumped, different_people, "
+                           "liveness_unavailable", "presentation_attack")
+    message: str | None = F("the refusal in one line: what was measured, or what to do", LIVENESS_EXAMPLE["message"])
+    live: bool | None = F("the liveness verdict", False)
+    score: float | None = F("live score 0..1; null when refused before scoring", 0.231)
+    threshold: float | None = F("the liveness threshold applied (live when score >= threshold)", 0.664)
+    apcer: float | None = F("attacks accepted as live at this threshold, where it was measured", 0.0)
+    bpcer: float | None = F("live presentations refused at this threshold, where it was measured", 0.0357)
+    measured_on: str | None = F("the data the APCER/BPCER were measured on", "nuaa_dev across sessions (...)")
+    model: str | None = F("the liveness model in force", "pad_cues_nuaa")
+    frames: int | None = F("frames whose face was scored", 3, None)
+    frames_without_face: int | None = F("frames of the burst without a face (counted, not fatal)", 0, None)
+    cues: dict[str, float | None] | None = F("the measured cues the head weighed", {"red_rel": 0.021}, None)
+    identity: IdentityAcrossFramesOut | None = F("a burst's frames checked to show one person (1:1 at the stated FAR)",
+                                                 LIVENESS_EXAMPLE["identity"])
+
+
 class GateCheckOut(BaseModel):
-    """The gate decision (contract shared with the video gate mode: keep exactly)."""
+    """The gate decision (contract shared with the video gate mode: keep exactly; fields are only added)."""
 
     gate: str = F("the gate asked", "front")
     decision: Literal["allow", "deny"] = F("whether the gate opens", "allow")
-    person_id: int | None = F("who was recognised; null when nobody was", 7)
-    name: str | None = F("their name now; null when nobody was recognised", "Ada Lovelace")
-    score: float | None = F("cosine score of the best candidate; null without a face or candidates", 0.7132)
+    person_id: int | None = F("who was recognised; null when nobody was, and on a refused presentation (an attack "
+                              "is never told whom it resembled: the audit event records it)", 7)
+    name: str | None = F("their name now; null when nobody was recognised, and on a refused presentation",
+                         "Ada Lovelace")
+    score: float | None = F("cosine score of the best candidate; null without a face or candidates, and on a "
+                            "refused presentation", 0.7132)
     threshold: float = F("the bar applied to the best candidate (higher for people enrolled with several "
-                         "photos)", 0.6145)
+                         "photos; the one-photo bar on a refused presentation)", 0.6145)
     far: float | None = F("per-comparison false-accept rate given to each enrolled identity", 1e-5)
     fpir: float | None = F("false-positive identification rate decided at (share of strangers named); for an "
                            "explicit threshold, what the calibrated table gives for it", 1e-2, None)
     tpir: float | None = F("expected true-positive identification rate, where calibrated", 0.9646, None)
     rule: dict[str, Any] | None = F(
         "the access-list decision: allowed, reason (no_face, unknown, no_list, permitted, outside_window, "
-        "not_permitted) and the rule that decided, whose hours are in its time zone (tz, and window)",
+        "not_permitted) and the rule that decided, whose hours are in its time zone (tz, and window); null when the "
+        "presentation was refused before the access list",
         {"allowed": True, "reason": "permitted", "rule": {"id": 3, "gate": "front", "person_id": None, "group_id": 1,
          "group": "staff", "days": "mon,tue,wed,thu,fri", "start": "08:00", "end": "18:00", "tz": "Europe/London",
          "created": NOW, "window": "mon,tue,wed,thu,fri 08:00-18:00 Europe/London"}}, None)
     warnings: list[str] = F("the FPIR cannot be held with a usable TPIR, or needs a FAR below the calibrated range",
                             [], default_factory=list)
     event_id: int = F("the access event recorded for this decision (GET /api/v1/events)", 1042)
-    faces: int = F("faces found in the image", 1)
+    faces: int = F("faces found in the frame the person was identified from", 1)
+    reason: str | None = F("why: no_face, unknown, no_list, permitted, outside_window, not_permitted, "
+                           "presentation_attack, face_jumped, different_people, liveness_unavailable", "permitted", None)
+    message: str | None = F("the reason in words", "allowed: recognised and permitted by the gate's access list", None)
+    liveness: GateLivenessOut | None = F("the liveness check: the gate's setting, the check that ran and its verdict "
+                                         "(null when no frame had a face)", LIVENESS_EXAMPLE, None)
+    frames: int = F("frames received: one image, or a burst", 3, 1)
+    frames_without_face: int = F("frames in which no face was found (counted, not fatal)", 0, 0)
+
+
+class GateSettingsIn(BaseModel):
+    liveness: Literal["off", "still", "burst"] = F(
+        "off: no liveness check; still: the still check on the frame the person is identified from; burst (the "
+        "default): the burst check when a request carries several frames with a face, else the still check", "burst"
+    )
+
+
+class LivenessModelOut(BaseModel):
+    name: str | None = F("the liveness model in force", "pad_cues_nuaa")
+    kind: str | None = F("shipped, or site (fitted on this site's captures)", "shipped")
+    sha256: str | None = F("the sha256 of its file", "3f54c1d4afbdd3b2fa191844b53aadc38ebf8a47eac9c1ca221a67222646a8e2")
+    available: bool = F("whether it may be used here (the licence policy can exclude it)", True)
+    message: str | None = F("why not, and what to do", None)
+
+
+class GateSettingsOut(BaseModel):
+    gate: str = F("the gate", "front")
+    liveness: Literal["off", "still", "burst"] = F("its liveness check", "burst")
+    default: bool = F("true: nothing was set for this gate, these are the defaults", True)
+    updated: float | None = F("unix time of the last change; null for the defaults", None)
+    max_frames: int = F("frames one gate check takes", 8)
+    model: LivenessModelOut = F("the liveness model in force", {"name": "pad_cues_nuaa", "kind": "shipped",
+                                "sha256": "3f54c1d4afbdd3b2fa191844b53aadc38ebf8a47eac9c1ca221a67222646a8e2",
+                                "available": True, "message": None})
+
+
+class GatesOut(BaseModel):
+    default_liveness: Literal["off", "still", "burst"] = F("the setting of every gate not listed", "burst")
+    gates: list[GateSettingsOut] = F("gates whose settings were changed", [])
 
 
 class FaceOut(BaseModel):
@@ -224,6 +308,8 @@ class EventOut(BaseModel):
     detail: dict[str, Any] | None = F("anything else worth keeping (access: the rule that decided, FPIR, TPIR)",
                                       {"fpir": 0.01})
     has_image: bool = F("whether a face image is kept with it (--keep-event-images)", False)
+    message: str | None = F("an access decision's reason in words (and, for a refused presentation, whom it "
+                            "resembled)", "refused: looked like a printed photo or a screen", None)
 
 
 class EventsOut(BaseModel):

@@ -33,6 +33,10 @@ class ServiceSettings:
     max_upload_bytes: int = 16 * 1024 * 1024  # whole request body; larger uploads get 413 before parsing
     max_images: int = 20  # photos per enrolment request
     max_batch_images: int = 200  # photos per bulk enrolment request (POST /enrol/batch)
+    # gate bursts (issue 21): at most facegate.liveness.MAX_GATE_FRAMES frames; together at most this many
+    # bytes, and this many decoded pixels shared between the frames (so a burst costs what one big image may)
+    max_burst_bytes: int = 8 * 1024 * 1024
+    max_burst_pixels: int = 24_000_000
     keep_event_images: bool = False  # store the probe face crop with each access event (audit vs privacy)
     auth_fail_limit: int = 10  # failed authentications per client address ...
     auth_fail_window: float = 60.0  # ... within this many seconds, then the address is locked out for the window

@@ -12,7 +12,10 @@ detection and embedding for cheap deterministic rules on :func:`synthetic_face` 
   with the image (about 0.32 x its shorter side: images under about 75 px fail "too small");
 * embedding: the aligned chip's colour layout on a 4x4 grid (mean removed, unit length).
   :func:`synthetic_face` paints each person a different random 4x4 colour layout plus
-  per-shot fine noise, so two shots of one person score about 0.99 and two people about 0.
+  per-shot fine noise, so two shots of one person score about 0.99 and two people about 0;
+* liveness: an image framed by a white border (:func:`printed`, "a printed photo held up")
+  is an attack, anything else live, so the service's liveness paths (refusals, audit,
+  settings) are exercised without the cues; the real cues are tested on real images.
 
 Never use it for real decisions: it recognises colour layouts, not faces.
 """
@@ -20,6 +23,7 @@ Never use it for real decisions: it recognises colour layouts, not faces.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -27,6 +31,8 @@ from PIL import Image
 
 from facegate.align import LANDMARK_ORDER, MEAN_FACE, template
 from facegate.config import Config
+from facegate.liveness import FACE_JUMPED, PRESENTATION_ATTACK, LinearHead, Liveness, LivenessDetector, LivenessModel, face_jump
+from facegate.liveness.result import Mode
 from facegate.pipeline import Pipeline
 from facegate.types import Face, OperatingPoint
 
@@ -85,14 +91,60 @@ class SyntheticEmbedder:
         return out
 
 
+def _border_share(image: np.ndarray) -> float:
+    """Share of near-white pixels in the outer band (6% of the shorter side) of an image."""
+    h, w = image.shape[:2]
+    b = max(1, int(0.06 * min(h, w)))
+    white: np.ndarray = np.all(np.asarray(image) >= 235, axis=-1)
+    band = np.concatenate([white[:b].ravel(), white[-b:].ravel(), white[b:-b, :b].ravel(), white[b:-b, -b:].ravel()])
+    return float(band.mean()) if band.size else 0.0
+
+
+def _synthetic_head(mode: str) -> LinearHead:
+    return LinearHead(mode, ("red_rel",), (0.0,), (1.0,), (1.0,), 0.0, 0.5)
+
+
+class SyntheticLiveness(LivenessDetector):
+    """Live unless the frame is framed by a white border: score = 1 - the border's white share."""
+
+    name = "synthetic-border"
+
+    def __init__(self) -> None:
+        self.model = LivenessModel(
+            name=self.name, version=1, source="facegate.service.synthetic (tests)", licence="test rule",
+            permissive=True, provenance="a rule on synthetic images, not a model", training_data="none",
+            heads={"still": _synthetic_head("still"), "burst": _synthetic_head("burst")},
+        )
+
+    def _verdict(self, score: float, mode: Mode, frames: int, no_face: int, reason: str | None = None) -> Liveness:
+        live = reason is None and score >= 0.5
+        return Liveness(live=live, score=score, threshold=0.5, mode=mode, apcer=None, bpcer=None,
+                        measured_on="not measured (a test rule)", model=self.name,
+                        reason=None if live else (reason or PRESENTATION_ATTACK), frames=frames,
+                        frames_without_face=no_face)
+
+    def check_still(self, image: np.ndarray, face: Face) -> Liveness:
+        return self._verdict(1.0 - _border_share(image), "still", 1, 0)
+
+    def check_burst(self, images: Sequence[np.ndarray], faces: Sequence[Face | None]) -> Liveness:
+        kept = [(i, f) for i, f in zip(images, faces) if f is not None]
+        for (ia, fa), (ib, fb) in zip(kept, kept[1:]):
+            if face_jump(fa, fb, ia.shape, ib.shape):
+                return self._verdict(float("nan"), "burst", len(kept), len(images) - len(kept), FACE_JUMPED)
+        score = float(np.mean([1.0 - _border_share(i) for i, _ in kept]))
+        return self._verdict(score, "burst", len(kept), len(images) - len(kept))
+
+
 class SyntheticPipeline(Pipeline):
-    """:class:`Pipeline` with :class:`SyntheticDetector` and :class:`SyntheticEmbedder`, calibrated
-    (by construction) at threshold 0.9 for FAR 1e-3 so the service reports a FAR."""
+    """:class:`Pipeline` with :class:`SyntheticDetector`, :class:`SyntheticEmbedder` and
+    :class:`SyntheticLiveness`, calibrated (by construction) at threshold 0.9 for FAR 1e-3 so
+    the service reports a FAR."""
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__(config or Config())
         self.__dict__["detector"] = SyntheticDetector()
         self.__dict__["embedder"] = SyntheticEmbedder()
+        self.liveness_detector = SyntheticLiveness()
         self.__dict__["operating_points"] = [
             OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
         ]
@@ -110,6 +162,17 @@ def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 1
     base = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)
     fine = np.random.default_rng(1_000_003 * (shot + 1) + person).normal(0, noise, (size, size, 3))
     return np.clip(base + fine, 0, 255).astype(np.uint8)
+
+
+def printed(image: np.ndarray, border: float = 0.1) -> np.ndarray:
+    """``image`` with a white frame (``border`` x its size on each side, painted over the edges):
+    what :class:`SyntheticLiveness` calls a printed photo. The face in the middle is unchanged,
+    so the synthetic pipeline still recognises whom it shows."""
+    h, w = image.shape[:2]
+    by, bx = max(1, int(border * h)), max(1, int(border * w))
+    out = image.copy()
+    out[:by], out[h - by :], out[:, :bx], out[:, w - bx :] = 250, 250, 250, 250
+    return out
 
 
 def encode(image: np.ndarray, fmt: str = "JPEG", quality: int = 90) -> bytes:

@@ -4,12 +4,16 @@ Contract (the service's gate check)::
 
     POST {server}/api/v1/gates/{gate}/check
     X-API-Key: <key>
-    multipart/form-data, field "image": a JPEG of the face with margin
+    multipart/form-data, field "image" once per frame: JPEGs of the face with margin, one frame or a
+    burst of the track's last frames (the same crop rectangle in each, so motion is measurable)
     -> 200 {"gate", "decision": "allow"|"deny", "person_id", "name", "score", "threshold",
-            "far", "fpir", "tpir", "rule", "warnings", "event_id", "faces"}
+            "far", "fpir", "tpir", "rule", "warnings", "event_id", "faces",
+            "reason", "message", "liveness", "frames", "frames_without_face"}
 
-The decision is the service's (its gallery's FPIR policy, :mod:`facegate.decide`, and the gate's
-access list); this client relays it, with the rate and the bar it was taken at, into the event.
+The decision is the service's (its gallery's FPIR policy, :mod:`facegate.decide`, the gate's
+liveness setting, :func:`facegate.liveness.check_presentation`, and its access list); this client
+relays it, with the rate and the bar it was taken at (and, for a refused presentation, the
+liveness score, threshold and APCER/BPCER instead of a name), into the event.
 
 Why a background thread: a gate camera must keep tracking while the service answers (or
 times out and is retried), so requests go through a queue and answers come back through
@@ -44,7 +48,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-ANSWER_KEYS = ("decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "event_id", "faces")
+ANSWER_KEYS = ("decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "event_id", "faces",
+               "reason", "message", "liveness", "frames", "frames_without_face")
 
 
 class GateError(Exception):
@@ -55,21 +60,27 @@ class GateError(Exception):
         self.status = status
 
 
-def multipart(field_name: str, filename: str, content: bytes, content_type: str) -> tuple[bytes, str]:
-    """(body, content-type header) of a multipart/form-data request with one file field."""
+def multipart(field_name: str, filename: str, content: bytes | list[bytes], content_type: str) -> tuple[bytes, str]:
+    """(body, content-type header) of a multipart/form-data request with the file field ``field_name``
+    once per item of ``content`` (one file, or several: a burst is the field repeated, in order)."""
     boundary = f"facegate-{uuid.uuid4().hex}"
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="{field_name}"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n"
-    ).encode()
-    body = head + content + f"\r\n--{boundary}--\r\n".encode()
+    parts = [content] if isinstance(content, (bytes, bytearray)) else list(content)
+    body = b""
+    for i, data in enumerate(parts):
+        name = filename if len(parts) == 1 else filename.replace(".", f"_{i + 1}.", 1)
+        body += (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{field_name}"; filename="{name}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode() + bytes(data) + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
 @dataclass
 class GateClient:
-    """Synchronous client of one gate: ``check(jpeg)`` returns the service's JSON answer."""
+    """Synchronous client of one gate: ``check(jpeg)`` or ``check([jpeg, ...])`` (a burst) returns the
+    service's JSON answer."""
 
     server: str
     gate: str
@@ -82,7 +93,7 @@ class GateClient:
     def url(self) -> str:
         return f"{self.server.rstrip('/')}/api/v1/gates/{urllib.parse.quote(self.gate, safe='')}/check"
 
-    def check(self, jpeg: bytes) -> dict[str, Any]:
+    def check(self, jpeg: bytes | list[bytes]) -> dict[str, Any]:
         body, ctype = multipart("image", "face.jpg", jpeg, "image/jpeg")
         last: GateError | None = None
         for attempt in range(max(1, self.retries)):
@@ -132,9 +143,13 @@ def _detail(exc: urllib.error.HTTPError) -> str:
 class GateRequest:
     track: int
     name: str | None  # local decision, for deduplication only; the service decides
-    jpeg: bytes
+    jpeg: bytes | list[bytes]  # one JPEG, or a burst of the track's last frames (oldest first)
     frame: int
     t: float
+
+    @property
+    def frames(self) -> int:
+        return 1 if isinstance(self.jpeg, (bytes, bytearray)) else len(self.jpeg)
 
 
 @dataclass
@@ -225,7 +240,8 @@ class GateDispatcher:
             req = self._todo.get()
             if req is None:
                 return
-            out: dict[str, Any] = {"track": req.track, "requested_frame": req.frame, "requested_t": req.t}
+            out: dict[str, Any] = {"track": req.track, "requested_frame": req.frame, "requested_t": req.t,
+                                   "sent_frames": req.frames}
             try:
                 answer = self.client.check(req.jpeg)
                 out.update({k: answer.get(k) for k in ANSWER_KEYS})

@@ -14,7 +14,9 @@ Per frame, in order:
    frames until it has ``warmup_samples`` samples, then every ``recheck_every`` frames; all
    due tracks share one embedder batch and one gallery search;
 6. **vote** (:mod:`.identity`): a change of name is an ``identified`` event; the first one
-   also triggers the gate request in gate mode (:mod:`.gate`). The track's template (a mean of
+   also triggers the gate request in gate mode (:mod:`.gate`), which carries the track's last
+   detected frames (3 by default, within 2 s, one crop rectangle) as a burst, so the service's
+   liveness check judges this track's own frames. The track's template (a mean of
    its samples) is held to the template threshold for its effective number of samples at
    the gallery's FPIR, and against a person enrolled with more photos than the track has samples,
    to that person's bar (:mod:`facegate.decide`); the event reports the bar, FPIR, FAR and TPIR.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +78,16 @@ class WatchOptions:
     progress: bool = True
     quality: QualityModel = field(default_factory=QualityModel)
     vote: VotePolicy = field(default_factory=VotePolicy)
-    gate_crop_margin: float = 0.5  # share of the face size added on each side of the gate JPEG
+    # Gate mode: the crop sent around the face is (1 + 2 x margin) face sizes wide, about what a 640x480
+    # gate camera sees of a person at the door (the context the liveness cues compare the face with).
+    gate_crop_margin: float = 1.0
     gate_crop_min: int = 256  # px; smaller crops are upscaled so the service's detector finds the face
+    # A gate request carries the track's last detected frames (at most gate_burst, within gate_burst_s of
+    # the newest) as a burst for the service's liveness check; 1 sends the best shot alone (a still). 3: the
+    # burst the shipped head was fitted and measured on; each more frame costs the service a detection and
+    # an embedding.
+    gate_burst: int = 3
+    gate_burst_s: float = 2.0
 
 
 @dataclass
@@ -100,6 +111,8 @@ class _State:
     last_embed: int | None = None
     gate_requested: bool = False
     labels: list[tuple[int, str]] = field(default_factory=list)  # (frame, label) at each change
+    # gate mode: the track's last detections (frame index, media time, the frame, the face box), for a burst
+    recent: deque[tuple[int, float, np.ndarray, np.ndarray]] = field(default_factory=lambda: deque(maxlen=8))
 
 
 @dataclass
@@ -217,6 +230,36 @@ def face_with_margin(image: np.ndarray, box: np.ndarray, margin: float = 0.5, mi
     if s > 1:
         crop = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
     return np.ascontiguousarray(crop)
+
+
+def burst_crops(
+    shots: list[tuple[int, float, np.ndarray, np.ndarray]], margin: float = 1.0, min_side: int = 256, n: int = 5,
+    window_s: float = 2.0,
+) -> list[np.ndarray]:
+    """The frames of a gate burst: of a track's detections ``(frame, t, image, box)``, the last ``n``
+    within ``window_s`` seconds of the newest, each cut to the *same* square around all their boxes
+    (``margin`` x its size on every side, clipped to the frame) and scaled by the same factor, so
+    the face's motion against its surroundings stays measurable from frame to frame."""
+    if not shots:
+        return []
+    newest = shots[-1][1]
+    chosen = [s for s in shots if newest - s[1] <= window_s][-max(1, n):]
+    boxes = np.array([s[3] for s in chosen], dtype=np.float64)
+    x1, y1 = boxes[:, 0].min(), boxes[:, 1].min()
+    x2, y2 = boxes[:, 2].max(), boxes[:, 3].max()
+    h, w = chosen[-1][2].shape[:2]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    c, d = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+    out = []
+    for _, _, img, _ in chosen:
+        crop = img[b:d, a:c] if img.shape[:2] == (h, w) else img
+        scale = min_side / max(1, min(crop.shape[:2]))
+        if scale > 1:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        out.append(np.ascontiguousarray(crop))
+    return out
 
 
 def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
@@ -480,6 +523,8 @@ class Watcher:
             face.quality = q
             log.debug("frame %d track %d: quality %.3f %s score %.2f", idx, t.id, q, metrics, face.score)
             st = self._state(t, frame)
+            if self.gate is not None and opt.gate_burst > 1:
+                st.recent.append((idx, frame.t, img, face.box.copy()))
             if st.candidate is None or q > st.candidate.quality:
                 crop = (
                     face_with_margin(img, face.box, opt.gate_crop_margin, opt.gate_crop_min)
@@ -553,7 +598,13 @@ class Watcher:
                 log.info("track %d: %s -> %s (score %.3f)", t.id, d.previous, d.label, d.score)
             if self.gate is not None and not st.gate_requested and st.best is not None and st.best.crop is not None:
                 st.gate_requested = True
-                dup = self.gate.submit(GateRequest(t.id, d.label, jpeg(st.best.crop), idx, frame.t))
+                if opt.gate_burst > 1 and len(st.recent) > 1:  # the track's last frames: the service checks liveness
+                    crops = burst_crops(list(st.recent), opt.gate_crop_margin, opt.gate_crop_min, opt.gate_burst,
+                                        opt.gate_burst_s)
+                    body: bytes | list[bytes] = [jpeg(c) for c in crops]
+                else:
+                    body = jpeg(st.best.crop)
+                dup = self.gate.submit(GateRequest(t.id, d.label, body, idx, frame.t))
                 if dup is not None:
                     self._emit(ev.GATE, frame, **dup)
         self._time("identify", t0)
@@ -610,6 +661,6 @@ def watch(
 
 
 __all__ = [
-    "UNKNOWN", "WatchOptions", "WatchResult", "Watcher", "appearance", "face_with_margin", "single_threaded",
+    "UNKNOWN", "WatchOptions", "WatchResult", "Watcher", "appearance", "burst_crops", "face_with_margin", "single_threaded",
     "tracking_detector", "watch",
 ]

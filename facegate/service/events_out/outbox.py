@@ -83,11 +83,14 @@ def gate_payload(idem: str, event_id: int, at: float, fields: dict[str, Any]) ->
     """The standard body of a gate decision: what the service answered the gate, no image, no embedding."""
     detail = fields.get("detail") or {}
     rule = detail.get("rule") or {}
+    # a refused presentation (issue 21) names nobody to the gate, nor to the receivers of its decisions
+    named = detail.get("named_to_caller", True) is not False
     return {
         "id": idem, "type": "gate.decision", "time": iso(at), "event_id": int(event_id),
-        "gate": fields.get("gate"), "decision": fields.get("decision"), "person_id": fields.get("person_id"),
-        "name": fields.get("name"), "score": _num(fields.get("score")), "threshold": _num(fields.get("threshold")),
-        "far": fields.get("far"), "fpir": detail.get("fpir"), "reason": rule.get("reason"),
+        "gate": fields.get("gate"), "decision": fields.get("decision"),
+        "person_id": fields.get("person_id") if named else None, "name": fields.get("name") if named else None,
+        "score": _num(fields.get("score")) if named else None, "threshold": _num(fields.get("threshold")),
+        "far": fields.get("far"), "fpir": detail.get("fpir"), "reason": detail.get("reason") or rule.get("reason"),
         "rule_id": (rule.get("rule") or {}).get("id"), "faces": fields.get("faces"),
     }
 

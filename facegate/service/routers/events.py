@@ -13,11 +13,25 @@ from facegate.service import schemas as S
 from facegate.service.auth import Principal
 from facegate.service.deps import ServiceDep, require
 from facegate.service.errors import ApiError
+from facegate.service.gates import reason_text
 from facegate.service.params import API, GATE_PATTERN, MAX_ID
 from facegate.service.responses import ERRORS, JPEG
 from facegate.service.times import epoch_seconds, iso_utc
 
 router = APIRouter(prefix=API, tags=["events"], responses=ERRORS)
+
+
+def event_message(event: dict[str, Any]) -> str | None:
+    """An access decision's reason in words (:data:`facegate.service.gates.REASON_TEXT`), with whom a
+    refused presentation resembled, for the audit trail's readers."""
+    if event.get("kind") != "access":
+        return None
+    detail = event.get("detail") or {}
+    reason = detail.get("reason") or (detail.get("rule") or {}).get("reason")
+    text = reason_text(reason)
+    if text and detail.get("named_to_caller") is False and event.get("name"):
+        text += f" (it resembled {event['name']}, person {event.get('person_id')}; the gate was not told)"
+    return text
 
 
 @router.get("/events", response_model=S.EventsOut,
@@ -43,6 +57,7 @@ async def events(
         rows = rows[:limit]
         for r in rows:
             r["time"] = iso_utc(r["at"])
+            r["message"] = event_message(r)
         return {"events": rows, "next_before_id": rows[-1]["id"] if more and rows else None}
 
     return await run_in_threadpool(work)

@@ -477,7 +477,8 @@ const Events = {
         el("td", {}, e.id), el("td", {}, fmtTime(e.at)), el("td", {}, e.kind), el("td", {}, e.gate || ""),
         el("td", {}, e.decision || ""), el("td", {}, e.name ? `${e.name} (${e.person_id})` : (e.person_id || "")),
         el("td", {}, fmtScore(e.score)), el("td", {}, e.key_id || ""),
-        el("td", {}, [e.action, e.client, e.detail ? JSON.stringify(e.detail) : ""].filter(Boolean).join(" · "))));
+        el("td", {}, e.message ? [el("b", { class: "reason" }, e.message), " · "] : null,
+          [e.action, e.client, e.detail ? JSON.stringify(e.detail) : ""].filter(Boolean).join(" · "))));
       const body = $("#events-table tbody");
       if (reset) body.replaceChildren(...rows); else body.append(...rows);
       this.before = r.next_before_id;
