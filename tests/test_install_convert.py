@@ -181,7 +181,7 @@ def test_facegate_models_shows_the_converted_files(store, tmp_path, capsys):
     assert code == 0
     manifest = read_manifest(store)
     rows = {r["name"]: r for r in json.loads(out)}
-    shown = {c["name"]: c for r in rows.values() for c in r["converted"]}
+    shown = {c["name"]: c for r in rows.values() for c in r.get("converted", [])}
     assert set(shown) == set(CONVERSIONS)
     for name, c in shown.items():
         assert c["check"] == "ok" and c["sha256"] == manifest[name]["sha256"]
@@ -200,7 +200,7 @@ def test_a_damaged_converted_file_is_refused_and_install_repairs_it(store, tmp_p
     code, _, err = _cli(capsys, tmp_path / "home", "detect", str(hopper_path))
     assert code == 6 and "sha256" in err and "facegate models install" in err
     code, out, _ = _cli(capsys, tmp_path / "home", "models", "--json")
-    shown = {c["name"]: c for r in json.loads(out) for c in r["converted"]}
+    shown = {c["name"]: c for r in json.loads(out) for c in r.get("converted", [])}
     assert code == 6 and shown["mtcnn_onet.onnx"]["check"] == "MISMATCH"
     results = {r.name: r for r in install(["mtcnn_onet.onnx"])}
     assert results["mtcnn_onet.onnx"].state == "installed" and "did not match" in results["mtcnn_onet.onnx"].message
