@@ -20,6 +20,7 @@ from facegate.calibrate.estimate import BOOTSTRAP, DEFAULT_METHOD, estimate_site
 from facegate.calibrate.pairs import SitePairs, collect_pairs, unit_rows
 from facegate.calibrate.stats import ShippedStats, load_shipped_stats
 from facegate.calibrate.table import SiteTable
+from facegate.decide.tables import in_force
 from facegate.errors import DatasetError, FacegateError, UsageError
 from facegate.image import IMAGE_SUFFIXES
 from facegate.pipeline import Pipeline, pick_face
@@ -121,15 +122,14 @@ def calibrate_site(
     site table in force: the estimate maps the shipped curve). Raises :class:`UsageError` for a
     stack without shipped impostor statistics, and when there is nothing to pair.
     """
-    from facegate.verify import load_operating_points, stack_key
-
-    key = stack_key(pipeline.config)
+    beneath = in_force(pipeline.config, site=False)  # the table a site table maps (never one adopted before)
+    key = beneath.key
     stats = stats or load_shipped_stats(key)
     if stats is None:
         raise UsageError(f"no shipped impostor statistics for {key}: site calibration needs the stack's LFW impostor "
                          "distribution (benchmarks/impostor_stats.py); use a shipped stack")
-    points = list(shipped_points) if shipped_points is not None else load_operating_points(pipeline.config)
-    tpoints = list(shipped_template_points) if shipped_template_points is not None else list(Pipeline(pipeline.config).template_points)
+    points = list(shipped_points) if shipped_points is not None else list(beneath.operating_points)
+    tpoints = list(shipped_template_points) if shipped_template_points is not None else list(beneath.template_points)
     if not people and strangers is None and labelled is None:
         raise UsageError("site calibration needs a gallery, a folder of strangers or a labelled folder")
     if strangers is not None and not people:

@@ -93,6 +93,7 @@ class SiteTable:
     suspects: list[dict[str, Any]] = field(default_factory=list)
     fpir: list[dict[str, Any]] = field(default_factory=list)  # FPIR rows at the gallery's size, shipped vs site
     genuine: dict[str, Any] = field(default_factory=dict)
+    adoption: dict[str, Any] = field(default_factory=dict)  # when, by, forced: set by the store when adopted
     version: int = VERSION
 
     # -- building ------------------------------------------------------------------------------
@@ -192,6 +193,7 @@ class SiteTable:
                                 for t in self.template_points],
             "inputs": self.inputs, "reliable": self.reliable, "reasons": self.reasons, "shipped": self.shipped,
             "gallery": self.gallery, "suspects": self.suspects, "fpir": self.fpir, "genuine": self.genuine,
+            **({"adoption": self.adoption} if self.adoption else {}),
         }
 
     @classmethod
@@ -206,7 +208,7 @@ class SiteTable:
                        map=dict(d["map"]), points=points, template_points=tps, inputs=dict(d.get("inputs", {})),
                        reliable=bool(d["reliable"]), reasons=list(d.get("reasons", [])), shipped=dict(d.get("shipped", {})),
                        gallery=dict(d.get("gallery", {})), suspects=list(d.get("suspects", [])), fpir=list(d.get("fpir", [])),
-                       genuine=dict(d.get("genuine", {})))
+                       genuine=dict(d.get("genuine", {})), adoption=dict(d.get("adoption") or {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise SiteTableError(f"not a site table ({type(exc).__name__}: {exc})") from exc
 

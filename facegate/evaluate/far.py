@@ -46,6 +46,7 @@ from facegate.calibrate.stats import load_shipped_stats
 from facegate.calibrate.table import SiteTable
 from facegate.config import Config
 from facegate.decide import FarCurve, open_set_policy
+from facegate.decide.tables import stack_key
 from facegate.errors import DatasetError, FacegateError, UsageError
 from facegate.evaluate.calibration import labelled_images
 from facegate.evaluate.embedding import FAILED, embed_files
@@ -340,8 +341,6 @@ def _table(arg: list[str] | None, pipe: Pipeline) -> tuple[str, list[Any], list[
     if arg[0] != "site" or len(arg) != 2:
         raise UsageError("--table is 'shipped' or 'site FILE'")
     table = SiteTable.load(arg[1])
-    from facegate.verify import stack_key
-
     if table.stack != stack_key(pipe.config):
         raise UsageError(f"{arg[1]} is a site table for {table.stack}, not for this stack ({stack_key(pipe.config)})")
     return f"site table {arg[1]} ({table.created})", table.operating_points(), list(table.template_points)
@@ -395,8 +394,6 @@ def _run(args: argparse.Namespace) -> int:
         out["open_set"] = {"enrol": args.enrol, "strangers": args.strangers, "splits": splits,
                            "summary": summarise(splits, ("identities", "fpir", "fpir_ratio", "tpir", "rank1"))}
     if args.site_gallery:
-        from facegate.verify import stack_key
-
         stats = load_shipped_stats(stack_key(config))
         if stats is None:
             raise UsageError(f"no shipped impostor statistics for {stack_key(config)}: site calibration is not available for it")

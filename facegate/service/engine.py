@@ -116,6 +116,10 @@ class GuardedPipeline(Pipeline):
     def template_points(self) -> Any:
         return getattr(self._inner, "template_points", None)
 
+    @property
+    def table_label(self) -> Any:
+        return getattr(self._inner, "table_label", None)
+
 
 class Engine:
     """The service's operations over one gallery, one pipeline and the service database."""
@@ -149,7 +153,6 @@ class Engine:
             self._owns_gallery = False
         self.gallery = gallery
         self._busy = threading.BoundedSemaphore(max_busy)
-        self._thr: tuple[float, float | None] | None = None
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
@@ -233,13 +236,12 @@ class Engine:
             raise ApiError(503, "not_configured", str(exc)) from exc
 
     def decision_threshold(self) -> tuple[float, float | None]:
-        """(threshold, FAR) for 1:1 verify, resolved once; a missing calibration is a 503."""
-        if self._thr is None:
-            try:
-                self._thr = self.pipeline.threshold()
-            except UsageError as exc:
-                raise ApiError(503, "not_configured", str(exc)) from exc
-        return self._thr
+        """(threshold, FAR) for 1:1 verify from the table in force now (a site table adopted while the
+        server runs applies at once); a missing calibration is a 503."""
+        try:
+            return self.pipeline.threshold()
+        except UsageError as exc:
+            raise ApiError(503, "not_configured", str(exc)) from exc
 
     def model_id(self) -> str:
         if self._model is None:
@@ -311,7 +313,8 @@ class Engine:
         event_id = self.db.add_event(
             "access", at=at, gate=gate, decision=decision, person_id=person_id, name=name, score=score,
             threshold=threshold, far=policy.far, faces=len(faces), key_id=key_id, client=client, image=crop, image_embedding=probe,
-            detail={"fpir": policy.fpir, "tpir": policy.tpir, "identities": policy.identities, "rule": access.to_dict()},
+            detail={"fpir": policy.fpir, "tpir": policy.tpir, "identities": policy.identities, "rule": access.to_dict(),
+                    "table": policy.table_label},
         )
         self.metrics.decisions.labels(gate, decision).inc()
         log.debug("gate %s: %s %s (score %s, %d face(s), %s, event %d)", gate, decision, name or "-",
@@ -321,6 +324,7 @@ class Engine:
             "score": None if score is None else round(score, 6), "threshold": round(float(threshold), 6),
             "far": policy.far, "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
             "rule": access.to_dict(), "warnings": list(policy.warnings), "event_id": event_id, "faces": len(faces),
+            "table": policy.table_label,
         }
 
     # -- people ------------------------------------------------------------------------------------

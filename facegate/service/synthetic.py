@@ -97,6 +97,7 @@ class SyntheticPipeline(Pipeline):
             OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
         ]
         self.__dict__["template_points"] = []  # no template calibration (not the shipped embedder's table)
+        self.__dict__["table_label"] = f"synthetic table (threshold {SYNTHETIC_THRESHOLD} at FAR {SYNTHETIC_FAR:g})"
 
 
 def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 18.0) -> np.ndarray:
