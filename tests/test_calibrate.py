@@ -284,11 +284,23 @@ def _denied_best(t: SiteTable, n: int, people: int, shift: float, seed: int = 0)
     return best[best <= bar]
 
 
+def _named(t: SiteTable, people: int, shift: float, n: int = 20000) -> float:
+    """The share of strangers really named at the FPIR 1e-2 bar when every score moved by ``shift``."""
+    rng = np.random.default_rng(7)
+    best = (t.map["a"] + t.map["b"] * (MU + SD * rng.standard_normal((n, people))) + shift).max(axis=1)
+    return float((best > open_set_policy(Config(fpir=1e-2), t.operating_points(), t.template_points, {1: people}).threshold).mean())
+
+
 def test_denied_scores_that_match_the_table_raise_no_warning_and_drifted_ones_do():
     t = site_table(people=300)
     assert denied_score_drift(t, _denied_best(t, 2000, 50, 0.0), {1: 50}, 1e-2) is None
     w = denied_score_drift(t, _denied_best(t, 2000, 50, 0.08), {1: 50}, 1e-2)
-    assert w is not None and w.code == "impostor_drift" and w.severity == "warning" and w.details["far_factor"] > 2
+    assert w is not None and w.code == "impostor_drift" and w.severity == "warning"
+    # the size: the shift is found, and the share of strangers it implies is the share really named, within 2x
+    assert w.details["shift"] == pytest.approx(0.08, abs=0.01)
+    real = _named(t, 50, 0.08) / _named(t, 50, 0.0) * w.details["stated_fpir"]
+    assert 0.5 < w.details["implied_fpir"] / real < 2 and w.details["fpir_factor"] > 4
+    assert "+0.07" in w.message or "+0.08" in w.message
     low = denied_score_drift(t, _denied_best(t, 2000, 50, -0.12), {1: 50}, 1e-2)
     assert low is not None and low.severity == "info"
     assert denied_score_drift(t, _denied_best(t, 30, 50, 0.2), {1: 50}, 1e-2) is None  # too few checks to say

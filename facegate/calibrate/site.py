@@ -142,4 +142,30 @@ def calibrate_site(
     return table, pairs
 
 
-__all__ = ["FolderEmbeddings", "calibrate_site", "embed_folder", "gallery_people"]
+def calibrate_gallery(
+    pipeline: Pipeline,
+    gallery: Any,
+    *,
+    strangers: np.ndarray | None = None,
+    labelled: tuple[np.ndarray, Sequence[str]] | None = None,
+    sources: Mapping[str, Any] | None = None,
+    by: str = "",
+    seed: int = 0,
+) -> tuple[SiteTable, SitePairs]:
+    """:func:`calibrate_site` from an open :class:`facegate.gallery.Gallery` (its people and faces
+    per person), with optional stranger and labelled embeddings. The gallery must hold the
+    pipeline's model: scores of another model's embeddings would calibrate nothing."""
+    from facegate.decide import check_model
+    from facegate.gallery import model_id
+
+    model = model_id(pipeline)
+    have = gallery.model()
+    if have is None:
+        raise UsageError("the gallery is empty: enrol the site's people first (site calibration pairs their photos)")
+    check_model(have, model)
+    people, counts = gallery_people(gallery)
+    return calibrate_site(pipeline, people=people, face_counts=counts, strangers=strangers, labelled=labelled,
+                          sources=sources, by=by, model=model, seed=seed)
+
+
+__all__ = ["FolderEmbeddings", "calibrate_gallery", "calibrate_site", "embed_folder", "gallery_people"]
