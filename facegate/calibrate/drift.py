@@ -27,7 +27,6 @@ Two checks, each returning a :class:`DriftWarning` or nothing:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any

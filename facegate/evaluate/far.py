@@ -426,7 +426,8 @@ def format_report(out: Mapping[str, Any]) -> str:
         for t in ("shipped", "site"):
             lines.append(f"  {t:>7}: FAR 1e-3 {_fmt_stat(s.get(f'{t}.{far_key(1e-3)}'))}x  FAR 1e-4 "
                          f"{_fmt_stat(s.get(f'{t}.{far_key(1e-4)}'))}x  strangers named {_fmt_stat(s.get(f'{t}.fpir_ratio'))}x "
-                         f"FPIR {sp['fpir']:g}  TPIR {_fmt_stat(s.get(f'{t}.tpir'), True)}%  rank-1 {_fmt_stat(s.get(f'{t}.rank1'), True)}%")
+                         f"FPIR {sp['fpir']:g}  TPIR {_fmt_stat(s.get(f'{t}.tpir'), True)}%  "
+                         f"rank-1 {_fmt_stat(s.get(f'{t}.rank1'), True)}%")
         lines.append(f"  TPIR had every bar been moved to name exactly {sp['fpir']:g} of these strangers (a yardstick): "
                      f"{_fmt_stat(s.get('shipped.tpir_at_true_fpir'), True)}%")
     return "\n".join(lines)
