@@ -20,7 +20,7 @@ def huge_png(width: int, height: int) -> bytes:
 
 
 def site_embeddings(people: int, photos: int = 1, *, dim: int = 192, common: float = 0.1, span: int = 38,
-                    noise: float = 0.35, seed: int = 0) -> dict[str, np.ndarray]:
+                    noise: float = 0.35, seed: int = 0) -> dict:
     """Generated embeddings of a "site": ``people`` people with ``photos`` unit vectors each, whose
     impostor cosines are about N(common, (1 - common) / sqrt(span)), i.e. the shipped mobilefacenet
     impostor distribution (mean 0.016, sd 0.145) moved up by ``common - 0.016`` (0.1: a site whose
