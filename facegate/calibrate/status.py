@@ -54,17 +54,19 @@ def adopted_site_table(config: Config, tables: StackTables | None = None) -> Sit
 
 def site_status(
     config: Config, *, people: int, faces: int, face_counts: Mapping[int, int],
-    denied_best: Sequence[float] | None = None, decision_fpir: float | None = None, growth_share: float = GROWTH_SHARE,
-    tables: StackTables | None = None,
+    denied_best: Sequence[float] | None = None, bars: Sequence[float] | None = None, decision_fpir: float | None = None,
+    growth_share: float = GROWTH_SHARE, tables: StackTables | None = None,
 ) -> dict[str, Any]:
     """``{"table": the table in force, "warnings": [drift warnings], "growth_share", "denied_checks"}``.
 
     ``denied_best``: best-match scores of denied gate checks since the adoption (None: not looked at,
-    e.g. no service database); ``decision_fpir``: the FPIR those checks were decided at."""
+    e.g. no service database), ``bars``: the bar each was decided at (else ``decision_fpir``, the FPIR
+    they were decided at, default ``config.fpir``)."""
     tables = tables or in_force(config)
     site = adopted_site_table(config, tables)
     warnings = drift_warnings(site, people=people, faces=faces, denied_best=denied_best, face_counts=face_counts,
-                              decision_fpir=config.fpir if decision_fpir is None else decision_fpir, growth_share=growth_share)
+                              decision_fpir=config.fpir if decision_fpir is None else decision_fpir, growth_share=growth_share,
+                              bars=bars)
     out: dict[str, Any] = {"table": tables.describe(), "warnings": [w.to_dict() for w in warnings],
                            "growth_share": growth_share}
     if site is not None:

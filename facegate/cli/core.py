@@ -192,7 +192,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         curve = FarCurve.from_points(pipe.operating_points)
         extra["far_of_threshold"] = None if curve is None else curve.far(v.threshold)
     emit(args, {"a": args.a, "b": args.b, **v.to_dict(), **extra},
-         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})")
+         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})"
+         + (f"\n  table: {v.table}" if v.table else ""))
     return 0 if v.same else 1
 
 

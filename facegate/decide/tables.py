@@ -170,7 +170,11 @@ class StackTables:
         if not self.operating_points:
             return None
         dataset = self.operating_points[0].dataset.split(":")[0]
-        return f"shipped table ({dataset})" if self.source == SHIPPED else f"your own calibration in <home> ({dataset})"
+        if self.source == SHIPPED:
+            return f"shipped table ({dataset})"
+        if self.source == HOME:
+            return f"your own calibration in <home> ({dataset})"
+        return f"{self.source} table ({dataset})"
 
     def describe(self) -> dict[str, Any]:
         """The table in force as a record (``source``, ``label``, and the site table's details)."""

@@ -120,6 +120,10 @@ class GuardedPipeline(Pipeline):
     def table_label(self) -> Any:
         return getattr(self._inner, "table_label", None)
 
+    def tables(self) -> Any:
+        inner = getattr(self._inner, "tables", None)
+        return inner() if callable(inner) else super().tables()
+
 
 class Engine:
     """The service's operations over one gallery, one pipeline and the service database."""
@@ -256,6 +260,15 @@ class Engine:
         with self._busy:
             image = self.pipeline.load(data)
             return (int(image.shape[1]), int(image.shape[0])), self.pipeline.detector.detect(image)
+
+    def largest_face(self, data: bytes, label: str = "image") -> Face | None:
+        """The largest face of an image, embedded; None when there is none (site calibration's strangers)."""
+        with self._busy:
+            image = self.pipeline.load(data)
+            faces = self.pipeline.detector.detect(image)
+            if not faces:
+                return None
+            return self.pipeline.embed_faces(image, [pick_face(faces, image.shape, "largest", label)])[0]
 
     def identify(self, data: bytes, k: int | None = None) -> tuple[list[Any], Any]:
         """(identifications, the policy they were decided at): the gallery's own identify, at one snapshot."""
@@ -474,8 +487,21 @@ class Engine:
             "dim": state.dim,
             "rule": self.gallery.rule, "threshold": round(float(policy.threshold), 6), "far": policy.far,
             "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
-            "warnings": list(policy.warnings), "events": self.db.counts(),
+            "warnings": list(policy.warnings), "events": self.db.counts(), "table": policy.table_label,
+            "site_calibration": self.site_status(state),
         }
+
+    def site_status(self, state: Any = None) -> dict[str, Any]:
+        """The table in force and the drift warnings (:func:`facegate.calibrate.site_status`), the
+        denied-score check reading the gate checks since the site table was adopted."""
+        from facegate.calibrate.status import adopted_at, adopted_site_table, site_status
+
+        state = state if state is not None else self.gallery.backend.state()
+        tables = self.pipeline.tables()
+        site = adopted_site_table(self.config, tables)
+        denied, bars = self.db.denied_best_scores(adopted_at(site)) if site is not None else (None, None)
+        return site_status(self.config, people=state.people, faces=state.faces, face_counts=state.face_counts,
+                           denied_best=denied, bars=bars, tables=tables)
 
     def close(self) -> None:
         if self._owns_gallery:

@@ -6,7 +6,7 @@ Contract (the service's gate check)::
     X-API-Key: <key>
     multipart/form-data, field "image": a JPEG of the face with margin
     -> 200 {"gate", "decision": "allow"|"deny", "person_id", "name", "score", "threshold",
-            "far", "fpir", "tpir", "rule", "warnings", "event_id", "faces"}
+            "far", "fpir", "tpir", "rule", "warnings", "event_id", "faces", "table"}
 
 The decision is the service's (its gallery's FPIR policy, :mod:`facegate.decide`, and the gate's
 access list); this client relays it, with the rate and the bar it was taken at, into the event.
@@ -44,7 +44,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-ANSWER_KEYS = ("decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "event_id", "faces")
+ANSWER_KEYS = ("decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "event_id", "faces",
+               "table")
 
 
 class GateError(Exception):
