@@ -102,7 +102,7 @@ def test_weighted_survival_thresholds_match_repetition():
 def test_a_known_shift_and_scale_is_found(a, b):
     """A site whose impostor scores are the shipped ones moved and scaled: with the tail following the
     body (tail_decay 0) the site curve is the shipped one mapped, and the interval covers the truth."""
-    est = estimate(site_pairs(300, a, b), tail_decay=0.0, spread_prior=None)
+    est = estimate(site_pairs(300, a, b), tail_decay=0.0, spread_prior=None, stated="estimate")
     assert est.map.a == pytest.approx(a, abs=0.02) and est.map.b == pytest.approx(b, abs=0.04)
     truth = a + b * (MU + SD * float(norm.isf(1e-4)))
     p = est.point(1e-4)
@@ -117,13 +117,59 @@ def test_a_known_shift_and_scale_is_found(a, b):
 def test_the_tail_moves_less_than_the_body_by_the_stated_decay():
     from facegate.calibrate.estimate import TAIL_DECAY, TAIL_FROM, tail_weight
 
-    est = estimate(site_pairs(300, 0.09, 1.0))
+    est = estimate(site_pairs(300, 0.09, 1.0), stated="estimate")
     for far in (1e-1, 1e-2, 1e-3, 1e-4, 1e-6):
         t = MU + SD * float(norm.isf(far))
         w = 1.0 if far >= TAIL_FROM else max(0.0, 1 - TAIL_DECAY * math.log10(TAIL_FROM / far))
         assert tail_weight(far) == pytest.approx(w)
         assert est.point(far).threshold == pytest.approx(t + w * (est.map(t) - t), abs=1e-9)
     assert est.point(1e-6).threshold == pytest.approx(est.point(1e-6).shipped_threshold, abs=0.02)
+
+
+def test_the_stated_far_is_the_expected_far_over_the_estimate_uncertainty():
+    """A FAR is convex in the threshold: the estimate's own threshold stands for more than its FAR on average
+    over what the pairs leave unknown; the adopted one (stated="expected") stands for exactly it."""
+    from facegate.calibrate.estimate import Curve, expected_thresholds
+
+    rng = np.random.default_rng(0)
+    fars = [1e-2, 1e-3, 1e-4]
+    base = np.asarray([0.35, 0.45, 0.55])
+    rows = base + rng.normal(0, 0.02, (400, 1))  # replicate curves: the same shape, shifted
+    got = expected_thresholds(rows, fars)
+    for f, t, b in zip(fars, got, base):
+        mean_far = np.mean([Curve.of([_Pt(ff, x) for ff, x in zip(fars, row)]).far(t) for row in rows])
+        assert mean_far == pytest.approx(f, rel=0.02)
+        assert t > b  # stricter than the middle curve's own threshold
+    plain = estimate(site_pairs(30, 0.09, 1.0, seed=3), stated="estimate")
+    adopted = estimate(site_pairs(30, 0.09, 1.0, seed=3))
+    for f in (1e-3, 1e-4):
+        assert 0 < adopted.point(f).threshold - plain.point(f).threshold < 0.01
+
+
+class _Pt:
+    def __init__(self, far, threshold):
+        self.far, self.threshold = far, threshold
+
+
+def test_templates_move_by_the_common_shift_over_the_norm_of_their_mean():
+    """A k-photo template's score is its photos' mean score over the norm of their mean, so the site's common
+    move a reaches it as a / r_k, r_k^2 = (1 + (k - 1) g) / k with g the mean same-person score."""
+    from facegate.calibrate.estimate import template_maps
+
+    pairs = site_pairs(60, 0.09, 1.0)
+    pairs.genuine = np.full(40, 0.6, np.float32)
+    est = estimate(pairs, stated="estimate")
+    maps = template_maps(est.map, pairs, shipped_stats(), {2, 4}, "genuine")
+    for k in (2, 4):
+        assert maps[k].a == pytest.approx(est.map.a / math.sqrt((1 + (k - 1) * 0.6) / k))
+        assert maps[k].b == est.map.b
+    t2 = [t for t in est.template_points if t.k == 2 and t.far == 1e-2][0]
+    shipped2 = MU + SD * float(norm.isf(1e-2)) + 0.01
+    assert t2.threshold == pytest.approx(maps[2](shipped2), abs=1e-9)  # at FAR 1e-2 the whole move
+    assert t2.threshold > est.map(shipped2)  # more than a single photo's
+    # without same-person pairs the single-photo rule applies
+    assert template_maps(est.map, site_pairs(60, 0.09, 1.0), shipped_stats(), {2}, "genuine") == {}
+    assert template_maps(est.map, pairs, shipped_stats(), {2}, "single") == {}
 
 
 def test_thirty_people_one_photo_each_is_enough_and_ten_is_not():

@@ -123,7 +123,8 @@ def calibrate_site(
     stack without shipped impostor statistics, and when there is nothing to pair.
     """
     beneath = in_force(pipeline.config, site=False)  # the table a site table maps (never one adopted before)
-    key = beneath.key
+    own = getattr(pipeline, "tables", None)  # a pipeline with tables of its own (a synthetic one) is not the shipped stack
+    key = own().key if callable(own) else beneath.key
     stats = stats or load_shipped_stats(key)
     if stats is None:
         raise UsageError(f"no shipped impostor statistics for {key}: site calibration needs the stack's LFW impostor "

@@ -264,11 +264,12 @@ def open_set(emb: np.ndarray, labels: np.ndarray, points: Sequence[Any], templat
 def site_protocol(
     emb: np.ndarray, labels: np.ndarray, points: Sequence[Any], template_points: Sequence[Any], stats: Any, *,
     gallery_people: int = 50, photos: tuple[int, int] = (1, 3), splits: int = 10, fpir: float = 1e-2, seed: int = 0,
-    fars: Sequence[float] = (1e-3, 1e-4),
+    fars: Sequence[float] = (1e-3, 1e-4), **estimate: Any,
 ) -> list[dict[str, Any]]:
     """The "calibrate on the gallery, measure on everybody else" protocol (see the module docstring).
     Gallery people are drawn uniformly among all people (so the gallery is a fair sample of the
-    site); a person with more photos than enrolled keeps the others as mated probes."""
+    site); a person with more photos than enrolled keeps the others as mated probes. ``estimate``: options
+    of :func:`facegate.calibrate.estimate.estimate_site` (e.g. ``template_rule``)."""
     rng = np.random.default_rng(seed)
     names = np.unique(labels)
     if len(names) < 4:
@@ -294,7 +295,7 @@ def site_protocol(
                                "rest_pairs": int(imp_rest.size)}
         tables: list[tuple[str, Sequence[Any], Sequence[Any]]] = [("shipped", points, template_points)]
         try:
-            est = estimate_site(pairs, stats, points, template_points, seed=sp)
+            est = estimate_site(pairs, stats, points, template_points, seed=sp, **estimate)
         except UsageError as exc:  # e.g. one impostor pair: nothing to estimate, nothing adopted
             row.update(reliable=False, reasons=[str(exc)], calibrated=False)
         else:

@@ -59,8 +59,7 @@ async def calibrate(request: Request, svc: ServiceDep, p: Principal = Depends(re
         extra = sorted(set(body.fields) - {"strangers_base64"} | set(body.files) - {"strangers"})
         if extra:
             raise ApiError(422, "validation", f"unknown field {extra[0]!r}: send strangers (files) or strangers_base64")
-        if body.kind == "json" and body.fields.get("strangers_base64") is not None and not isinstance(
-                body.fields["strangers_base64"], list):
+        if "strangers_base64" in body.fields and not isinstance(body.fields["strangers_base64"], list):
             raise ApiError(422, "validation", "strangers_base64 must be a list of base64 strings")
         if body.files.get("strangers") or body.fields.get("strangers_base64"):
             strangers = body.images("strangers", None) if body.kind == "multipart" else body.images("", "strangers")
