@@ -234,6 +234,18 @@ def test_collect_pairs_counts_gallery_strangers_and_labelled_pairs():
     assert only.scores[0] == pytest.approx(float(people["p0"][0] @ people["p2"][0]), abs=1e-6)
 
 
+def test_each_pair_of_people_counts_once_however_many_photos_they_have():
+    rng = np.random.default_rng(0)
+    people = {"a": _unit(rng, 3), "b": _unit(rng, 1), "c": _unit(rng, 2)}
+    pairs = collect_pairs(people)
+    w = pairs.pair_weights()
+    assert pairs.pairs == 3 * 1 + 3 * 2 + 1 * 2
+    for u, v in (("a", "b"), ("a", "c"), ("b", "c")):
+        iu, iv = pairs.names.index(u), pairs.names.index(v)
+        sel = ((pairs.a == iu) & (pairs.b == iv)) | ((pairs.a == iv) & (pairs.b == iu))
+        assert w[sel].sum() == pytest.approx(1.0)
+
+
 def test_collect_pairs_subsamples_past_max_pairs():
     rng = np.random.default_rng(0)
     pairs = collect_pairs({f"p{i}": _unit(rng, 1) for i in range(100)}, max_pairs=1000)
