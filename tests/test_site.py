@@ -325,3 +325,40 @@ def test_gate_identify_and_verify_answers_say_which_table(tmp_path):
             assert table == "synthetic table (synthetic faces)"
         event = c.get(f"{API}/events", params={"kind": "access"}, headers=h).json()["events"][0]
         assert event["detail"]["table"] == gate["table"]
+
+
+# -- integration on the shared datasets ------------------------------------------------------------------------
+@pytest.mark.datasets
+def test_site_calibration_end_to_end_through_the_cli_on_lfw(datasets, tmp_path, capsys):
+    """Enrol 30 LFW people (one photo each) through the CLI, calibrate the site from that gallery and adopt it,
+    then verify and eval far answer with the site table; revert, and they answer with the shipped one."""
+    people = [p for p in sorted((datasets / "lfw").iterdir()) if p.is_dir() and len(list(p.glob("*.jpg"))) >= 2][:42]
+    if len(people) < 42:
+        pytest.skip("LFW has fewer than 42 people with two photos here")
+    staff, rest = tmp_path / "staff", tmp_path / "rest"
+    for i, person in enumerate(people):
+        photos = sorted(person.glob("*.jpg"))[:2]
+        if i < 30:
+            (staff / person.name).mkdir(parents=True)
+            (staff / person.name / photos[0].name).symlink_to(photos[0])
+        else:
+            (rest / person.name).mkdir(parents=True)
+            for f in photos:
+                (rest / person.name / f.name).symlink_to(f)
+    home = ["--home", str(tmp_path / "home")]
+    code, out = run(capsys, *home, "enroll", "--folders", str(staff), "--pick", "center", "--json")
+    assert code == 0 and out["enrolled_photos"] >= 27
+    code, out = run(capsys, *home, "calibrate", "--site", "--adopt", "--by", "test", "--json")
+    if code == 8:  # a few photos refused by the quality gate can leave too few people: forced, and said so
+        assert any("people" in r for r in out["reasons"])
+        code, out = run(capsys, *home, "calibrate", "--site", "--adopt", "--force", "--by", "test", "--json")
+    assert code == 0 and out["adopted"] and abs(out["estimate"]["map"]["a"]) < 0.1  # LFW is the shipped domain
+    first = sorted((rest / people[30].name).iterdir())
+    code, out = run(capsys, *home, "verify", str(first[0]), str(first[1]), "--pick", "center", "--json")
+    assert code in (0, 1) and out["table"].startswith("site table of") and out["far"] == 1e-3
+    code, out = run(capsys, *home, "eval", "far", str(rest), "--pick", "center", "--enrol", "1", "--splits", "2", "--json")
+    assert code == 0 and out["table"].startswith("site table of") and out["far"][0]["impostor_pairs"] == 24 * 23 // 2 - 12
+    assert len(out["open_set"]["splits"]) == 2
+    assert run(capsys, *home, "calibrate", "--site", "--revert", "--json")[0] == 0
+    code, out = run(capsys, *home, "eval", "far", str(rest), "--pick", "center", "--json")
+    assert code == 0 and out["table"].startswith("shipped table")
