@@ -406,6 +406,30 @@ def test_gallery_people_reads_every_page_and_counts_faces():
     assert counts == {1: 9, 2: 8, 3: 8}
 
 
+def test_a_large_gallery_is_calibrated_from_a_sample_of_its_people_and_stated_at_its_size():
+    from facegate.calibrate import gallery_people
+
+    g = _Gallery(25)
+    people, counts = gallery_people(_Counted(g), page=10, max_people=12)
+    assert len(people) == 12 and counts == {1: 9, 2: 8, 3: 8}  # every person counted, 12 read
+
+
+class _Counted:
+    """A gallery whose people carry their face counts (as facegate's do), so a sample can be drawn before reading."""
+
+    def __init__(self, g):
+        self.g = g
+
+    def people(self, limit=None, offset=0):
+        out = self.g.people(limit, offset)
+        for p in out:
+            p.faces = len(self.g.emb[p.id])
+        return out
+
+    def embeddings(self, pid):
+        return self.g.embeddings(pid)
+
+
 def test_embed_folder_embeds_each_photo_and_lists_the_ones_without_a_face(tmp_path, hopper_path, astronaut_path):
     import shutil
 

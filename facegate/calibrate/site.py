@@ -37,23 +37,37 @@ class FolderEmbeddings:
     skipped: list[str]
 
 
-def gallery_people(gallery: Any, page: int = 1000) -> tuple[dict[str, np.ndarray], dict[int, int]]:
-    """Every enrolled person's embeddings (name -> rows) and the faces-per-person histogram, from
-    a :class:`facegate.gallery.Gallery` (or anything with ``people(limit, offset)`` and ``embeddings(id)``)."""
-    people: dict[str, np.ndarray] = {}
+MAX_PEOPLE = 2000  # a larger gallery is calibrated from a uniform sample of this many people (~2M pairs)
+
+
+def gallery_people(gallery: Any, page: int = 1000, max_people: int | None = MAX_PEOPLE,
+                   seed: int = 0) -> tuple[dict[str, np.ndarray], dict[int, int]]:
+    """Enrolled people's embeddings (name -> rows) and the faces-per-person histogram of the whole
+    gallery, from a :class:`facegate.gallery.Gallery` (or anything with ``people(limit, offset)`` and
+    ``embeddings(id)``). Past ``max_people`` people the embeddings are those of a uniform sample of
+    them (the estimate's uncertainty is over people, and its cost stays bounded: every pair of the
+    sample is scored); the histogram still counts everyone (the FPIR is stated at the gallery's size)."""
+    records: list[Any] = []
     offset = 0
     while True:
         batch = gallery.people(limit=page, offset=offset)
-        for p in batch:
-            e = np.asarray(gallery.embeddings(p.id), dtype=np.float32)
-            if e.size:
-                people[p.name] = np.atleast_2d(e)
+        records += list(batch)
         if len(batch) < page:
             break
         offset += page
+    known = all(isinstance(getattr(p, "faces", None), int) for p in records)
+    chosen = records
+    if known and max_people is not None and len(records) > max_people:
+        idx = np.sort(np.random.default_rng(seed).choice(len(records), size=max_people, replace=False))
+        chosen = [records[i] for i in idx]
+    people: dict[str, np.ndarray] = {}
+    for p in chosen:
+        e = np.asarray(gallery.embeddings(p.id), dtype=np.float32)
+        if e.size:
+            people[p.name] = np.atleast_2d(e)
     counts: dict[int, int] = {}
-    for e in people.values():
-        counts[len(e)] = counts.get(len(e), 0) + 1
+    for n in ([int(p.faces) for p in records if p.faces] if known else [len(e) for e in people.values()]):
+        counts[n] = counts.get(n, 0) + 1
     return people, counts
 
 
@@ -164,9 +178,13 @@ def calibrate_gallery(
     if have is None:
         raise UsageError("the gallery is empty: enrol the site's people first (site calibration pairs their photos)")
     check_model(have, model)
-    people, counts = gallery_people(gallery)
+    people, counts = gallery_people(gallery, seed=seed)
+    sources = dict(sources or {})
+    enrolled = sum(counts.values())
+    if len(people) < enrolled:
+        sources["gallery_sample"] = f"{len(people)} of {enrolled} people, drawn uniformly"
     return calibrate_site(pipeline, people=people, face_counts=counts, strangers=strangers, labelled=labelled,
                           sources=sources, by=by, model=model, seed=seed)
 
 
-__all__ = ["FolderEmbeddings", "calibrate_gallery", "calibrate_site", "embed_folder", "gallery_people"]
+__all__ = ["MAX_PEOPLE", "FolderEmbeddings", "calibrate_gallery", "calibrate_site", "embed_folder", "gallery_people"]
