@@ -362,3 +362,33 @@ def test_site_calibration_end_to_end_through_the_cli_on_lfw(datasets, tmp_path, 
     assert run(capsys, *home, "calibrate", "--site", "--revert", "--json")[0] == 0
     code, out = run(capsys, *home, "eval", "far", str(rest), "--pick", "center", "--json")
     assert code == 0 and out["table"].startswith("shipped table")
+
+
+def test_strangers_photos_join_the_estimate_from_the_cli_and_over_rest(tmp_path, capsys, hopper_path, astronaut_path):
+    """Photos of people who are not enrolled (here: the photos matplotlib and scikit-image ship) are embedded
+    through the real pipeline and scored against every enrolled photo."""
+    build_gallery(tmp_path, 30)
+    strangers = tmp_path / "strangers"
+    strangers.mkdir()
+    for src in (hopper_path, astronaut_path):
+        (strangers / Path(src).name).symlink_to(src)
+    code, out = run(capsys, "--home", str(tmp_path), "calibrate", "--site", "--strangers", str(strangers), "--json")
+    counts = out["estimate"]["inputs"]["counts"]
+    assert code == 0 and counts["stranger_photos"] == 2 and counts["strangers_pairs"] == 60
+    assert out["estimate"]["inputs"]["sources"]["strangers"] == str(strangers)
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from facegate.service import ServiceSettings, create_app
+    from facegate.service.auth import create_key
+
+    app = create_app(Config(home=tmp_path), ServiceSettings(warmup=False))
+    with TestClient(app) as c:
+        h = {"X-API-Key": create_key(app.state.svc.db, "admin")["key"]}
+        files = [("strangers", (Path(p).name, Path(p).read_bytes(), "image/jpeg")) for p in (hopper_path, astronaut_path)]
+        r = c.post(f"{API}/calibration", headers=h, files=files)
+        assert r.status_code == 200, r.text
+        assert r.json()["strangers"] == 2 and r.json()["estimate"]["stranger_photos"] == 2
+        r = c.post(f"{API}/calibration", headers=h, files=[("strangers", ("x.jpg", b"not an image", "image/jpeg"))])
+        assert r.status_code == 400 and r.json()["code"] == "invalid_image"
