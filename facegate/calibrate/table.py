@@ -176,11 +176,15 @@ class SiteTable:
         for r in self.fpir:
             lines.append(f"  FPIR {r['fpir']:g} at {r['identities']} identities (FAR {r['far']:.2g} each): one-photo bar "
                          f"{r['shipped_threshold']:.4f} shipped, {r['site_threshold']:.4f} site")
+        if self.genuine.get("tar"):
+            tar = ", ".join(f"{100 * v:.0f}% at FAR {f}" for f, v in self.genuine["tar"].items())
+            lines.append(f"  the site's own same-person pairs ({self.genuine.get('pairs', 0)} of {self.genuine.get('people', 0)} "
+                         f"people) above the site thresholds: {tar}")
         if self.suspects:
             s = self.suspects[0]
             lines.append(f"  {len(self.suspects)} pair(s) score like the same person, e.g. {s['a']} and {s['b']} ({s['score']:.3f}): "
                          "left out of the estimate; enrolled twice?")
-        lines.append("  reliable: adopt with --adopt" if self.reliable else
+        lines.append("  trust: reliable (adoptable without --force)" if self.reliable else
                      "  UNRELIABLE (not adopted without --force): " + "; ".join(self.reasons))
         return "\n".join(lines)
 
