@@ -75,13 +75,16 @@ def embed_folder(pipeline: Pipeline, folder: Path, *, labelled: bool = False, pi
                  progress: bool = True, batch: int = 16) -> FolderEmbeddings:
     """One embedding per photo (the ``pick`` face; photos without a face or unreadable are skipped
     and listed). ``labelled``: ``folder/<person>/*``, the sub-folder naming the person."""
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: not a folder")
-    if labelled:
-        items = [(f, d.name) for d in sorted(p for p in folder.iterdir() if p.is_dir()) for f in sorted(d.iterdir())
-                 if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-    else:
-        items = [(f, "") for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    try:
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: not a folder")
+        if labelled:
+            items = [(f, d.name) for d in sorted(p for p in folder.iterdir() if p.is_dir()) for f in sorted(d.iterdir())
+                     if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        else:
+            items = [(f, "") for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    except OSError as exc:  # a name too long, a folder we may not read
+        raise DatasetError(f"{str(folder)[:200]}: cannot read it ({exc.strerror or exc})") from exc
     if not items:
         raise DatasetError(f"{folder}: no photos" + (" in per-person sub-folders" if labelled else ""))
     vecs: list[np.ndarray] = []
