@@ -14,18 +14,19 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from facegate.align import norm_crops, points_for
 from facegate.config import Config
 from facegate.decide.scores import cosine
-from facegate.decide.tables import TemplatePoint, load_operating_points, load_template_points
+from facegate.decide.site import store_path, store_signature
+from facegate.decide.tables import StackTables, in_force
 from facegate.decide.verification import decide, decision_threshold
 from facegate.errors import MultipleFacesError, NoFaceError, UsageError
 from facegate.image import ImageInput, load_image
-from facegate.types import Face, OperatingPoint, Verdict
+from facegate.types import Face, Verdict
 
 if TYPE_CHECKING:
     from facegate.liveness import Liveness, LivenessDetector
@@ -74,6 +75,23 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name:
     raise UsageError(f"unknown pick rule {pick!r}; use single, largest or center")
 
 
+class _InForce:
+    """A pipeline's view of its tables in force (:meth:`Pipeline.tables`), read on every access so a
+    newly adopted site table applies; an instance attribute of the same name (a test's or a
+    synthetic pipeline's fixed table) takes precedence, as it did over the cached property this was."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        tables = obj.tables()
+        if self.name == "table_label":
+            return tables.label
+        return list(getattr(tables, self.name))
+
+
 class Pipeline:
     """Detect, align and embed faces with the models named in one ``Config``."""
 
@@ -93,15 +111,20 @@ class Pipeline:
 
         return get_embedder(self.config)
 
-    @cached_property
-    def operating_points(self) -> list[OperatingPoint]:
-        """The per-comparison operating points in force for this stack (:mod:`facegate.decide.tables`)."""
-        return load_operating_points(self.config)
+    def tables(self) -> StackTables:
+        """The tables in force for this stack (:func:`facegate.decide.tables.in_force`): read once, and
+        again when the site-table store changes, so a site table adopted (or reverted) while this
+        pipeline lives, by another process too, decides from its next decision on."""
+        sig = store_signature(store_path(self.config))
+        cached = self.__dict__.get("_tables")
+        if cached is None or cached[0] != sig:
+            cached = (sig, in_force(self.config))
+            self.__dict__["_tables"] = cached
+        return cached[1]
 
-    @cached_property
-    def template_points(self) -> list[TemplatePoint]:
-        """The k-photo template points in force for this stack (measured by :mod:`facegate.evaluate.templates`)."""
-        return load_template_points(self.config)
+    operating_points = _InForce()  # the per-comparison points in force (:mod:`facegate.decide.tables`)
+    template_points = _InForce()  # the k-photo template points in force (measured by :mod:`facegate.evaluate.templates`)
+    table_label = _InForce()  # which table decides, in words (:attr:`facegate.decide.tables.StackTables.label`)
 
     # -- single images -------------------------------------------------------------------
     def load(self, src: ImageInput) -> np.ndarray:
@@ -170,7 +193,7 @@ class Pipeline:
         if a.embedding is None or b.embedding is None:
             raise UsageError("both faces need embeddings; use Pipeline.face() or faces() first")
         thr, far = self.threshold()
-        return decide(cosine(a.embedding, b.embedding), thr, far)
+        return decide(cosine(a.embedding, b.embedding), thr, far, table=self.table_label)
 
     def verify(self, a: ImageInput, b: ImageInput, pick: Pick = "single") -> Verdict:
         """Are the faces in ``a`` and ``b`` the same person? At the configured FAR or threshold."""

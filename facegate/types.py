@@ -99,6 +99,7 @@ class Verdict:
     score: float  # cosine similarity of the two unit embeddings, higher = more alike
     threshold: float
     far: float | None  # false-accept rate the threshold stands for; None for a user-given threshold
+    table: str | None = None  # which operating-point table the threshold and FAR come from (shipped, site, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,4 +107,5 @@ class Verdict:
             "score": round(self.score, 6),
             "threshold": round(self.threshold, 6),
             "far": self.far,
+            "table": self.table,
         }

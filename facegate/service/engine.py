@@ -33,7 +33,7 @@ import numpy as np
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.errors import UnsupportedError
-from facegate.pipeline import Pipeline
+from facegate.pipeline import Pipeline, pick_face
 from facegate.protocols import FacePipeline
 from facegate.service.db import ServiceDB
 from facegate.service.errors import ApiError, http_message
@@ -128,6 +128,13 @@ class GuardedPipeline(Pipeline):
     def liveness_detector(self, detector: Any) -> None:
         self._inner.liveness_detector = detector  # type: ignore[misc]
 
+    def table_label(self) -> Any:
+        return getattr(self._inner, "table_label", None)
+
+    def tables(self) -> Any:
+        inner = getattr(self._inner, "tables", None)
+        return inner() if callable(inner) else super().tables()
+
 
 class Engine:
     """The service's operations over one gallery, one pipeline and the service database."""
@@ -161,7 +168,6 @@ class Engine:
             self._owns_gallery = False
         self.gallery = gallery
         self._busy = threading.BoundedSemaphore(max_busy)
-        self._thr: tuple[float, float | None] | None = None
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
@@ -251,13 +257,12 @@ class Engine:
             raise ApiError(503, "not_configured", str(exc)) from exc
 
     def decision_threshold(self) -> tuple[float, float | None]:
-        """(threshold, FAR) for 1:1 verify, resolved once; a missing calibration is a 503."""
-        if self._thr is None:
-            try:
-                self._thr = self.pipeline.threshold()
-            except UsageError as exc:
-                raise ApiError(503, "not_configured", str(exc)) from exc
-        return self._thr
+        """(threshold, FAR) for 1:1 verify from the table in force now (a site table adopted while the
+        server runs applies at once); a missing calibration is a 503."""
+        try:
+            return self.pipeline.threshold()
+        except UsageError as exc:
+            raise ApiError(503, "not_configured", str(exc)) from exc
 
     def model_id(self) -> str:
         if self._model is None:
@@ -272,6 +277,15 @@ class Engine:
         with self._busy:
             image = self.pipeline.load(data)
             return (int(image.shape[1]), int(image.shape[0])), self.pipeline.detector.detect(image)
+
+    def largest_face(self, data: bytes, label: str = "image") -> Face | None:
+        """The largest face of an image, embedded; None when there is none (site calibration's strangers)."""
+        with self._busy:
+            image = self.pipeline.load(data)
+            faces = self.pipeline.detector.detect(image)
+            if not faces:
+                return None
+            return self.pipeline.embed_faces(image, [pick_face(faces, image.shape, "largest", label)])[0]
 
     def identify(self, data: bytes, k: int | None = None) -> tuple[list[Any], Any]:
         """(identifications, the policy they were decided at): the gallery's own identify, at one snapshot."""
@@ -357,7 +371,7 @@ class Engine:
                     "rule": access.to_dict() if access else None, "reason": reason,
                     "liveness": liveness, "frames": len(frames), "frames_without_face": without_face,
                     # an attack's answer names nobody; this event (the audit trail) keeps whom it resembled
-                    "named_to_caller": not refused},
+                    "named_to_caller": not refused, "table": policy.table_label},
         )
         self.metrics.decisions.labels(gate, decision).inc()
         log.debug("gate %s: %s %s (score %s, %d frame(s), %d face(s), %s, event %d)", gate, decision, name or "-",
@@ -372,6 +386,7 @@ class Engine:
             "rule": access.to_dict() if access else None, "warnings": list(policy.warnings), "event_id": event_id,
             "faces": n_faces, "reason": reason, "message": gates.reason_text(reason), "liveness": liveness,
             "frames": len(frames), "frames_without_face": without_face,
+            "table": policy.table_label,
         }
 
     def check_frame_limits(self, frames: Sequence[bytes]) -> None:
@@ -555,8 +570,21 @@ class Engine:
             "dim": state.dim,
             "rule": self.gallery.rule, "threshold": round(float(policy.threshold), 6), "far": policy.far,
             "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
-            "warnings": list(policy.warnings), "events": self.db.counts(),
+            "warnings": list(policy.warnings), "events": self.db.counts(), "table": policy.table_label,
+            "site_calibration": self.site_status(state),
         }
+
+    def site_status(self, state: Any = None) -> dict[str, Any]:
+        """The table in force and the drift warnings (:func:`facegate.calibrate.site_status`), the
+        denied-score check reading the gate checks since the site table was adopted."""
+        from facegate.calibrate.status import adopted_at, adopted_site_table, site_status
+
+        state = state if state is not None else self.gallery.backend.state()
+        tables = self.pipeline.tables()
+        site = adopted_site_table(self.config, tables)
+        denied, bars = self.db.denied_best_scores(adopted_at(site)) if site is not None else (None, None)
+        return site_status(self.config, people=state.people, faces=state.faces, face_counts=state.face_counts,
+                           denied_best=denied, bars=bars, tables=tables)
 
     def close(self) -> None:
         if self._owns_gallery:

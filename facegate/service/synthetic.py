@@ -31,6 +31,7 @@ from PIL import Image
 
 from facegate.align import LANDMARK_ORDER, MEAN_FACE, template
 from facegate.config import Config
+from facegate.decide.tables import OPERATING_POINTS, TEMPLATE_POINTS, StackTables
 from facegate.liveness import FACE_JUMPED, PRESENTATION_ATTACK, LinearHead, Liveness, LivenessDetector, LivenessModel, face_jump
 from facegate.liveness.result import Mode
 from facegate.pipeline import Pipeline
@@ -145,10 +146,11 @@ class SyntheticPipeline(Pipeline):
         self.__dict__["detector"] = SyntheticDetector()
         self.__dict__["embedder"] = SyntheticEmbedder()
         self.liveness_detector = SyntheticLiveness()
-        self.__dict__["operating_points"] = [
-            OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
-        ]
-        self.__dict__["template_points"] = []  # no template calibration (not the shipped embedder's table)
+
+    def tables(self) -> StackTables:
+        """One operating point by construction, no template calibration (not the shipped embedder's table)."""
+        point = OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic faces")
+        return StackTables("synthetic", (point,), (), {OPERATING_POINTS: "synthetic", TEMPLATE_POINTS: None})
 
 
 def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 18.0) -> np.ndarray:

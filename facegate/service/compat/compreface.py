@@ -91,7 +91,7 @@ class FacegateOut(BaseModel):
     similarity_meaning: str
     plugins_not_offered: list[PluginsNotOffered] = Field(default_factory=list)
     decision: S.DecisionOut | None = Field(default=None, description="the 1:N operating point the faces were decided at")
-    verify: dict[str, Any] | None = Field(default=None, description="1:1: threshold and FAR applied")
+    verify: dict[str, Any] | None = Field(default=None, description="1:1: threshold and FAR applied, and the table they come from")
 
 
 class RecognizedFaceOut(BaseModel):
@@ -484,7 +484,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
                 item["execution_time"] = {"total": ms}
             result.append(item)
         out: dict[str, Any] = {"result": result,
-                               "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far})}
+                               "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far,
+                                                                       "table": svc.engine.pipeline.table_label})}
         if status:
             out["plugins_versions"] = versions(svc)
         return out
@@ -517,7 +518,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
                                 "face_matches": matches}
         if status:
             item["plugins_versions"] = versions(svc)
-        return {"result": [item], "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far})}
+        return {"result": [item], "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far,
+                                                                       "table": svc.engine.pipeline.table_label})}
 
     # -- examples (faces) -----------------------------------------------------------------------------
     @r.post("/recognition/faces", response_model=AddFaceOut, status_code=201, responses=ERRORS,
