@@ -128,6 +128,7 @@ class GuardedPipeline(Pipeline):
     def liveness_detector(self, detector: Any) -> None:
         self._inner.liveness_detector = detector  # type: ignore[misc]
 
+    @property
     def table_label(self) -> Any:
         return getattr(self._inner, "table_label", None)
 
