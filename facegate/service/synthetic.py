@@ -90,6 +90,13 @@ class SyntheticEmbedder:
             out[i] = v / max(float(np.linalg.norm(v)), 1e-6)
         return out
 
+    def embed_plain(self, chips: np.ndarray) -> np.ndarray:
+        return self.embed(chips)  # no mirror average: its embedding is the plain one
+
+    def embed_and_plain(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        emb = self.embed(chips)
+        return emb, emb
+
 
 def _border_share(image: np.ndarray) -> float:
     """Share of near-white pixels in the outer band (6% of the shorter side) of an image."""
@@ -149,6 +156,8 @@ class SyntheticPipeline(Pipeline):
             OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
         ]
         self.__dict__["template_points"] = []  # no template calibration (not the shipped embedder's table)
+        # its embedder has no mirror average: the plain stack is the same one, with the same point
+        self.__dict__["plain_operating_points"] = self.__dict__["operating_points"]
 
 
 def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 18.0) -> np.ndarray:
