@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
-from functools import cached_property
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -24,12 +24,12 @@ from facegate.decide.scores import cosine
 from facegate.decide.site import store_path, store_signature
 from facegate.decide.tables import StackTables, in_force
 from facegate.decide.verification import decide, decision_threshold
-from facegate.errors import MultipleFacesError, NoFaceError, UsageError
+from facegate.errors import MultipleFacesError, NoFaceError, UncalibratedError, UsageError
 from facegate.image import ImageInput, load_image
-from facegate.types import Face, Verdict
+from facegate.types import Face, OperatingPoint, Verdict
 
 if TYPE_CHECKING:
-    from facegate.liveness import Liveness, LivenessDetector
+    from facegate.liveness import Liveness, LivenessDetector, SamePersonRule
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,12 @@ class Pipeline:
     operating_points = _InForce()  # the per-comparison points in force (:mod:`facegate.decide.tables`)
     template_points = _InForce()  # the k-photo template points in force (measured by :mod:`facegate.evaluate.templates`)
     table_label = _InForce()  # which table decides, in words (:attr:`facegate.decide.tables.StackTables.label`)
+
+    @cached_property
+    def plain_operating_points(self) -> list[OperatingPoint]:
+        """The operating points of this stack without the mirror average (``flip`` off): the
+        gate compares a burst's frames by such plain embeddings (:meth:`frame_rule`)."""
+        return list(in_force(self.config.replace(flip=False)).operating_points)
 
     # -- single images -------------------------------------------------------------------
     def load(self, src: ImageInput) -> np.ndarray:
@@ -250,15 +256,62 @@ class Pipeline:
         probe = -max(scored)[1] if scored else None
         return subjects, counts, probe
 
-    def embed_frames(self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int]) -> None:
+    def frame_rule(self) -> SamePersonRule:
+        """The 1:1 rule a burst's frames are held to against the face the gate identifies (its
+        "same person in every frame" check), at the configured FAR.
+
+        Plain embeddings (each face's own, without the mirror average: half the forward passes;
+        the identified face's comes free with its mirrored one, :meth:`embed_frames`) at the
+        threshold the operating-point table of the stack without ``flip`` gives for the
+        configured FAR. Where that table has no such point (an explicit ``threshold``, a stack
+        never calibrated without ``flip``), the configured embeddings at the configured rule, as
+        1:1 verification decides. The rule says which (``mirrored``) and the gate's answer shows it."""
+        from facegate.liveness import SamePersonRule
+
+        threshold, far = self.threshold()  # the configured stack must be calibrated (or given a threshold)
+        if self.config.flip and self.config.threshold is None:
+            try:
+                plain, plain_far = decision_threshold(self.config.replace(flip=False), self.plain_operating_points)
+            except UncalibratedError:
+                pass
+            else:
+                return SamePersonRule(plain, plain_far, mirrored=False)
+        return SamePersonRule(threshold, far, mirrored=self.config.flip)
+
+    def embed_frames(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int]
+    ) -> dict[int, np.ndarray]:
         """Fill in the embeddings of ``faces[i]`` (the face of frame ``i``) for ``indices``, in
-        one embedder call; faces already embedded are left as they are."""
+        one embedder call, and return their plain embeddings (no mirror average, from the same
+        forward passes: what :meth:`frame_embeddings` compares). Faces already embedded are left
+        as they are and are not in the answer."""
         todo = [i for i in indices if faces[i] is not None and faces[i].embedding is None]  # type: ignore[union-attr]
         if not todo:
-            return
+            return {}
         chips = np.concatenate([self.chips(images[i], [faces[i]]) for i in todo])  # type: ignore[list-item]
-        for i, e in zip(todo, self.embedder.embed(chips)):
+        emb, plain = self.embedder.embed_and_plain(chips)
+        for i, e in zip(todo, emb):
             faces[i].embedding = e  # type: ignore[union-attr]
+        return dict(zip(todo, plain))
+
+    def frame_embeddings(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int],
+        rule: SamePersonRule, known: Mapping[int, np.ndarray] | None = None,
+    ) -> dict[int, np.ndarray]:
+        """The embeddings ``rule`` compares (:meth:`frame_rule`) of ``faces[i]`` for ``indices``
+        (frames with a face): plain ones, those in ``known`` (:meth:`embed_frames`'s answer)
+        reused and the rest in one embedder call; or, for a mirrored rule, ``Face.embedding``
+        (filled in where missing)."""
+        idx = [i for i in indices if faces[i] is not None]
+        if rule.mirrored or not self.config.flip:
+            self.embed_frames(images, faces, idx)
+            return {i: faces[i].embedding for i in idx}  # type: ignore[union-attr,misc]
+        out = {i: known[i] for i in idx if known and i in known}
+        todo = [i for i in idx if i not in out]
+        if todo:
+            chips = np.concatenate([self.chips(images[i], [faces[i]]) for i in todo])  # type: ignore[list-item]
+            out.update(zip(todo, self.embedder.embed_plain(chips)))
+        return out
 
     def liveness_burst(self, frames: Sequence[ImageInput]) -> Liveness:
         """Liveness of one face over consecutive frames (at most ``MAX_BURST_FRAMES``, taken
@@ -283,7 +336,7 @@ class Pipeline:
             raise NoFaceError(f"burst of {len(images)} frames: no face in any frame")
         det = self.liveness_detector  # raises ModelError when none may be used
         check = check_presentation(
-            "burst", images, faces, probe, lambda: det, lambda idx: self.embed_frames(images, faces, idx), self.threshold()
+            "burst", images, faces, probe, lambda: det, partial(self.frame_embeddings, images, faces), self.frame_rule()
         )
         if check.reason == LIVENESS_UNAVAILABLE:  # pragma: no cover - the detector was loaded above
             raise ModelError(check.message or "no liveness model may be used")

@@ -43,6 +43,7 @@ from facegate.types import Face
 
 if TYPE_CHECKING:
     from facegate.gallery import Gallery, GallerySnapshot
+    from facegate.liveness import SamePersonRule
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,17 @@ class GuardedPipeline(Pipeline):
             with self._init:
                 if self._emb is None:
                     timer = self._metrics.inference.labels("embed").observe if self._metrics else None
-                    self._emb = _Locked(self._inner.embedder, self._elock, ("embed",), timer)
+                    self._emb = _Locked(self._inner.embedder, self._elock, ("embed", "embed_plain", "embed_and_plain"),
+                                        timer)
         return self._emb
 
     @property
     def operating_points(self) -> Any:
         return self._inner.operating_points
+
+    @property
+    def plain_operating_points(self) -> Any:
+        return self._inner.plain_operating_points
 
     @property
     def template_points(self) -> Any:
@@ -169,6 +175,7 @@ class Engine:
             self._owns_gallery = False
         self.gallery = gallery
         self._busy = threading.BoundedSemaphore(max_busy)
+        self._frame_rule: SamePersonRule | None = None
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
@@ -265,6 +272,16 @@ class Engine:
         except UsageError as exc:
             raise ApiError(503, "not_configured", str(exc)) from exc
 
+    def frame_rule(self) -> SamePersonRule:
+        """The 1:1 rule a burst's frames are compared by (:meth:`Pipeline.frame_rule`), resolved
+        once like :meth:`decision_threshold`; a missing calibration is a 503."""
+        if self._frame_rule is None:
+            try:
+                self._frame_rule = self.pipeline.frame_rule()
+            except UsageError as exc:
+                raise ApiError(503, "not_configured", str(exc)) from exc
+        return self._frame_rule
+
     def model_id(self) -> str:
         if self._model is None:
             from facegate.gallery import model_id
@@ -329,7 +346,7 @@ class Engine:
         setting = gates.get(self.db, gate).liveness
         snap = self.snapshot()
         policy = snap.policy
-        one_to_one = self.decision_threshold() if setting == "burst" and len(frames) > 1 else (1.0, None)
+        same_person = self.frame_rule() if setting == "burst" and len(frames) > 1 else None
         crop = probe = None
         face = None
         presentation = None
@@ -338,10 +355,11 @@ class Engine:
             subjects, counts, at_frame = self.pipeline.frame_subjects(images)
             if at_frame is not None:
                 face = subjects[at_frame]
-                self.pipeline.embed_frames(images, subjects, [at_frame])
+                plain = self.pipeline.embed_frames(images, subjects, [at_frame])
                 presentation = check_presentation(
                     setting, images, subjects, at_frame, lambda: self.pipeline.liveness_detector,
-                    partial(self.pipeline.embed_frames, images, subjects), one_to_one,
+                    partial(self.pipeline.frame_embeddings, images, subjects, known=plain),
+                    same_person,
                 )
                 if self.settings.keep_event_images and face is not None:
                     crop, probe = face_crop(images[at_frame], face)[0], face.embedding

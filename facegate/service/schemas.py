@@ -99,16 +99,18 @@ LIVENESS_EXAMPLE = {
     "live": False, "score": 0.231, "threshold": 0.664, "apcer": 0.0, "bpcer": 0.0357,
     "measured_on": "nuaa_dev across sessions (...)", "model": "pad_cues_nuaa", "frames": 3, "frames_without_face": 0,
     "cues": {"red_rel": 0.021, "follow_near": 0.87},
-    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4572, "far": 1e-3, "frames": 3},
+    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4561, "far": 1e-3, "frames": 3, "mirrored": False},
 }
 
 
 class IdentityAcrossFramesOut(BaseModel):
     same: bool = F("whether every frame of the burst shows the identified person", True)
     lowest: float = F("the lowest 1:1 score of a frame's face against the identified face", 0.81)
-    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4572)
+    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4561)
     far: float | None = F("the false-accept rate of that threshold", 1e-3)
     frames: int = F("frames of the burst with a face", 3)
+    mirrored: bool = F("whether the embeddings compared were mirror-averaged; false: each face's own embedding, held "
+                       "to the threshold calibrated for such embeddings at the same FAR", False)
 
 
 class GateLivenessOut(BaseModel):
