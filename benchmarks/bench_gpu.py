@@ -417,7 +417,7 @@ def main() -> int:
     print(f"device: {args.device} ({name}); torch {torch.__version__}; {os.cpu_count()} CPU cores")
     skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"  # fresh weight caches: nothing from another machine is reused
+        home = Path(tmp) / "home"  # a fresh home: converted weights come from the model store (or this cache)
         folder = Path(tmp) / "photos"
         meta = make_photos(folder, args.photos, args.datasets)
         if "embed" not in skip:

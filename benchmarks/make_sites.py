@@ -7,10 +7,11 @@ Each site is a labelled folder ``OUT_DIR/<site>/<person>/<photo>.jpg`` of the sa
 photos (500 people with three or more photos, at most four each, and 1,000 one-photo people,
 drawn with seed 0), rendered grey, small, blurred, noisy, JPEG-compressed, dark, or as a small,
 grey, soft, noisy, compressed "CCTV" camera. They are research-licensed derivatives: OUT_DIR
-must be outside the repository. Then, per site (the README's site-calibration table)::
+must be outside the repository. Then, per site (docs/results.md's site-calibration table)::
 
-    python -m facegate.evaluate.far --root OUT_DIR/lfw_cctv --pick center --enrol 1 --strangers 0.3 \\
-        --splits 20 --site-gallery 50 --site-photos 1-3
+    facegate eval far OUT_DIR/lfw_cctv --pick center --enrol 1 --strangers 0.3 --splits 20 \\
+        --site-gallery 50 --site-photos 1-3
+    .venv/bin/python benchmarks/site_drift.py OUT_DIR      # the drift check on a camera change
 """
 
 from __future__ import annotations

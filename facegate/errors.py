@@ -49,7 +49,7 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.MULTIPLE_FACES: "several faces where one was needed",
     ExitCode.MODEL: "model missing or corrupt, or the gallery holds another model's embeddings",
     ExitCode.DEVICE: "requested device (GPU) not available",
-    ExitCode.DATASET: "data set missing, malformed or too small (calibrate: too few pairs)",
+    ExitCode.DATASET: "data set missing, malformed or too small (calibrate: too few pairs, or an unreliable site estimate)",
     ExitCode.INTERNAL: "unexpected internal error (run with -v)",
     ExitCode.GALLERY: "gallery or service store error",
     ExitCode.NOT_FOUND: "not found (a person, API key, access rule or group)",

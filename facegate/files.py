@@ -18,6 +18,7 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -105,6 +106,25 @@ def write_private(path: str | os.PathLike[str], data: bytes | str, *, encoding: 
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode(encoding) if isinstance(data, str) else data)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+def replace_private(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Make ``path`` atomically with ``write(tmp)``, which fills a temporary file in the same folder (created
+    0700 if missing) and may be any writer that takes a path (an ONNX exporter, ``torch.save``); the result is
+    0600 even if the writer replaced the file rather than writing into it, and a failed write leaves nothing."""
+    p = Path(path)
+    private_dir(p.parent)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, p)
     except BaseException:
         with contextlib.suppress(OSError):

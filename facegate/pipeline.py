@@ -12,24 +12,25 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from facegate.align import norm_crops, points_for
 from facegate.config import Config
 from facegate.decide.scores import cosine
-from facegate.decide.tables import TemplatePoint, load_operating_points, load_template_points
+from facegate.decide.site import store_path, store_signature
+from facegate.decide.tables import StackTables, in_force
 from facegate.decide.verification import decide, decision_threshold
-from facegate.errors import MultipleFacesError, NoFaceError, UsageError
+from facegate.errors import MultipleFacesError, NoFaceError, UncalibratedError, UsageError
 from facegate.image import ImageInput, load_image
 from facegate.types import Face, FaceChoice, OperatingPoint, Verdict
 
 if TYPE_CHECKING:
-    from facegate.liveness import Liveness, LivenessDetector
+    from facegate.liveness import Liveness, LivenessDetector, SamePersonRule
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,23 @@ def choose_face(faces: list[Face], image_shape: tuple[int, ...], pick: str = DEF
     return FaceChoice(face=face, index=index, found=len(faces), pick=pick)
 
 
+class _InForce:
+    """A pipeline's view of its tables in force (:meth:`Pipeline.tables`), read on every access so a
+    newly adopted site table applies; an instance attribute of the same name (a test's or a
+    synthetic pipeline's fixed table) takes precedence, as it did over the cached property this was."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        tables = obj.tables()
+        if self.name == "table_label":
+            return tables.label
+        return list(getattr(tables, self.name))
+
+
 class Pipeline:
     """Detect, align and embed faces with the models named in one ``Config``."""
 
@@ -111,15 +129,26 @@ class Pipeline:
 
         return get_embedder(self.config)
 
-    @cached_property
-    def operating_points(self) -> list[OperatingPoint]:
-        """The per-comparison operating points in force for this stack (:mod:`facegate.decide.tables`)."""
-        return load_operating_points(self.config)
+    def tables(self) -> StackTables:
+        """The tables in force for this stack (:func:`facegate.decide.tables.in_force`): read once, and
+        again when the site-table store changes, so a site table adopted (or reverted) while this
+        pipeline lives, by another process too, decides from its next decision on."""
+        sig = store_signature(store_path(self.config))
+        cached = self.__dict__.get("_tables")
+        if cached is None or cached[0] != sig:
+            cached = (sig, in_force(self.config))
+            self.__dict__["_tables"] = cached
+        return cached[1]
+
+    operating_points = _InForce()  # the per-comparison points in force (:mod:`facegate.decide.tables`)
+    template_points = _InForce()  # the k-photo template points in force (measured by :mod:`facegate.evaluate.templates`)
+    table_label = _InForce()  # which table decides, in words (:attr:`facegate.decide.tables.StackTables.label`)
 
     @cached_property
-    def template_points(self) -> list[TemplatePoint]:
-        """The k-photo template points in force for this stack (measured by :mod:`facegate.evaluate.templates`)."""
-        return load_template_points(self.config)
+    def plain_operating_points(self) -> list[OperatingPoint]:
+        """The operating points of this stack without the mirror average (``flip`` off): the
+        gate compares a burst's frames by such plain embeddings (:meth:`frame_rule`)."""
+        return list(in_force(self.config.replace(flip=False)).operating_points)
 
     # -- single images -------------------------------------------------------------------
     def load(self, src: ImageInput) -> np.ndarray:
@@ -194,7 +223,7 @@ class Pipeline:
         if a.embedding is None or b.embedding is None:
             raise UsageError("both faces need embeddings; use Pipeline.face() or faces() first")
         thr, far = self.threshold()
-        return decide(cosine(a.embedding, b.embedding), thr, far)
+        return decide(cosine(a.embedding, b.embedding), thr, far, table=self.table_label)
 
     def verify(self, a: ImageInput, b: ImageInput, pick: Pick = DEFAULT_PICK) -> Verdict:
         """Are the faces in ``a`` and ``b`` the same person? At the configured FAR or threshold.
@@ -262,15 +291,62 @@ class Pipeline:
         return ([c.face if c is not None else None for c in choices], [c.found if c is not None else 0 for c in choices],
                 probe)
 
-    def embed_frames(self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int]) -> None:
+    def frame_rule(self) -> SamePersonRule:
+        """The 1:1 rule a burst's frames are held to against the face the gate identifies (its
+        "same person in every frame" check), at the configured FAR.
+
+        Plain embeddings (each face's own, without the mirror average: half the forward passes;
+        the identified face's comes free with its mirrored one, :meth:`embed_frames`) at the
+        threshold the operating-point table of the stack without ``flip`` gives for the
+        configured FAR. Where that table has no such point (an explicit ``threshold``, a stack
+        never calibrated without ``flip``), the configured embeddings at the configured rule, as
+        1:1 verification decides. The rule says which (``mirrored``) and the gate's answer shows it."""
+        from facegate.liveness import SamePersonRule
+
+        threshold, far = self.threshold()  # the configured stack must be calibrated (or given a threshold)
+        if self.config.flip and self.config.threshold is None:
+            try:
+                plain, plain_far = decision_threshold(self.config.replace(flip=False), self.plain_operating_points)
+            except UncalibratedError:
+                pass
+            else:
+                return SamePersonRule(plain, plain_far, mirrored=False)
+        return SamePersonRule(threshold, far, mirrored=self.config.flip)
+
+    def embed_frames(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int]
+    ) -> dict[int, np.ndarray]:
         """Fill in the embeddings of ``faces[i]`` (the face of frame ``i``) for ``indices``, in
-        one embedder call; faces already embedded are left as they are."""
+        one embedder call, and return their plain embeddings (no mirror average, from the same
+        forward passes: what :meth:`frame_embeddings` compares). Faces already embedded are left
+        as they are and are not in the answer."""
         todo = [i for i in indices if faces[i] is not None and faces[i].embedding is None]  # type: ignore[union-attr]
         if not todo:
-            return
+            return {}
         chips = np.concatenate([self.chips(images[i], [faces[i]]) for i in todo])  # type: ignore[list-item]
-        for i, e in zip(todo, self.embedder.embed(chips)):
+        emb, plain = self.embedder.embed_and_plain(chips)
+        for i, e in zip(todo, emb):
             faces[i].embedding = e  # type: ignore[union-attr]
+        return dict(zip(todo, plain))
+
+    def frame_embeddings(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int],
+        rule: SamePersonRule, known: Mapping[int, np.ndarray] | None = None,
+    ) -> dict[int, np.ndarray]:
+        """The embeddings ``rule`` compares (:meth:`frame_rule`) of ``faces[i]`` for ``indices``
+        (frames with a face): plain ones, those in ``known`` (:meth:`embed_frames`'s answer)
+        reused and the rest in one embedder call; or, for a mirrored rule, ``Face.embedding``
+        (filled in where missing)."""
+        idx = [i for i in indices if faces[i] is not None]
+        if rule.mirrored or not self.config.flip:
+            self.embed_frames(images, faces, idx)
+            return {i: faces[i].embedding for i in idx}  # type: ignore[union-attr,misc]
+        out = {i: known[i] for i in idx if known and i in known}
+        todo = [i for i in idx if i not in out]
+        if todo:
+            chips = np.concatenate([self.chips(images[i], [faces[i]]) for i in todo])  # type: ignore[list-item]
+            out.update(zip(todo, self.embedder.embed_plain(chips)))
+        return out
 
     def liveness_burst(self, frames: Sequence[ImageInput]) -> Liveness:
         """Liveness of one face over consecutive frames (at most ``MAX_BURST_FRAMES``, taken
@@ -295,7 +371,7 @@ class Pipeline:
             raise NoFaceError(f"burst of {len(images)} frames: no face in any frame")
         det = self.liveness_detector  # raises ModelError when none may be used
         check = check_presentation(
-            "burst", images, faces, probe, lambda: det, lambda idx: self.embed_frames(images, faces, idx), self.threshold()
+            "burst", images, faces, probe, lambda: det, partial(self.frame_embeddings, images, faces), self.frame_rule()
         )
         if check.reason == LIVENESS_UNAVAILABLE:  # pragma: no cover - the detector was loaded above
             raise ModelError(check.message or "no liveness model may be used")

@@ -128,6 +128,7 @@ class Verdict:
     score: float  # cosine similarity of the two unit embeddings, higher = more alike
     threshold: float
     far: float | None  # false-accept rate the threshold stands for; None for a user-given threshold
+    table: str | None = None  # which operating-point table the threshold and FAR come from (shipped, site, ...)
     faces: tuple[FaceChoice, ...] = ()  # the face used from each photo (from Pipeline.verify), in order
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +137,7 @@ class Verdict:
             "score": round(self.score, 6),
             "threshold": round(self.threshold, 6),
             "far": self.far,
+            "table": self.table,
         }
         if self.faces:
             d["faces"] = [c.to_dict() for c in self.faces]

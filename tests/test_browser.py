@@ -180,6 +180,7 @@ def test_web_page_end_to_end(tmp_path, pipeline, hopper, astronaut, shots_dir):
             expect(allow.first).to_contain_text("NAMED")  # an identification, not an access decision
             expect(page.locator("#live-preview-note")).to_contain_text("Preview only")
             expect(page.locator("#live-decision")).to_contain_text("FPIR")
+            expect(page.locator("#live-decision")).to_contain_text("Table: shipped table")  # which table decides
             drawn = page.evaluate(
                 "(() => { const c = document.querySelector('#live-overlay');"
                 " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"

@@ -102,7 +102,7 @@ def test_weighted_survival_thresholds_match_repetition():
 def test_a_known_shift_and_scale_is_found(a, b):
     """A site whose impostor scores are the shipped ones moved and scaled: with the tail following the
     body (tail_decay 0) the site curve is the shipped one mapped, and the interval covers the truth."""
-    est = estimate(site_pairs(300, a, b), tail_decay=0.0, spread_prior=None)
+    est = estimate(site_pairs(300, a, b), tail_decay=0.0, spread_prior=None, stated="estimate")
     assert est.map.a == pytest.approx(a, abs=0.02) and est.map.b == pytest.approx(b, abs=0.04)
     truth = a + b * (MU + SD * float(norm.isf(1e-4)))
     p = est.point(1e-4)
@@ -117,13 +117,59 @@ def test_a_known_shift_and_scale_is_found(a, b):
 def test_the_tail_moves_less_than_the_body_by_the_stated_decay():
     from facegate.calibrate.estimate import TAIL_DECAY, TAIL_FROM, tail_weight
 
-    est = estimate(site_pairs(300, 0.09, 1.0))
+    est = estimate(site_pairs(300, 0.09, 1.0), stated="estimate")
     for far in (1e-1, 1e-2, 1e-3, 1e-4, 1e-6):
         t = MU + SD * float(norm.isf(far))
         w = 1.0 if far >= TAIL_FROM else max(0.0, 1 - TAIL_DECAY * math.log10(TAIL_FROM / far))
         assert tail_weight(far) == pytest.approx(w)
         assert est.point(far).threshold == pytest.approx(t + w * (est.map(t) - t), abs=1e-9)
     assert est.point(1e-6).threshold == pytest.approx(est.point(1e-6).shipped_threshold, abs=0.02)
+
+
+def test_the_stated_far_is_the_expected_far_over_the_estimate_uncertainty():
+    """A FAR is convex in the threshold: the estimate's own threshold stands for more than its FAR on average
+    over what the pairs leave unknown; the adopted one (stated="expected") stands for exactly it."""
+    from facegate.calibrate.estimate import Curve, expected_thresholds
+
+    rng = np.random.default_rng(0)
+    fars = [1e-2, 1e-3, 1e-4]
+    base = np.asarray([0.35, 0.45, 0.55])
+    rows = base + rng.normal(0, 0.02, (400, 1))  # replicate curves: the same shape, shifted
+    got = expected_thresholds(rows, fars)
+    for f, t, b in zip(fars, got, base):
+        mean_far = np.mean([Curve.of([_Pt(ff, x) for ff, x in zip(fars, row)]).far(t) for row in rows])
+        assert mean_far == pytest.approx(f, rel=0.02)
+        assert t > b  # stricter than the middle curve's own threshold
+    plain = estimate(site_pairs(30, 0.09, 1.0, seed=3), stated="estimate")
+    adopted = estimate(site_pairs(30, 0.09, 1.0, seed=3))
+    for f in (1e-3, 1e-4):
+        assert 0 < adopted.point(f).threshold - plain.point(f).threshold < 0.01
+
+
+class _Pt:
+    def __init__(self, far, threshold):
+        self.far, self.threshold = far, threshold
+
+
+def test_templates_move_by_the_common_shift_over_the_norm_of_their_mean():
+    """A k-photo template's score is its photos' mean score over the norm of their mean, so the site's common
+    move a reaches it as a / r_k, r_k^2 = (1 + (k - 1) g) / k with g the mean same-person score."""
+    from facegate.calibrate.estimate import template_maps
+
+    pairs = site_pairs(60, 0.09, 1.0)
+    pairs.genuine = np.full(40, 0.6, np.float32)
+    est = estimate(pairs, stated="estimate")
+    maps = template_maps(est.map, pairs, shipped_stats(), {2, 4}, "genuine")
+    for k in (2, 4):
+        assert maps[k].a == pytest.approx(est.map.a / math.sqrt((1 + (k - 1) * 0.6) / k))
+        assert maps[k].b == est.map.b
+    t2 = [t for t in est.template_points if t.k == 2 and t.far == 1e-2][0]
+    shipped2 = MU + SD * float(norm.isf(1e-2)) + 0.01
+    assert t2.threshold == pytest.approx(maps[2](shipped2), abs=1e-9)  # at FAR 1e-2 the whole move
+    assert t2.threshold > est.map(shipped2)  # more than a single photo's
+    # without same-person pairs the single-photo rule applies
+    assert template_maps(est.map, site_pairs(60, 0.09, 1.0), shipped_stats(), {2}, "genuine") == {}
+    assert template_maps(est.map, pairs, shipped_stats(), {2}, "single") == {}
 
 
 def test_thirty_people_one_photo_each_is_enough_and_ten_is_not():
@@ -188,6 +234,18 @@ def test_collect_pairs_counts_gallery_strangers_and_labelled_pairs():
     assert only.scores[0] == pytest.approx(float(people["p0"][0] @ people["p2"][0]), abs=1e-6)
 
 
+def test_each_pair_of_people_counts_once_however_many_photos_they_have():
+    rng = np.random.default_rng(0)
+    people = {"a": _unit(rng, 3), "b": _unit(rng, 1), "c": _unit(rng, 2)}
+    pairs = collect_pairs(people)
+    w = pairs.pair_weights()
+    assert pairs.pairs == 3 * 1 + 3 * 2 + 1 * 2
+    for u, v in (("a", "b"), ("a", "c"), ("b", "c")):
+        iu, iv = pairs.names.index(u), pairs.names.index(v)
+        sel = ((pairs.a == iu) & (pairs.b == iv)) | ((pairs.a == iv) & (pairs.b == iu))
+        assert w[sel].sum() == pytest.approx(1.0)
+
+
 def test_collect_pairs_subsamples_past_max_pairs():
     rng = np.random.default_rng(0)
     pairs = collect_pairs({f"p{i}": _unit(rng, 1) for i in range(100)}, max_pairs=1000)
@@ -226,7 +284,9 @@ def test_adopt_revert_round_trip_with_its_audit_log(tmp_path):
     e1 = adopt(store, first, by="ada", shipped_points=shipped_points())
     assert e1.before["table"] == "shipped" and e1.after["table"] == first.created and not e1.forced
     assert e1.before["thresholds"]["0.0001"] < e1.after["thresholds"]["0.0001"]
-    assert table_in_force(store, STACK).to_dict() == first.to_dict()
+    in_force = table_in_force(store, STACK)
+    assert {k: v for k, v in in_force.to_dict().items() if k != "adoption"} == first.to_dict()
+    assert in_force.adoption == {"when": e1.when, "by": "ada", "forced": False, "note": ""}
     assert table_in_force(store, "another|stack") is None
     second.created = "2027-01-01T00:00:00+00:00"
     adopt(store, second, by="bob")
@@ -282,11 +342,23 @@ def _denied_best(t: SiteTable, n: int, people: int, shift: float, seed: int = 0)
     return best[best <= bar]
 
 
+def _named(t: SiteTable, people: int, shift: float, n: int = 20000) -> float:
+    """The share of strangers really named at the FPIR 1e-2 bar when every score moved by ``shift``."""
+    rng = np.random.default_rng(7)
+    best = (t.map["a"] + t.map["b"] * (MU + SD * rng.standard_normal((n, people))) + shift).max(axis=1)
+    return float((best > open_set_policy(Config(fpir=1e-2), t.operating_points(), t.template_points, {1: people}).threshold).mean())
+
+
 def test_denied_scores_that_match_the_table_raise_no_warning_and_drifted_ones_do():
     t = site_table(people=300)
     assert denied_score_drift(t, _denied_best(t, 2000, 50, 0.0), {1: 50}, 1e-2) is None
     w = denied_score_drift(t, _denied_best(t, 2000, 50, 0.08), {1: 50}, 1e-2)
-    assert w is not None and w.code == "impostor_drift" and w.severity == "warning" and w.details["far_factor"] > 2
+    assert w is not None and w.code == "impostor_drift" and w.severity == "warning"
+    # the size: the shift is found, and the share of strangers it implies is the share really named, within 2x
+    assert w.details["shift"] == pytest.approx(0.08, abs=0.01)
+    real = _named(t, 50, 0.08) / _named(t, 50, 0.0) * w.details["stated_fpir"]
+    assert 0.5 < w.details["implied_fpir"] / real < 2 and w.details["fpir_factor"] > 4
+    assert "+0.07" in w.message or "+0.08" in w.message
     low = denied_score_drift(t, _denied_best(t, 2000, 50, -0.12), {1: 50}, 1e-2)
     assert low is not None and low.severity == "info"
     assert denied_score_drift(t, _denied_best(t, 30, 50, 0.2), {1: 50}, 1e-2) is None  # too few checks to say
@@ -332,6 +404,30 @@ def test_gallery_people_reads_every_page_and_counts_faces():
     people, counts = gallery_people(_Gallery(25), page=10)
     assert len(people) == 25 and people["p4"].shape == (2, 16)
     assert counts == {1: 9, 2: 8, 3: 8}
+
+
+def test_a_large_gallery_is_calibrated_from_a_sample_of_its_people_and_stated_at_its_size():
+    from facegate.calibrate import gallery_people
+
+    g = _Gallery(25)
+    people, counts = gallery_people(_Counted(g), page=10, max_people=12)
+    assert len(people) == 12 and counts == {1: 9, 2: 8, 3: 8}  # every person counted, 12 read
+
+
+class _Counted:
+    """A gallery whose people carry their face counts (as facegate's do), so a sample can be drawn before reading."""
+
+    def __init__(self, g):
+        self.g = g
+
+    def people(self, limit=None, offset=0):
+        out = self.g.people(limit, offset)
+        for p in out:
+            p.faces = len(self.g.emb[p.id])
+        return out
+
+    def embeddings(self, pid):
+        return self.g.embeddings(pid)
 
 
 def test_embed_folder_embeds_each_photo_and_lists_the_ones_without_a_face(tmp_path, hopper_path, astronaut_path):

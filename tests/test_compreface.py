@@ -95,7 +95,7 @@ def test_examples_subjects_and_recognition_in_compreface_shape(cf):
     out = c.post(f"{R}/faces/{ada['image_id']}/verify", headers=keys["gate"],
                  files={"file": ("p.jpg", jpeg(1, 7), "image/jpeg")}).json()
     assert out["result"][0]["same"] is True and out["result"][0]["threshold"] == 0.9
-    assert out["facegate"]["verify"] == {"threshold": 0.9, "far": 0.001}
+    assert out["facegate"]["verify"] == {"threshold": 0.9, "far": 0.001, "table": "synthetic table (synthetic faces)"}
     out = c.post(f"{R}/faces/{ada['image_id']}/verify", headers=keys["gate"],
                  files={"file": ("p.jpg", jpeg(2, 7), "image/jpeg")}).json()
     assert out["result"][0]["same"] is False

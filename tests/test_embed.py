@@ -18,11 +18,12 @@ from facegate.align import (  # noqa: E402
 )
 from facegate.config import Config  # noqa: E402
 from facegate.embed import get_embedder  # noqa: E402
-from facegate.embed.dlib_resnet import DlibResNetEmbedder, onnx_cache_path  # noqa: E402
-from facegate.embed.dlib_torch import cache_path, export_onnx  # noqa: E402
+from facegate.embed.dlib_resnet import DlibResNetEmbedder  # noqa: E402
 from facegate.embed.onnx import ARCFACE_112, OnnxEmbedder  # noqa: E402
 from facegate.errors import DeviceError, ModelError, UsageError  # noqa: E402
+from facegate.models.converted import CONVERSIONS  # noqa: E402
 from facegate.models.dlib_dat import parse_dlib_dnn, read_dlib_dnn  # noqa: E402
+from facegate.models.dlib_torch import write_onnx  # noqa: E402
 from facegate.models.registry import REGISTRY, register_onnx_embedder, verified_path  # noqa: E402
 
 
@@ -160,9 +161,10 @@ def test_fp16_has_its_own_embedding_cache_key(home):
     assert _signature(base, "center") != _signature(base.replace(fp16=True), "center")
 
 
-def test_export_onnx_matches_torch(home, tmp_path, embedder, chips):
+def test_export_onnx_matches_torch(tmp_path, embedder, chips):
     ort = pytest.importorskip("onnxruntime")
-    path = export_onnx(tmp_path / "dlib_resnet.onnx", Config(home=home))
+    path = tmp_path / "dlib_resnet.onnx"
+    write_onnx(path)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.ascontiguousarray(chips[:3].transpose(0, 3, 1, 2).astype(np.float32))
     got = sess.run(None, {"chips": x})[0]
@@ -181,13 +183,24 @@ def test_cpu_default_runtime_is_onnxruntime_and_agrees_with_torch(home, chips):
         DlibResNetEmbedder(Config(home=home, runtime="tensorflow"))
 
 
-def test_onnx_cache_is_written_verified_and_rebuilt(tmp_path, chips):
-    cfg = Config(home=tmp_path, flip=False)
+def _cached(cfg: Config, name: str) -> Path:
+    return cfg.cache_dir / CONVERSIONS[name].filename(REGISTRY["dlib_resnet"].sha256)
+
+
+@pytest.fixture()
+def no_conversions_installed(tmp_path, monkeypatch) -> None:
+    """A model store without converted files (an install by an older facegate): the embedder converts
+    dlib's .dat into the home's cache, as these tests check. dlib's weights come from its pip package."""
+    monkeypatch.setenv("FACEGATE_MODELS", str(tmp_path / "store-without-conversions"))
+
+
+def test_onnx_cache_is_written_verified_and_rebuilt(tmp_path, chips, no_conversions_installed):
+    cfg = Config(home=tmp_path / "home", flip=False)
     first = DlibResNetEmbedder(cfg)
     reference = first._forward(chips[:2])
-    assert first.loaded_from == "dat"
-    path = onnx_cache_path(cfg, REGISTRY["dlib_resnet"].sha256)
-    assert path.exists() and path.with_suffix(".json").exists()
+    assert first.loaded_from == "converted"
+    path = _cached(cfg, "dlib_resnet.onnx")
+    assert path.exists() and path.with_name(path.name + ".json").exists()
     second = DlibResNetEmbedder(cfg)
     assert np.array_equal(second._forward(chips[:2]), reference)
     assert second.loaded_from == "cache"
@@ -195,16 +208,17 @@ def test_onnx_cache_is_written_verified_and_rebuilt(tmp_path, chips):
     path.write_bytes(good[:-64] + bytes(64))  # damaged: no longer matches its recorded sha256
     third = DlibResNetEmbedder(cfg)
     assert np.allclose(third._forward(chips[:2]), reference, atol=1e-5)
-    assert path.read_bytes() != good[:-64] + bytes(64)  # rewritten
+    assert third.loaded_from == "converted"
+    assert path.read_bytes() == good  # rewritten, the same graph
     assert DlibResNetEmbedder(cfg).load() is not None and DlibResNetEmbedder(cfg)._forward(chips[:1]).shape == (1, 128)
 
 
-def test_cache_is_written_then_used(tmp_path, chips):
-    cfg = Config(home=tmp_path, flip=False, runtime="torch")
+def test_cache_is_written_then_used(tmp_path, chips, no_conversions_installed):
+    cfg = Config(home=tmp_path / "home", flip=False, runtime="torch")
     first = DlibResNetEmbedder(cfg)
     a = first._forward(chips[:2])
-    assert first.loaded_from == "dat"
-    assert cache_path(cfg, REGISTRY["dlib_resnet"].sha256).exists()
+    assert first.loaded_from == "converted"
+    assert _cached(cfg, "dlib_resnet.pt").exists()
     second = DlibResNetEmbedder(cfg)
     b = second._forward(chips[:2])
     assert second.loaded_from == "cache"
@@ -212,22 +226,22 @@ def test_cache_is_written_then_used(tmp_path, chips):
 
 
 @pytest.mark.parametrize("damage", ["weights", "source_sha", "garbage"])
-def test_untrustworthy_cache_is_rebuilt(tmp_path, chips, damage):
-    cfg = Config(home=tmp_path, flip=False, runtime="torch")
+def test_untrustworthy_cache_is_rebuilt(tmp_path, chips, damage, no_conversions_installed):
+    cfg = Config(home=tmp_path / "home", flip=False, runtime="torch")
     reference = DlibResNetEmbedder(cfg)._forward(chips[:2])
-    path = cache_path(cfg, REGISTRY["dlib_resnet"].sha256)
+    path = _cached(cfg, "dlib_resnet.pt")
     if damage == "garbage":
         path.write_bytes(b"not a torch file")
     else:
         blob = torch.load(path, weights_only=True)
         if damage == "weights":
-            blob["state_dict"]["fc.weight"].mul_(-1.0)  # recorded sha256 left as it was
+            blob["state_dict"]["fc.weight"].mul_(-1.0)
         else:
             blob["source_sha256"] = "0" * 64
         torch.save(blob, path)
     again = DlibResNetEmbedder(cfg)
     assert np.array_equal(again._forward(chips[:2]), reference)
-    assert again.loaded_from == "dat"
+    assert again.loaded_from == "converted"
     assert DlibResNetEmbedder(cfg).load() is not None  # and the rebuilt cache is good again
     fresh = DlibResNetEmbedder(cfg)
     fresh.load()

@@ -36,8 +36,8 @@ from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face
 
 API = "/api/v1"
 CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "warnings",
-                 "event_id", "faces", "reason", "message", "liveness", "frames", "frames_without_face", "faces_found",
-                 "face_used", "pick"}
+                 "event_id", "faces", "reason", "message", "liveness", "frames", "frames_without_face", "table",
+                 "faces_found", "face_used", "pick"}
 
 
 def jpeg(person: int, shot: int = 0, size: int = 200) -> bytes:

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
-import tempfile
 import threading
 import time
 import warnings
@@ -47,7 +45,6 @@ import torch.nn.functional as F
 
 from facegate.config import Config
 from facegate.errors import FacegateError, InvalidImageError
-from facegate.files import private_dir
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -335,31 +332,14 @@ class DeviceMtcnn:
 
 
 def load_shape_predictor(config: Config) -> dict[str, np.ndarray]:
-    """The registry's sha256-checked 5-point predictor as arrays, cached as .npz beside the other
-    converted weights (parsing the 9 MB file in Python takes seconds; loading the cache, milliseconds)."""
-    from facegate.models.registry import REGISTRY, verified_path
+    """The registry's sha256-checked 5-point predictor as arrays: converted by `facegate models install`
+    (else once into the cache, see :mod:`facegate.models.converted`), since parsing the 9 MB file in Python
+    takes seconds and loading the arrays milliseconds."""
+    from facegate.models.converted import converted_path
 
-    spec = REGISTRY["dlib_5_landmarks"]
-    path = verified_path(spec)
-    cache = config.cache_dir / f"dlib_5_landmarks.{spec.sha256[:16]}.npz"
-    if cache.exists():
-        try:
-            with np.load(cache) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            log.warning("%s: unreadable (%s); converting the predictor again", cache, exc)
-    from facegate.models.dlib_dat import read_shape_predictor
-
-    arrays = read_shape_predictor(path)
-    try:
-        private_dir(cache.parent)  # the file is mkstemp's: 0600
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, cache)
-    except OSError as exc:
-        log.warning("could not cache the converted shape predictor at %s (%s)", cache, exc)
-    return arrays
+    path, _ = converted_path("dlib_5_landmarks.npz", config)
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _round_half_up(x: torch.Tensor) -> torch.Tensor:

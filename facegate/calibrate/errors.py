@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from facegate.errors import DatasetError, UsageError
+from facegate.decide.site import SiteTableError  # the decision layer reads the store too: the error lives there
+from facegate.errors import DatasetError
 
 
 class UnreliableEstimateError(DatasetError):
@@ -14,12 +15,6 @@ class UnreliableEstimateError(DatasetError):
     def __init__(self, message: str, reasons: list[str] | None = None) -> None:
         super().__init__(message)
         self.reasons = list(reasons or [])
-
-
-class SiteTableError(UsageError):
-    """A site table or its store cannot be used (unreadable, another stack, nothing to revert)."""
-
-    code = "site_table"
 
 
 __all__ = ["SiteTableError", "UnreliableEstimateError"]

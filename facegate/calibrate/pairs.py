@@ -66,6 +66,15 @@ class SitePairs:
     photos: dict[str, int] = field(default_factory=dict)  # photos per source
     total_pairs: int = 0  # impostor pairs before subsampling
     templates: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    unit_photos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # photos of each unit (empty: 1 each)
+
+    def pair_weights(self) -> np.ndarray:
+        """Each impostor pair's weight when every pair of *people* counts once: ``1 / (photos of a x photos
+        of b)``; a person enrolled with three photos otherwise counts three times in every statistic."""
+        if self.unit_photos.size != self.units:
+            return np.ones(self.pairs, np.float64)
+        n = np.maximum(self.unit_photos, 1).astype(np.float64)
+        return 1.0 / (n[self.a] * n[self.b])
 
     @property
     def pairs(self) -> int:
@@ -214,8 +223,14 @@ def collect_pairs(
             ri, ci = np.nonzero(other)
             templates[k] = (s[other].astype(np.float32), np.asarray(owners, np.int32)[ri], gallery_units[ci])
 
+    unit_photos = np.ones(len(unit_source), np.int32)
+    for u, e in g_units:
+        unit_photos[u] = len(e)
+    if labelled is not None:
+        unit_photos[base:] = np.bincount(codes, minlength=len(names_l))
     return SitePairs(scores=scores, a=ua, b=ub, genuine=cat(gen_s, np.float32), genuine_unit=cat(gen_u, np.int32),
-                     unit_source=unit_source, names=names, photos=photos, total_pairs=total, templates=templates)
+                     unit_source=unit_source, names=names, photos=photos, total_pairs=total, templates=templates,
+                     unit_photos=unit_photos)
 
 
 __all__ = ["GALLERY", "LABELLED", "MAX_PAIRS", "SOURCES", "STRANGERS", "SitePairs", "collect_pairs", "template",

@@ -1,16 +1,19 @@
 """Adopt and revert site tables, with an append-only record of who changed what, when.
 
-A store is one JSON file (where it lives, beside the gallery or in ``<home>``, is the caller's
-choice): per stack the table in force now, the tables adopted before it (so a revert restores
-the previous one, or the shipped table after the first), and the audit log. Each log entry
-says what was in force before and after (the thresholds at FAR 1e-3 ... 1e-6), who did it and
-when, and whether an unreliable estimate was forced in. Writes are atomic and serialised by a
-lock file, so a CLI adopting while a server reads never leaves a half-written store.
+The store is the deployment's site-table store (:func:`facegate.decide.site.store_path`:
+``<home>/site_tables.json``; its format and reader are the decision layer's, this module
+writes it): per stack the table in force now, the tables adopted before it (so a revert restores
+the previous one, or the shipped table after the first), the last estimate made (so an estimate
+can be looked at first and adopted after, as the REST API does), and the audit log. Each log
+entry says what was in force before and after (the thresholds at FAR 1e-3 ... 1e-6), who did it
+and when, and whether an unreliable estimate was forced in. Writes are atomic, private (0600) and
+serialised by a lock file, so a CLI adopting while a server reads never leaves a half-written store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from facegate.calibrate.errors import SiteTableError, UnreliableEstimateError
-from facegate.calibrate.table import REPORT_FARS, SiteTable, now_iso, read_json, write_json
+from facegate.calibrate.table import REPORT_FARS, SiteTable, now_iso
+from facegate.decide.site import STORE_VERSION, read_store
+from facegate.files import open_private, write_private
 
-STORE_VERSION = 1
 SHIPPED = "shipped"
 
 
@@ -45,9 +49,8 @@ class AdoptionEvent:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(f".{path.name}.lock")
-    with open(lock, "a") as fh:
+    with open_private(lock, "a") as fh:
         try:
             import fcntl
 
@@ -58,12 +61,11 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {"version": STORE_VERSION, "stacks": {}, "log": []}
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
-        raise SiteTableError(f"{path} is not a site-table store of version {STORE_VERSION}; move it aside and recalibrate")
-    return data
+    return read_store(path)
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    write_private(path, json.dumps(data, indent=2) + "\n")
 
 
 def _snapshot(table: SiteTable | None, shipped_points: Any = None) -> dict[str, Any]:
@@ -88,6 +90,24 @@ def table_in_force(store: str | os.PathLike[str], stack: str) -> SiteTable | Non
     return SiteTable.from_dict(entry["adopted"][-1])
 
 
+def save_estimate(store: str | os.PathLike[str], table: SiteTable) -> None:
+    """Keep ``table`` as the last estimate of its stack (not in force: :func:`adopt` puts it there)."""
+    path = Path(store)
+    with _locked(path):
+        data = _load(path)
+        data["stacks"].setdefault(table.stack, {"adopted": []})["estimate"] = table.to_dict()
+        _write(path, data)
+
+
+def last_estimate(store: str | os.PathLike[str], stack: str) -> SiteTable | None:
+    """The last estimate kept for ``stack`` (by :func:`save_estimate` or :func:`adopt`); None if none."""
+    path = Path(store)
+    if not path.exists():
+        return None
+    entry = _load(path)["stacks"].get(stack) or {}
+    return SiteTable.from_dict(entry["estimate"]) if entry.get("estimate") else None
+
+
 def adopt(
     store: str | os.PathLike[str], table: SiteTable, *, by: str, force: bool = False, shipped_points: Any = None,
     note: str = "", when: str | None = None,
@@ -103,12 +123,17 @@ def adopt(
     with _locked(path):
         data = _load(path)
         entry = data["stacks"].setdefault(table.stack, {"adopted": []})
+        entry.setdefault("adopted", [])
         before = SiteTable.from_dict(entry["adopted"][-1]) if entry["adopted"] else None
-        entry["adopted"].append(table.to_dict())
-        event = AdoptionEvent("adopt", table.stack, when or now_iso(), by, bool(force and not table.reliable),
-                              _snapshot(before, shipped_points), _snapshot(table), tuple(table.reasons) if force else (), note)
+        forced = bool(force and not table.reliable)
+        event = AdoptionEvent("adopt", table.stack, when or now_iso(), by, forced,
+                              _snapshot(before, shipped_points), _snapshot(table), tuple(table.reasons) if forced else (), note)
+        record = table.to_dict()
+        record["adoption"] = {"when": event.when, "by": by, "forced": forced, "note": note}
+        entry["adopted"].append(record)
+        entry["estimate"] = table.to_dict()
         data["log"].append(event.to_dict())
-        write_json(path, data)
+        _write(path, data)
     return event
 
 
@@ -122,13 +147,16 @@ def revert(store: str | os.PathLike[str], stack: str, *, by: str, shipped_points
         entry = data["stacks"].get(stack)
         if not entry or not entry.get("adopted"):
             raise SiteTableError(f"no site table is in force for {stack}: the shipped table applies, nothing to revert")
-        current = SiteTable.from_dict(entry["adopted"].pop())
-        entry.setdefault("reverted", []).append(current.to_dict())
+        record = entry["adopted"].pop()
+        current = SiteTable.from_dict(record)
+        when = when or now_iso()
+        record["reversion"] = {"when": when, "by": by, "note": note}
+        entry.setdefault("reverted", []).append(record)
         after = SiteTable.from_dict(entry["adopted"][-1]) if entry["adopted"] else None
-        event = AdoptionEvent("revert", stack, when or now_iso(), by, False, _snapshot(current),
+        event = AdoptionEvent("revert", stack, when, by, False, _snapshot(current),
                               _snapshot(after, shipped_points), (), note)
         data["log"].append(event.to_dict())
-        write_json(path, data)
+        _write(path, data)
     return event
 
 
@@ -145,4 +173,5 @@ def audit_log(store: str | os.PathLike[str], stack: str | None = None) -> list[A
     return out
 
 
-__all__ = ["SHIPPED", "STORE_VERSION", "AdoptionEvent", "adopt", "audit_log", "revert", "table_in_force"]
+__all__ = ["SHIPPED", "STORE_VERSION", "AdoptionEvent", "SiteTableError", "adopt", "audit_log", "last_estimate", "revert",
+           "save_estimate", "table_in_force"]

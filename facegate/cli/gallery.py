@@ -232,8 +232,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        description="Gallery maintenance (without a sub-command: stats).",
                        example="facegate gallery check")
     gsub = p.add_subparsers(dest="gallery_command", metavar="SUBCOMMAND")
-    q = gsub.add_parser("stats", parents=parents, help="counts, model, index kind and size",
-                        description="Counts of people and faces, the model, the index kind and size.",
+    q = gsub.add_parser("stats", parents=parents, help="counts, model, index; the table in force and drift warnings",
+                        description="Counts of people and faces, the model, the index kind and size; the operating-point "
+                        "table in force (shipped or the adopted site table) and whether it still holds (enrolments "
+                        "grown since the site calibration, denied gate checks scoring higher than it says).",
                         example="facegate gallery stats --json")
     q.set_defaults(func=cmd_gallery_stats)
     q = gsub.add_parser(
@@ -358,6 +360,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
         if len(results) > 1:
             lines.append(f"{choice.found} faces; a one-face decision (the gate's) uses face {choice.index + 1} "
                          f"({choice.pick})")
+        if policy.table_label:
+            lines.append(f"table: {policy.table_label}")
         return "\n".join(lines)
 
     emit(args, {"photo": args.photo, "gallery_people": stats["people"], "decision": policy.to_dict(),
@@ -532,8 +536,40 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 def cmd_gallery_stats(args: argparse.Namespace) -> int:
     with _open(args) as g:
         s = g.stats()
-    emit(args, s, lambda: format_mapping(s))
+        s["site_calibration"] = _site_status(g)
+    status = s["site_calibration"]
+
+    def text() -> str:
+        from facegate.calibrate.status import status_lines
+
+        return "\n".join([format_mapping({k: v for k, v in s.items() if k != "site_calibration"}), *status_lines(status)])
+
+    emit(args, s, text)
     return 0
+
+
+def _site_status(g: Any) -> dict[str, Any]:
+    """The table in force and the drift warnings (:func:`facegate.calibrate.site_status`); the denied-score
+    check reads the gate checks since the adoption from the service database beside the gallery, if any."""
+    from facegate.calibrate.status import adopted_at, adopted_site_table, site_status
+    from facegate.decide.tables import in_force
+    from facegate.service.settings import default_service_db
+
+    state = g.backend.state()
+    tables = in_force(g.config)
+    site = adopted_site_table(g.config, tables)
+    denied = bars = None
+    service_db = default_service_db(g.config)
+    if site is not None and service_db.exists():
+        from facegate.service.db import ServiceDB
+
+        db = ServiceDB(service_db)
+        try:
+            denied, bars = db.denied_best_scores(adopted_at(site))
+        finally:
+            db.close()
+    return site_status(g.config, people=state.people, faces=state.faces, face_counts=state.face_counts,
+                       denied_best=denied, bars=bars, tables=tables)
 
 
 def cmd_gallery_check(args: argparse.Namespace) -> int:

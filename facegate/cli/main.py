@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     core.register(sub, common_options())
     try:
+        from facegate.cli import site
+    except ImportError:  # site calibration not installed in this build
+        site = None  # type: ignore[assignment]
+    if site is not None:
+        site.register(sub, common_options())
+    try:
         from facegate.cli import gallery
     except ImportError:  # gallery commands not installed in this build
         gallery = None  # type: ignore[assignment]

@@ -6,8 +6,9 @@ here, so the gallery, the service, ``watch`` and the gate client cannot disagree
 * :mod:`.scores`: the score (:func:`cosine`) and **the model check** (:func:`check_model`:
   scores across embedding models are meaningless);
 * :mod:`.tables`: the calibrated **operating-point tables** of each stack (shipped, overridden by
-  the user's own), read here and written by :mod:`facegate.evaluate`; :func:`.tables.in_force` is
-  their one reader;
+  the user's own, overridden by the site table adopted for the stack, :mod:`.site`), read here and
+  written by :mod:`facegate.evaluate`; :func:`.tables.in_force` is their one reader and says which
+  table decides (every answer carries it);
 * :mod:`.verification`: **1:1** (:func:`decision_threshold`, :func:`decide`), the calibrated
   per-comparison threshold for ``config.far``, or an explicit threshold;
 * :mod:`.curves`: **the calibrated curve** (:class:`FarCurve`, FAR <-> threshold <-> TAR, log-linear

@@ -42,7 +42,7 @@ def stack_points(pipeline: Any) -> tuple[list[OperatingPoint], list[TemplatePoin
     """The calibrated per-comparison points and template points of ``pipeline``'s stack.
 
     ``pipeline.operating_points`` is the per-comparison table; ``pipeline.template_points``, where a
-    pipeline has it, the template table (else the shipped one for the configured embedder).
+    pipeline has it, the template table (else the one in force for the configured stack).
     """
     points = list(getattr(pipeline, "operating_points", None) or [])
     tpts = getattr(pipeline, "template_points", None)
@@ -69,6 +69,7 @@ class OpenSetPolicy:
     explicit: bool = False
     warnings: tuple[str, ...] = ()
     table: TemplateTable | None = None
+    table_label: str | None = None  # which operating-point table the rates come from (shipped, site, ...)
 
     def bar(self, faces: int | float = 1) -> float:
         """The threshold an identity enrolled with ``faces`` faces (or a template of that many
@@ -90,7 +91,7 @@ class OpenSetPolicy:
         return {
             "fpir": self.fpir, "far": self.far, "identities": self.identities, "rule": self.rule,
             "threshold": round(self.threshold, 6), "tpir": None if self.tpir is None else round(self.tpir, 4),
-            "explicit_threshold": self.explicit, "warnings": list(self.warnings),
+            "explicit_threshold": self.explicit, "warnings": list(self.warnings), "table": self.table_label,
         }
 
     def describe(self) -> str:
@@ -111,11 +112,13 @@ def open_set_policy(
     *,
     rule: str = "mean",
     fpir: float | None = None,
+    table_label: str | None = None,
 ) -> OpenSetPolicy:
     """The 1:N policy for a gallery whose identities have the given face counts
     (``face_counts``: number of faces -> number of identities with that many).
 
     ``fpir`` defaults to ``config.fpir``; ``config.threshold`` (explicit) wins over both.
+    ``table_label`` names the table ``points`` come from; the answers carry it.
     Raises :class:`UsageError` when the stack has no calibrated curve and no explicit threshold.
     """
     if rule not in RULES:
@@ -132,7 +135,7 @@ def open_set_policy(
             f_sum = sum(cnt * (table.far(thr, k) if rule == "mean" else min(1.0, k * table.single.far(thr)))
                         for k, cnt in face_counts.items())
         return OpenSetPolicy(fpir=None if f_sum is None else min(1.0, f_sum), far=far, identities=n, rule=rule,
-                             threshold=thr, tpir=None, explicit=True, table=table)
+                             threshold=thr, tpir=None, explicit=True, table=table, table_label=table_label)
     target = float(fpir if fpir is not None else config.fpir)
     if not 0 < target < 1:
         raise UsageError(f"FPIR must be between 0 and 1 (got {target:g})")
@@ -159,7 +162,7 @@ def open_set_policy(
             f"{100 * tpir:.0f}% (enrol more photos per person, or accept a higher FPIR)"
         )
     return OpenSetPolicy(fpir=target, far=far, identities=n, rule=rule, threshold=policy.threshold, tpir=tpir,
-                         warnings=tuple(warnings), table=table)
+                         warnings=tuple(warnings), table=table, table_label=table_label)
 
 
 def expected_tpir(policy: OpenSetPolicy, face_counts: Mapping[int, int]) -> float | None:

@@ -14,9 +14,10 @@ This module is the one that knows their format: it reads them (for the decision 
 writes them (for ``evaluate`` and ``facegate calibrate --write``). The tables *in force* for a
 stack have one reader, :func:`in_force`: each table's entry for the stack comes from the
 highest-precedence source that has one (:func:`table_layers`: the tables shipped in
-``facegate/data``, overridden by the user's own calibrations of the same name in ``<home>``).
-A new source (a site's own calibration, adopted instead of the shipped points) is one more
-layer there; nothing else reads the files.
+``facegate/data``, overridden by the user's own calibrations of the same name in ``<home>``, overridden
+by the site table adopted for the stack, :mod:`facegate.decide.site`); nothing else reads the files.
+:class:`StackTables` says which source decides (:attr:`StackTables.label`), so every answer that
+states a rate can say which table it came from.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from typing import Any
 
 from facegate.config import Config
+from facegate.decide.site import SITE, AdoptedTable, site_layers, site_table
 from facegate.errors import ModelError, UsageError
 from facegate.files import write_private
 from facegate.types import OperatingPoint
@@ -35,6 +38,7 @@ OPERATING_POINTS = "operating_points.json"
 TEMPLATE_POINTS = "template_points.json"
 SHIPPED = "shipped"  # facegate/data/<table>
 HOME = "home"  # <home>/<table>, written by `facegate calibrate --write`
+# SITE (facegate.decide.site): the site table adopted by `facegate calibrate --site --adopt`, <home>/site_tables.json
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,9 @@ class TemplatePoint:
     far: float
     threshold: float
     tar: float | None
-    templates: int
-    people: int
-    impostor_pairs: int
+    templates: int = 0  # what the point was measured on (0: not recorded, as in a site table)
+    people: int = 0
+    impostor_pairs: int = 0
 
 
 # -- stacks ---------------------------------------------------------------------------------------
@@ -100,15 +104,21 @@ def home_table(name: str, config: Config) -> dict | None:
         raise UsageError(f"{own} is not valid JSON ({exc}); fix or delete it") from exc
 
 
-def table_layers(name: str, config: Config | None = None) -> list[tuple[str, dict]]:
+def table_layers(name: str, config: Config | None = None, *, site: bool = True) -> list[tuple[str, dict]]:
     """(source, table) pairs of one table, lowest precedence first: the shipped one, then (with a
-    ``config``) the user's ``<home>`` copy. A stack's entry is taken whole from the last layer
-    that has one. Further sources (a site calibration) are added here and nowhere else."""
+    ``config``) the user's ``<home>`` copy, then the site tables adopted in ``<home>`` (unless
+    ``site`` is False: what a site calibration maps is the table beneath them). A stack's entry is
+    taken whole from the last layer that has one. Further sources are added here and nowhere else."""
     layers = [(SHIPPED, shipped_table(name))]
     if config is not None:
         own = home_table(name, config)
         if own is not None:
             layers.append((HOME, own))
+        if site:
+            ops, tps = site_layers(config)
+            layer = ops if name == OPERATING_POINTS else tps if name == TEMPLATE_POINTS else {}
+            if layer:
+                layers.append((SITE, layer))
     return layers
 
 
@@ -120,8 +130,8 @@ def read_table(name: str, config: Config | None = None) -> dict:
     return table
 
 
-def _entry(name: str, key: str, config: Config | None) -> tuple[dict | None, str | None]:
-    for source, layer in reversed(table_layers(name, config)):
+def _entry(name: str, key: str, config: Config | None, site: bool = True) -> tuple[dict | None, str | None]:
+    for source, layer in reversed(table_layers(name, config, site=site)):
         if key in layer:
             return layer[key], source
     return None, None
@@ -138,37 +148,68 @@ def _template_points(entry: dict | None) -> tuple[TemplatePoint, ...]:
 @dataclass(frozen=True)
 class StackTables:
     """The calibrated points in force for one stack, and where each table's entry came from
-    (:data:`SHIPPED`, :data:`HOME`; None where no table has the stack)."""
+    (:data:`SHIPPED`, :data:`HOME`, :data:`SITE`; None where no table has the stack); ``site``: the
+    adopted site table when one decides."""
 
     key: str
     operating_points: tuple[OperatingPoint, ...] = ()
     template_points: tuple[TemplatePoint, ...] = ()
     sources: dict[str, str | None] = field(default_factory=dict)  # table name -> source
+    site: AdoptedTable | None = None
+
+    @property
+    def source(self) -> str | None:
+        """Where the per-comparison points come from (the one every rate is read from)."""
+        return self.sources.get(OPERATING_POINTS)
+
+    @property
+    def label(self) -> str | None:
+        """Which table decides, in words: ``shipped (LFW ...)``, ``your own calibration (...)`` or the
+        site table with its date and adoption; None where nothing is calibrated."""
+        if self.source == SITE and self.site is not None:
+            return self.site.label
+        if not self.operating_points:
+            return None
+        dataset = self.operating_points[0].dataset.split(":")[0]
+        if self.source == SHIPPED:
+            return f"shipped table ({dataset})"
+        if self.source == HOME:
+            return f"your own calibration in <home> ({dataset})"
+        return f"{self.source} table ({dataset})"
+
+    def describe(self) -> dict[str, Any]:
+        """The table in force as a record (``source``, ``label``, and the site table's details)."""
+        out: dict[str, Any] = {"source": self.source, "label": self.label, "stack": self.key}
+        if self.site is not None and self.source == SITE:
+            out.update(self.site.to_dict())
+        return out
 
 
-def in_force(stack: Config | str) -> StackTables:
+def in_force(stack: Config | str, *, site: bool = True) -> StackTables:
     """The operating points and template points that decide for ``stack`` (a Config, a stack key,
-    or an embedder name for its default stack): the one reader of the tables.
+    or an embedder name for its default stack): the one reader of the tables. ``site=False``: the
+    tables beneath an adopted site table (what a site calibration maps and states beside it).
 
     Empty where nothing was calibrated (user models, or a detector/landmark/mirror combination
     nobody calibrated); the decision layer then refuses a stated FAR rather than guess one."""
     key, config = as_stack_key(stack)
-    ops, ops_source = _entry(OPERATING_POINTS, key, config)
-    tps, tps_source = _entry(TEMPLATE_POINTS, key, config)
+    ops, ops_source = _entry(OPERATING_POINTS, key, config, site)
+    tps, tps_source = _entry(TEMPLATE_POINTS, key, config, site)
+    adopted = site_table(config, key) if site and config is not None and SITE in (ops_source, tps_source) else None
     return StackTables(key, _operating_points(ops), _template_points(tps),
-                       {OPERATING_POINTS: ops_source, TEMPLATE_POINTS: tps_source})
+                       {OPERATING_POINTS: ops_source, TEMPLATE_POINTS: tps_source}, adopted)
 
 
-def load_operating_points(stack: Config | str) -> list[OperatingPoint]:
+def load_operating_points(stack: Config | str, *, site: bool = True) -> list[OperatingPoint]:
     """The per-comparison operating points in force for a stack (:func:`in_force`, this table only)."""
     key, config = as_stack_key(stack)
-    return list(_operating_points(_entry(OPERATING_POINTS, key, config)[0]))
+    return list(_operating_points(_entry(OPERATING_POINTS, key, config, site)[0]))
 
 
-def load_template_points(stack: Config | str) -> list[TemplatePoint]:
+def load_template_points(stack: Config | str, *, site: bool = True) -> list[TemplatePoint]:
     """The k-photo template points in force for a stack (:func:`in_force`, this table only)."""
     key, config = as_stack_key(stack)
-    return list(_template_points(_entry(TEMPLATE_POINTS, key, config)[0]))
+    return list(_template_points(_entry(TEMPLATE_POINTS, key, config, site)[0]))
 
 
 def calibrated_stacks(embedder: str | None = None) -> dict[str, list[OperatingPoint]]:
@@ -208,7 +249,7 @@ def save_template_points(path: str, key: str, points: Sequence[TemplatePoint], s
 
 
 __all__ = [
-    "HOME", "OPERATING_POINTS", "SHIPPED", "TEMPLATE_POINTS", "StackTables", "TemplatePoint",
+    "HOME", "OPERATING_POINTS", "SHIPPED", "SITE", "TEMPLATE_POINTS", "StackTables", "TemplatePoint",
     "as_stack_key", "calibrated_stacks", "home_table", "in_force", "load_operating_points", "load_template_points",
     "merge_table_entry", "read_table", "save_operating_points", "save_template_points", "shipped_table", "stack_key",
     "table_layers",

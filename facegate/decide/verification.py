@@ -40,9 +40,10 @@ def decision_threshold(config: Config, points: list[OperatingPoint]) -> tuple[fl
     )
 
 
-def decide(score: float, threshold: float, far: float | None) -> Verdict:
-    """The 1:1 verdict: same person when the score is strictly above the threshold."""
-    return Verdict(same=bool(score > threshold), score=float(score), threshold=float(threshold), far=far)
+def decide(score: float, threshold: float, far: float | None, table: str | None = None) -> Verdict:
+    """The 1:1 verdict: same person when the score is strictly above the threshold (``table``: which
+    operating-point table the threshold came from, :attr:`facegate.decide.tables.StackTables.label`)."""
+    return Verdict(same=bool(score > threshold), score=float(score), threshold=float(threshold), far=far, table=table)
 
 
 __all__ = ["decide", "decision_threshold"]

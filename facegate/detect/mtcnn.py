@@ -5,7 +5,8 @@ R-Net rejects most of them on 24x24 crops, O-Net scores the rest on 48x48 crops
 and regresses the final box and five points (eye centres, nose tip, mouth
 corners). The weights are facenet-pytorch's conversion of the original Caffe
 models (state dicts shipped in its package); only those files are used, never
-its code, which needs torchvision and an old torch.
+its code, which needs torchvision and an old torch. The networks are defined in
+:mod:`facegate.models.mtcnn_nets` (the box refiner runs two of them too).
 
 MTCNN's own five points are not dlib's five (eye corners and nose base), so the
 MTCNN box is mapped to the box dlib's HOG detector would have drawn on the same
@@ -36,7 +37,7 @@ from facegate.detect.boxes import BoxAdjust, box_patch, nms, regress, square
 from facegate.detect.landmarks import DlibLandmarker
 from facegate.detect.scores import finish
 from facegate.errors import InvalidImageError, UsageError
-from facegate.models.registry import REGISTRY, verified_path
+from facegate.models.mtcnn_nets import build_networks, load_weights
 from facegate.types import Face
 
 log = logging.getLogger(__name__)
@@ -64,108 +65,6 @@ _CROP_BATCH = 128  # R-Net/O-Net crops per forward pass (larger batches were slo
 # MTCNN boxes lie a mean 0.9% (median 0.6%, 95th percentile 2.5%) of the inter-ocular
 # distance from those fitted from the HOG boxes; from the unadjusted boxes, 2.6%.
 BOX_ADJUST_MTCNN = BoxAdjust(sx=1.147, sy=0.855, dx=-0.018, dy=0.056)
-
-
-# --------------------------------------------------------------------------- networks
-
-
-def build_networks() -> tuple[Any, Any, Any]:
-    """The three networks; parameter names match facenet-pytorch's pnet/rnet/onet.pt."""
-    import torch
-    from torch import nn
-
-    class PNet(nn.Module):
-        """12x12 fully convolutional proposal net: face probability and box offsets per 2-px cell."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
-            self.prelu1 = nn.PReLU(10)
-            self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-            self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
-            self.prelu2 = nn.PReLU(16)
-            self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
-            self.prelu3 = nn.PReLU(32)
-            self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
-            self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            x = self.pool1(self.prelu1(self.conv1(x)))
-            x = self.prelu2(self.conv2(x))
-            x = self.prelu3(self.conv3(x))
-            prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]  # (B, H', W')
-            return prob, self.conv4_2(x)  # (B, 4, H', W')
-
-    class RNet(nn.Module):
-        """24x24 refinement net."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
-            self.prelu1 = nn.PReLU(28)
-            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
-            self.prelu2 = nn.PReLU(48)
-            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
-            self.prelu3 = nn.PReLU(64)
-            self.dense4 = nn.Linear(576, 128)
-            self.prelu4 = nn.PReLU(128)
-            self.dense5_1 = nn.Linear(128, 2)
-            self.dense5_2 = nn.Linear(128, 4)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            x = self.pool1(self.prelu1(self.conv1(x)))
-            x = self.pool2(self.prelu2(self.conv2(x)))
-            x = self.prelu3(self.conv3(x))
-            # The converted Caffe weights expect a (W, H, C) flattening order.
-            x = x.permute(0, 3, 2, 1).contiguous().flatten(1)
-            x = self.prelu4(self.dense4(x))
-            prob = torch.softmax(self.dense5_1(x), dim=1)[:, 1]
-            return prob, self.dense5_2(x)
-
-    class ONet(nn.Module):
-        """48x48 output net: probability, box offsets and five points."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
-            self.prelu1 = nn.PReLU(32)
-            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
-            self.prelu2 = nn.PReLU(64)
-            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
-            self.prelu3 = nn.PReLU(64)
-            self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-            self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
-            self.prelu4 = nn.PReLU(128)
-            self.dense5 = nn.Linear(1152, 256)
-            self.prelu5 = nn.PReLU(256)
-            self.dense6_1 = nn.Linear(256, 2)
-            self.dense6_2 = nn.Linear(256, 4)
-            self.dense6_3 = nn.Linear(256, 10)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            x = self.pool1(self.prelu1(self.conv1(x)))
-            x = self.pool2(self.prelu2(self.conv2(x)))
-            x = self.pool3(self.prelu3(self.conv3(x)))
-            x = self.prelu4(self.conv4(x))
-            x = x.permute(0, 3, 2, 1).contiguous().flatten(1)
-            x = self.prelu5(self.dense5(x))
-            prob = torch.softmax(self.dense6_1(x), dim=1)[:, 1]
-            # dense6_3: x of the five points, then y, relative to the box (0..1).
-            return prob, self.dense6_2(x), self.dense6_3(x)
-
-    return PNet(), RNet(), ONet()
-
-
-def load_weights(net: Any, key: str) -> Any:
-    """Load the registry's sha256-verified weight file ``key`` (e.g. ``"mtcnn_onet"``) into ``net``."""
-    import torch
-
-    net.load_state_dict(torch.load(verified_path(REGISTRY[key]), map_location="cpu", weights_only=True))
-    return net
 
 
 # --------------------------------------------------------------------------- crops
@@ -484,4 +383,4 @@ class MtcnnDetector(Detector):
         return out
 
 
-__all__ = ["BOX_ADJUST_MTCNN", "MtcnnDetector", "build_networks", "load_weights", "pyramid_scales"]
+__all__ = ["BOX_ADJUST_MTCNN", "MtcnnDetector", "pyramid_scales"]

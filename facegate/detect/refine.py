@@ -16,8 +16,8 @@ network, a fraction of a millisecond for dozens of boxes) on those weak candidat
 those it calls faces and regresses their boxes; O-Net, which every face goes through anyway,
 then confirms them (see :mod:`facegate.detect.blazeface`).
 
-The networks come from facenet-pytorch's ``rnet.pt`` and ``onet.pt`` (sha256-verified); each is exported once
-to ONNX (cached with its sha256, see :mod:`facegate.models.onnx_cache`) and runs on ONNX
+The networks come from facenet-pytorch's ``rnet.pt`` and ``onet.pt`` (sha256-verified); `facegate models
+install` exports each to ONNX once (see :mod:`facegate.models.converted`) and it runs on ONNX
 Runtime on the CPU; on CUDA (or with ``runtime="torch"``) the PyTorch module runs instead.
 """
 
@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facegate.config import Config
 from facegate.detect.boxes import affine_points, box_patch, iou_matrix, nms, regress, square, turn_matrix
-from facegate.detect.mtcnn import BOX_ADJUST_MTCNN, build_networks, load_weights
-from facegate.models.registry import REGISTRY, verified_path
+from facegate.detect.mtcnn import BOX_ADJUST_MTCNN
 from facegate.onnxrt import resolve_engine, session
 
 log = logging.getLogger(__name__)
@@ -50,26 +48,6 @@ _MEAN, _SCALE = 127.5, 0.0078125  # MTCNN's pixel normalisation
 # whole pass's figures are in benchmarks/RESULTS.md.
 SCREEN_CUT = 0.6
 SCREEN_NMS = 0.7  # IoU among screened boxes, as MTCNN after R-Net
-_NETS = {"rnet": (1, 24, ["prob", "offsets"]), "onet": (2, 48, ["prob", "offsets", "points"])}
-
-
-def _mtcnn_module(which: str):  # -> torch R-Net or O-Net with its verified weights, eval mode, on the CPU
-    index, _size, _outputs = _NETS[which]
-    return load_weights(build_networks()[index], f"mtcnn_{which}").eval()
-
-
-def _onet_module():
-    return _mtcnn_module("onet")
-
-
-def _exporter(which: str):
-    def export(dest: Path) -> None:
-        from facegate.models.onnx_cache import export_torch
-
-        _index, size, outputs = _NETS[which]
-        export_torch(_mtcnn_module(which), (1, 3, size, size), dest, "crops", outputs)
-
-    return export
 
 
 def _float_crops(image: np.ndarray, boxes: np.ndarray, size: int = 48) -> np.ndarray:
@@ -128,13 +106,9 @@ class OnetRefiner:
                 if self.runtime == "torch":
                     self._sessions[which] = self._torch_net(which)
                 else:
-                    from facegate.models.onnx_cache import cached_onnx
+                    from facegate.models.converted import converted_path
 
-                    spec = REGISTRY[f"mtcnn_{which}"]
-                    verified_path(spec)
-                    path, _ = cached_onnx(
-                        self.config.cache_dir / f"mtcnn_{which}.{spec.sha256[:16]}.onnx", spec.sha256, _exporter(which)
-                    )
+                    path, _ = converted_path(f"mtcnn_{which}.onnx", self.config)
                     # O-Net on one thread: for a 48x48 net a thread pool's hand-offs cost more than they
                     # save (0.5 vs 1.5 ms a face); R-Net sees dozens of boxes at once and uses the cores.
                     threads = self.config.cpu_threads if which == "rnet" else 1
@@ -144,7 +118,9 @@ class OnetRefiner:
     def _torch_net(self, which: str):
         import torch
 
-        net = _mtcnn_module(which).to(self.device)
+        from facegate.models.mtcnn_nets import module
+
+        net = module(which).to(self.device)
 
         def run(x: np.ndarray) -> tuple[np.ndarray, ...]:
             with torch.inference_mode():

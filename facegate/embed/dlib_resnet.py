@@ -1,9 +1,10 @@
 """The built-in embedder: dlib's face-recognition ResNet, on ONNX Runtime or PyTorch.
 
-The network itself (a PyTorch module built from dlib's ``.dat``, its weight cache and the
-ONNX export) lives in :mod:`facegate.embed.dlib_torch`; this module only imports PyTorch
-when it needs it (the torch runtime, or a first run that must build the ONNX cache), so
-the CPU default starts without loading PyTorch at all.
+The network itself (a PyTorch module built from dlib's ``.dat``, and its ONNX export) lives
+in :mod:`facegate.models.dlib_torch`; `facegate models install` converts the ``.dat`` into
+both files once (:mod:`facegate.models.converted`). This module only imports PyTorch when it
+needs it (the torch runtime, or a store without the converted files), so the CPU default
+starts without loading PyTorch at all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from facegate.config import Config
 from facegate.embed.base import Embedder
 from facegate.errors import DeviceError, UsageError
-from facegate.models.registry import REGISTRY, ModelSpec, verified_path
+from facegate.models.registry import REGISTRY, ModelSpec
 from facegate.onnxrt import resolve_engine, session
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ class DlibResNetEmbedder(Embedder):
 
     Two engines run the same weights (``config.runtime``): ONNX Runtime, the CPU default
     (about 1.7x PyTorch's speed on 2 cores at the batch sizes photos give, see
-    ``benchmarks/bench_embed.py``), runs an ONNX graph exported once from the PyTorch
-    module and cached beside the ``.pt`` weights with its own sha256; PyTorch, the CUDA
+    ``benchmarks/bench_embed.py``), runs an ONNX graph exported from the PyTorch module
+    at install; PyTorch, the CUDA
     default, also offers float16 (``half=True``, CUDA only). Raw outputs agree with
     dlib's ``compute_face_descriptor`` on the same chip to a cosine of better than 0.9999
     on either engine.
@@ -46,7 +47,7 @@ class DlibResNetEmbedder(Embedder):
         if half and self.runtime != "torch":
             raise UsageError("half precision (fp16) runs on the torch runtime; pass runtime='torch'")
         self.half = half
-        self.loaded_from: str | None = None  # "cache" or "dat" once loaded: were the .dat weights converted?
+        self.loaded_from: str | None = None  # once loaded: "installed", "cache" or "converted" (just now)
         self._model = None  # torch runtime: a DlibResNet module
         self._session = None
         self._lock = threading.Lock()
@@ -56,18 +57,18 @@ class DlibResNetEmbedder(Embedder):
         with self._lock:
             if self.runtime == "onnxruntime":
                 if self._session is None:
-                    path, self.loaded_from = onnx_model(self.config)
+                    path, self.loaded_from = onnx_model(self.config, self.spec)
                     self._session = session(path, self.providers, self.config.threads)
                     log.info("dlib ResNet on onnxruntime %s (%s)", self.providers, path)
                 return self._session
             if self._model is None:
                 import torch
 
-                from facegate.embed.dlib_torch import build_model, load_state_dict
+                from facegate.models.dlib_torch import build_model
 
                 if self.config.threads > 0:
                     torch.set_num_threads(self.config.threads)
-                sd, self.loaded_from = load_state_dict(self.config)
+                sd, self.loaded_from = load_state_dict(self.config, self.spec)
                 # channels_last: NHWC chips need no transposing copy, and oneDNN's
                 # convolutions run about 1.5x faster in that layout on the CPU.
                 model = build_model(sd).to(self.device, memory_format=torch.channels_last)
@@ -101,25 +102,21 @@ class DlibResNetEmbedder(Embedder):
         return engine(chips.to(self.device, dtype).contiguous(memory_format=torch.channels_last))
 
 
-def onnx_cache_path(config: Config, source_sha256: str) -> Path:
-    return config.cache_dir / f"dlib_resnet_v1.{source_sha256[:16]}.onnx"
-
-
 def onnx_model(config: Config, spec: ModelSpec | None = None) -> tuple[Path, str]:
-    """The network as a cached ONNX file (see :mod:`facegate.models.onnx_cache`) and whether
-    the ``.dat`` had to be converted (``"dat"``) or not (``"cache"``)."""
-    from facegate.models.onnx_cache import cached_onnx
+    """The network as an ONNX file and where it came from: ``"installed"`` by `facegate models
+    install`, or converted into the cache (``"cache"``: by an earlier run, ``"converted"``: now);
+    see :mod:`facegate.models.converted`."""
+    from facegate.models.converted import conversion_for, converted_path
+
+    return converted_path(conversion_for((spec or REGISTRY["dlib_resnet"]).name, ".onnx").name, config)
+
+
+def load_state_dict(config: Config, spec: ModelSpec | None = None) -> tuple[dict, str]:
+    """The network's weights (a state dict for :func:`facegate.models.dlib_torch.build_model`) and
+    where their file came from, as :func:`onnx_model` says it."""
+    from facegate.models.converted import conversion_for, converted_path
+    from facegate.models.dlib_torch import read_state_dict
 
     spec = spec or REGISTRY["dlib_resnet"]
-    verified_path(spec)  # the source must be intact whatever the cache says
-    source = "cache"
-
-    def export(dest: Path) -> None:
-        nonlocal source
-        from facegate.embed.dlib_torch import build_model, export_graph, load_state_dict
-
-        sd, source = load_state_dict(config, spec)
-        export_graph(build_model(sd), dest)
-
-    path, _ = cached_onnx(onnx_cache_path(config, spec.sha256), spec.sha256, export)
-    return path, source
+    path, origin = converted_path(conversion_for(spec.name, ".pt").name, config)
+    return read_state_dict(path, spec), origin

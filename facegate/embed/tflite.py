@@ -2,9 +2,9 @@
 
 LiteRT runs such a graph only at the batch it was saved with (MobileFaceNet: two chips;
 XNNPack refuses to resize it), so facegate also translates the graph once into a PyTorch
-module (:mod:`facegate.embed.tflite_torch`) that takes any batch: PyTorch runs it on CUDA,
-where float16 is offered, and its ONNX export (cached with the source's sha256, see
-:mod:`facegate.models.onnx_cache`) runs on ONNX Runtime. On the CPU, LiteRT's XNNPack
+module (:mod:`facegate.models.tflite_torch`) that takes any batch: PyTorch runs it on CUDA,
+where float16 is offered, and its ONNX export (made by `facegate models install`, see
+:mod:`facegate.models.converted`) runs on ONNX Runtime. On the CPU, LiteRT's XNNPack
 kernels fed the fixed batch in turn measured about 3x ONNX Runtime's speed on the
 translated graph (whose per-channel PReLUs break ONNX Runtime's blocked-layout
 convolutions), so ``auto`` picks LiteRT there (``benchmarks/bench_embed.py``). All three
@@ -28,26 +28,12 @@ from facegate.onnxrt import resolve_engine, session
 log = logging.getLogger(__name__)
 
 
-def torch_module(spec: ModelSpec):  # -> TfliteModule, eval mode, on the CPU
-    """The spec's verified TFLite file as a PyTorch module."""
-    from facegate.embed.tflite_torch import TfliteModule
-    from facegate.models.tflite_graph import read_graph
-
-    return TfliteModule(read_graph(verified_path(spec))).eval()
-
-
 def onnx_model(config: Config, spec: ModelSpec) -> Path:
-    """The graph as a cached ONNX file with a dynamic batch."""
-    from facegate.models.onnx_cache import cached_onnx, export_torch
+    """The translated graph as ONNX with a dynamic batch: installed by `facegate models install`
+    (else converted into the cache once, see :mod:`facegate.models.converted`)."""
+    from facegate.models.converted import conversion_for, converted_path
 
-    verified_path(spec)  # the source must be intact whatever the cache says
-    s = int(spec.input_size or 112)
-
-    def export(dest: Path) -> None:
-        export_torch(torch_module(spec), (1, 3, s, s), dest, "chips", ["embedding"])
-
-    path, _ = cached_onnx(config.cache_dir / f"{spec.name}.{spec.sha256[:16]}.onnx", spec.sha256, export)
-    return path
+    return converted_path(conversion_for(spec.name, ".onnx").name, config)[0]
 
 
 class TfliteEmbedder(Embedder):
@@ -81,6 +67,8 @@ class TfliteEmbedder(Embedder):
 
                     if self.config.threads > 0:
                         torch.set_num_threads(self.config.threads)
+                    from facegate.models.tflite_torch import torch_module
+
                     model = torch_module(self.spec).to(self.device)
                     self._engine = model.half() if self.half else model
             return self._engine

@@ -94,14 +94,17 @@ def calibrate(
 
 def labelled_images(root: Path) -> tuple[list[Path], list[str]]:
     """Images under ``root/<person>/``; the sub-folder name is the label."""
-    if not root.is_dir():
-        raise DatasetError(f"{root}: not a folder (expected one sub-folder per person)")
     paths, labels = [], []
-    for person in sorted(p for p in root.iterdir() if p.is_dir()):
-        for f in sorted(person.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
-                paths.append(f)
-                labels.append(person.name)
+    try:
+        if not root.is_dir():
+            raise DatasetError(f"{root}: not a folder (expected one sub-folder per person)")
+        for person in sorted(p for p in root.iterdir() if p.is_dir()):
+            for f in sorted(person.iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+                    paths.append(f)
+                    labels.append(person.name)
+    except OSError as exc:  # a name too long, a folder we may not read: the user's to fix, not an internal error
+        raise DatasetError(f"{str(root)[:200]}: cannot read it ({exc.strerror or exc})") from exc
     if len(set(labels)) < 2:
         raise DatasetError(f"{root}: need photos of at least two people, one sub-folder each")
     return paths, labels

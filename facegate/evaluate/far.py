@@ -46,6 +46,7 @@ from facegate.calibrate.stats import load_shipped_stats
 from facegate.calibrate.table import SiteTable
 from facegate.config import Config
 from facegate.decide import FarCurve, open_set_policy
+from facegate.decide.tables import stack_key
 from facegate.errors import DatasetError, FacegateError, UsageError
 from facegate.evaluate.calibration import labelled_images
 from facegate.evaluate.embedding import FAILED, embed_files
@@ -263,11 +264,12 @@ def open_set(emb: np.ndarray, labels: np.ndarray, points: Sequence[Any], templat
 def site_protocol(
     emb: np.ndarray, labels: np.ndarray, points: Sequence[Any], template_points: Sequence[Any], stats: Any, *,
     gallery_people: int = 50, photos: tuple[int, int] = (1, 3), splits: int = 10, fpir: float = 1e-2, seed: int = 0,
-    fars: Sequence[float] = (1e-3, 1e-4),
+    fars: Sequence[float] = (1e-3, 1e-4), **estimate: Any,
 ) -> list[dict[str, Any]]:
     """The "calibrate on the gallery, measure on everybody else" protocol (see the module docstring).
     Gallery people are drawn uniformly among all people (so the gallery is a fair sample of the
-    site); a person with more photos than enrolled keeps the others as mated probes."""
+    site); a person with more photos than enrolled keeps the others as mated probes. ``estimate``: options
+    of :func:`facegate.calibrate.estimate.estimate_site` (e.g. ``template_rule``)."""
     rng = np.random.default_rng(seed)
     names = np.unique(labels)
     if len(names) < 4:
@@ -293,7 +295,7 @@ def site_protocol(
                                "rest_pairs": int(imp_rest.size)}
         tables: list[tuple[str, Sequence[Any], Sequence[Any]]] = [("shipped", points, template_points)]
         try:
-            est = estimate_site(pairs, stats, points, template_points, seed=sp)
+            est = estimate_site(pairs, stats, points, template_points, seed=sp, **estimate)
         except UsageError as exc:  # e.g. one impostor pair: nothing to estimate, nothing adopted
             row.update(reliable=False, reasons=[str(exc)], calibrated=False)
         else:
@@ -334,16 +336,24 @@ def summarise(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[st
 
 
 # -- entry point -------------------------------------------------------------------------------------------
-def _table(arg: list[str] | None, pipe: Pipeline) -> tuple[str, list[Any], list[Any]]:
-    if not arg or arg == ["shipped"]:
-        return "shipped", list(pipe.operating_points), list(pipe.template_points)
-    if arg[0] != "site" or len(arg) != 2:
-        raise UsageError("--table is 'shipped' or 'site FILE'")
-    table = SiteTable.load(arg[1])
-    from facegate.decide.tables import stack_key
+TABLES = ("in-force", "shipped")
 
-    if table.stack != stack_key(pipe.config):
-        raise UsageError(f"{arg[1]} is a site table for {table.stack}, not for this stack ({stack_key(pipe.config)})")
+
+def table_of(arg: Sequence[str] | None, config: Config) -> tuple[str, list[Any], list[Any]]:
+    """(name, points, template points) of the table to measure: ``in-force`` (default: the table that
+    decides for the stack now, a site table if one is adopted), ``shipped`` (the table beneath an
+    adopted site table) or ``site FILE`` (a saved site table)."""
+    from facegate.decide.tables import in_force
+
+    arg = list(arg or ["in-force"])
+    if arg in (["in-force"], ["shipped"]):
+        tables = in_force(config, site=arg[0] == "in-force")
+        return tables.label or arg[0], list(tables.operating_points), list(tables.template_points)
+    if arg[0] != "site" or len(arg) != 2:
+        raise UsageError("--table is 'in-force', 'shipped' or 'site FILE'")
+    table = SiteTable.load(arg[1])
+    if table.stack != stack_key(config):
+        raise UsageError(f"{arg[1]} is a site table for {table.stack}, not for this stack ({stack_key(config)})")
     return f"site table {arg[1]} ({table.created})", table.operating_points(), list(table.template_points)
 
 
@@ -354,6 +364,87 @@ def _fmt_stat(s: Mapping[str, float] | None, pct: bool = False) -> str:
     return f"{m * s['mean']:.2f} +- {m * s['sd']:.2f} [{m * s['min']:.2f}, {m * s['max']:.2f}]"
 
 
+def measure(
+    pipe: Pipeline, root: Path, *, layout: str = "folders", views: str = "frontal", pick: str = "largest",
+    table: Sequence[str] | None = None, all_points: bool = False, enrol: int = 0, strangers: float = 0.3,
+    splits: int = 10, fpir: float = 1e-2, site_gallery: int = 0, site_photos: tuple[int, int] = (1, 3), seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Everything ``eval far`` reports, as one record (the CLI's ``facegate eval far`` and this module's
+    runner print it with :func:`format_report`)."""
+    if not 0 < fpir < 1:
+        raise UsageError(f"--fpir is a rate between 0 and 1 (got {fpir:g})")
+    if splits < 1:
+        raise UsageError(f"--splits is at least 1 (got {splits})")
+    name, points, tpoints = table_of(table, pipe.config)
+    if not points:
+        raise UsageError(f"no operating points are calibrated for {stack_key(pipe.config)}: nothing stated to measure")
+    emb, labels, summary = embed_labelled(pipe, root, layout, views, pick, progress=progress)
+    imp = impostor_scores(emb, labels)
+    rows = far_table(emb, labels, points, None if all_points else DECADES, imp=imp)
+    out: dict[str, Any] = {"data": summary, "table": name, "impostor_pairs": int(imp.size), "far": [asdict(r) for r in rows]}
+    if enrol:
+        rows_os = open_set(emb, labels, points, tpoints, enrol=enrol, strangers=strangers, splits=splits, fpir=fpir, seed=seed)
+        out["open_set"] = {"enrol": enrol, "strangers": strangers, "splits": rows_os, "fpir": fpir,
+                           "summary": summarise(rows_os, ("identities", "fpir", "fpir_ratio", "tpir", "rank1"))}
+    if site_gallery:
+        stats = load_shipped_stats(stack_key(pipe.config))
+        if stats is None:
+            raise UsageError(f"no shipped impostor statistics for {stack_key(pipe.config)}: site calibration is not available for it")
+        _, ship_points, ship_tpoints = table_of(["shipped"], pipe.config)
+        srows = site_protocol(emb, labels, ship_points, ship_tpoints, stats, gallery_people=site_gallery, photos=site_photos,
+                              splits=splits, fpir=fpir, seed=seed)
+        keys = [f"{t}.{k}" for t in ("shipped", "site")
+                for k in (far_key(1e-3), far_key(1e-4), "fpir_ratio", "tpir", "rank1", "tpir_at_true_fpir")]
+        out["site_protocol"] = {"gallery_people": site_gallery, "photos": list(site_photos), "splits": srows, "fpir": fpir,
+                                "summary": summarise(srows, keys + ["gallery_pairs", "reliable", "calibrated"])}
+    return out
+
+
+def format_report(out: Mapping[str, Any]) -> str:
+    """The record of :func:`measure` for a person."""
+    summary = out["data"]
+    lines = [f"{summary['embedded']} photos of {summary['people']} people ({summary['no_face']} without a face), "
+             f"{out['impostor_pairs']:,} impostor pairs; table: {out['table']}",
+             f"  {'stated FAR':>10}  {'threshold':>9}  {'false accepts':>13}  {'measured FAR':>12}  {'measured/stated':>15}  95% interval"]
+    for r in out["far"]:
+        flag = "" if r["resolved"] else "  (too few pairs to resolve)"
+        lines.append(f"  {r['far']:>10g}  {r['threshold']:>9.4f}  {r['false_accepts']:>13,}  {r['measured']:>12.3g}  "
+                     f"{r['ratio']:>14.2f}x  {r['low'] / r['far']:.2f}x .. {r['high'] / r['far']:.2f}x{flag}")
+    if "open_set" in out:
+        o = out["open_set"]
+        s = o["summary"]
+        lines.append(f"\nopen set: {o['enrol']} photo(s) enrolled per person, {100 * o['strangers']:.0f}% of people held out as "
+                     f"strangers, {len(o['splits'])} splits; stated FPIR {o['fpir']:g} at {s['identities']['mean']:.0f} identities")
+        lines.append(f"  strangers named (FPIR) {_fmt_stat(s.get('fpir'), True)}%  = {_fmt_stat(s.get('fpir_ratio'))} x stated")
+        lines.append(f"  TPIR {_fmt_stat(s.get('tpir'), True)}%   rank-1 {_fmt_stat(s.get('rank1'), True)}%")
+    if "site_protocol" in out:
+        sp = out["site_protocol"]
+        s = sp["summary"]
+        lines.append(f"\nsite calibration simulated: gallery of {sp['gallery_people']} people with {sp['photos'][0]}-{sp['photos'][1]} "
+                     f"photos, calibrated on it, measured on the other people; {len(sp['splits'])} splits (mean +- sd [min, max]); "
+                     f"{_fmt_stat(s.get('gallery_pairs'))} gallery pairs; reliable in {100 * s['reliable']['mean']:.0f}% of splits")
+        for t in ("shipped", "site"):
+            lines.append(f"  {t:>7}: FAR 1e-3 {_fmt_stat(s.get(f'{t}.{far_key(1e-3)}'))}x  FAR 1e-4 "
+                         f"{_fmt_stat(s.get(f'{t}.{far_key(1e-4)}'))}x  strangers named {_fmt_stat(s.get(f'{t}.fpir_ratio'))}x "
+                         f"FPIR {sp['fpir']:g}  TPIR {_fmt_stat(s.get(f'{t}.tpir'), True)}%  "
+                         f"rank-1 {_fmt_stat(s.get(f'{t}.rank1'), True)}%")
+        lines.append(f"  TPIR had every bar been moved to name exactly {sp['fpir']:g} of these strangers (a yardstick): "
+                     f"{_fmt_stat(s.get('shipped.tpir_at_true_fpir'), True)}%")
+    return "\n".join(lines)
+
+
+def photos_range(text: str) -> tuple[int, int]:
+    """``1-3`` or ``2``: photos per gallery person, min-max."""
+    try:
+        lo, hi = (int(x) for x in text.split("-")) if "-" in text else (int(text),) * 2
+    except ValueError as exc:
+        raise UsageError(f"--site-photos is MIN-MAX or N, e.g. 1-3 (got {text!r})") from exc
+    if not 1 <= lo <= hi:
+        raise UsageError(f"--site-photos needs 1 <= MIN <= MAX (got {text!r})")
+    return lo, hi
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facegate.evaluate.far", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -362,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", default="frontal", help="cfp layout: frontal, profile or frontal+profile")
     p.add_argument("--pick", choices=("largest", "center"), default="largest", help="the face of a photo with several")
     p.add_argument("--embedder", default="", help="embedder (default: the licence policy's default)")
-    p.add_argument("--table", nargs="+", metavar="shipped|site FILE", help="the table to measure (default shipped)")
+    p.add_argument("--table", nargs="+", metavar="in-force|shipped|site FILE", help="the table to measure (default in-force)")
     p.add_argument("--all-points", action="store_true", help="every point of the table, not only the decades")
     p.add_argument("--enrol", type=int, default=0, help="open-set split: photos enrolled per person (0: no open-set split)")
     p.add_argument("--strangers", type=float, default=0.3, help="open-set split: share of people held out")
@@ -375,71 +466,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _run(args)
+        config = Config(embedder=args.embedder) if args.embedder else Config()
+        out = measure(Pipeline(config), args.root, layout=args.layout, views=args.views, pick=args.pick, table=args.table,
+                      all_points=args.all_points, enrol=args.enrol, strangers=args.strangers, splits=args.splits, fpir=args.fpir,
+                      site_gallery=args.site_gallery, site_photos=photos_range(args.site_photos), seed=args.seed,
+                      progress=not args.json)
     except FacegateError as exc:
         print(json.dumps({"error": exc.code, "message": str(exc)}) if args.json else f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = Config(embedder=args.embedder) if args.embedder else Config()
-    pipe = Pipeline(config)
-    name, points, tpoints = _table(args.table, pipe)
-    emb, labels, summary = embed_labelled(pipe, args.root, args.layout, args.views, args.pick, progress=not args.json)
-    imp = impostor_scores(emb, labels)
-    rows = far_table(emb, labels, points, None if args.all_points else DECADES, imp=imp)
-    out: dict[str, Any] = {"data": summary, "table": name, "far": [asdict(r) for r in rows]}
-    if args.enrol:
-        splits = open_set(emb, labels, points, tpoints, enrol=args.enrol, strangers=args.strangers, splits=args.splits,
-                          fpir=args.fpir, seed=args.seed)
-        out["open_set"] = {"enrol": args.enrol, "strangers": args.strangers, "splits": splits,
-                           "summary": summarise(splits, ("identities", "fpir", "fpir_ratio", "tpir", "rank1"))}
-    if args.site_gallery:
-        from facegate.decide.tables import stack_key
-
-        stats = load_shipped_stats(stack_key(config))
-        if stats is None:
-            raise UsageError(f"no shipped impostor statistics for {stack_key(config)}: site calibration is not available for it")
-        lo, hi = (int(x) for x in args.site_photos.split("-")) if "-" in args.site_photos else (int(args.site_photos),) * 2
-        srows = site_protocol(emb, labels, points, tpoints, stats, gallery_people=args.site_gallery, photos=(lo, hi),
-                              splits=args.splits, fpir=args.fpir, seed=args.seed)
-        keys = [f"{t}.{k}" for t in ("shipped", "site")
-                for k in (far_key(1e-3), far_key(1e-4), "fpir_ratio", "tpir", "rank1", "tpir_at_true_fpir")]
-        out["site_protocol"] = {"gallery_people": args.site_gallery, "photos": [lo, hi], "splits": srows,
-                                "summary": summarise(srows, keys + ["gallery_pairs", "reliable", "calibrated"])}
-    if args.json:
-        print(json.dumps(out, indent=1, default=float))
-        return 0
-    print(f"{summary['embedded']} photos of {summary['people']} people ({summary['no_face']} without a face), "
-          f"{imp.size:,} impostor pairs; table: {name}")
-    print(f"  {'stated FAR':>10}  {'threshold':>9}  {'false accepts':>13}  {'measured FAR':>12}  {'measured/stated':>15}  95% interval")
-    for r in rows:
-        flag = "" if r.resolved else "  (too few pairs to resolve)"
-        print(f"  {r.far:>10g}  {r.threshold:>9.4f}  {r.false_accepts:>13,}  {r.measured:>12.3g}  {r.ratio:>14.2f}x  "
-              f"{r.low / r.far:.2f}x .. {r.high / r.far:.2f}x{flag}")
-    if "open_set" in out:
-        s = out["open_set"]["summary"]
-        print(f"\nopen set: {args.enrol} photo(s) enrolled per person, {100 * args.strangers:.0f}% of people held out as strangers, "
-              f"{args.splits} splits; stated FPIR {args.fpir:g} at {s['identities']['mean']:.0f} identities")
-        print(f"  strangers named (FPIR) {_fmt_stat(s.get('fpir'), True)}%  = {_fmt_stat(s.get('fpir_ratio'))} x stated")
-        print(f"  TPIR {_fmt_stat(s.get('tpir'), True)}%   rank-1 {_fmt_stat(s.get('rank1'), True)}%")
-    if "site_protocol" in out:
-        s = out["site_protocol"]["summary"]
-        print(f"\nsite calibration simulated: gallery of {args.site_gallery} people with {args.site_photos} photos, calibrated on it, "
-              f"measured on the other people; {args.splits} splits (mean +- sd [min, max]); "
-              f"{_fmt_stat(s.get('gallery_pairs'))} gallery pairs; reliable in {100 * s['reliable']['mean']:.0f}% of splits")
-        for t in ("shipped", "site"):
-            print(f"  {t:>7}: FAR 1e-3 {_fmt_stat(s.get(f'{t}.{far_key(1e-3)}'))}x  FAR 1e-4 {_fmt_stat(s.get(f'{t}.{far_key(1e-4)}'))}x  "
-                  f"strangers named {_fmt_stat(s.get(f'{t}.fpir_ratio'))}x FPIR {args.fpir:g}  "
-                  f"TPIR {_fmt_stat(s.get(f'{t}.tpir'), True)}%  "
-                  f"rank-1 {_fmt_stat(s.get(f'{t}.rank1'), True)}%")
-        print(f"  TPIR had every bar been moved to name exactly {args.fpir:g} of these strangers (a yardstick): "
-              f"{_fmt_stat(s.get('shipped.tpir_at_true_fpir'), True)}%")
+    print(json.dumps(out, indent=1, default=float) if args.json else format_report(out))
     return 0
 
 
-__all__ = ["DECADES", "LAYOUTS", "FarRow", "Gallery", "clopper_pearson", "embed_labelled", "far_table", "identify_rates",
-           "impostor_scores", "labelled_paths", "open_set", "site_protocol", "summarise"]
+__all__ = ["DECADES", "LAYOUTS", "TABLES", "FarRow", "Gallery", "clopper_pearson", "embed_labelled", "far_table", "format_report",
+           "identify_rates", "impostor_scores", "labelled_paths", "measure", "open_set", "photos_range", "site_protocol",
+           "summarise", "table_of"]
 
 if __name__ == "__main__":
     sys.exit(main())

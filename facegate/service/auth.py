@@ -41,6 +41,7 @@ PERMISSIONS = {
     "access:manage": "per-gate access lists (rules and groups) and gate settings (liveness)",
     "metrics:read": "GET /metrics",
     "hooks:manage": "webhook and MQTT targets, the outbox and its dead letters",  # integrations (issue 24)
+    "calibration:manage": "site calibration: estimate, show, adopt and revert the operating-point table",  # issue 22
 }
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),

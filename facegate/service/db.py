@@ -196,6 +196,18 @@ class ServiceDB(SqliteDatabase):
             self.checkpoint()
         return int(n)
 
+    def denied_best_scores(self, since: float | None = None, limit: int = 2000) -> tuple[list[float], list[float]]:
+        """(best-match scores, the bars they were decided at) of the most recent gate checks that found a
+        face and named nobody (``since``: unix seconds; newest ``limit``): a site's stranger scores
+        against its gallery, which the drift check (:mod:`facegate.calibrate.drift`) compares with the
+        adopted site table. Checks of recognised people refused by an access rule are not among them."""
+        rows = self.query(
+            "SELECT score, threshold FROM events WHERE kind = 'access' AND decision = 'deny' AND person_id IS NULL "
+            "AND score IS NOT NULL AND threshold IS NOT NULL AND at >= ? ORDER BY id DESC LIMIT ?",
+            (float(since or 0.0), int(limit)),
+        )
+        return [float(r[0]) for r in rows], [float(r[1]) for r in rows]
+
     def counts(self) -> dict[str, int]:
         rows = self.query("SELECT kind, COUNT(*) FROM events GROUP BY kind")
         return {k: int(n) for k, n in rows}

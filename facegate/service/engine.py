@@ -34,7 +34,7 @@ import numpy as np
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.errors import UnsupportedError
-from facegate.pipeline import DEFAULT_PICK, Pipeline
+from facegate.pipeline import DEFAULT_PICK, Pipeline, pick_face
 from facegate.protocols import FacePipeline
 from facegate.service.db import ServiceDB
 from facegate.service.errors import ApiError, http_message, status_of
@@ -44,6 +44,7 @@ from facegate.types import Face, FaceChoice
 
 if TYPE_CHECKING:
     from facegate.gallery import Gallery, GallerySnapshot
+    from facegate.liveness import SamePersonRule
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,17 @@ class GuardedPipeline(Pipeline):
             with self._init:
                 if self._emb is None:
                     timer = self._metrics.inference.labels("embed").observe if self._metrics else None
-                    self._emb = _Locked(self._inner.embedder, self._elock, ("embed",), timer)
+                    self._emb = _Locked(self._inner.embedder, self._elock, ("embed", "embed_plain", "embed_and_plain"),
+                                        timer)
         return self._emb
 
     @property
     def operating_points(self) -> Any:
         return self._inner.operating_points
+
+    @property
+    def plain_operating_points(self) -> Any:
+        return self._inner.plain_operating_points
 
     @property
     def template_points(self) -> Any:
@@ -128,6 +134,14 @@ class GuardedPipeline(Pipeline):
     @liveness_detector.setter
     def liveness_detector(self, detector: Any) -> None:
         self._inner.liveness_detector = detector  # type: ignore[misc]
+
+    @property
+    def table_label(self) -> Any:
+        return getattr(self._inner, "table_label", None)
+
+    def tables(self) -> Any:
+        inner = getattr(self._inner, "tables", None)
+        return inner() if callable(inner) else super().tables()
 
 
 class Engine:
@@ -162,7 +176,7 @@ class Engine:
             self._owns_gallery = False
         self.gallery = gallery
         self._busy = threading.BoundedSemaphore(max_busy)
-        self._thr: tuple[float, float | None] | None = None
+        self._frame_rule: SamePersonRule | None = None
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
@@ -252,13 +266,22 @@ class Engine:
             raise ApiError(503, "not_configured", str(exc)) from exc
 
     def decision_threshold(self) -> tuple[float, float | None]:
-        """(threshold, FAR) for 1:1 verify, resolved once; a missing calibration is a 503."""
-        if self._thr is None:
+        """(threshold, FAR) for 1:1 verify from the table in force now (a site table adopted while the
+        server runs applies at once); a missing calibration is a 503."""
+        try:
+            return self.pipeline.threshold()
+        except UsageError as exc:
+            raise ApiError(503, "not_configured", str(exc)) from exc
+
+    def frame_rule(self) -> SamePersonRule:
+        """The 1:1 rule a burst's frames are compared by (:meth:`Pipeline.frame_rule`), resolved
+        once like :meth:`decision_threshold`; a missing calibration is a 503."""
+        if self._frame_rule is None:
             try:
-                self._thr = self.pipeline.threshold()
+                self._frame_rule = self.pipeline.frame_rule()
             except UsageError as exc:
                 raise ApiError(503, "not_configured", str(exc)) from exc
-        return self._thr
+        return self._frame_rule
 
     def model_id(self) -> str:
         if self._model is None:
@@ -273,6 +296,15 @@ class Engine:
         with self._busy:
             image = self.pipeline.load(data)
             return (int(image.shape[1]), int(image.shape[0])), self.pipeline.detector.detect(image)
+
+    def largest_face(self, data: bytes, label: str = "image") -> Face | None:
+        """The largest face of an image, embedded; None when there is none (site calibration's strangers)."""
+        with self._busy:
+            image = self.pipeline.load(data)
+            faces = self.pipeline.detector.detect(image)
+            if not faces:
+                return None
+            return self.pipeline.embed_faces(image, [pick_face(faces, image.shape, "largest", label)])[0]
 
     def identify(self, data: bytes, k: int | None = None) -> tuple[list[Any], Any]:
         """(identifications, the policy they were decided at): the gallery's own identify, at one snapshot."""
@@ -324,7 +356,7 @@ class Engine:
         setting = gates.get(self.db, gate).liveness
         snap = self.snapshot()
         policy = snap.policy
-        one_to_one = self.decision_threshold() if setting == "burst" and len(frames) > 1 else (1.0, None)
+        same_person = self.frame_rule() if setting == "burst" and len(frames) > 1 else None
         crop = probe = None
         face = choice = None
         presentation = None
@@ -336,10 +368,11 @@ class Engine:
             if at_frame is not None:
                 choice = choices[at_frame]
                 face = subjects[at_frame]
-                self.pipeline.embed_frames(images, subjects, [at_frame])
+                plain = self.pipeline.embed_frames(images, subjects, [at_frame])
                 presentation = check_presentation(
                     setting, images, subjects, at_frame, lambda: self.pipeline.liveness_detector,
-                    partial(self.pipeline.embed_frames, images, subjects), one_to_one,
+                    partial(self.pipeline.frame_embeddings, images, subjects, known=plain),
+                    same_person,
                 )
                 if self.settings.keep_event_images and face is not None:
                     crop, probe = face_crop(images[at_frame], face)[0], face.embedding
@@ -370,7 +403,7 @@ class Engine:
                     "rule": access.to_dict() if access else None, "reason": reason,
                     "liveness": liveness, "frames": len(frames), "frames_without_face": without_face,
                     # an attack's answer names nobody; this event (the audit trail) keeps whom it resembled
-                    "named_to_caller": not refused},
+                    "named_to_caller": not refused, "table": policy.table_label},
         )
         self.metrics.decisions.labels(gate, decision).inc()
         log.debug("gate %s: %s %s (score %s, %d frame(s), %d face(s), %s, event %d)", gate, decision, name or "-",
@@ -385,6 +418,7 @@ class Engine:
             "rule": access.to_dict() if access else None, "warnings": list(policy.warnings), "event_id": event_id,
             "faces": n_faces, "reason": reason, "message": gates.reason_text(reason), "liveness": liveness,
             "frames": len(frames), "frames_without_face": without_face,
+            "table": policy.table_label,
             **(_face_used(choice, at_frame) if choice is not None else {"faces_found": 0, "face_used": None, "pick": pick}),
         }
 
@@ -596,8 +630,21 @@ class Engine:
             "dim": state.dim,
             "rule": self.gallery.rule, "threshold": round(float(policy.threshold), 6), "far": policy.far,
             "fpir": policy.fpir, "tpir": None if policy.tpir is None else round(policy.tpir, 4),
-            "warnings": list(policy.warnings), "events": self.db.counts(),
+            "warnings": list(policy.warnings), "events": self.db.counts(), "table": policy.table_label,
+            "site_calibration": self.site_status(state),
         }
+
+    def site_status(self, state: Any = None) -> dict[str, Any]:
+        """The table in force and the drift warnings (:func:`facegate.calibrate.site_status`), the
+        denied-score check reading the gate checks since the site table was adopted."""
+        from facegate.calibrate.status import adopted_at, adopted_site_table, site_status
+
+        state = state if state is not None else self.gallery.backend.state()
+        tables = self.pipeline.tables()
+        site = adopted_site_table(self.config, tables)
+        denied, bars = self.db.denied_best_scores(adopted_at(site)) if site is not None else (None, None)
+        return site_status(self.config, people=state.people, faces=state.faces, face_counts=state.face_counts,
+                           denied_best=denied, bars=bars, tables=tables)
 
     def close(self) -> None:
         if self._owns_gallery:

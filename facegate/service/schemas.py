@@ -50,6 +50,53 @@ def pick_field() -> Any:
     return F("the face-choice rule applied: largest (default), single (exactly one face) or center", "largest")
 
 
+TABLE_DOC = ("which operating-point table the threshold and rates come from: the shipped one (measured on LFW), "
+             "your own, or the site table adopted with 'facegate calibrate --site --adopt' (with its date)")
+TABLE_EXAMPLE = ("site table of 2026-12-09T08:00:00+01:00 (435 impostor pairs of 30 people), adopted "
+                 "2026-12-09T08:05:00+01:00 by ada")
+
+
+class TableOut(BaseModel):
+    """The operating-point table in force for the service's stack."""
+
+    source: str | None = F("shipped, home (your own calibration), site (an adopted site table); null: none", "site")
+    label: str | None = F("the table in words, as every answer's table field says it", TABLE_EXAMPLE)
+    stack: str = F("the stack the table is for: embedder, detector, landmarks, mirroring",
+                   "mobilefacenet|blazeface+onet|mtcnn5|flip")
+    created: str | None = F("site table: when it was estimated (ISO 8601)", "2026-12-09T08:00:00+01:00", None)
+    by: str | None = F("site table: who estimated it", "ada", None)
+    adopted: str | None = F("site table: when it was put in force (ISO 8601)", "2026-12-09T08:05:00+01:00", None)
+    adopted_by: str | None = F("site table: who put it in force", "ada", None)
+    forced: bool | None = F("site table: adopted although the trust rule called it unreliable", False, None)
+    reliable: bool | None = F("site table: whether the trust rule called it reliable", True, None)
+    people: int | None = F("site table: people its impostor pairs came from", 30, None)
+    impostor_pairs: int | None = F("site table: impostor pairs it was estimated from", 435, None)
+    calibrated_people: int | None = F("site table: people enrolled when it was estimated", 30, None)
+    calibrated_faces: int | None = F("site table: faces enrolled when it was estimated", 30, None)
+
+
+class DriftWarningOut(BaseModel):
+    code: Literal["enrolment_growth", "impostor_drift"] = F("what drifted", "enrolment_growth")
+    severity: Literal["warning", "info"] = F("warning: stated rates may be too low; info: stricter than needed",
+                                             "warning")
+    message: str = F("what it means and what to do, in one paragraph",
+                     "the gallery has grown from 30 to 45 people since the site calibration of ...: recalibrate")
+    details: dict[str, Any] = F("the numbers behind it", {"people_then": 30, "people_now": 45, "share": 0.25})
+
+
+SITE_STATUS_EXAMPLE = {"table": {"source": "shipped", "label": "shipped table (LFW deep-funneled)",
+                                 "stack": "mobilefacenet|blazeface+onet|mtcnn5|flip"},
+                       "warnings": [], "growth_share": 0.25}
+
+
+class SiteStatusOut(BaseModel):
+    table: TableOut = F("the table in force", SITE_STATUS_EXAMPLE["table"])
+    warnings: list[DriftWarningOut] = F("reasons to recalibrate the site; empty when none (or no site table)", [])
+    growth_share: float = F("the share of enrolment growth since the site calibration that warns", 0.25)
+    denied_checks: int | None = F("denied gate checks since the adoption that the drift check read", 120, None)
+    min_denied_checks: int | None = F("fewer denied checks than this say nothing", 50, None)
+
+
 class ErrorOut(BaseModel):
     code: str = F("machine-readable error code", "invalid_image")
     message: str = F("one line a person can act on", "image: not a recognised image format")
@@ -73,16 +120,18 @@ LIVENESS_EXAMPLE = {
     "live": False, "score": 0.231, "threshold": 0.664, "apcer": 0.0, "bpcer": 0.0357,
     "measured_on": "nuaa_dev across sessions (...)", "model": "pad_cues_nuaa", "frames": 3, "frames_without_face": 0,
     "cues": {"red_rel": 0.021, "follow_near": 0.87},
-    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4572, "far": 1e-3, "frames": 3},
+    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4561, "far": 1e-3, "frames": 3, "mirrored": False},
 }
 
 
 class IdentityAcrossFramesOut(BaseModel):
     same: bool = F("whether every frame of the burst shows the identified person", True)
     lowest: float = F("the lowest 1:1 score of a frame's face against the identified face", 0.81)
-    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4572)
+    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4561)
     far: float | None = F("the false-accept rate of that threshold", 1e-3)
     frames: int = F("frames of the burst with a face", 3)
+    mirrored: bool = F("whether the embeddings compared were mirror-averaged; false: each face's own embedding, held "
+                       "to the threshold calibrated for such embeddings at the same FAR", False)
 
 
 class GateLivenessOut(BaseModel):
@@ -143,6 +192,7 @@ class GateCheckOut(BaseModel):
                                          "(null when no frame had a face)", LIVENESS_EXAMPLE, None)
     frames: int = F("frames received: one image, or a burst", 3, 1)
     frames_without_face: int = F("frames in which no face was found (counted, not fatal)", 0, 0)
+    table: str | None = F(TABLE_DOC, TABLE_EXAMPLE, None)
     faces_found: int = F("faces found in the frame the person was identified from (as faces)", 1, 0)
     face_used: FaceUsedOut | None = F("the face decided on (the largest) and the frame it is in; null without a face",
                                       {**FACE_USED, "frame": 0}, None)
@@ -211,6 +261,7 @@ class IdentifiedFaceOut(FaceOut):
     fpir: float | None = F("false-positive identification rate decided at", 1e-2)
     far: float | None = F("per-comparison false-accept rate given to each identity", 1e-5)
     tpir: float | None = F("expected true-positive identification rate, where calibrated", 0.9646)
+    table: str | None = F(TABLE_DOC, TABLE_EXAMPLE, None)
 
 
 class DecisionOut(BaseModel):
@@ -225,6 +276,7 @@ class DecisionOut(BaseModel):
     explicit_threshold: bool = F("whether the threshold was set explicitly instead of from the FPIR", False)
     warnings: list[str] = F("the FPIR cannot be held with a usable TPIR, or needs a FAR below the calibrated range",
                             [])
+    table: str | None = F(TABLE_DOC, TABLE_EXAMPLE, None)
 
 
 class IdentifyOut(BaseModel):
@@ -250,6 +302,7 @@ class VerifyOut(BaseModel):
     far: float | None = F("the false-accept rate the threshold stands for; null for an explicit threshold "
                           "outside the calibrated table", 1e-3)
     faces: list[VerifiedFaceOut] = F("the face used from each image, with how many each image held", [])
+    table: str | None = F(TABLE_DOC, TABLE_EXAMPLE, None)
 
 
 class PersonOut(BaseModel):
@@ -419,6 +472,10 @@ class StatsOut(BaseModel):
     warnings: list[str] = F("the FPIR cannot be held with a usable TPIR, or needs a FAR below the calibrated range",
                             [], default_factory=list)
     events: dict[str, int] = F("events logged, by kind", {"access": 1042, "audit": 35, "auth_failure": 2})
+    table: str | None = F(TABLE_DOC, TABLE_EXAMPLE, None)
+    site_calibration: SiteStatusOut | None = F(
+        "the table in force and whether it still holds: enrolments grown since the site calibration, denied gate "
+        "checks scoring higher or lower than the site table says", SITE_STATUS_EXAMPLE, None)
 
 
 class AccessRuleIn(BaseModel):
@@ -504,3 +561,98 @@ class ConsistencyOut(BaseModel):
         "pairs of people whose templates clear the 1:N bar: one person enrolled twice, or a wrong photo",
         [{"people": [{"person_id": 7, "name": "Ada Lovelace", "faces": 2},
                      {"person_id": 9, "name": "Ada King", "faces": 1}], "score": 0.8121, "bar": 0.6145}])
+
+
+# -- site calibration (tag calibration) -----------------------------------------------------------------------------
+THRESHOLDS = {"0.001": 0.5187, "0.0001": 0.5874, "1e-05": 0.6437, "1e-06": 0.7322}
+
+
+class TableStateOut(BaseModel):
+    table: str = F("'shipped' (no site table), or the creation time of the site table", "2026-12-09T08:00:00+01:00")
+    by: str | None = F("who estimated that site table", "ada", None)
+    thresholds: dict[str, float] = F("its thresholds at FAR 1e-3 ... 1e-6", THRESHOLDS)
+
+
+class AdoptionEventOut(BaseModel):
+    action: Literal["adopt", "revert"] = F("put a site table in force, or took it out", "adopt")
+    stack: str = F("the stack the table is for", "mobilefacenet|blazeface+onet|mtcnn5|flip")
+    when: str = F("ISO 8601 with offset", "2026-12-09T08:05:00+01:00")
+    by: str = F("who (an API key, or the OS user of the CLI)", "ops (key 3f9a1c0b2e)")
+    forced: bool = F("an estimate the trust rule called unreliable, adopted anyway", False)
+    before: TableStateOut = F("what was in force before", {"table": "shipped", "thresholds": THRESHOLDS})
+    after: TableStateOut = F("what is in force after", {"table": "2026-12-09T08:00:00+01:00", "thresholds": THRESHOLDS})
+    reasons: list[str] = F("forced: why the estimate was unreliable", [])
+    note: str = F("a note given with the change", "new camera at the front door")
+
+
+class SiteRowOut(BaseModel):
+    far: float = F("the stated false-accept rate", 1e-4)
+    shipped_threshold: float = F("the shipped (LFW) threshold for it", 0.5425)
+    site_threshold: float = F("the site's threshold for it", 0.5874)
+    interval: list[float] = F("90% interval of the site threshold (bootstrap over people)", [0.5631, 0.6151])
+    far_interval: list[float] = F("90% interval of the FAR the site threshold stands for", [4.3e-05, 0.00029])
+
+
+class FpirRowOut(BaseModel):
+    fpir: float = F("the stated false-positive identification rate", 0.01)
+    identities: int = F("people enrolled when estimated", 30)
+    far: float = F("per-comparison FAR each identity gets (FPIR / identities)", 0.00033)
+    shipped_threshold: float = F("a one-photo identity's bar under the shipped table", 0.4992)
+    site_threshold: float = F("the same bar under the site table", 0.5526)
+    warnings: list[str] = F("the FPIR cannot be held with a usable TPIR, or needs a FAR below the calibrated range", [])
+
+
+class SiteEstimateOut(BaseModel):
+    stack: str = F("the stack it is for", "mobilefacenet|blazeface+onet|mtcnn5|flip")
+    created: str = F("when it was estimated (ISO 8601)", "2026-12-09T08:00:00+01:00")
+    by: str = F("who estimated it", "ops (key 3f9a1c0b2e)")
+    reliable: bool = F("whether the trust rule lets it be adopted without force", True)
+    reasons: list[str] = F("why it is unreliable; empty when reliable", [])
+    people: int = F("people its impostor pairs came from", 30)
+    impostor_pairs: int = F("impostor pairs it was estimated from", 435)
+    stranger_photos: int = F("photos of strangers among its sources", 0)
+    map: dict[str, Any] = F("site scores = a + b x shipped scores, with 90% intervals",
+                            {"a": 0.0886, "b": 0.974, "interval": {"a": [0.07, 0.1], "b": [0.94, 1.0]}})
+    rows: list[SiteRowOut] = F("shipped and site thresholds at FAR 1e-3 ... 1e-6", [])
+    fpir: list[FpirRowOut] = F("shipped and site bars at FPIR 1e-2 ... 1e-3 at the gallery's size", [])
+    suspects: list[dict[str, Any]] = F("pairs scoring like one person (enrolled twice?), left out of the estimate", [])
+    adoption: dict[str, Any] | None = F("when it was adopted, by whom, forced or not; null if not adopted",
+                                        {"when": "2026-12-09T08:05:00+01:00", "by": "ada", "forced": False, "note": ""},
+                                        None)
+
+
+class CalibrateOut(BaseModel):
+    estimate: SiteEstimateOut = F("the site estimate (kept as the last estimate; POST .../adopt puts it in force)",
+                                  {"stack": "mobilefacenet|blazeface+onet|mtcnn5|flip", "created": "2026-12-09T08:00:00+01:00",
+                                   "by": "ops", "reliable": True, "reasons": [], "people": 30, "impostor_pairs": 435,
+                                   "stranger_photos": 0, "map": {"a": 0.0886, "b": 0.974}, "rows": [], "fpir": [],
+                                   "suspects": []})
+    in_force: TableOut = F("the table in force now (unchanged by an estimate)", SITE_STATUS_EXAMPLE["table"])
+    strangers: int = F("stranger photos used", 0)
+    strangers_without_face: int = F("stranger photos left out: no face found", 0)
+
+
+class CalibrationOut(BaseModel):
+    stack: str = F("the service's stack", "mobilefacenet|blazeface+onet|mtcnn5|flip")
+    in_force: TableOut = F("the table in force", SITE_STATUS_EXAMPLE["table"])
+    site_table: SiteEstimateOut | None = F("the site table in force; null when none is adopted", None)
+    last_estimate: SiteEstimateOut | None = F("the last estimate made (in force or not); null before the first", None)
+    log: list[AdoptionEventOut] = F("every adoption and revert, oldest first", [])
+    status: SiteStatusOut = F("drift warnings: recalibrate when they say so", SITE_STATUS_EXAMPLE)
+
+
+class AdoptIn(BaseModel):
+    force: bool = F("adopt an estimate the trust rule calls unreliable (recorded as forced)", False, False)
+    note: str = F("why, for the audit log", "new camera at the front door", "", max_length=500)
+
+
+class RevertIn(BaseModel):
+    note: str = F("why, for the audit log", "the new camera was taken down", "", max_length=500)
+
+
+class AdoptionOut(BaseModel):
+    event: AdoptionEventOut = F("the audit record of the change", {
+        "action": "adopt", "stack": "mobilefacenet|blazeface+onet|mtcnn5|flip", "when": "2026-12-09T08:05:00+01:00",
+        "by": "ops (key 3f9a1c0b2e)", "forced": False, "before": {"table": "shipped", "thresholds": THRESHOLDS},
+        "after": {"table": "2026-12-09T08:00:00+01:00", "thresholds": THRESHOLDS}, "reasons": [], "note": ""})
+    in_force: TableOut = F("the table in force after the change", SITE_STATUS_EXAMPLE["table"])

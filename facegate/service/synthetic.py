@@ -31,6 +31,7 @@ from PIL import Image
 
 from facegate.align import LANDMARK_ORDER, MEAN_FACE, template
 from facegate.config import Config
+from facegate.decide.tables import OPERATING_POINTS, TEMPLATE_POINTS, StackTables
 from facegate.liveness import FACE_JUMPED, PRESENTATION_ATTACK, LinearHead, Liveness, LivenessDetector, LivenessModel, face_jump
 from facegate.liveness.result import Mode
 from facegate.pipeline import Pipeline
@@ -90,6 +91,13 @@ class SyntheticEmbedder:
             out[i] = v / max(float(np.linalg.norm(v)), 1e-6)
         return out
 
+    def embed_plain(self, chips: np.ndarray) -> np.ndarray:
+        return self.embed(chips)  # no mirror average: its embedding is the plain one
+
+    def embed_and_plain(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        emb = self.embed(chips)
+        return emb, emb
+
 
 def _border_share(image: np.ndarray) -> float:
     """Share of near-white pixels in the outer band (6% of the shorter side) of an image."""
@@ -145,10 +153,13 @@ class SyntheticPipeline(Pipeline):
         self.__dict__["detector"] = SyntheticDetector()
         self.__dict__["embedder"] = SyntheticEmbedder()
         self.liveness_detector = SyntheticLiveness()
-        self.__dict__["operating_points"] = [
-            OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic")
-        ]
-        self.__dict__["template_points"] = []  # no template calibration (not the shipped embedder's table)
+        # its embedder has no mirror average: the plain stack is the same one, with the same point
+        self.__dict__["plain_operating_points"] = list(self.tables().operating_points)
+
+    def tables(self) -> StackTables:
+        """One operating point by construction, no template calibration (not the shipped embedder's table)."""
+        point = OperatingPoint(far=SYNTHETIC_FAR, threshold=SYNTHETIC_THRESHOLD, tar=None, dataset="synthetic faces")
+        return StackTables("synthetic", (point,), (), {OPERATING_POINTS: "synthetic", TEMPLATE_POINTS: None})
 
 
 def synthetic_face(person: int, shot: int = 0, size: int = 200, noise: float = 18.0) -> np.ndarray:

@@ -8,7 +8,7 @@ Contract (the service's gate check)::
     burst of the track's last frames (the same crop rectangle in each, so motion is measurable)
     -> 200 {"gate", "decision": "allow"|"deny", "person_id", "name", "score", "threshold",
             "far", "fpir", "tpir", "rule", "warnings", "event_id", "faces",
-            "reason", "message", "liveness", "frames", "frames_without_face"}
+            "reason", "message", "liveness", "frames", "frames_without_face", "table"}
 
 The decision is the service's (its gallery's FPIR policy, :mod:`facegate.decide`, the gate's
 liveness setting, :func:`facegate.liveness.check_presentation`, and its access list); this client
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 ANSWER_KEYS = ("decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "event_id", "faces",
-               "reason", "message", "liveness", "frames", "frames_without_face")
+               "reason", "message", "liveness", "frames", "frames_without_face", "table")
 
 
 class GateError(Exception):

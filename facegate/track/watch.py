@@ -323,7 +323,8 @@ class Watcher:
         snap = gallery.snapshot()  # the policy and the model of one read of the gallery
         self.policy = snap.policy
         self.threshold = self.policy.threshold  # a single sample's vote
-        log.info("naming tracks at %s; one-photo bar %.4f", self.policy.describe(), self.threshold)
+        log.info("naming tracks at %s; one-photo bar %.4f; table: %s", self.policy.describe(), self.threshold,
+                 self.policy.table_label)
         self.model = model_id(pipeline)
         stored = snap.model
         check_model(stored, self.model)
@@ -592,7 +593,7 @@ class Watcher:
                 share=round(d.share, 3), samples=d.samples, effective_samples=round(d.effective_samples, 2),
                 previous=d.previous, switch=d.switch, threshold=round(d.threshold, 4), far=self.policy.far,
                 fpir=self.policy.fpir, tpir=None if self.policy.tpir is None else round(self.policy.tpir, 4),
-                candidates=[{"name": n, "score": round(s, 4)} for _p, n, s in d.candidates[:3]],
+                table=self.policy.table_label, candidates=[{"name": n, "score": round(s, 4)} for _p, n, s in d.candidates[:3]],
             )
             if d.switch:
                 log.info("track %d: %s -> %s (score %.3f)", t.id, d.previous, d.label, d.score)

@@ -112,7 +112,8 @@ class FacegateOut(BaseModel):
         examples=[{"index": 0, "box": [180.2, 139.5, 367.8, 326.1], "score": 0.9987}])
     pick: str | None = Field(default=None, description="the face-choice rule: largest", examples=["largest"])
     decision: S.DecisionOut | None = Field(default=None, description="the 1:N operating point the faces were decided at")
-    verify: dict[str, Any] | None = F("1:1: threshold and FAR applied", {"threshold": 0.4572, "far": 0.001}, None)
+    verify: dict[str, Any] | None = F("1:1: threshold and FAR applied, and the table they come from",
+                                      {"threshold": 0.4572, "far": 0.001, "table": "shipped"}, None)
 
 
 class RecognizedFaceOut(BaseModel):
@@ -515,7 +516,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
                 item["execution_time"] = {"total": ms}
             result.append(item)
         out: dict[str, Any] = {"result": result,
-                               "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far})}
+                               "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far,
+                                                                       "table": svc.engine.pipeline.table_label})}
         if status:
             out["plugins_versions"] = versions(svc)
         return out
@@ -549,7 +551,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
                                 "face_matches": matches}
         if status:
             item["plugins_versions"] = versions(svc)
-        return {"result": [item], "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far},
+        return {"result": [item], "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far,
+                                                                       "table": svc.engine.pipeline.table_label},
                                                    **chosen.to_dict())}
 
     # -- examples (faces) -----------------------------------------------------------------------------

@@ -435,8 +435,12 @@ function showDecision(box, d) {
   const rate = d.explicit_threshold ? `explicit threshold ${fmtScore(d.threshold)}${table}`
     : `FPIR ${d.fpir} at ${d.identities} people (FAR ${Number(d.far).toPrecision(2)} per comparison` +
       `${d.tpir === null ? "" : `, expected TPIR ${Math.round(100 * d.tpir)}%`})`;
-  box.textContent = `Decisions at ${rate}.` + (d.warnings.length ? ` Warning: ${d.warnings.join(" ")}` : "");
-  box.className = d.warnings.length ? "notice error" : "notice";
+  // which table the rates come from (shipped, or an adopted site table), and the site's drift warnings (issue 22)
+  const drift = ((d.site_calibration || {}).warnings || []).map((w) => w.message);
+  const warnings = [...d.warnings, ...drift];
+  box.textContent = `Decisions at ${rate}.` + (d.table ? ` Table: ${d.table}.` : "") +
+    (warnings.length ? ` Warning: ${warnings.join(" ")}` : "");
+  box.className = warnings.length ? "notice error" : "notice";
 }
 
 // -- access lists ------------------------------------------------------------------------------

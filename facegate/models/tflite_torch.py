@@ -4,17 +4,21 @@ The module replays the graph's operators in order on NCHW tensors, with the TFLi
 weights converted once (OHWI -> OIHW, depthwise 1HWC -> C1HW); per-channel constants
 broadcast over channels. Its fixed batch (MobileFaceNet ships [2, 112, 112, 3]) is
 dropped: the final RESHAPE becomes a flatten, so any batch runs, and the ONNX export has
-a dynamic batch dimension like facegate's other graphs.
+a dynamic batch dimension like facegate's other graphs; `facegate models install` makes it
+(see :mod:`facegate.models.converted`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegate.models.tflite_graph import Graph, Op
+from facegate.models.registry import ModelSpec, verified_path
+from facegate.models.tflite_graph import Graph, Op, read_graph
 
 
 class TfliteModule(nn.Module):
@@ -84,3 +88,16 @@ class TfliteModule(nn.Module):
                 raise ValueError(op.kind)
             env[op.outputs[0]] = y
         return env[self.output]
+
+
+def torch_module(spec: ModelSpec) -> TfliteModule:
+    """The spec's verified TFLite file as a PyTorch module, eval mode, on the CPU."""
+    return TfliteModule(read_graph(verified_path(spec))).eval()
+
+
+def export_onnx(spec: ModelSpec, dest: Path) -> None:
+    """The translated graph as ONNX: input ``chips`` [N, 3, S, S] (preprocessed), output ``embedding``."""
+    from facegate.models.onnx_export import export_torch
+
+    s = int(spec.input_size or 112)
+    export_torch(torch_module(spec), (1, 3, s, s), dest, "chips", ["embedding"])

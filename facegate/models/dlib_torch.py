@@ -26,17 +26,14 @@ instead of ``x``. Details that matter for agreeing with dlib to 1e-4 and that a
   folded into that convolution's weights and bias when the weights are converted:
   one operation fewer per layer and the same result up to float rounding.
 
-The weights are parsed from dlib's ``.dat`` (see :mod:`facegate.models.dlib_dat`) on
-first use, then cached as a PyTorch file keyed by the ``.dat``'s sha256, so later runs
-start in a fraction of a second.
+The weights are parsed from dlib's ``.dat`` (see :mod:`facegate.models.dlib_dat`) and
+saved as a PyTorch file and an ONNX graph by `facegate models install` (see
+:mod:`facegate.models.converted`), so runs start in a fraction of a second.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegate.config import Config
 from facegate.errors import ModelError
-from facegate.files import private_dir
 from facegate.models.dlib_dat import DatLayer, DatNetwork, read_dlib_dnn
-from facegate.models.onnx_cache import export_torch
+from facegate.models.onnx_export import export_torch
 from facegate.models.registry import REGISTRY, ModelSpec, verified_path
 
 log = logging.getLogger(__name__)
@@ -57,7 +52,7 @@ log = logging.getLogger(__name__)
 STAGES: tuple[tuple[int, int, bool], ...] = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 INPUT_SIZE = 150
 EMBEDDING_DIM = 128
-CACHE_FORMAT = 1  # bump when the module's state-dict layout changes
+STATE_FORMAT = 1  # bump when the module's state-dict layout changes (and the conversion's version)
 
 
 def _dlib_padding(kernel: int, stride: int) -> int:
@@ -189,81 +184,41 @@ def state_dict_from_dat(net: DatNetwork) -> dict[str, torch.Tensor]:
     return sd
 
 
-# --------------------------------------------------------------------------- cache
+# --------------------------------------------------------------------------- files
 
 
-def _weights_digest(sd: dict[str, torch.Tensor]) -> str:
-    """sha256 over names and raw bytes, so a damaged or edited cache is noticed."""
-    h = hashlib.sha256()
-    for key in sorted(sd):
-        t = sd[key].detach().to("cpu", torch.float32).contiguous()
-        h.update(key.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
+def state_dict_from_source(spec: ModelSpec | None = None) -> dict[str, torch.Tensor]:
+    """The registry's sha256-verified ``.dat`` as a state dict (about 0.3 s of parsing)."""
+    return state_dict_from_dat(read_dlib_dnn(verified_path(spec or REGISTRY["dlib_resnet"])))
 
 
-def cache_path(config: Config, source_sha256: str) -> Path:
-    return config.cache_dir / f"dlib_resnet_v1.{source_sha256[:16]}.pt"
-
-
-def _read_cache(path: Path, source_sha256: str, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-    """The cached state dict, or None (with the reason logged) if it cannot be trusted."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: rebuild rather than fail
-        log.warning("ignoring unreadable weight cache %s (%s); rebuilding it", path, exc)
-        return None
-    problem = None
-    if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT:
-        problem = "unknown cache format"
-    elif blob.get("source_sha256") != source_sha256:
-        problem = "it was made from a different model file"
-    else:
-        sd = blob.get("state_dict")
-        if not isinstance(sd, dict) or sd.keys() != expected.keys():
-            problem = "its layers do not match the network"
-        elif any(sd[k].shape != expected[k].shape or sd[k].dtype != torch.float32 for k in sd):
-            problem = "its tensor shapes do not match the network"
-        elif _weights_digest(sd) != blob.get("weights_sha256"):
-            problem = "its weights do not match their recorded sha256"
-    if problem:
-        log.warning("ignoring weight cache %s: %s; rebuilding it", path, problem)
-        return None
-    return sd
-
-
-def _write_cache(path: Path, source_sha256: str, sd: dict[str, torch.Tensor]) -> None:
-    """Atomic write (temp file + rename) so concurrent runs never see half a cache."""
-    blob = {"format": CACHE_FORMAT, "source_sha256": source_sha256, "weights_sha256": _weights_digest(sd), "state_dict": sd}
-    try:
-        private_dir(path.parent)  # the file is mkstemp's: 0600
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only home only costs the conversion next time
-        log.warning("could not write weight cache %s: %s", path, exc)
-
-
-def load_state_dict(config: Config, spec: ModelSpec | None = None) -> tuple[dict[str, torch.Tensor], str]:
-    """The network's weights and where they came from (``"cache"`` or ``"dat"``).
-
-    The ``.dat`` is always sha256-verified against the registry first (22 MB, tens of
-    milliseconds); its hash also names and validates the cache.
-    """
+def write_state_dict(dest: Path, spec: ModelSpec | None = None) -> None:
+    """The converted weights as a PyTorch file (what the torch runtime loads; see
+    :mod:`facegate.models.converted`), tagged with the ``.dat``'s sha256."""
     spec = spec or REGISTRY["dlib_resnet"]
-    source = verified_path(spec)
-    path = cache_path(config, spec.sha256)
+    blob = {"format": STATE_FORMAT, "source_sha256": spec.sha256, "state_dict": state_dict_from_source(spec)}
+    with open(dest, "wb") as fh:  # a file object: given a path, torch names the archive after it (not reproducible)
+        torch.save(blob, fh)
+
+
+def read_state_dict(path: Path, spec: ModelSpec | None = None) -> dict[str, torch.Tensor]:
+    """Load a file :func:`write_state_dict` made, checking that it is of the registry's ``.dat``
+    and holds every layer of :class:`DlibResNet` in its shape (its bytes were sha256-checked
+    against the record made with it before this is called)."""
+    spec = spec or REGISTRY["dlib_resnet"]
     with torch.device("meta"):  # shapes only: skips the random initialisation
         expected = DlibResNet().state_dict()
-    if path.exists():
-        sd = _read_cache(path, spec.sha256, expected)
-        if sd is not None:
-            return sd, "cache"
-    sd = state_dict_from_dat(read_dlib_dnn(source))
-    _write_cache(path, spec.sha256, sd)
-    return sd, "dat"
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a foreign file
+        raise ModelError(f"{path} is not a readable dlib ResNet state dict ({exc})") from exc
+    sd = blob.get("state_dict") if isinstance(blob, dict) else None
+    if not isinstance(blob, dict) or blob.get("format") != STATE_FORMAT or blob.get("source_sha256") != spec.sha256:
+        raise ModelError(f"{path} is not a state dict of this dlib ResNet ({spec.sha256[:16]}...)")
+    if (not isinstance(sd, dict) or sd.keys() != expected.keys()
+            or any(sd[k].shape != expected[k].shape or sd[k].dtype != torch.float32 for k in sd)):
+        raise ModelError(f"{path}: its layers do not match the dlib ResNet network")
+    return sd
 
 
 def build_model(sd: dict[str, torch.Tensor]) -> DlibResNet:
@@ -274,13 +229,10 @@ def build_model(sd: dict[str, torch.Tensor]) -> DlibResNet:
     return model.eval()
 
 
-def export_onnx(path: str | os.PathLike[str], config: Config | None = None, opset: int = 17) -> Path:
-    """Write the network as ONNX: input ``chips`` float32 [N, 3, 150, 150] RGB in 0..255
-    (mean subtraction included), output ``embedding`` [N, 128] raw (not normalised)."""
-    config = config or Config()
-    out = Path(path)
-    export_graph(build_model(load_state_dict(config)[0]), out, opset)
-    return out
+def write_onnx(dest: Path, spec: ModelSpec | None = None, opset: int = 17) -> None:
+    """The network as ONNX, straight from the ``.dat``: input ``chips`` float32 [N, 3, 150, 150]
+    RGB in 0..255 (mean subtraction included), output ``embedding`` [N, 128] raw (not normalised)."""
+    export_graph(build_model(state_dict_from_source(spec)), dest, opset)
 
 
 def export_graph(model: DlibResNet, out: Path, opset: int = 17) -> None:
