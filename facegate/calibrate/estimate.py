@@ -90,7 +90,9 @@ METHODS = {
 DEFAULT_METHOD = "moments"
 SPREAD_PRIOR: float | None = 0.05  # sd of the spread ratio b across sites (None: no shrinkage)
 TAIL_FROM = 1e-2  # the tail moves with the body down to this FAR ...
-TAIL_DECAY = 0.2  # ... and by this share less per decade below it (fitted on four sites, tested on the others)
+TAIL_DECAY = 0.30  # ... and by this share less per decade below it where the site's mean has not moved up ...
+TAIL_HALF = 0.09  # ... half that where it moved up by this much: decay = TAIL_DECAY / (1 + move / TAIL_HALF)
+# (both fitted on six sites: grey-small, noise, JPEG 10, night and the stronger JPEG 5 and grey-tiny; see the docstring)
 BOOTSTRAP = 200
 LEVEL = 0.9  # two-sided level of the stated intervals
 # The trust rule (see :func:`trust`). 30 one-photo people (435 pairs) must be enough to adopt; below
@@ -186,7 +188,7 @@ class SiteEstimate:
     genuine: dict[str, Any] = field(default_factory=dict)
     map_interval: dict[str, tuple[float, float]] = field(default_factory=dict)
     spread_weight: float = 1.0  # how much of the measured spread change was kept (1: all)
-    tail_decay: float = TAIL_DECAY  # the tail's share of the move lost per decade below TAIL_FROM
+    tail_decay: float = TAIL_DECAY  # the tail's share of the move lost per decade below TAIL_FROM (at the estimate's map)
 
     def point(self, far: float) -> SitePoint:
         for p in self.points:
@@ -204,15 +206,26 @@ class _Point:
     threshold: float
 
 
+def tail_decay_for(m: AffineMap, shipped_mean: float, decay: float = TAIL_DECAY, half: float | None = TAIL_HALF) -> float:
+    """The share of the body's move the tail loses per decade below :data:`TAIL_FROM` at a site whose
+    scores are ``m`` of the shipped ones: ``decay / (1 + move / half)``, with ``move`` how far the mean of
+    the impostor scores moved up (a move down counts as none: the tail then moves least, the safe side).
+    ``half=None``: a fixed decay, whatever the move (see the module docstring)."""
+    if half is None:
+        return float(decay)
+    move = max(0.0, float(m(shipped_mean)) - float(shipped_mean))
+    return float(decay) / (1.0 + move / float(half))
+
+
 def tail_weight(far: float, decay: float = TAIL_DECAY) -> float:
     """How much of the body's move a threshold at ``far`` makes: all of it down to :data:`TAIL_FROM`,
-    then :data:`TAIL_DECAY` less per decade (see the module docstring)."""
+    then ``decay`` less per decade (see the module docstring and :func:`tail_decay_for`)."""
     if far >= TAIL_FROM:
         return 1.0
     return max(0.0, 1.0 - decay * math.log10(TAIL_FROM / far))
 
 
-def moved(m: AffineMap, threshold: float, far: float, decay: float = TAIL_DECAY) -> float:
+def moved(m: AffineMap, threshold: float, far: float, decay: float) -> float:
     """A shipped threshold at ``far`` moved to the site: ``t + w(far) * (m(t) - t)``."""
     return float(threshold + tail_weight(far, decay) * (m(threshold) - threshold))
 
@@ -341,6 +354,7 @@ def estimate_site(
     level: float = LEVEL,
     spread_prior: float | None = SPREAD_PRIOR,
     tail_decay: float | None = None,
+    tail_half: float | None = TAIL_HALF,
     template_rule: str = DEFAULT_TEMPLATE_RULE,
     stated: str = DEFAULT_STATED,
     weigh: str = DEFAULT_WEIGH,
@@ -372,8 +386,12 @@ def estimate_site(
     fmap = map_from(site, ship_q, method)
 
     # suspected duplicates: pairs above the site's own FAR 1e-6 threshold; refit without them
-    decay = TAIL_DECAY if tail_decay is None else float(tail_decay)
-    bar = moved(fmap, curve.threshold(1e-6), 1e-6, decay)
+    decay0 = TAIL_DECAY if tail_decay is None else float(tail_decay)
+
+    def decay_of(m: AffineMap) -> float:
+        return tail_decay_for(m, shipped.single.mean, decay0, tail_half)
+
+    bar = moved(fmap, curve.threshold(1e-6), 1e-6, decay_of(fmap))
     hi = np.flatnonzero(s_sorted > bar)
     suspects: list[dict[str, Any]] = []
     if hi.size:
@@ -419,8 +437,11 @@ def estimate_site(
     order_f = sorted(points, key=lambda q: -q.far)
     t_ship = [curve.threshold(p.far) for p in order_f]
 
+    decay = decay_of(fmap)
+
     def site_curve(m: AffineMap) -> list[float]:
-        t = [moved(m, x, p.far, decay) for x, p in zip(t_ship, order_f)]
+        d = decay_of(m)  # each replicate's tail moves by its own shift's rule: the interval carries that too
+        t = [moved(m, x, p.far, d) for x, p in zip(t_ship, order_f)]
         return np.maximum.accumulate(np.asarray(t)).tolist()  # a lower FAR is never a lower bar
 
     est_t = site_curve(fmap)
@@ -484,5 +505,5 @@ def estimate_site(
 __all__ = [
     "BOOTSTRAP", "DEFAULT_METHOD", "FIT_PROBS", "LEVEL", "MAX_FACTOR", "METHODS", "MIN_FACTOR", "MIN_PAIRS", "MIN_PEOPLE",
     "REFERENCE_FAR", "AffineMap", "Curve", "SiteEstimate",
-    "estimate_site", "fit_map", "trust",
+    "TAIL_DECAY", "TAIL_FROM", "TAIL_HALF", "estimate_site", "fit_map", "tail_decay_for", "tail_weight", "trust",
 ]
