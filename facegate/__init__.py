@@ -4,7 +4,7 @@
 Quick start::
 
     import facegate
-    verdict = facegate.verify("a.jpg", "b.jpg")          # Verdict(same, score, threshold, far)
+    verdict = facegate.verify("a.jpg", "b.jpg")          # Verdict(same, score, threshold, far, faces)
     faces = facegate.Pipeline().faces("group.jpg")       # [Face(box, landmarks, score, embedding)]
 
 Nothing heavy is imported here; models load on first use.
@@ -25,7 +25,7 @@ from facegate.errors import (
     NoFaceError,
     UsageError,
 )
-from facegate.types import Face, OperatingPoint, Verdict
+from facegate.types import Face, FaceChoice, OperatingPoint, Verdict
 
 if TYPE_CHECKING:
     from facegate.pipeline import Pipeline
@@ -45,8 +45,10 @@ def __getattr__(name: str):  # lazy: importing facegate must stay cheap
     raise AttributeError(f"module 'facegate' has no attribute {name!r}")
 
 
-def verify(a, b, config: Config | None = None, pick: str = "single") -> Verdict:
-    """One-call verification of two photos with the default (or given) config."""
+def verify(a, b, config: Config | None = None, pick: str = "largest") -> Verdict:
+    """One-call verification of two photos with the default (or given) config. A photo with several
+    faces: the largest is used (``pick="single"`` refuses it: MultipleFacesError); ``verdict.faces``
+    says how many faces each photo held and which one was used."""
     from facegate.pipeline import Pipeline
 
     return Pipeline(config).verify(a, b, pick=pick)  # type: ignore[arg-type]
@@ -56,6 +58,7 @@ __all__ = [
     "Config",
     "DeviceError",
     "Face",
+    "FaceChoice",
     "FacegateError",
     "ImageTooLargeError",
     "InvalidImageError",

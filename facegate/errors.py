@@ -35,6 +35,7 @@ class ExitCode(IntEnum):
     NAME_TAKEN = 12
     REJECTED = 13
     SOURCE = 14
+    CONFLICT = 15
     INTERRUPTED = 130
 
 
@@ -55,6 +56,8 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.NAME_TAKEN: "name already taken",
     ExitCode.REJECTED: "enrolment rejected (every photo failed the quality gate)",
     ExitCode.SOURCE: "video source cannot be opened or was lost",
+    ExitCode.CONFLICT: "enrolment refused: the face is another enrolled person, does not match the person's "
+    "photos, or the photo is enrolled under another name (--force overrides)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

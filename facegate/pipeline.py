@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
-from functools import cached_property
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -24,16 +25,21 @@ from facegate.decide.scores import cosine
 from facegate.decide.site import store_path, store_signature
 from facegate.decide.tables import StackTables, in_force
 from facegate.decide.verification import decide, decision_threshold
-from facegate.errors import MultipleFacesError, NoFaceError, UsageError
+from facegate.errors import MultipleFacesError, NoFaceError, UncalibratedError, UsageError
 from facegate.image import ImageInput, load_image
-from facegate.types import Face, Verdict
+from facegate.types import Face, FaceChoice, OperatingPoint, Verdict
 
 if TYPE_CHECKING:
-    from facegate.liveness import Liveness, LivenessDetector
+    from facegate.liveness import Liveness, LivenessDetector, SamePersonRule
 
 log = logging.getLogger(__name__)
 
 Pick = Literal["single", "largest", "center"]
+PICKS: tuple[str, ...] = ("largest", "single", "center")
+# The one face-choice rule of every front end (Python API, CLI, REST, gate, enrolment, the
+# CompreFace-compatible API): the largest face (see pick_face for near-ties), said in the answer
+# (FaceChoice). "single" demands exactly one face (MultipleFacesError: exit 5, HTTP 422).
+DEFAULT_PICK: Pick = "largest"
 
 
 SURE_SHARE = 0.8  # ``largest`` chooses among faces scoring at least this share of the best score
@@ -42,7 +48,8 @@ SURE_SHARE = 0.8  # ``largest`` chooses among faces scoring at least this share 
 def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name: str = "image") -> Face:
     """Choose the face a one-face operation should use.
 
-    ``single`` refuses zero or several faces (the safe default for verification).
+    ``single`` refuses zero or several faces (``--pick single``, ``pick=single``; the default of every
+    front end is ``largest``, :data:`DEFAULT_PICK`, and :func:`choose_face` says which face it was).
     ``largest`` takes the biggest box among the faces the detector is nearly as sure of as its
     best one (score at least ``SURE_SHARE`` x the top score): the person nearest the camera,
     but not a hand holding a print or a patch of background the detector half-believes is a
@@ -73,6 +80,17 @@ def pick_face(faces: list[Face], image_shape: tuple[int, ...], pick: Pick, name:
     if pick == "center":
         return min(faces, key=off_centre)
     raise UsageError(f"unknown pick rule {pick!r}; use single, largest or center")
+
+
+def choose_face(faces: list[Face], image_shape: tuple[int, ...], pick: str = DEFAULT_PICK,
+                name: str = "image") -> FaceChoice:
+    """:func:`pick_face` with what the answer must say: the face's position among ``faces`` and how
+    many there were. Every front end chooses through here, so they cannot choose differently."""
+    if pick not in PICKS:
+        raise UsageError(f"unknown pick rule {pick!r}; use {', '.join(PICKS)}")
+    face = pick_face(faces, image_shape, pick, name)  # type: ignore[arg-type]
+    index = next(i for i, f in enumerate(faces) if f is face)
+    return FaceChoice(face=face, index=index, found=len(faces), pick=pick)
 
 
 class _InForce:
@@ -126,6 +144,12 @@ class Pipeline:
     template_points = _InForce()  # the k-photo template points in force (measured by :mod:`facegate.evaluate.templates`)
     table_label = _InForce()  # which table decides, in words (:attr:`facegate.decide.tables.StackTables.label`)
 
+    @cached_property
+    def plain_operating_points(self) -> list[OperatingPoint]:
+        """The operating points of this stack without the mirror average (``flip`` off): the
+        gate compares a burst's frames by such plain embeddings (:meth:`frame_rule`)."""
+        return list(in_force(self.config.replace(flip=False)).operating_points)
+
     # -- single images -------------------------------------------------------------------
     def load(self, src: ImageInput) -> np.ndarray:
         return load_image(src, self.config)
@@ -160,12 +184,18 @@ class Pipeline:
         image = self.load(src)
         return self.embed_faces(image, self.detector.detect(image))
 
-    def face(self, src: ImageInput, pick: Pick = "single", name: str | None = None) -> Face:
-        """The one face of an image (see :func:`pick_face`), embedded."""
+    def choose(self, src: ImageInput, pick: Pick = DEFAULT_PICK, name: str | None = None) -> FaceChoice:
+        """The face of an image a one-face operation uses (:func:`choose_face`), embedded, with how
+        many faces the image held."""
         image = self.load(src)
         label = name or (str(src) if isinstance(src, (str,)) else "image")
-        chosen = pick_face(self.detector.detect(image), image.shape, pick, label)
-        return self.embed_faces(image, [chosen])[0]
+        choice = choose_face(self.detector.detect(image), image.shape, pick, label)
+        self.embed_faces(image, [choice.face])
+        return choice
+
+    def face(self, src: ImageInput, pick: Pick = DEFAULT_PICK, name: str | None = None) -> Face:
+        """The one face of an image (see :func:`pick_face`), embedded."""
+        return self.choose(src, pick, name).face
 
     # -- batches ---------------------------------------------------------------------------
     def faces_batch(self, images: Iterable[np.ndarray]) -> list[list[Face]]:
@@ -195,12 +225,13 @@ class Pipeline:
         thr, far = self.threshold()
         return decide(cosine(a.embedding, b.embedding), thr, far, table=self.table_label)
 
-    def verify(self, a: ImageInput, b: ImageInput, pick: Pick = "single") -> Verdict:
-        """Are the faces in ``a`` and ``b`` the same person? At the configured FAR or threshold."""
+    def verify(self, a: ImageInput, b: ImageInput, pick: Pick = DEFAULT_PICK) -> Verdict:
+        """Are the faces in ``a`` and ``b`` the same person? At the configured FAR or threshold.
+        The verdict says which face of each photo was used (``verdict.faces``)."""
         self.threshold()  # fail on a bad FAR before spending time on models
-        fa = self.face(a, pick, name=str(a) if isinstance(a, str) else "first image")
-        fb = self.face(b, pick, name=str(b) if isinstance(b, str) else "second image")
-        return self.compare(fa, fb)
+        ca = self.choose(a, pick, name=str(a) if isinstance(a, str) else "first image")
+        cb = self.choose(b, pick, name=str(b) if isinstance(b, str) else "second image")
+        return replace(self.compare(ca.face, cb.face), faces=(ca, cb))
 
     # -- liveness --------------------------------------------------------------------------
     @property
@@ -236,29 +267,86 @@ class Pipeline:
             out.append(_with_box(v, f))
         return out
 
-    def frame_subjects(self, images: Sequence[np.ndarray]) -> tuple[list[Face | None], list[int], int | None]:
-        """For each frame of a burst, the face a gate judges (:func:`pick_face`, ``largest``) or
-        None; how many faces each frame held; and the frame to identify from (the one whose
-        face the detector is surest of; the earliest on a tie), None when no frame has a face."""
-        subjects: list[Face | None] = []
-        counts = []
-        for img in images:
+    def frame_choices(
+        self, images: Sequence[np.ndarray], pick: Pick = DEFAULT_PICK
+    ) -> tuple[list[FaceChoice | None], int | None]:
+        """For each frame of a burst, the face a gate judges (:func:`choose_face`: the one face-choice
+        rule, ``largest`` by default; ``single`` refuses a frame with several faces) with how many
+        faces the frame held, or None for a frame without a face; and the frame to identify from
+        (the one whose face the detector is surest of; the earliest on a tie), None when no frame
+        has a face."""
+        choices: list[FaceChoice | None] = []
+        for i, img in enumerate(images):
             found = self.detector.detect(img)
-            counts.append(len(found))
-            subjects.append(pick_face(found, img.shape, "largest") if found else None)
-        scored = [(f.score, -i) for i, f in enumerate(subjects) if f is not None]
+            label = "image" if len(images) == 1 else f"frame {i + 1} of {len(images)}"
+            choices.append(choose_face(found, img.shape, pick, label) if found else None)
+        scored = [(c.face.score, -i) for i, c in enumerate(choices) if c is not None]
         probe = -max(scored)[1] if scored else None
-        return subjects, counts, probe
+        return choices, probe
 
-    def embed_frames(self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int]) -> None:
+    def frame_subjects(self, images: Sequence[np.ndarray]) -> tuple[list[Face | None], list[int], int | None]:
+        """:meth:`frame_choices` as (the face of each frame or None, how many faces each frame held,
+        the frame to identify from)."""
+        choices, probe = self.frame_choices(images)
+        return ([c.face if c is not None else None for c in choices], [c.found if c is not None else 0 for c in choices],
+                probe)
+
+    def frame_rule(self) -> SamePersonRule:
+        """The 1:1 rule a burst's frames are held to against the face the gate identifies (its
+        "same person in every frame" check), at the configured FAR.
+
+        Plain embeddings (each face's own, without the mirror average: half the forward passes;
+        the identified face's comes free with its mirrored one, :meth:`embed_frames`) at the
+        threshold the operating-point table of the stack without ``flip`` gives for the
+        configured FAR. Where that table has no such point (an explicit ``threshold``, a stack
+        never calibrated without ``flip``), the configured embeddings at the configured rule, as
+        1:1 verification decides. The rule says which (``mirrored``) and the gate's answer shows it."""
+        from facegate.liveness import SamePersonRule
+
+        threshold, far = self.threshold()  # the configured stack must be calibrated (or given a threshold)
+        if self.config.flip and self.config.threshold is None:
+            try:
+                plain, plain_far = decision_threshold(self.config.replace(flip=False), self.plain_operating_points)
+            except UncalibratedError:
+                pass
+            else:
+                return SamePersonRule(plain, plain_far, mirrored=False)
+        return SamePersonRule(threshold, far, mirrored=self.config.flip)
+
+    def embed_frames(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int]
+    ) -> dict[int, np.ndarray]:
         """Fill in the embeddings of ``faces[i]`` (the face of frame ``i``) for ``indices``, in
-        one embedder call; faces already embedded are left as they are."""
+        one embedder call, and return their plain embeddings (no mirror average, from the same
+        forward passes: what :meth:`frame_embeddings` compares). Faces already embedded are left
+        as they are and are not in the answer."""
         todo = [i for i in indices if faces[i] is not None and faces[i].embedding is None]  # type: ignore[union-attr]
         if not todo:
-            return
+            return {}
         chips = np.concatenate([self.chips(images[i], [faces[i]]) for i in todo])  # type: ignore[list-item]
-        for i, e in zip(todo, self.embedder.embed(chips)):
+        emb, plain = self.embedder.embed_and_plain(chips)
+        for i, e in zip(todo, emb):
             faces[i].embedding = e  # type: ignore[union-attr]
+        return dict(zip(todo, plain))
+
+    def frame_embeddings(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None], indices: Sequence[int],
+        rule: SamePersonRule, known: Mapping[int, np.ndarray] | None = None,
+    ) -> dict[int, np.ndarray]:
+        """The embeddings ``rule`` compares (:meth:`frame_rule`) of ``faces[i]`` for ``indices``
+        (frames with a face): plain ones, those in ``known`` (:meth:`embed_frames`'s answer)
+        reused and the rest in one embedder call; or, for a mirrored rule, ``Face.embedding``
+        (filled in where missing)."""
+        idx = [i for i in indices if faces[i] is not None]
+        if rule.mirrored or not self.config.flip:
+            self.embed_frames(images, faces, idx)
+            return {i: faces[i].embedding for i in idx}  # type: ignore[union-attr,misc]
+        out = {i: known[i] for i in idx if known and i in known}
+        todo = [i for i in idx if i not in out]
+        if todo:
+            chips = np.concatenate([self.chips(images[i], [faces[i]]) for i in todo])  # type: ignore[list-item]
+            out.update(zip(todo, self.embedder.embed_plain(chips)))
+        return out
 
     def liveness_burst(self, frames: Sequence[ImageInput]) -> Liveness:
         """Liveness of one face over consecutive frames (at most ``MAX_BURST_FRAMES``, taken
@@ -283,7 +371,7 @@ class Pipeline:
             raise NoFaceError(f"burst of {len(images)} frames: no face in any frame")
         det = self.liveness_detector  # raises ModelError when none may be used
         check = check_presentation(
-            "burst", images, faces, probe, lambda: det, lambda idx: self.embed_frames(images, faces, idx), self.threshold()
+            "burst", images, faces, probe, lambda: det, partial(self.frame_embeddings, images, faces), self.frame_rule()
         )
         if check.reason == LIVENESS_UNAVAILABLE:  # pragma: no cover - the detector was loaded above
             raise ModelError(check.message or "no liveness model may be used")
@@ -307,6 +395,4 @@ def _box(face: Face | None) -> tuple[float, float, float, float] | None:
 
 
 def _with_box(verdict: Liveness, face: Face | None) -> Liveness:
-    from dataclasses import replace
-
     return replace(verdict, box=_box(face))

@@ -32,6 +32,10 @@ class FaceEmbedder(Protocol):
 
     def embed(self, chips: np.ndarray) -> np.ndarray: ...
 
+    def embed_plain(self, chips: np.ndarray) -> np.ndarray: ...
+
+    def embed_and_plain(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 class FacePipeline(Protocol):
     """What the gallery, clustering and the service use of a pipeline: decode, detect, align,
@@ -47,6 +51,9 @@ class FacePipeline(Protocol):
 
     @property
     def operating_points(self) -> list[OperatingPoint]: ...
+
+    @property
+    def plain_operating_points(self) -> list[OperatingPoint]: ...
 
     @property
     def liveness_detector(self) -> LivenessDetector: ...

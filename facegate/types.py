@@ -82,6 +82,35 @@ class Face:
 
 
 @dataclass(frozen=True)
+class FaceChoice:
+    """Which face of a photo a one-face operation used, and how many there were to choose from.
+
+    Every front end states it (``faces_found``, ``face_used`` in JSON, a line of text), so an answer
+    about "the face in this photo" says which face that was when the photo held several.
+    """
+
+    face: Face
+    index: int  # position of ``face`` in the detector's list (``facegate detect`` numbers faces the same way)
+    found: int  # faces detected in the photo
+    pick: str  # the rule that chose it: largest, center or single
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "faces_found": self.found,
+            "face_used": {"index": self.index, "box": [round(float(v), 2) for v in self.face.box],
+                          "score": round(float(self.face.score), 4)},
+            "pick": self.pick,
+        }
+
+    def describe(self) -> str:
+        """One line for a person: ``1 face`` or ``3 faces, used #1 (largest) at (x1, y1, x2, y2)``."""
+        if self.found == 1:
+            return "1 face"
+        box = ", ".join(f"{float(v):.0f}" for v in self.face.box)
+        return f"{self.found} faces, used #{self.index} ({self.pick}) at ({box})"
+
+
+@dataclass(frozen=True)
 class OperatingPoint:
     """A threshold and the false-accept rate it was measured to give on a named data set."""
 
@@ -100,12 +129,16 @@ class Verdict:
     threshold: float
     far: float | None  # false-accept rate the threshold stands for; None for a user-given threshold
     table: str | None = None  # which operating-point table the threshold and FAR come from (shipped, site, ...)
+    faces: tuple[FaceChoice, ...] = ()  # the face used from each photo (from Pipeline.verify), in order
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "same": self.same,
             "score": round(self.score, 6),
             "threshold": round(self.threshold, 6),
             "far": self.far,
             "table": self.table,
         }
+        if self.faces:
+            d["faces"] = [c.to_dict() for c in self.faces]
+        return d

@@ -68,7 +68,7 @@ def test_without_json_an_argument_error_keeps_argparse_usage(run):
 def test_cli_hints_are_added_by_the_cli(run, photos_dir):
     code, out, err = run("people", "show", "nobody")
     assert code == 11 and "see 'facegate people list'" in err
-    code, out, err = run("verify", str(photos_dir / "group.jpg"), str(photos_dir / "group.jpg"))
+    code, out, err = run("verify", str(photos_dir / "group.jpg"), str(photos_dir / "group.jpg"), "--pick", "single")
     assert code == 5 and "--pick largest" in err
 
 

@@ -219,3 +219,23 @@ def test_similarity_is_a_calibrated_far_scale():
     # one calibrated point: no curve to read, the cosine is reported and said to be
     one = SimilarityScale.of(FarCurve.from_points(points[:1]))
     assert one.name == "cosine" and one.similarity(0.42) == 0.42 and one.similarity(float("nan")) == 0.0
+
+
+def test_examples_follow_facegate_enrolment_integrity(cf):
+    """POST /recognition/faces?subject= goes through the same gallery rules as facegate's own enrolment: an
+    example that is another subject is refused (409, CompreFace's error shape with facegate's reason and who it
+    matched) unless force=true, which records it as forced; the same photo again for a subject is that example."""
+    app, c, keys = cf
+    ada = add(c, keys, "Ada", 1).json()
+    r = add(c, keys, "Bob", 1, 2)  # another shot of Ada as Bob
+    assert r.status_code == 409 and r.json()["code"] == "enrolment_conflict", r.text
+    assert "facegate refused this example" in r.json()["message"] and "Ada" in r.json()["message"]
+    assert r.json()["details"]["rejected"][0]["metrics"]["name"] == "Ada"
+    assert c.get(f"{R}/subjects", headers=keys["admin"]).json()["subjects"] == ["Ada"]
+    r = c.post(f"{R}/faces", params={"subject": "Bob", "force": "true"}, headers=keys["admin"],
+               files={"file": ("f.jpg", jpeg(1, 2), "image/jpeg")})
+    assert r.status_code == 201, r.text
+    faces = c.get(f"/api/v1/people/{r.json()['person_id']}", headers=keys["admin"]).json()["faces"]
+    assert faces[0]["forced"][0]["code"] == "matches_other_person"
+    again = add(c, keys, "Ada", 1)  # the same bytes: the example Ada already has
+    assert again.status_code == 201 and again.json()["image_id"] == ada["image_id"]

@@ -122,3 +122,48 @@ def test_bench_fpir_measures_stated_against_measured_on_tiny_galleries(tmp_path)
     assert "| 10 | 3 |" in render(rows, "synthetic")
     lo, hi = clopper_pearson(0, 30)
     assert lo == 0.0 and 0.1 < hi < 0.12
+
+
+def test_enrolment_rules_are_the_decision_layers():
+    """Enrolment integrity decides with the 1:N and 1:1 rules above, nothing new: a new face is 'somebody already
+    enrolled' at the gallery's policy with the per-comparison FAR capped at 1e-4; a photo joins a person when it
+    verifies against one of their photos at FAR 1e-3; a gallery's photos and people are checked the same way."""
+    from facegate.decide import (
+        CONFLICT_FAR,
+        agrees_with,
+        conflicting_match,
+        consistency_threshold,
+        decision_threshold,
+        disagreeing_pairs,
+        enrolment_policy,
+        lookalike,
+    )
+
+    cfg = Config(fpir=1e-2)
+    small, big = {1: 2}, {1: 1000}
+    # 2 people: the gallery gives each FAR 5e-3; enrolment holds a conflict to 1e-4 (a stricter bar)
+    assert open_set_policy(cfg, DENSE, [], small).far == pytest.approx(5e-3)
+    assert enrolment_policy(cfg, DENSE, [], small).far == pytest.approx(CONFLICT_FAR)
+    assert enrolment_policy(cfg, DENSE, [], small).threshold > open_set_policy(cfg, DENSE, [], small).threshold
+    # 1,000 people: FPIR / N is already below the cap, so the bar is the gallery's own
+    assert enrolment_policy(cfg, DENSE, [], big).threshold == open_set_policy(cfg, DENSE, [], big).threshold
+    assert enrolment_policy(cfg.replace(threshold=0.5), DENSE, [], small).threshold == 0.5  # explicit: as given
+    # 1:1 at FAR 1e-3 whatever the config's own FAR
+    thr, far = consistency_threshold(cfg.replace(far=1e-4), DENSE)
+    assert (thr, far) == decision_threshold(cfg.replace(far=1e-3), DENSE)
+
+    @dataclass(frozen=True)
+    class M:
+        person_id: int
+
+    assert conflicting_match(None, 3) is None and conflicting_match(M(3), 3) is None
+    assert conflicting_match(M(4), 3) == M(4) and conflicting_match(M(4), None) == M(4)
+
+    e = np.eye(4, dtype=np.float32)
+    same = np.array([1, 0.05, 0, 0], np.float32) / np.linalg.norm([1, 0.05, 0, 0])
+    assert agrees_with(same, e[[0, 1]], thr, far).same  # its best score clears the bar
+    assert not agrees_with(e[2], e[[0, 1]], thr, far).same
+    assert disagreeing_pairs(np.stack([e[0], same, e[3]]), thr, far) == [(0, 2, 0.0), (1, 2, 0.0)]
+    policy = open_set_policy(cfg, DENSE, [], big)
+    assert lookalike(0.99, policy, 1, 1) == (True, pytest.approx(policy.threshold))
+    assert not lookalike(policy.threshold, policy, 1, 1)[0]  # strictly above the bar, as every decision

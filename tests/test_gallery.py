@@ -358,7 +358,12 @@ def test_enrolment_rejected_error_carries_rejections():
     from facegate.gallery.types import Rejection
 
     err = EnrolmentRejectedError("nothing", [Rejection("a.jpg", "a.jpg: no face found", "no_face")])
-    assert err.exit_code == 13 and err.rejected[0].code == "no_face"
+    assert err.rejected[0].code == "no_face"
+    # one reason that is an error of its own elsewhere: that error's code and exit code (verify's no face is 4 too)
+    assert (err.code, err.exit_code) == ("no_face", 4)
+    mixed = EnrolmentRejectedError("nothing", [Rejection("a.jpg", "a.jpg: no face found", "no_face"),
+                                               Rejection("b.jpg", "b.jpg: blurry", "blurry")])
+    assert (mixed.code, mixed.exit_code) == ("rejected", 13)
 
 
 # -- metrics and clustering --------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_quality_gate_rejects_with_reasons(gallery, hopper, both):
     blurred = cv2.GaussianBlur(hopper, (0, 0), 6)
     small = cv2.resize(hopper, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
     blank = np.full((300, 300, 3), 127, np.uint8)
-    r = gallery.enroll("Grace Hopper", [hopper, blurred, small, both, blank, b"not an image"])
+    r = gallery.enroll("Grace Hopper", [hopper, blurred, small, both, blank, b"not an image"], pick="single")
     assert len(r.face_ids) == 1
     codes = [x.code for x in r.rejected]
     assert codes == ["blurry", "too_small", "multiple_faces", "no_face", "invalid_image"]
@@ -183,8 +183,13 @@ def test_cli_enroll_identify_people(tmp_path, capsys, home, hopper, astronaut, b
     assert code == 0 and "2 face(s) stored" in out and "blur.png" in out and "blurry" in out
     code, out = _cli(capsys, "enroll", *g, "--json", "--name", "Eileen Collins", str(ap))
     assert code == 0 and json.loads(out)["person"]["faces"] == 1
+    code, out = _cli(capsys, "enroll", *g, "--json", "--name", "Nobody", str(bp), "--pick", "single")
+    assert code == 5 and json.loads(out)["rejected"][0]["code"] == "multiple_faces"
+    # the largest face of the group photo is Hopper's: already enrolled, so not a new person (exit 15)
     code, out = _cli(capsys, "enroll", *g, "--json", "--name", "Nobody", str(bp))
-    assert code == 13 and json.loads(out)["rejected"][0]["code"] == "multiple_faces"
+    res = json.loads(out)
+    assert code == 15 and res["error"]["code"] == "enrolment_conflict", out
+    assert res["rejected"][0]["code"] == "matches_other_person" and res["rejected"][0]["metrics"]["name"] == "Grace Hopper"
 
     code, out = _cli(capsys, "identify", *g, str(bp), "--threshold", str(THRESHOLD), "--json", "-k", "2")
     assert code == 0

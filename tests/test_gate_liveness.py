@@ -14,6 +14,7 @@ import base64
 import json
 import math
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def test_an_attack_is_denied_with_its_reason_and_rates_and_names_nobody(svc):
     # webhooks/MQTT get what the gate got: nobody named
     from facegate.service.events_out.outbox import gate_payload
 
-    body = gate_payload("x", ev["id"], ev["at"], ev)
+    body = gate_payload("x", ev["id"], datetime.fromisoformat(ev["at"]).timestamp(), ev)  # answers say ISO 8601
     assert body["reason"] == PRESENTATION_ATTACK and body["person_id"] is None and body["name"] is None
     # the web page shows the message
     js = svc.client.get("/ui/app.js").text
@@ -410,6 +411,50 @@ def test_real_gate_refuses_a_burst_of_two_people(real, pale_room, hopper, astron
     out = real.check(*_jpegs(frames)).json()
     assert out["decision"] == "deny" and out["reason"] == DIFFERENT_PEOPLE, out
     assert out["person_id"] is None and not out["liveness"]["identity"]["same"]
+
+
+@pytest.mark.slow
+def test_real_gate_catches_a_person_swapped_into_the_middle_of_a_burst_of_five(real, pale_room, hopper, astronaut):
+    """The burst's frames are compared by plain (unmirrored) embeddings, half the forward passes, at the
+    threshold the shipped table calibrates for them at the same FAR: every frame is still compared, so a
+    stranger in the middle frame, where Grace Hopper's head would be (no jump: the geometry check passes),
+    is refused, and the same burst without the swap is allowed with every frame well above the bar."""
+    from facegate.decide.tables import load_operating_points
+
+    plain_points = {p.far: p.threshold for p in load_operating_points(Config(flip=False))}
+    head = [head_frame(pale_room, hopper, t)[0] for t in range(5)]
+    ok = real.check(*_jpegs(head)).json()
+    assert ok["decision"] == "allow" and ok["name"] == "Grace Hopper", ok
+    ident = ok["liveness"]["identity"]
+    assert ident["same"] and ident["frames"] == 5 and not ident["mirrored"] and ident["far"] == 1e-3
+    assert ident["threshold"] == round(plain_points[1e-3], 6) and ident["lowest"] > ident["threshold"] + 0.2
+    swapped = head[:2] + [other_person_frame(pale_room, hopper, astronaut, 2)] + head[3:]
+    out = real.check(*_jpegs(swapped)).json()
+    assert out["decision"] == "deny" and out["reason"] == DIFFERENT_PEOPLE, out
+    ident = out["liveness"]["identity"]
+    assert not ident["same"] and ident["lowest"] < ident["threshold"] and not ident["mirrored"]
+    assert out["person_id"] is None and out["name"] is None
+
+
+def test_frame_rule_plain_where_calibrated_else_the_configured_rule(tmp_path):
+    """Which embeddings a burst's frames are compared by, and at which threshold: the plain stack's own
+    calibrated point for the configured FAR; an explicit threshold, or a stack whose plain table has no such
+    point, keeps the configured (mirrored) embeddings and rule."""
+    from facegate.decide.tables import load_operating_points
+    from facegate.pipeline import Pipeline
+
+    plain = {p.far: p.threshold for p in load_operating_points(Config(flip=False))}
+    rule = Pipeline(Config(home=tmp_path)).frame_rule()
+    assert not rule.mirrored and rule.far == 1e-3 and rule.threshold == plain[1e-3]
+    rule = Pipeline(Config(home=tmp_path, far=1e-5)).frame_rule()
+    assert not rule.mirrored and rule.far == 1e-5 and rule.threshold == plain[1e-5]
+    explicit = Pipeline(Config(home=tmp_path, threshold=0.5)).frame_rule()
+    assert explicit.mirrored and explicit.threshold == 0.5 and explicit.far is None
+    pipe = Pipeline(Config(home=tmp_path))
+    pipe.__dict__["plain_operating_points"] = []  # as for a stack never calibrated without the mirror average
+    rule = pipe.frame_rule()
+    assert rule.mirrored and (rule.threshold, rule.far) == pipe.threshold()
+    assert not Pipeline(Config(home=tmp_path, flip=False)).frame_rule().mirrored  # no mirror at all: plain anyway
 
 
 @pytest.mark.slow

@@ -178,6 +178,23 @@ def test_batch_size_and_odd_batches_do_not_change_embeddings(real_chips):
     assert np.abs(a - b).max() < 1e-5
 
 
+def test_embed_and_plain_give_both_embeddings_from_the_same_passes(real_chips):
+    """The gate takes the identified face's mirrored embedding (the gallery's) and its plain one from one
+    call, and the other frames' plain ones alone: each must be what the stack it stands for computes."""
+    flip = get_embedder(Config(flip=True, runtime="litert"))
+    plain = get_embedder(Config(flip=False, runtime="litert"))
+    chips = real_chips[:3]
+    emb, own = flip.embed_and_plain(chips)
+    assert np.array_equal(emb, flip.embed(chips))  # the mirrored embedding is exactly embed()'s
+    assert np.abs(own - plain.embed(chips)).max() < 1e-5  # the plain one is the flip=False stack's
+    assert np.abs(flip.embed_plain(chips) - plain.embed(chips)).max() < 1e-5
+    assert float((own[0] * emb[0]).sum()) < 1 - 1e-4  # and not the mirrored one again
+    e2, o2 = plain.embed_and_plain(chips)  # without flip both are the one embedding
+    assert e2 is o2 and np.array_equal(e2, plain.embed(chips))
+    empty = flip.embed_and_plain(chips[:0])
+    assert empty[0].shape == empty[1].shape == (0, flip.dim)
+
+
 def test_fp16_off_a_gpu_is_an_error():
     from facegate.errors import DeviceError
 
@@ -240,7 +257,10 @@ def test_stacks_without_their_own_table_are_refused():
 
     default = Config()
     assert load_operating_points(default), "the default stack ships calibrated operating points"
-    for other in (Config(detector="hog"), Config(flip=False), Config(refine_boxes=False)):
+    # the default stack without the mirror average has its own table (the gate compares a burst's frames so)
+    plain = load_operating_points(Config(flip=False))
+    assert plain and plain != load_operating_points(default)
+    for other in (Config(detector="hog"), Config(embedder="dlib_resnet", flip=False), Config(refine_boxes=False)):
         assert stack_key(other) != stack_key(default)
         assert load_operating_points(other) == []
         with pytest.raises(UsageError, match="no operating points are calibrated for this stack"):

@@ -36,7 +36,8 @@ from facegate.service.synthetic import SyntheticPipeline, encode, synthetic_face
 
 API = "/api/v1"
 CONTRACT_KEYS = {"gate", "decision", "person_id", "name", "score", "threshold", "far", "fpir", "tpir", "rule", "warnings",
-                 "event_id", "faces", "reason", "message", "liveness", "frames", "frames_without_face", "table"}
+                 "event_id", "faces", "reason", "message", "liveness", "frames", "frames_without_face", "table",
+                 "faces_found", "face_used", "pick"}
 
 
 def jpeg(person: int, shot: int = 0, size: int = 200) -> bytes:
@@ -138,6 +139,7 @@ def test_gate_check_contract_multipart_and_base64(svc):
     # 0.9), whose threshold is kept (stricter than needed, never looser)
     assert out["score"] > out["threshold"] == 0.9 and out["fpir"] == 1e-2 and out["far"] == 1e-2 and out["faces"] == 1
     assert out["rule"] == {"allowed": True, "reason": "no_list", "rule": None}
+    assert out["faces_found"] == 1 and out["face_used"]["index"] == 0 and out["pick"] == "largest"
     assert isinstance(out["event_id"], int)
 
     b64 = base64.b64encode(jpeg(1, 6)).decode()
@@ -174,6 +176,10 @@ def test_identify_detect_verify(svc):
     assert sorted(f["identity"] for f in faces) == ["Seven", "unknown"]
     assert {f["decision"] for f in faces} == {"allow", "deny"}
     assert all(len(f["box"]) == 4 and len(f["landmarks"]) == 5 for f in faces)
+    assert r.json()["faces_found"] == 2 and r.json()["face_used"]["box"] == faces[r.json()["face_used"]["index"]]["box"]
+    # no face: the same answer as verify's and the CLI's (exit 4)
+    r = svc.client.post(f"{API}/identify", headers=svc.h("gate"), files={"image": ("x.jpg", blank(), "image/jpeg")})
+    assert r.status_code == 422 and r.json()["code"] == "no_face"
 
     r = svc.client.post(f"{API}/detect", headers=svc.h("gate"), files={"image": ("x.jpg", jpeg(3), "image/jpeg")})
     assert r.status_code == 200 and r.json()["width"] == 200 and len(r.json()["faces"]) == 1
@@ -247,7 +253,8 @@ def test_enrolment_quality_reasons(svc):
         ("images", ("group.jpg", two_faces(), "image/jpeg")),
         ("images", ("broken.jpg", jpeg(1)[:300], "image/jpeg")),
     ]
-    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Ada"}, files=files)
+    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Ada"}, files=files,
+                        params={"pick": "single"})
     assert r.status_code == 201
     out = r.json()
     assert len(out["face_ids"]) == 1
@@ -264,6 +271,103 @@ def test_enrolment_quality_reasons(svc):
     assert r.status_code == 422 and r.json()["code"] == "rejected"
     assert r.json()["details"]["rejected"][0]["filename"] == "tiny.jpg"
     assert svc.client.get(f"{API}/people?q=Nobody", headers=svc.h("admin")).json()["total"] == 0
+    # every photo refused for one reason that is an error of its own elsewhere: that error's code, as on the CLI
+    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Nobody"}, params={"pick": "single"},
+                        files=[("images", ("group.jpg", two_faces(), "image/jpeg"))])
+    assert r.status_code == 422 and r.json()["code"] == "multiple_faces"
+    r = svc.enrol("Nobody", blank())
+    assert r.status_code == 422 and r.json()["code"] == "no_face"
+
+    # by default the largest face is enrolled, and the answer says which of how many
+    r = svc.client.post(f"{API}/people", headers=svc.h("admin"), data={"name": "Grace"},
+                        files=[("images", ("group.jpg", two_faces(), "image/jpeg"))])
+    assert r.status_code == 201, r.text
+    (face,) = r.json()["faces"]
+    assert face["filename"] == "group.jpg" and face["faces_found"] == 2 and face["pick"] == "largest"
+    assert face["face_used"]["index"] in (0, 1) and len(face["face_used"]["box"]) == 4
+
+
+# -- enrolment integrity --------------------------------------------------------------------------------
+def test_enrolment_integrity_refuses_with_who_it_matched_and_force_records_it(svc):
+    """The same photo under a second name, and another person's photo into an existing name, are refused (409)
+    with who they matched; force=true stores them, recorded as forced in the answer, the person's faces and
+    the audit event; the same photo again for the same person is skipped; the gallery check finds the result."""
+    c, h = svc.client, svc.h("admin")
+    ada = svc.enrol("Ada", jpeg(1, 0)).json()["person"]["id"]
+    bob = svc.enrol("Bob", jpeg(2, 0)).json()["person"]["id"]
+
+    # the same bytes under another name
+    r = svc.enrol("Ada Twin", jpeg(1, 0))
+    assert r.status_code == 409 and r.json()["code"] == "enrolment_conflict", r.text
+    assert "force=true" in r.json()["message"] and "Ada" in r.json()["message"]
+    codes = {x["code"]: x for x in r.json()["details"]["rejected"]}
+    assert codes["duplicate_photo"]["metrics"]["person_id"] == ada
+    # another shot of Ada (other bytes) under a new name: the gallery identifies it as Ada
+    r = svc.enrol("Ada Twin", jpeg(1, 3))
+    assert r.status_code == 409 and r.json()["details"]["rejected"][0]["code"] == "matches_other_person"
+    assert r.json()["details"]["rejected"][0]["metrics"]["name"] == "Ada"
+    # a stranger's photo added to Ada: does not verify against her photos
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, files=[("images", ("x.jpg", jpeg(5, 0), "image/jpeg"))])
+    assert r.status_code == 409 and r.json()["details"]["rejected"][0]["code"] == "not_same_person"
+    # Bob's photo added to Ada: both rules say no
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, files=[("images", ("b.jpg", jpeg(2, 1), "image/jpeg"))])
+    assert {x["code"] for x in r.json()["details"]["rejected"]} == {"matches_other_person", "not_same_person"}
+    assert svc.client.get(f"{API}/people?q=Twin", headers=h).json()["total"] == 0  # nothing stored
+    # the same bytes for the same person: skipped and said, not stored twice
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, files=[("images", ("again.jpg", jpeg(1, 0), "image/jpeg"))])
+    assert r.status_code == 200 and r.json()["face_ids"] == [] and r.json()["skipped"][0]["code"] == "already_enrolled"
+    assert r.json()["skipped"][0]["filename"] == "again.jpg"
+
+    # forced: stored, and recorded as forced everywhere
+    r = c.post(f"{API}/people", headers=h, params={"force": True}, data={"name": "Ada Twin"},
+               files=[("images", ("a.jpg", jpeg(1, 0), "image/jpeg"))])
+    assert r.status_code == 201 and {x["code"] for x in r.json()["forced"]} == {"duplicate_photo", "matches_other_person"}
+    # the gallery check finds what was forced in: Ada and Ada Twin look like one person
+    r = c.get(f"{API}/gallery/check", headers=h)
+    assert r.status_code == 200 and not r.json()["consistent"] and r.json()["disagreeing"] == []
+    assert [sorted(p["name"] for p in x["people"]) for x in r.json()["lookalikes"]] == [["Ada", "Ada Twin"]]
+    r = c.post(f"{API}/people/{ada}/faces", headers=h, params={"force": "true"},
+               files=[("images", ("b.jpg", jpeg(2, 1), "image/jpeg"))])
+    assert r.status_code == 200 and len(r.json()["face_ids"]) == 1, r.text
+    forced = r.json()["forced"]
+    assert {x["code"] for x in forced} == {"matches_other_person", "not_same_person"}
+    assert all(x["filename"] == "b.jpg" and x["face_id"] == r.json()["face_ids"][0] for x in forced)
+    faces = c.get(f"{API}/people/{ada}", headers=h).json()["faces"]
+    assert [bool(f["forced"]) for f in faces] == [False, True]
+    assert faces[1]["forced"][0]["name"] == "Bob"
+    audit = [e for e in c.get(f"{API}/events?kind=audit", headers=h).json()["events"] if e["action"] == "enrol"]
+    assert audit[0]["person_id"] == ada and {x["code"] for x in audit[0]["detail"]["forced"]} == forced_codes(forced)
+
+    # ... and Ada's photos disagree with each other (her template, half Bob now, no longer looks like Ada Twin)
+    r = c.get(f"{API}/gallery/check", headers=h)
+    assert r.status_code == 200 and not r.json()["consistent"]
+    (bad,) = r.json()["disagreeing"]
+    assert bad["name"] == "Ada" and bad["pairs"][0]["face_ids"] == [f["id"] for f in faces]
+    assert c.get(f"{API}/gallery/check", headers=svc.h("viewer")).status_code == 403
+    assert bob
+
+
+def forced_codes(forced: list[dict[str, Any]]) -> set[str]:
+    return {x["code"] for x in forced}
+
+
+def test_bulk_enrolment_reports_integrity_refusals_per_photo(svc):
+    c, h = svc.client, svc.h("admin")
+    svc.enrol("Ada", jpeg(1, 0))
+    files = [("images", ("Bob/1.jpg", jpeg(2, 0), "image/jpeg")),
+             ("images", ("Bob/ada.jpg", jpeg(1, 2), "image/jpeg")),  # Ada's face in Bob's folder
+             ("images", ("Cy/1.jpg", jpeg(1, 0), "image/jpeg")),  # Ada's enrolled photo as Cy
+             ("images", ("Ada/2.jpg", jpeg(1, 1), "image/jpeg"))]
+    r = c.post(f"{API}/enrol/batch", headers=h, files=files)
+    assert r.status_code == 200, r.text
+    out = {p["name"]: p for p in r.json()["people"]}
+    assert out["Bob"]["status"] == "enrolled" and len(out["Bob"]["face_ids"]) == 1
+    assert out["Bob"]["rejected"][0]["code"] == "matches_other_person"
+    assert out["Cy"]["status"] == "rejected" and out["Cy"]["rejected"][0]["code"] == "duplicate_photo"
+    assert out["Ada"]["status"] == "enrolled"
+    assert r.json()["rejected_photos"] == 2 and r.json()["forced_photos"] == 0
+    r = c.post(f"{API}/enrol/batch", headers=h, params={"force": "true"}, files=files[2:3])
+    assert r.json()["people"][0]["status"] == "enrolled" and r.json()["forced_photos"] == 2
 
 
 # -- events ------------------------------------------------------------------------------------------
@@ -328,6 +432,7 @@ ROUTES: list[tuple[str, str, str, Callable[[], dict[str, Any]], str | None]] = [
     ("show person", "GET", "/people/{pid}", dict, "people:read"),
     ("thumbnail", "GET", "/people/{pid}/faces/{fid}/thumbnail", dict, "people:read"),
     ("gallery stats", "GET", "/gallery", dict, "people:read"),
+    ("gallery check", "GET", "/gallery/check", dict, "people:write"),
     ("enrol", "POST", "/people",
      lambda: {"data": {"name": "New"}, "files": [("images", ("n.jpg", jpeg(5), "image/jpeg"))]}, "people:write"),
     ("rename", "PATCH", "/people/{pid}", lambda: {"json": {"name": "Renamed"}}, "people:write"),
@@ -911,11 +1016,12 @@ def test_http_errors_say_what_to_send_not_which_flag(svc):
     for r in (c.get(f"{API}/people/999999", headers=h), c.patch(f"{API}/people/999999", headers=h, json={"name": "X"})):
         assert r.status_code == 404 and r.json()["code"] == "not_found"
         assert "GET /api/v1/people" in r.json()["message"] and "facegate " not in r.json()["message"]
-    r = c.post(f"{API}/verify", headers=svc.h("gate"),
+    r = c.post(f"{API}/verify", headers=svc.h("gate"), params={"pick": "single"},
                files={"image1": ("a.jpg", two_faces(), "image/jpeg"), "image2": ("b.jpg", jpeg(1), "image/jpeg")})
     assert r.status_code == 422 and r.json()["code"] == "multiple_faces"
     assert "pick=largest" in r.json()["message"]
-    r = svc.enrol("Bob", two_faces())
+    r = c.post(f"{API}/people", headers=h, data={"name": "Bob"}, params={"pick": "single"},
+               files=[("images", ("group.jpg", two_faces(), "image/jpeg"))])
     assert r.status_code == 422
     reason = r.json()["details"]["rejected"][0]["reason"]
     assert "pick=largest" in reason
@@ -949,3 +1055,28 @@ def test_cli_people_delete_erases_kept_event_images_too(tmp_path):
     sdb.close()
     assert left == 0
     assert img[len(img) // 2 : len(img) // 2 + 64] not in _raw(tmp_path)
+
+
+def test_answers_give_iso_times_and_access_lists_give_names(svc):
+    """Every time in an answer is ISO 8601 with the site's offset; access rules and groups name their people; a
+    rule naming a group that does not exist is a 404, like any unknown record."""
+    from datetime import datetime
+
+    c, h = svc.client, svc.h("admin")
+    r = svc.enrol("Ada", jpeg(1)).json()
+    ada = r["person"]["id"]
+    for t in (r["person"]["created"], r["person"]["updated"]):
+        assert datetime.fromisoformat(t).utcoffset() is not None
+    detail = c.get(f"{API}/people/{ada}", headers=h).json()
+    assert datetime.fromisoformat(detail["faces"][0]["created"]).tzinfo is not None
+    assert all(isinstance(k["created"], str) for k in c.get(f"{API}/keys", headers=h).json()["keys"])
+    r = c.post(f"{API}/access/rules", headers=h, json={"gate": "front", "group": "nobody-here"})
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    g = c.post(f"{API}/access/groups/staff/members", headers=h, json={"person_ids": [ada]}).json()
+    assert g["people"] == [{"id": ada, "name": "Ada"}] and datetime.fromisoformat(g["created"]).tzinfo is not None
+    rule = c.post(f"{API}/access/rules", headers=h, json={"gate": "front", "person_id": ada}).json()
+    assert rule["person_name"] == "Ada" and datetime.fromisoformat(rule["created"]).tzinfo is not None
+    assert c.get(f"{API}/access/rules", headers=h).json()["rules"][0]["person_name"] == "Ada"
+    ev = c.get(f"{API}/events", headers=h).json()["events"][0]
+    assert datetime.fromisoformat(ev["at"]).timestamp() == pytest.approx(
+        datetime.fromisoformat(ev["time"].replace("Z", "+00:00")).timestamp(), abs=1e-6)

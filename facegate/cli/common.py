@@ -18,7 +18,7 @@ from facegate.cli.help import width as help_width
 from facegate.config import Config
 from facegate.errors import EXIT_CODES, ExitCode, UsageError
 from facegate.models.detectors import DETECTORS
-from facegate.timefmt import iso_time
+from facegate.timefmt import iso_times
 
 # How to act on an error in this front end's terms, by the error's code: the library's message
 # says what is wrong in words every front end shares (the service has its own HTTP_HINTS).
@@ -26,6 +26,10 @@ CLI_HINTS: dict[str, str] = {
     "multiple_faces": "choose one with --pick largest or --pick center",
     "not_found": "see 'facegate people list'",
     "uncalibrated": "pass --threshold, or run 'facegate calibrate' on your own photos",
+    "enrolment_conflict": "--force enrols it anyway, recorded as forced",
+    "duplicate_photo": "--force enrols it anyway, recorded as forced",
+    "matches_other_person": "--force enrols it anyway, recorded as forced",
+    "not_same_person": "--force enrols it anyway, recorded as forced",
 }
 
 
@@ -159,22 +163,6 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
 
         raise UsageError(f"--min-score is a calibrated score between 0 and 1, got {fields['min_score']}")
     return Config(**fields)
-
-
-# Keys whose numbers are unix times in the library's dicts (people, faces, keys, access rules and groups):
-# the CLI's JSON writes them as ISO 8601 with the offset (2026-12-09T08:00:00+01:00), as people read times.
-TIME_KEYS = frozenset({"created", "updated", "last_used", "revoked"})
-
-
-def iso_times(payload: Any) -> Any:
-    """``payload`` with the numbers under :data:`TIME_KEYS` as ISO 8601 times with offset (booleans, such as
-    an enrolment's ``created: true``, and nulls are left as they are)."""
-    if isinstance(payload, dict):
-        return {k: (iso_time(v) if k in TIME_KEYS and type(v) in (int, float) else iso_times(v))
-                for k, v in payload.items()}
-    if isinstance(payload, (list, tuple)):
-        return [iso_times(v) for v in payload]
-    return payload
 
 
 def emit(args: argparse.Namespace, payload: Any, text: str | Callable[[], str]) -> None:

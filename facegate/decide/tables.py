@@ -31,6 +31,7 @@ from typing import Any
 from facegate.config import Config
 from facegate.decide.site import SITE, AdoptedTable, site_layers, site_table
 from facegate.errors import ModelError, UsageError
+from facegate.files import write_private
 from facegate.types import OperatingPoint
 
 OPERATING_POINTS = "operating_points.json"
@@ -221,16 +222,16 @@ def calibrated_stacks(embedder: str | None = None) -> dict[str, list[OperatingPo
 # -- writing (evaluate and `facegate calibrate --write`) -------------------------------------------
 def merge_table_entry(path: str, key: str, entry: dict) -> None:
     """Set one stack's entry in a JSON table keyed by stack (the shipped operating-point
-    and template-point tables, or a user's copy), keeping the other stacks' entries."""
+    and template-point tables, or a user's copy), keeping the other stacks' entries. Written with
+    :func:`facegate.files.write_private`: a reader never sees half a table, and it is private."""
     try:
         with open(path) as fh:
             table = json.load(fh)
     except FileNotFoundError:
         table = {}
     table[key] = entry
-    with open(path, "w") as fh:
-        json.dump(table, fh, indent=2)
-        fh.write("\n")
+    # atomic and 0600 whatever the umask (a site's calibration says which scores its people reach)
+    write_private(path, json.dumps(table, indent=2) + "\n")
 
 
 def save_operating_points(path: str, key: str, points: Sequence[OperatingPoint], settings: dict) -> None:

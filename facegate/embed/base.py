@@ -74,21 +74,43 @@ class Embedder(ABC):  # noqa: B024 - abstract by contract: _run or _forward must
         With ``config.flip`` the embedding of each chip is averaged with that of its
         mirror image before normalising (a cheap, well-known accuracy gain).
         """
+        return self._embed(chips, plain=False, mirror=self.config.flip)[0]
+
+    def embed_plain(self, chips: np.ndarray) -> np.ndarray:
+        """Unit embeddings of the chips themselves, without the mirror average whatever
+        ``config.flip`` says (one forward pass per chip instead of two): what the stack without
+        ``flip`` gives, to be compared at that stack's own calibrated threshold."""
+        return self._embed(chips, plain=False, mirror=False)[0]
+
+    def embed_and_plain(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed`, and from the same forward passes each chip's own unit embedding without
+        the mirror average (:meth:`embed_plain`; the same array when ``config.flip`` is off).
+
+        Why: the gate needs the mirrored embedding of the face it identifies (the gallery's
+        stack) and compares a burst's other frames by their plain embeddings, half the forward
+        passes, at the threshold calibrated for the plain stack; the identified face's plain
+        embedding then costs nothing more."""
+        emb, plain = self._embed(chips, plain=True, mirror=self.config.flip)
+        return emb, emb if plain is None else plain
+
+    def _embed(self, chips: np.ndarray, plain: bool, mirror: bool) -> tuple[np.ndarray, np.ndarray | None]:
         n = len(chips)
         out = np.zeros((n, self.dim), dtype=np.float32)
+        own = np.zeros((n, self.dim), dtype=np.float32) if plain and mirror else None
         if n == 0:
-            return out
+            return out, own
         bs = max(1, self.config.batch_size)
         for start in range(0, n, bs):
             batch = np.ascontiguousarray(chips[start : start + bs])
-            if self.config.flip:  # chips and mirrors in one call: fewer, fuller batches
+            if mirror:  # chips and mirrors in one call: fewer, fuller batches
                 both = self._forward(np.concatenate([batch, batch[:, :, ::-1]]))
                 emb = both[: len(batch)] + both[len(batch) :]
+                if own is not None:
+                    own[start : start + len(batch)] = both[: len(batch)]
             else:
                 emb = self._forward(batch)
             out[start : start + len(batch)] = emb
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        return _unit(out), None if own is None else _unit(own)
 
     def _forward_tensor(self, chips):  # torch.Tensor -> torch.Tensor
         """(N, 3, S, S) float RGB chips, values 0..255, on the embedder's torch device -> (N, dim)
@@ -119,3 +141,7 @@ class Embedder(ABC):  # noqa: B024 - abstract by contract: _run or _forward must
                     parts.append(self._forward_tensor(batch).float())
             out = torch.cat(parts)
             return out / out.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -17,6 +17,7 @@ Modules: :mod:`.gallery` (the :class:`Gallery` facade: images, quality, decision
 
 from facegate.gallery.backend import DEFAULT_RULE, GalleryBackend, SqliteBackend
 from facegate.gallery.errors import (
+    EnrolmentConflictError,
     EnrolmentRejectedError,
     GalleryError,
     ModelMismatchError,
@@ -51,6 +52,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_RULE",
     "EnrolResult",
+    "EnrolmentConflictError",
     "EnrolmentRejectedError",
     "FaceRecord",
     "Gallery",

@@ -96,6 +96,26 @@ class GalleryBackend(ABC):
         """The stored embeddings of one person's faces (one row per face)."""
         raise UnsupportedError(f"the {self.name} backend cannot list a person's embeddings")
 
+    def photo_owners(self, shas: Sequence[str]) -> dict[str, list[tuple[int, str, int]]]:
+        """sha256 of a photo's bytes -> [(person id, name, face id)] of the faces enrolled from it, so
+        enrolment notices the same photo offered again. This default reads every person's faces
+        (cost grows with the gallery); a backend with a query language overrides it."""
+        want = set(shas)
+        out: dict[str, list[tuple[int, str, int]]] = {}
+        if not want:
+            return out
+        offset, page = 0, 10_000
+        while True:
+            people = self.people(page, offset)
+            for p in people:
+                for f in self.faces(p.id):
+                    sha = (f.quality or {}).get("photo_sha256")
+                    if sha in want:
+                        out.setdefault(str(sha), []).append((int(p.id), p.name, int(f.id)))
+            if len(people) < page:
+                return out
+            offset += page
+
     @abstractmethod
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
         """Top-``k`` people per query as (person id, name, cosine score), best first."""
@@ -266,6 +286,9 @@ class SqliteBackend(GalleryBackend):
 
     def embeddings(self, ref: str | int) -> np.ndarray:
         return self.store.person_embeddings(ref)
+
+    def photo_owners(self, shas: Sequence[str]) -> dict[str, list[tuple[int, str, int]]]:
+        return self.store.photo_owners(shas)
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
         hits = self.index.search(queries, k)

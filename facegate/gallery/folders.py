@@ -5,9 +5,14 @@ person, named after them, holding their photos. Each person is one enrolment (on
 transaction), so an interrupted run loses at most the person it was on.
 
 Resuming costs almost nothing: photos already enrolled for that name (same file sha256,
-stored with each face) are skipped, and photos refused before are remembered in a journal
-(JSON lines beside the gallery, keyed by the photo's sha256) and not processed again. The
-report counts what was enrolled, skipped and refused, and lists every refusal and why.
+stored with each face) are skipped, and photos the quality gate refused before are remembered
+in a journal (JSON lines beside the gallery, keyed by the photo's sha256) and not processed
+again. Refusals of the gallery's integrity rules (a face that is another enrolled person, a
+photo that does not match the person's others, a photo enrolled under another name; see
+:meth:`facegate.gallery.Gallery.enroll`) are reported per photo like any refusal but not
+journalled: they depend on who is enrolled, so a later run (or one with ``force``) decides
+again. The report counts what was enrolled, skipped, refused and forced, and lists every
+refusal and why.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from tqdm import tqdm
 
 from facegate.errors import UsageError
 from facegate.files import open_private
-from facegate.gallery.errors import EnrolmentRejectedError
+from facegate.gallery.errors import INTEGRITY_CODES, EnrolmentRejectedError
 from facegate.gallery.gallery import photo_sha256
 from facegate.gallery.types import Rejection
 
@@ -46,16 +51,19 @@ class FolderReport:
     refused_photos: int = 0  # refused this run
     previously_refused: int = 0  # refused in an earlier run (journal), not tried again
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    forced: list[dict[str, Any]] = field(default_factory=list)  # stored over an integrity refusal (force)
     interrupted: bool = False
     journal: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         by_code = Counter(r["code"] for r in self.refusals)
         return {
-            "people": self.people, "created": self.created, "added": self.added, "unchanged": self.unchanged,
+            # "new_people", not "created": answers write every "created" as a time (ISO 8601)
+            "people": self.people, "new_people": self.created, "added": self.added, "unchanged": self.unchanged,
             "enrolled_photos": self.enrolled_photos, "skipped_photos": self.skipped_photos,
             "refused_photos": self.refused_photos, "previously_refused": self.previously_refused,
-            "refused_by_reason": dict(by_code), "refusals": self.refusals, "interrupted": self.interrupted,
+            "refused_by_reason": dict(by_code), "refusals": self.refusals, "forced": self.forced,
+            "interrupted": self.interrupted,
             "journal": self.journal,
         }
 
@@ -98,8 +106,8 @@ def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def enrol_folders(
-    gallery: Any, root: Path, *, pick: str = "single", journal: Path | None = None, progress: bool = True,
-    keep_crops: bool = True,
+    gallery: Any, root: Path, *, pick: str = "largest", journal: Path | None = None, progress: bool = True,
+    keep_crops: bool = True, force: bool = False,
 ) -> FolderReport:
     """Enrol every person folder under ``root`` into ``gallery`` (see the module docstring)."""
     folders = person_folders(root)
@@ -127,13 +135,14 @@ def enrol_folders(
             if todo:
                 try:
                     result, skipped = gallery.enroll_new(name, [(lbl, p) for lbl, p, _ in todo], pick=pick,
-                                                         keep_crops=keep_crops)
+                                                         keep_crops=keep_crops, force=force)
                     rejected = result.rejected if result is not None else []
                 except EnrolmentRejectedError as exc:
                     rejected = exc.rejected
             report.skipped_photos += len(skipped)
             if result is not None and result.face_ids:
                 report.enrolled_photos += len(result.face_ids)
+                report.forced += [{"person": name, **f} for f in result.forced]
                 if result.created:
                     report.created += 1
                 else:
@@ -143,8 +152,9 @@ def enrol_folders(
             shas = {lbl: sha for lbl, _, sha in todo}
             for r in rejected:
                 report.refused_photos += 1
-                report.refusals.append({"person": name, "photo": r.source, "code": r.code, "reason": r.reason})
-                if shas.get(r.source):
+                report.refusals.append({"person": name, "photo": r.source, "code": r.code, "reason": r.reason,
+                                        **({"matched": r.metrics} if r.code in INTEGRITY_CODES else {})})
+                if shas.get(r.source) and r.code not in INTEGRITY_CODES:
                     jfh.write(json.dumps({"sha256": shas[r.source], "person": name, "photo": r.source,
                                           "code": r.code, "reason": r.reason}) + "\n")
             jfh.flush()

@@ -28,13 +28,26 @@ import numpy as np
 from tqdm import tqdm
 
 from facegate.config import Config
-from facegate.decide import OpenSetPolicy, check_model, choose, open_set_policy, stack_points
+from facegate.decide import (
+    OpenSetPolicy,
+    agrees_with,
+    check_model,
+    choose,
+    conflicting_match,
+    consistency_threshold,
+    enrolment_policy,
+    open_set_policy,
+    stack_points,
+)
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.backend import GalleryBackend, SqliteBackend
 from facegate.gallery.errors import (
+    INTEGRITY_CODES,
+    EnrolmentConflictError,
     EnrolmentRejectedError,
     GalleryError,
     PersonNotFoundError,
+    UnsupportedError,
 )
 from facegate.gallery.quality import QualityPolicy, QualityReport, assess
 from facegate.gallery.types import (
@@ -50,8 +63,9 @@ from facegate.gallery.types import (
     stack_embeddings,
 )
 from facegate.image import ImageInput
+from facegate.pipeline import DEFAULT_PICK
 from facegate.protocols import FacePipeline
-from facegate.types import Face
+from facegate.types import Face, FaceChoice
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +167,6 @@ def _label(src: ImageInput, i: int) -> str:
     return str(src) if isinstance(src, (str, os.PathLike)) else f"photo {i + 1}"
 
 
-def _relabel(r: Rejection, photos: Sequence[tuple[str, Any]]) -> Rejection:
-    """A rejection of an in-memory photo ("photo N") under the label its caller gave it."""
-    if r.source.startswith("photo "):
-        try:
-            label = photos[int(r.source.split()[1]) - 1][0]
-        except (IndexError, ValueError):
-            return r
-        return Rejection(label, r.reason.replace(r.source, label, 1), r.code, r.metrics)
-    return r
-
-
 class Gallery:
     """Enrol, identify and manage people over one backend. Use as a context manager or call ``close``."""
 
@@ -241,108 +244,265 @@ class Gallery:
         return p.threshold, (None if p.explicit else p.far)
 
     # -- enrolment --------------------------------------------------------------------------
-    def check_photo(
-        self, src: ImageInput, *, pick: str = "single", policy: QualityPolicy | None = None, label: str | None = None
-    ) -> tuple[np.ndarray | None, Face | None, np.ndarray | None, QualityReport | None, Rejection | None]:
-        """Load, detect and quality-check one enrolment photo: (image, face, chip, report, rejection)."""
-        from facegate.errors import InvalidImageError
-        from facegate.pipeline import pick_face
+    def _check(
+        self, src: ImageInput, *, pick: str, policy: QualityPolicy | None, label: str
+    ) -> tuple[np.ndarray | None, FaceChoice | None, np.ndarray | None, QualityReport | None, Rejection | None]:
+        """Load, detect, choose the face (the one face-choice rule, :func:`facegate.pipeline.choose_face`)
+        and quality-check one enrolment photo: (image, choice, chip, report, rejection)."""
+        from facegate.errors import InvalidImageError, MultipleFacesError, NoFaceError
+        from facegate.pipeline import choose_face
 
-        label = label or _label(src, 0)
         pipe = self.pipeline
         try:
             image = pipe.load(src)
         except InvalidImageError as exc:
             return None, None, None, None, Rejection(label, str(exc), exc.code)
         faces = pipe.detector.detect(image)
-        if not faces:
+        try:
+            choice = choose_face(faces, image.shape, pick, label)
+        except NoFaceError:
             return image, None, None, None, Rejection(label, f"{label}: no face found", "no_face")
-        if len(faces) > 1 and pick == "single":
-            return (
-                image,
-                None,
-                None,
-                None,
-                Rejection(
-                    label,
-                    f"{label}: {len(faces)} faces found; an enrolment photo must show only the person "
-                    "(crop it, or pick the largest face)",
-                    "multiple_faces",
-                    {"faces": len(faces)},
-                ),
+        except MultipleFacesError:
+            return image, None, None, None, Rejection(
+                label,
+                f"{label}: {len(faces)} faces found; an enrolment photo must show only the person "
+                "(crop it, or pick the largest face)",
+                "multiple_faces",
+                {"faces": len(faces)},
             )
-        face = pick_face(faces, image.shape, pick, label)  # type: ignore[arg-type]
+        face = choice.face
         chip = pipe.chips(image, [face])[0]
         report = assess(face.landmarks, chip, face.score, policy or self.policy, scheme=face.scheme)
         if not report.ok:
-            return (
-                image,
-                face,
-                chip,
-                report,
-                Rejection(label, f"{label}: {report.reason}", report.code, report.metrics()),
-            )
-        return image, face, chip, report, None
+            return image, choice, chip, report, Rejection(label, f"{label}: {report.reason}", report.code, report.metrics())
+        return image, choice, chip, report, None
+
+    def check_photo(
+        self, src: ImageInput, *, pick: str = DEFAULT_PICK, policy: QualityPolicy | None = None, label: str | None = None
+    ) -> tuple[np.ndarray | None, Face | None, np.ndarray | None, QualityReport | None, Rejection | None]:
+        """Load, detect and quality-check one enrolment photo: (image, face, chip, report, rejection)."""
+        image, choice, chip, report, rej = self._check(src, pick=pick, policy=policy, label=label or _label(src, 0))
+        return image, (choice.face if choice is not None else None), chip, report, rej
+
+    def person_named(self, name: str) -> Person | None:
+        """The person with exactly this name, or None (a digit string is a name here, never an id)."""
+        try:
+            p = self.backend.person(name)
+        except PersonNotFoundError:
+            return None
+        return p if p.name == name else None
 
     def enroll(
         self,
         name: str,
         photos: Sequence[Any],
         *,
-        pick: str = "single",
+        pick: str = DEFAULT_PICK,
         policy: QualityPolicy | None = None,
         create: bool = True,
         keep_crops: bool = True,
         note: dict[str, Any] | None = None,
+        force: bool = False,
+        labels: Sequence[str] | None = None,
     ) -> EnrolResult:
         """Enrol ``name`` from several photos (added to the person if they exist).
 
-        Every photo goes through the quality gate; refused ones come back in
-        ``result.rejected`` with the reason. The accepted faces are stored in ONE
-        transaction, so the person appears with all of them or not at all. If every
-        photo is refused, nothing is stored and :class:`EnrolmentRejectedError` is raised.
-        ``keep_crops`` stores a small face crop per face so ``reembed`` can convert the
-        gallery to another model without the original photos. ``note``: see :meth:`notes`.
+        Each photo's face is chosen by the one face-choice rule (``pick``, default the largest; the
+        result's ``faces`` says which) and goes through the quality gate; refused photos come back in
+        ``result.rejected`` with the reason. Then the gallery's integrity (:mod:`facegate.decide.enrolment`):
+
+        * the same photo (same bytes, sha256) already enrolled for this person is skipped and said
+          (``result.skipped``); enrolled for somebody else, it is refused (``duplicate_photo``);
+        * a face the gallery identifies as another enrolled person, at its 1:N operating point (the
+          per-comparison FAR capped at 1e-4: :func:`facegate.decide.enrolment_policy`), is refused with
+          who it matched (``matches_other_person``);
+        * a face added to an existing person must verify against their photos at FAR 1e-3
+          (``not_same_person`` otherwise).
+
+        ``force`` stores such photos anyway, recorded as forced: the refusals overridden are kept with the
+        face (``quality["forced"]``, shown by ``people show``) and listed in ``result.forced``. The accepted
+        faces are stored in ONE transaction, so the person appears with all of them or not at all. If no
+        photo is stored, :class:`EnrolmentConflictError` is raised when an integrity rule refused one,
+        :class:`EnrolmentRejectedError` otherwise, unless every photo not refused was already enrolled
+        for this person (a result with no new faces). ``keep_crops`` stores a small face crop per face so
+        ``reembed`` can convert the gallery to another model without the original photos. ``note``: see
+        :meth:`notes`. ``labels``: how to name each photo in the answer (default: its path, or "photo N").
         """
         if not photos:
             raise UsageError("enrolment needs at least one photo")
         model = model_id(self.pipeline)
         self._check_model(model)  # fail before the slow part
-        rejected: list[Rejection] = []
-        accepted: list[tuple[str, np.ndarray, Face, np.ndarray, QualityReport, str | None]] = []
-        for i, src in enumerate(photos):
-            label = _label(src, i)
-            image, face, chip, report, rej = self.check_photo(src, pick=pick, policy=policy, label=label)
-            if rej is not None:
-                log.info("enrol %s: rejected %s", name, rej.reason)
-                rejected.append(rej)
+        target = self.person_named(name)
+        if target is None and not create:
+            raise PersonNotFoundError(f"no enrolled person named {name!r} (and creating was not allowed)")
+        labels = list(labels) if labels is not None else [_label(src, i) for i, src in enumerate(photos)]
+        shas = [photo_sha256(src) for src in photos]
+        known = [s for s in shas if s is not None]
+        owners = self.backend.photo_owners(known) if known else {}
+
+        refused: list[tuple[int, Rejection]] = []
+        skipped: list[dict[str, Any]] = []
+        overridden: dict[int, list[Rejection]] = {}
+        todo: list[int] = []
+        first_of: dict[str, str] = {}
+        for i, (label, sha) in enumerate(zip(labels, shas)):
+            if sha is not None and sha in first_of:
+                skipped.append({"source": label, "code": "same_photo",
+                                "reason": f"{label}: the same photo as {first_of[sha]} in this enrolment"})
                 continue
-            assert image is not None and face is not None and chip is not None and report is not None
-            accepted.append((label, image, face, chip, report, photo_sha256(src)))
-        if not accepted:
+            if sha is not None:
+                first_of[sha] = label
+            holders = owners.get(sha, []) if sha is not None else []
+            mine = [h for h in holders if target is not None and h[0] == target.id]
+            if mine:
+                skipped.append({"source": label, "code": "already_enrolled", "face_id": mine[0][2],
+                                "reason": f"{label}: already enrolled for {target.name if target else name} "
+                                f"(face {mine[0][2]}); skipped"})
+                continue
+            if holders:
+                pid, who, fid = holders[0]
+                rej = Rejection(label, f"{label}: this photo (the same bytes) is already enrolled for {who} "
+                                f"(id {pid}, face {fid})", "duplicate_photo",
+                                {"person_id": pid, "name": who, "face_id": fid})
+                if not force:
+                    refused.append((i, rej))
+                    continue
+                overridden.setdefault(i, []).append(rej)
+            todo.append(i)
+
+        accepted: list[tuple[int, np.ndarray, FaceChoice, np.ndarray, QualityReport]] = []
+        for i in todo:
+            image, choice, chip, report, bad = self._check(photos[i], pick=pick, policy=policy, label=labels[i])
+            if bad is not None:
+                log.info("enrol %s: rejected %s", name, bad.reason)
+                refused.append((i, bad))
+                continue
+            assert image is not None and choice is not None and chip is not None and report is not None
+            accepted.append((i, image, choice, chip, report))
+
+        checks: dict[str, Any] = {}
+        kept: list[tuple[int, np.ndarray, FaceChoice, QualityReport, np.ndarray, list[Rejection]]] = []
+        if accepted:
+            emb = self.pipeline.embedder.embed(np.stack([a[3] for a in accepted]))
+            found = self._integrity(target, emb, [labels[a[0]] for a in accepted], model, checks)
+            for (i, image, choice, _chip, report), vec, refusals in zip(accepted, emb, found):
+                if refusals and not force:
+                    refused.extend((i, r) for r in refusals)
+                    continue
+                kept.append((i, image, choice, report, vec, overridden.get(i, []) + refusals))
+        refused.sort(key=lambda x: x[0])
+        rejected = [r for _, r in refused]
+        if not kept:
+            if any(r.code in INTEGRITY_CODES for r in rejected):
+                reasons = "; ".join(r.reason for r in rejected)
+                raise EnrolmentConflictError(f"nothing enrolled for {name!r}: {reasons}", rejected)
+            if skipped and target is not None and not rejected:
+                return EnrolResult(person=target, face_ids=[], rejected=[], created=False, skipped=skipped,
+                                   checks=checks)
+            if not rejected:  # every photo was a copy of one refused... cannot happen; say so plainly
+                raise EnrolmentRejectedError(f"nothing enrolled for {name!r}: no photo to store", rejected)
             reasons = "; ".join(r.reason for r in rejected)
             raise EnrolmentRejectedError(f"nothing enrolled for {name!r}: {reasons}", rejected)
-        emb = self.pipeline.embedder.embed(np.stack([a[3] for a in accepted]))
+
         records = []
-        for (label, image, face, _chip, report, sha), vec in zip(accepted, emb):
+        for i, image, choice, report, vec, forced in kept:
+            face = choice.face
             face.embedding = vec
             crop, crop_lm = face_crop(image, face) if keep_crops else (None, None)
-            origin = {"photo_sha256": sha} if sha else {}
+            extra: dict[str, Any] = {"faces_found": choice.found}
+            if shas[i]:
+                extra["photo_sha256"] = shas[i]
+            if forced:
+                extra["forced"] = [{"code": r.code, "reason": r.reason, **r.metrics} for r in forced]
             records.append(
                 FaceRecord(
                     embedding=vec,
-                    quality=report.metrics() | {"detector": face.detector} | origin,
-                    source=label,
+                    quality=report.metrics() | {"detector": face.detector} | extra,
+                    source=labels[i],
                     box=[round(float(v), 2) for v in face.box],
                     crop_jpeg=crop,
                     crop_landmarks=crop_lm,
                 )
             )
+        forced_all = [{"source": labels[i], "code": r.code, "reason": r.reason, **r.metrics}
+                      for i, _, _, _, _, forced in kept for r in forced]
+        if note is not None and forced_all:  # committed with the write: a crash cannot lose that it was forced
+            note = {**note, "detail": {**note.get("detail", {}), "forced": forced_all}}
         person, ids, created = self.backend.add_faces(
-            name, records, model, int(emb.shape[1]), create=create, **self._with_note(note)
+            name, records, model, int(len(kept[0][4])), create=create, **self._with_note(note)
         )
+        faces = [{"source": labels[i], "face_id": fid, **choice.to_dict()}
+                 for (i, _, choice, _, _, _), fid in zip(kept, ids)]
+        forced_out = []
+        for (i, _, _, _, _, forced), fid in zip(kept, ids):
+            forced_out += [{"source": labels[i], "face_id": fid, "code": r.code, "reason": r.reason, **r.metrics}
+                           for r in forced]
+        if forced_out:
+            log.warning("enrolled %s with %d forced photo(s): %s", person.name, len(forced_out),
+                        "; ".join(f["reason"] for f in forced_out))
         log.info("enrolled %d face(s) for %s (id %d)", len(ids), person.name, person.id)
-        return EnrolResult(person=person, face_ids=ids, rejected=rejected, created=created)
+        return EnrolResult(person=person, face_ids=ids, rejected=rejected, created=created, skipped=skipped,
+                           forced=forced_out, faces=faces, checks=checks)
+
+    def _integrity(
+        self, target: Person | None, emb: np.ndarray, labels: Sequence[str], model: str, checks: dict[str, Any]
+    ) -> list[list[Rejection]]:
+        """The integrity refusals of each new face (see :meth:`enroll`), decided by :mod:`facegate.decide`;
+        ``checks`` is filled with the rates they were decided at, or why a rule could not be applied
+        (a stack without calibration and without an explicit threshold has no stated rate to decide at)."""
+        out: list[list[Rejection]] = [[] for _ in labels]
+        try:
+            snap = self.snapshot()
+        except UsageError as exc:
+            checks["identification"] = f"not checked: {exc}"
+            snap = None
+        if snap is not None and snap.state.people == 0:
+            checks["identification"] = "nobody enrolled yet"
+        elif snap is not None:
+            points, tpoints = stack_points(self.pipeline)
+            policy = enrolment_policy(self.config, points, tpoints, snap.state.face_counts, rule=self.rule)
+            checks["identification"] = policy.describe()
+            for j, ident in enumerate(self.identify_embeddings(emb, model=model, snapshot=snap, policy=policy)):
+                m = conflicting_match(ident.identity, target.id if target is not None else None)
+                if m is not None:
+                    out[j].append(Rejection(
+                        labels[j],
+                        f"{labels[j]}: this face is already enrolled as {m.name} (id {m.person_id}): score "
+                        f"{m.score:.4f} > {m.threshold:.4f} ({policy.describe()})",
+                        "matches_other_person",
+                        {"person_id": int(m.person_id), "name": m.name, "score": round(float(m.score), 6),
+                         "threshold": round(float(m.threshold), 6)},
+                    ))
+        if target is None:
+            return out
+        try:
+            thr, far = consistency_threshold(self.config, self.pipeline.operating_points)
+        except UsageError as exc:
+            if self.config.threshold is None:
+                checks["verification"] = f"not checked: {exc}"
+                return out
+            thr, far = float(self.config.threshold), None  # stated: no calibrated FAR for this stack
+        try:
+            stored = self.backend.embeddings(target.id)
+        except (UnsupportedError, PersonNotFoundError) as exc:
+            checks["verification"] = f"not checked: {exc}"
+            return out
+        if not len(stored):
+            return out
+        at = f"FAR {far:g}" if far is not None else "explicit threshold, no calibrated FAR for this stack"
+        checks["verification"] = f"against {target.name}'s {len(stored)} photo(s): threshold {thr:.4f} ({at})"
+        for j, vec in enumerate(emb):
+            v = agrees_with(vec, stored, thr, far)
+            if not v.same:
+                out[j].append(Rejection(
+                    labels[j],
+                    f"{labels[j]}: this face does not match {target.name} (id {target.id}): best score against "
+                    f"their {len(stored)} photo(s) {v.score:.4f} <= {thr:.4f} ({at})",
+                    "not_same_person",
+                    {"person_id": int(target.id), "name": target.name, "score": round(v.score, 6),
+                     "threshold": round(thr, 6)},
+                ))
+        return out
 
     def enrolled_photos(self, name: str) -> set[str]:
         """sha256s of the photos already enrolled for ``name`` (empty if nobody has that name)."""
@@ -353,29 +513,15 @@ class Gallery:
         return {str(f.quality["photo_sha256"]) for f in faces if f.quality and f.quality.get("photo_sha256")}
 
     def enroll_new(
-        self, name: str, photos: Sequence[tuple[str, Any]], *, pick: str = "single", keep_crops: bool = True
+        self, name: str, photos: Sequence[tuple[str, Any]], *, pick: str = DEFAULT_PICK, keep_crops: bool = True,
+        force: bool = False,
     ) -> tuple[EnrolResult | None, list[str]]:
-        """Enrol the photos of ``name`` not already enrolled for them (same file sha256): (result or
-        None when every photo was already there, labels of the photos skipped). Refusals as in
-        :meth:`enroll` (all refused: :class:`EnrolmentRejectedError`). Bulk enrolment's step."""
-        have = self.enrolled_photos(name)
-        todo: list[tuple[str, Any]] = []
-        skipped: list[tuple[str, Any]] = []
-        for label, src in photos:
-            sha = photo_sha256(src)
-            (skipped if sha is not None and sha in have else todo).append((label, src))
-            if sha is not None:
-                have.add(sha)  # the same photo twice in one batch counts once
-        if not todo:
-            return None, [label for label, _ in skipped]
-        srcs = [src for _, src in todo]
-        try:
-            result = self.enroll(name, srcs, pick=pick, keep_crops=keep_crops)
-        except EnrolmentRejectedError as exc:
-            exc.rejected = [_relabel(r, todo) for r in exc.rejected]
-            raise
-        result.rejected = [_relabel(r, todo) for r in result.rejected]
-        return result, [label for label, _ in skipped]
+        """Bulk enrolment's step: :meth:`enroll` of (label, photo) pairs, answering (result, or None when no
+        new face was stored; labels of the photos skipped as already enrolled). Refusals as in :meth:`enroll`."""
+        result = self.enroll(name, [src for _, src in photos], pick=pick, keep_crops=keep_crops, force=force,
+                             labels=[label for label, _ in photos])
+        skipped = [s["source"] for s in result.skipped]
+        return (result if result.face_ids else None), skipped
 
     def enroll_embeddings(
         self,
@@ -511,14 +657,36 @@ class Gallery:
         FPIR (or explicit threshold); ``identification.name`` is "unknown" below it. No faces: [].
         Decided at one :meth:`snapshot`, taken before the models run (a missing calibration fails
         first) unless the caller passes the one it reports."""
+        return self._identify(photo, k, snapshot)[0]
+
+    def identify_photo(
+        self, photo: ImageInput, *, k: int | None = None, snapshot: GallerySnapshot | None = None,
+        pick: str = DEFAULT_PICK, name: str = "image",
+    ) -> tuple[list[Identification], FaceChoice]:
+        """:meth:`identify` of every face, and the face the one face-choice rule picks among them (what a
+        one-face decision, the gate's, is taken on: :func:`facegate.pipeline.choose_face`). No face:
+        :class:`~facegate.errors.NoFaceError`; ``pick="single"`` with several:
+        :class:`~facegate.errors.MultipleFacesError`."""
+        from facegate.pipeline import choose_face
+
+        found, shape = self._identify(photo, k, snapshot)
+        choice = choose_face([x.face for x in found if x.face is not None], shape, pick, name)
+        return found, choice
+
+    def _identify(
+        self, photo: ImageInput, k: int | None, snapshot: GallerySnapshot | None
+    ) -> tuple[list[Identification], tuple[int, ...]]:
         snap = snapshot if snapshot is not None else self.snapshot()
         model = model_id(self.pipeline)
         check_model(snap.model, model)
-        faces = self.pipeline.faces(photo)
+        image = self.pipeline.load(photo)
+        faces = self.pipeline.embed_faces(image, self.pipeline.detector.detect(image))
+        shape = tuple(image.shape)
+        del image
         if not faces:
-            return []
+            return [], shape
         emb = stack_embeddings(faces)
-        return self.identify_embeddings(emb, k=k, faces=faces, snapshot=snap)
+        return self.identify_embeddings(emb, k=k, faces=faces, snapshot=snap), shape
 
     # -- people -----------------------------------------------------------------------------
     def people(self, limit: int | None = None, offset: int = 0) -> list[Person]:
@@ -629,6 +797,78 @@ class Gallery:
 
     def check(self) -> dict[str, Any]:
         return self.backend.check()
+
+    def consistency(self, *, progress: bool = False, k: int = 3) -> dict[str, Any]:
+        """Whether the gallery agrees with itself (``facegate gallery check``), decided by
+        :mod:`facegate.decide.enrolment`: ``disagreeing`` lists people with two faces that do not verify
+        against each other at FAR 1e-3 (a wrong photo under their name), ``lookalikes`` pairs of people whose
+        templates clear the 1:N bar of the gallery's operating point (one person enrolled twice, or two the
+        gallery cannot tell apart). Each person's template is searched among the ``k`` nearest people."""
+        from facegate.decide import disagreeing_pairs, lookalike
+        from facegate.gallery.index import normalize
+
+        out: dict[str, Any] = {"consistent": True, "people_checked": 0, "disagreeing": [], "lookalikes": []}
+        thr: float | None = None
+        far: float | None = None
+        try:
+            thr, far = consistency_threshold(self.config, self.pipeline.operating_points)
+            out["verification"] = f"threshold {thr:.4f} (FAR {far:g})"
+        except UsageError as exc:
+            out["verification"] = f"not checked: {exc}"
+        try:
+            policy: OpenSetPolicy | None = self.snapshot().policy
+            out["identification"] = policy.describe() if policy is not None else ""
+        except UsageError as exc:
+            policy = None
+            out["identification"] = f"not checked: {exc}"
+        ids: list[int] = []
+        counts: list[int] = []
+        names: list[str] = []
+        templates: list[np.ndarray] = []
+        people = self.people()
+        for p in tqdm(people, desc="checking", unit="person", disable=not progress, dynamic_ncols=True):
+            try:
+                emb = self.embeddings(p.id)
+            except PersonNotFoundError:  # deleted meanwhile
+                continue
+            if not len(emb):
+                continue
+            out["people_checked"] += 1
+            if thr is not None and len(emb) > 1:
+                pairs = disagreeing_pairs(emb, thr, far)
+                if pairs:
+                    faces = self.faces(p.id)
+                    out["disagreeing"].append({
+                        "person_id": p.id, "name": p.name, "faces": len(emb),
+                        "pairs": [{"face_ids": [faces[i].id, faces[j].id], "sources": [faces[i].source, faces[j].source],
+                                   "score": round(sc, 6)} for i, j, sc in pairs],
+                    })
+            ids.append(int(p.id))
+            counts.append(len(emb))
+            names.append(p.name)
+            templates.append(normalize(emb.mean(axis=0, keepdims=True))[0])
+        if policy is not None and len(templates) > 1:
+            tmpl = np.stack(templates).astype(np.float32)
+            row = {pid: i for i, pid in enumerate(ids)}
+            seen: set[tuple[int, int]] = set()
+            for i, hits in enumerate(self.backend.search(tmpl, min(k + 1, len(ids)))):
+                for pid, _, _ in hits:
+                    j = row.get(int(pid))
+                    if j is None or j == i or (min(i, j), max(i, j)) in seen:
+                        continue
+                    seen.add((min(i, j), max(i, j)))
+                    score = float(tmpl[i] @ tmpl[j])
+                    same, bar = lookalike(score, policy, counts[i], counts[j])
+                    if same:
+                        a, b = sorted((i, j), key=lambda x: ids[x])
+                        out["lookalikes"].append({
+                            "people": [{"person_id": ids[a], "name": names[a], "faces": counts[a]},
+                                       {"person_id": ids[b], "name": names[b], "faces": counts[b]}],
+                            "score": round(score, 6), "bar": round(bar, 6),
+                        })
+        out["lookalikes"].sort(key=lambda x: -x["score"])
+        out["consistent"] = not out["disagreeing"] and not out["lookalikes"]
+        return out
 
     def rebuild_index(self) -> None:
         self.backend.rebuild_index()

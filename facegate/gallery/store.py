@@ -179,6 +179,21 @@ class Store(SqliteDatabase):
             ).fetchall()
         return [StoredFace(r[0], r[1], r[2], json.loads(r[3] or "{}"), r[4], r[5]) for r in rows]
 
+    def photo_owners(self, shas: Sequence[str]) -> dict[str, list[tuple[int, str, int]]]:
+        """sha256 of a photo's bytes -> [(person id, name, face id)] of the faces enrolled from it
+        (index of migration 004)."""
+        shas = list(dict.fromkeys(str(s) for s in shas))
+        out: dict[str, list[tuple[int, str, int]]] = {}
+        with self.read() as conn:
+            for s in range(0, len(shas), _IN_CHUNK):
+                chunk = shas[s : s + _IN_CHUNK]
+                q = ("SELECT json_extract(f.quality, '$.photo_sha256'), p.id, p.name, f.id FROM faces f "
+                     "JOIN people p ON p.id = f.person_id "
+                     f"WHERE json_extract(f.quality, '$.photo_sha256') IN ({','.join('?' * len(chunk))}) ORDER BY f.id")
+                for sha, pid, name, fid in conn.execute(q, chunk):
+                    out.setdefault(str(sha), []).append((int(pid), str(name), int(fid)))
+        return out
+
     def counts(self) -> tuple[int, int]:
         with self._lock:
             p = self.conn.execute("SELECT COUNT(*) FROM people").fetchone()[0]

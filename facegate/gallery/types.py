@@ -77,6 +77,11 @@ class StoredFace:
     source: str | None
     created: float
 
+    @property
+    def forced(self) -> list[dict[str, Any]]:
+        """The integrity refusals this face was enrolled over with ``force`` (empty for a normal enrolment)."""
+        return list((self.quality or {}).get("forced") or [])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -85,6 +90,7 @@ class StoredFace:
             "quality": self.quality,
             "source": self.source,
             "created": self.created,
+            "forced": self.forced,
         }
 
 
@@ -193,19 +199,31 @@ class FaceRecord:
 
 @dataclass
 class EnrolResult:
-    """Outcome of one enrolment call: who, which faces were stored, which photos were refused."""
+    """Outcome of one enrolment call: who, which faces were stored (``faces``: per stored face, its photo,
+    how many faces that photo held and which was used), which photos were refused, which were skipped
+    (already enrolled for this person: same bytes), and which were stored over an integrity refusal
+    (``forced``). ``checks`` says whether the integrity rules could be applied (they need a calibrated
+    stack) and at which rates."""
 
     person: Person | None
     face_ids: list[int]
     rejected: list[Rejection]
     created: bool = False
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    forced: list[dict[str, Any]] = field(default_factory=list)
+    faces: list[dict[str, Any]] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "person": self.person.to_dict() if self.person else None,
             "created": self.created,
             "face_ids": self.face_ids,
+            "faces": self.faces,
             "rejected": [r.to_dict() for r in self.rejected],
+            "skipped": self.skipped,
+            "forced": self.forced,
+            "checks": self.checks,
         }
 
 

@@ -26,6 +26,7 @@ from facegate.liveness.gate import (
     REFUSALS,
     IdentityAcrossFrames,
     PresentationCheck,
+    SamePersonRule,
     check_presentation,
 )
 from facegate.liveness.head import LinearHead, LivenessModel, PadOperatingPoint, fit_head, load_model
@@ -83,6 +84,7 @@ __all__ = [
     "LivenessModel",
     "PadOperatingPoint",
     "PresentationCheck",
+    "SamePersonRule",
     "adopt",
     "check_liveness_policy",
     "check_presentation",

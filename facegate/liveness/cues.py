@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -325,9 +325,29 @@ def face_motion(a: Frame, b: Frame) -> tuple[np.ndarray, bool]:
     return np.linalg.inv(to_grid) @ _homog(m) @ s, True
 
 
-def pair_cues(a: Frame, b: Frame) -> dict[str, float]:
-    """Does the face's surrounding move with the face (a sheet) or stay put (a head in a room)?"""
+@lru_cache(maxsize=4)
+def _pair_zones(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The canvas zones the pair cues compare (before the validity of the frames' pixels): the
+    ring (0.75 to 2 face sizes, Chebyshev), the sides, and the near ring (0.6 to 1.3). Pure
+    geometry of the canvas, made once (read-only)."""
+    v, u = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    u = u / CANVAS_PX + _X0
+    v = v / CANVAS_PX + _Y0
+    cheb = np.maximum(np.abs(u), np.abs(v))
+    ring = (cheb > 0.75) & (cheb < 2.0)
+    side = (np.abs(u) > 0.8) & (np.abs(u) < 2.0) & (v > -1.0) & (v < 0.5)
+    near = (cheb > 0.6) & (cheb < 1.3)
+    for z in (ring, side, near):
+        z.flags.writeable = False
+    return ring, side, near
+
+
+def pair_cues(a: Frame, b: Frame, names: tuple[str, ...] = PAIR_CUES) -> dict[str, float]:
+    """Does the face's surrounding move with the face (a sheet) or stay put (a head in a room)?
+    Only the cues in ``names`` are measured (the others are NaN)."""
     out = dict.fromkeys(PAIR_CUES, math.nan)
+    if not any(n in PAIR_CUES for n in names):
+        return out
     motion, _tracked = face_motion(a, b)
     to_canvas = a.geom.to_canvas()
     from_canvas = np.linalg.inv(to_canvas)
@@ -343,19 +363,13 @@ def pair_cues(a: Frame, b: Frame) -> dict[str, float]:
     c_follow = cv2.GaussianBlur(c_follow, (0, 0), sig)
     e_static = np.abs(c0 - c_static)
     e_follow = np.abs(c0 - c_follow)
-    rows, cols = c0.shape
-    v, u = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    u = u / CANVAS_PX + _X0
-    v = v / CANVAS_PX + _Y0
-    cheb = np.maximum(np.abs(u), np.abs(v))
-    ring = valid & (cheb > 0.75) & (cheb < 2.0)
-    side = valid & (np.abs(u) > 0.8) & (np.abs(u) < 2.0) & (v > -1.0) & (v < 0.5)
-    for name, zone in (("follow_ring", ring), ("follow_side", side)):
-        if zone.sum() >= 40:
+    ring_zone, side_zone, near_zone = _pair_zones(*c0.shape)
+    ring = valid & ring_zone
+    for name, zone in (("follow_ring", ring), ("follow_side", valid & side_zone)):
+        if name in names and zone.sum() >= 40:
             out[name] = float(math.log((e_static[zone].mean() + 1.0) / (e_follow[zone].mean() + 1.0)))
-    near = valid & (cheb > 0.6) & (cheb < 1.3)
-    for name, zone in (("follow_near", near), ("follow_vote", ring)):
-        if zone.sum() >= 40:
+    for name, zone in (("follow_near", valid & near_zone), ("follow_vote", ring)):
+        if name in names and zone.sum() >= 40:
             d = e_static[zone] - e_follow[zone]
             decisive = np.abs(d) > 4.0
             if decisive.sum() >= 10:

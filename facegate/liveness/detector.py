@@ -120,10 +120,11 @@ class CueLiveness(LivenessDetector):
         return self._verdict(self.model.head("still"), "still", self.still_cues(image, face), 1, 0)
 
     def burst_cues(self, images: Sequence[np.ndarray], faces: Sequence[Face]) -> dict[str, float]:
-        """Still cues averaged over the frames, pair cues averaged over consecutive pairs."""
+        """Still cues averaged over the frames, pair cues averaged over consecutive pairs (only the burst
+        head's cues are measured; the others are NaN)."""
         names = self.model.head("burst").cues
         frames = [Frame(img, f) for img, f in zip(images, faces)]
-        pairs = [pair_cues(a, b) for a, b in zip(frames, frames[1:])] if any(n in PAIR_CUES for n in names) else []
+        pairs = [pair_cues(a, b, names) for a, b in zip(frames, frames[1:])] if any(n in PAIR_CUES for n in names) else []
         return aggregate([still_cues(f, names) for f in frames], pairs)
 
     def check_burst(self, images: Sequence[np.ndarray], faces: Sequence[Face | None]) -> Liveness:

@@ -16,7 +16,8 @@ A gate's setting (:data:`GATE_MODES`):
   order and each with its own reason: faces that jump between consecutive frames
   (``face_jumped``, box geometry alone); frames that show different people
   (``different_people``: every frame's face against the identified one, through the decision
-  layer's 1:1 rule at the stated FAR); then the cues (``presentation_attack``).
+  layer's 1:1 rule at the stated FAR, :class:`SamePersonRule`); then the cues
+  (``presentation_attack``).
 
 When no liveness model may be used (the permissive licence policy with no site head, a head
 file changed after adoption) a gate with liveness on is **closed**: it refuses with
@@ -25,7 +26,7 @@ file changed after adoption) a gate with liveness on is **closed**: it refuses w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,19 +60,34 @@ def check_mode(mode: str) -> str:
 
 
 @dataclass(frozen=True)
+class SamePersonRule:
+    """The 1:1 rule a burst's frames are held to against the identified face: the threshold, the
+    FAR it stands for, and which embeddings it was calibrated for. ``mirrored`` False: each face's
+    own embedding without the mirror average (half the forward passes), at the threshold the
+    operating-point table gives the stack without ``flip`` for the same FAR
+    (:meth:`facegate.pipeline.Pipeline.frame_rule` chooses it)."""
+
+    threshold: float
+    far: float | None
+    mirrored: bool
+
+
+@dataclass(frozen=True)
 class IdentityAcrossFrames:
     """Whether every frame of a burst shows the identified person: the lowest 1:1 score of a
-    frame's face against the identified one, and the threshold and FAR it was held to."""
+    frame's face against the identified one, and the threshold and FAR it was held to, on
+    mirror-averaged embeddings or plain ones (``mirrored``)."""
 
     same: bool
     lowest: float
     threshold: float
     far: float | None
     frames: int
+    mirrored: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"same": self.same, "lowest": round(self.lowest, 6), "threshold": round(self.threshold, 6),
-                "far": self.far, "frames": self.frames}
+                "far": self.far, "frames": self.frames, "mirrored": self.mirrored}
 
 
 @dataclass(frozen=True)
@@ -112,17 +128,19 @@ def check_presentation(
     faces: Sequence[Face | None],
     probe: int,
     load_detector: Callable[[], LivenessDetector],
-    embed: Callable[[list[int]], None],
-    same_person: tuple[float, float | None],
+    embed: Callable[[list[int], SamePersonRule], Mapping[int, np.ndarray]],
+    same_person: SamePersonRule | None,
 ) -> PresentationCheck:
     """The liveness decision of a gate check over ``images`` (one frame or a burst).
 
     ``faces[i]``: the face the gate judges in frame ``i`` (``pick_face(..., "largest")``) or
     None; ``probe``: the frame the person is identified from (it has a face);
     ``load_detector``: the liveness model in force (raises :class:`ModelError` when none may be
-    used); ``embed(indices)``: fills ``faces[i].embedding`` for those frames (called only when a
-    burst's identity must be checked, so a jump or a still costs no embedding);
-    ``same_person``: the 1:1 (threshold, FAR) a frame's face must pass against the probe's.
+    used); ``embed(indices, rule)``: the embeddings ``rule`` compares, of the faces of those
+    frames (called only when a burst's identity must be checked, so a jump or a still costs no
+    embedding; :meth:`facegate.pipeline.Pipeline.frame_embeddings`); ``same_person``: the 1:1
+    rule each frame's face must pass against the probe's (needed only for a burst: None is
+    refused there).
     """
     check_mode(setting)
     if setting == "off":
@@ -139,6 +157,8 @@ def check_presentation(
         if len(images) > 1:
             verdict = Liveness(**{**verdict.__dict__, "frames_without_face": len(images) - len(with_face)})
         return _from_verdict(setting, "still", verdict)
+    if same_person is None:
+        raise UsageError("check_presentation: a burst needs the 1:1 rule its frames are compared by")
     # burst: geometry first (free), then identity (embeddings), then the cues
     for a, b in zip(with_face, with_face[1:]):
         why = face_jump(faces[a], faces[b], images[a].shape, images[b].shape)  # type: ignore[arg-type]
@@ -146,21 +166,20 @@ def check_presentation(
             verdict = detector.check_burst(images, faces)  # the detector's own refusal, with its operating point
             return PresentationCheck(setting, "burst", False, FACE_JUMPED, f"{why}: not one person seen over a moment",
                                      verdict)
-    embed(with_face)
-    ref = faces[probe].embedding  # type: ignore[union-attr]
-    threshold, far = same_person
+    embeddings = embed(with_face, same_person)
+    if any(i not in embeddings for i in with_face):
+        raise UsageError("check_presentation: embed() must give the embeddings of every frame it is given")
+    ref = embeddings[probe]
     lowest = 1.0
     same = True
     for i in with_face:
-        emb = faces[i].embedding  # type: ignore[union-attr]
         if i == probe:
             continue
-        if ref is None or emb is None:
-            raise UsageError("check_presentation: embed() must fill the embeddings of the frames it is given")
-        v = decide(cosine(ref, emb), threshold, far)
+        v = decide(cosine(ref, embeddings[i]), same_person.threshold, same_person.far)
         lowest = min(lowest, v.score)
         same = same and v.same
-    identity = IdentityAcrossFrames(same, lowest, threshold, far, len(with_face))
+    threshold, far = same_person.threshold, same_person.far
+    identity = IdentityAcrossFrames(same, lowest, threshold, far, len(with_face), same_person.mirrored)
     if not same:
         return PresentationCheck(
             setting, "burst", False, DIFFERENT_PEOPLE,

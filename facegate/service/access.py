@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from facegate.config import machine_time_zone
-from facegate.errors import UsageError
+from facegate.errors import NotFoundError, UsageError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -38,8 +38,11 @@ class AccessError(UsageError):
     code = "access"
 
 
-class AccessNotFoundError(AccessError):
-    """The access group named does not exist (the CLI answers it with the not-found exit code)."""
+class AccessNotFoundError(AccessError, NotFoundError):
+    """The access group named does not exist: not found (exit 11, HTTP 404) on every front end."""
+
+    exit_code = NotFoundError.exit_code
+    code = NotFoundError.code
 
 
 def parse_days(text: str | None) -> str | None:

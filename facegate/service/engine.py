@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -33,16 +34,17 @@ import numpy as np
 from facegate.config import Config
 from facegate.errors import FacegateError, UsageError
 from facegate.gallery.errors import UnsupportedError
-from facegate.pipeline import Pipeline, pick_face
+from facegate.pipeline import DEFAULT_PICK, Pipeline, pick_face
 from facegate.protocols import FacePipeline
 from facegate.service.db import ServiceDB
-from facegate.service.errors import ApiError, http_message
+from facegate.service.errors import ApiError, http_message, status_of
 from facegate.service.metrics import Metrics
 from facegate.service.settings import ServiceSettings
-from facegate.types import Face
+from facegate.types import Face, FaceChoice
 
 if TYPE_CHECKING:
     from facegate.gallery import Gallery, GallerySnapshot
+    from facegate.liveness import SamePersonRule
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +110,17 @@ class GuardedPipeline(Pipeline):
             with self._init:
                 if self._emb is None:
                     timer = self._metrics.inference.labels("embed").observe if self._metrics else None
-                    self._emb = _Locked(self._inner.embedder, self._elock, ("embed",), timer)
+                    self._emb = _Locked(self._inner.embedder, self._elock, ("embed", "embed_plain", "embed_and_plain"),
+                                        timer)
         return self._emb
 
     @property
     def operating_points(self) -> Any:
         return self._inner.operating_points
+
+    @property
+    def plain_operating_points(self) -> Any:
+        return self._inner.plain_operating_points
 
     @property
     def template_points(self) -> Any:
@@ -128,6 +135,7 @@ class GuardedPipeline(Pipeline):
     def liveness_detector(self, detector: Any) -> None:
         self._inner.liveness_detector = detector  # type: ignore[misc]
 
+    @property
     def table_label(self) -> Any:
         return getattr(self._inner, "table_label", None)
 
@@ -168,6 +176,7 @@ class Engine:
             self._owns_gallery = False
         self.gallery = gallery
         self._busy = threading.BoundedSemaphore(max_busy)
+        self._frame_rule: SamePersonRule | None = None
         self._model: str | None = None
         self.warm = threading.Event()
         self.warm_error: str | None = None
@@ -264,6 +273,16 @@ class Engine:
         except UsageError as exc:
             raise ApiError(503, "not_configured", str(exc)) from exc
 
+    def frame_rule(self) -> SamePersonRule:
+        """The 1:1 rule a burst's frames are compared by (:meth:`Pipeline.frame_rule`), resolved
+        once like :meth:`decision_threshold`; a missing calibration is a 503."""
+        if self._frame_rule is None:
+            try:
+                self._frame_rule = self.pipeline.frame_rule()
+            except UsageError as exc:
+                raise ApiError(503, "not_configured", str(exc)) from exc
+        return self._frame_rule
+
     def model_id(self) -> str:
         if self._model is None:
             from facegate.gallery import model_id
@@ -293,26 +312,35 @@ class Engine:
         with self._busy:
             return self.gallery.identify(data, k=k, snapshot=snap), snap.policy
 
-    def verify(self, a: bytes, b: bytes, pick: str = "single") -> Any:
-        """1:1 at the configured FAR: the pipeline's own face choice and comparison."""
+    def identify_photo(self, data: bytes, k: int | None = None, pick: str = DEFAULT_PICK) -> tuple[list[Any], Any, FaceChoice]:
+        """(identifications, policy, the face the one face-choice rule picks): :meth:`Gallery.identify_photo`."""
+        snap = self.snapshot()
+        with self._busy:
+            found, choice = self.gallery.identify_photo(data, k=k, snapshot=snap, pick=pick, name="image")
+        return found, snap.policy, choice
+
+    def verify(self, a: bytes, b: bytes, pick: str = DEFAULT_PICK) -> Any:
+        """1:1 at the configured FAR: the pipeline's own face choice and comparison (the verdict's
+        ``faces`` say which face of each image was used)."""
         self.decision_threshold()
         out = []
         for data, label in ((a, "image1"), (b, "image2")):
             with self._busy:
-                out.append(self.pipeline.face(data, pick, name=label))  # type: ignore[arg-type]
-        return self.pipeline.compare(out[0], out[1]), out
+                out.append(self.pipeline.choose(data, pick, name=label))  # type: ignore[arg-type]
+        return replace(self.pipeline.compare(out[0].face, out[1].face), faces=tuple(out)), out
 
     def gate_check(
         self, gate: str, frames: Sequence[bytes] | bytes, *, key_id: str | None, client: str | None,
-        when: float | None = None,
+        when: float | None = None, pick: str = DEFAULT_PICK,
     ) -> dict[str, Any]:
         """allow/deny for the person in front of a gate, logged: one image, or a burst of
         consecutive frames of them (at most ``MAX_GATE_FRAMES``).
 
-        Each frame's face is :func:`~facegate.pipeline.pick_face`'s ``largest`` (the person
-        nearest the camera); the person is identified from the frame whose face the detector is
-        surest of. Then, in order: the gate's liveness setting (:mod:`facegate.service.gates`)
-        through the one liveness decision, :func:`facegate.liveness.check_presentation`; a
+        Each frame's face is the one face-choice rule's (:func:`~facegate.pipeline.choose_face`,
+        ``largest`` by default: the person nearest the camera; ``pick="single"`` refuses a frame with
+        several, 422); the person is identified from the frame whose face the detector is surest of
+        (the answer's ``faces_found``, ``face_used`` with its ``frame``). Then, in order: the gate's
+        liveness setting (:mod:`facegate.service.gates`) through the one liveness decision, :func:`facegate.liveness.check_presentation`; a
         refused presentation answers deny with its reason, its liveness score and threshold and
         the APCER/BPCER of that operating point, and names nobody to the caller (the audit event
         records whom it resembled). Otherwise a recognised person is allowed when the gate has no
@@ -328,19 +356,23 @@ class Engine:
         setting = gates.get(self.db, gate).liveness
         snap = self.snapshot()
         policy = snap.policy
-        one_to_one = self.decision_threshold() if setting == "burst" and len(frames) > 1 else (1.0, None)
+        same_person = self.frame_rule() if setting == "burst" and len(frames) > 1 else None
         crop = probe = None
-        face = None
+        face = choice = None
         presentation = None
         with self._busy:
             images = [self._load_frame(data, i, len(frames)) for i, data in enumerate(frames)]
-            subjects, counts, at_frame = self.pipeline.frame_subjects(images)
+            choices, at_frame = self.pipeline.frame_choices(images, pick)  # type: ignore[arg-type]
+            subjects = [c.face if c is not None else None for c in choices]
+            counts = [c.found if c is not None else 0 for c in choices]
             if at_frame is not None:
+                choice = choices[at_frame]
                 face = subjects[at_frame]
-                self.pipeline.embed_frames(images, subjects, [at_frame])
+                plain = self.pipeline.embed_frames(images, subjects, [at_frame])
                 presentation = check_presentation(
                     setting, images, subjects, at_frame, lambda: self.pipeline.liveness_detector,
-                    partial(self.pipeline.embed_frames, images, subjects), one_to_one,
+                    partial(self.pipeline.frame_embeddings, images, subjects, known=plain),
+                    same_person,
                 )
                 if self.settings.keep_event_images and face is not None:
                     crop, probe = face_crop(images[at_frame], face)[0], face.embedding
@@ -387,6 +419,7 @@ class Engine:
             "faces": n_faces, "reason": reason, "message": gates.reason_text(reason), "liveness": liveness,
             "frames": len(frames), "frames_without_face": without_face,
             "table": policy.table_label,
+            **(_face_used(choice, at_frame) if choice is not None else {"faces_found": 0, "face_used": None, "pick": pick}),
         }
 
     def check_frame_limits(self, frames: Sequence[bytes]) -> None:
@@ -430,12 +463,16 @@ class Engine:
         photos: list[tuple[str, bytes]],
         *,
         create: bool = True,
-        pick: str = "single",
+        pick: str = DEFAULT_PICK,
+        force: bool = False,
         key_id: str | None = None,
         client: str | None = None,
     ) -> dict[str, Any]:
-        """Enrol photos through the gallery's quality gate; rejections carry the uploaded file name."""
-        from facegate.gallery import EnrolmentRejectedError
+        """Enrol photos through the gallery's quality gate and integrity checks (:meth:`Gallery.enroll`);
+        rejections carry the uploaded file name. Every photo refused: 422 (quality; the code of the one
+        reason when all share it, as anywhere else), 409 ``enrolment_conflict`` when an integrity rule
+        refused one (``force`` overrides; forced photos are in the answer and the audit event)."""
+        from facegate.gallery import EnrolmentConflictError, EnrolmentRejectedError
 
         names = [fn for fn, _ in photos]
 
@@ -451,39 +488,56 @@ class Engine:
                 out.append(d)
             return out
 
+        def renamed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            out = []
+            for d in items:
+                idx = _photo_index(str(d.get("source", "")))
+                if idx is not None and idx < len(names):
+                    d = {**d, "filename": names[idx], "reason": str(d.get("reason", "")).replace(d["source"], names[idx], 1)}
+                out.append(d)
+            return out
+
         note = self._note("enrol", key_id, client)
         with self._busy:
             try:
-                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick, note=note)
+                result = self.gallery.enroll(name, [d for _, d in photos], create=create, pick=pick, note=note,
+                                             force=force)
             except EnrolmentRejectedError as exc:
                 self.metrics.enrolments.labels("rejected").inc()
                 rejected = with_names(exc.rejected)
-                raise ApiError(
-                    422, "rejected",
-                    f"nothing enrolled for {name!r}: " + "; ".join(r["reason"] for r in rejected),
-                    {"rejected": rejected},
-                ) from exc
-        self.metrics.enrolments.labels("created" if result.created else "added").inc()
-        assert result.person is not None  # an enrolment that did not raise stored someone
+                message = f"nothing enrolled for {name!r}: " + "; ".join(r["reason"] for r in rejected)
+                if isinstance(exc, EnrolmentConflictError):
+                    message = http_message(message, exc.code)
+                raise ApiError(status_of(exc), exc.code, message, {"rejected": rejected}) from exc
+        assert result.person is not None  # an enrolment that did not raise stored someone (or had them already)
         out = result.to_dict()
         out["rejected"] = with_names(result.rejected)
-        self._record(note, {"person_id": result.person.id, "name": result.person.name, "detail": {
-            "faces": result.face_ids, "rejected": len(result.rejected), "created": result.created}})
+        out["skipped"] = renamed(result.skipped)
+        out["forced"] = renamed(result.forced)
+        out["faces"] = renamed(result.faces)
+        if not result.face_ids:  # every photo already enrolled for them: nothing written, nothing to audit
+            return out
+        self.metrics.enrolments.labels("created" if result.created else "added").inc()
+        detail: dict[str, Any] = {"faces": result.face_ids, "rejected": len(result.rejected), "created": result.created}
+        if result.forced:
+            detail["forced"] = out["forced"]
+        self._record(note, {"person_id": result.person.id, "name": result.person.name, "detail": detail})
         return out
 
     def enrol_batch(
-        self, by_person: dict[str, list[tuple[str, bytes]]], *, pick: str = "single", key_id: str | None = None,
-        client: str | None = None,
+        self, by_person: dict[str, list[tuple[str, bytes]]], *, pick: str = DEFAULT_PICK, force: bool = False,
+        key_id: str | None = None, client: str | None = None,
     ) -> dict[str, Any]:
         """Bulk enrolment: each person's photos through :meth:`Gallery.enroll_new` (photos already
-        enrolled for that name are skipped), one transaction and one audit event per person."""
+        enrolled for that name are skipped; integrity refusals are reported per photo, like quality ones),
+        one transaction and one audit event per person."""
         from facegate.gallery import EnrolmentRejectedError
 
-        people, enrolled, skipped_n, rejected_n = [], 0, 0, 0
+        people, enrolled, skipped_n, rejected_n, forced_n = [], 0, 0, 0, 0
         for name, photos in by_person.items():
             with self._busy:
                 try:
-                    result, skipped = self.gallery.enroll_new(name, photos, pick=pick)
+                    result, skipped = self.gallery.enroll_new(name, photos, pick=pick, force=force)
                     rejected = result.rejected if result is not None else []
                 except EnrolmentRejectedError as exc:
                     result, skipped, rejected = None, [], exc.rejected
@@ -492,19 +546,25 @@ class Engine:
             entry: dict[str, Any] = {"name": name, "skipped": skipped, "rejected": [r.to_dict() for r in rejected]}
             if result is not None and result.person is not None:
                 enrolled += len(result.face_ids)
-                entry.update(status="enrolled", person_id=result.person.id, face_ids=result.face_ids)
+                forced_n += len(result.forced)
+                entry.update(status="enrolled", person_id=result.person.id, face_ids=result.face_ids,
+                             forced=result.forced)
                 self.metrics.enrolments.labels("created" if result.created else "added").inc()
+                detail: dict[str, Any] = {"faces": result.face_ids, "rejected": len(rejected), "skipped": len(skipped),
+                                          "created": result.created, "batch": True}
+                if result.forced:
+                    detail["forced"] = result.forced
                 self.db.add_event(
                     "audit", action="enrol", person_id=result.person.id, name=result.person.name, key_id=key_id,
-                    client=client, detail={"faces": result.face_ids, "rejected": len(rejected), "skipped": len(skipped),
-                                           "created": result.created, "batch": True},
+                    client=client, detail=detail,
                 )
             else:
                 entry["status"] = "rejected" if rejected else "skipped"
                 if rejected:
                     self.metrics.enrolments.labels("rejected").inc()
             people.append(entry)
-        return {"people": people, "enrolled_faces": enrolled, "skipped_photos": skipped_n, "rejected_photos": rejected_n}
+        return {"people": people, "enrolled_faces": enrolled, "skipped_photos": skipped_n, "rejected_photos": rejected_n,
+                "forced_photos": forced_n}
 
     def erase_bar(self) -> float:
         """See :func:`erase_bar`."""
@@ -602,6 +662,13 @@ def erase_bar(threshold: float, operating_points: Sequence[Any]) -> float:
     point of the embedder (its highest FAR), never stricter than the decision threshold in use.
     """
     return float(min([float(threshold)] + [float(p.threshold) for p in operating_points]))
+
+
+def _face_used(choice: FaceChoice, frame: int | None) -> dict[str, Any]:
+    """A gate answer's ``faces_found``, ``face_used`` (with the burst frame it is in) and ``pick``."""
+    d = choice.to_dict()
+    d["face_used"]["frame"] = frame
+    return d
 
 
 def _photo_index(source: str) -> int | None:

@@ -25,6 +25,7 @@ from facegate.errors import (
     ModelError,
     MultipleFacesError,
     NoFaceError,
+    NotFoundError,
     UsageError,
 )
 
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 HTTP_HINTS: dict[str, str] = {
     "multiple_faces": "send a photo of one face, or the query parameter pick=largest to use the largest face",
     "not_found": "GET /api/v1/people lists the enrolled people and their ids",
+    "enrolment_conflict": "send force=true to enrol it anyway, recorded as forced",
+    "duplicate_photo": "send force=true to enrol it anyway, recorded as forced",
+    "matches_other_person": "send force=true to enrol it anyway, recorded as forced",
+    "not_same_person": "send force=true to enrol it anyway, recorded as forced",
 }
 
 
@@ -63,8 +68,10 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def _status_of(exc: FacegateError) -> int:
+def status_of(exc: FacegateError) -> int:
+    """The HTTP status of a facegate error: 4xx for what the client can fix, 503 where the server cannot compute."""
     from facegate.gallery.errors import (
+        EnrolmentConflictError,
         EnrolmentRejectedError,
         GalleryError,
         ModelMismatchError,
@@ -77,9 +84,13 @@ def _status_of(exc: FacegateError) -> int:
         return 413
     if isinstance(exc, InvalidImageError):
         return 400
-    if isinstance(exc, (NoFaceError, MultipleFacesError, EnrolmentRejectedError)):
+    if isinstance(exc, EnrolmentConflictError):
+        return 409  # the photo is fine; storing it would contradict the gallery (force=true overrides)
+    if isinstance(exc, EnrolmentRejectedError):  # every photo refused for one reason: that reason's status
+        return {"image_too_large": 413, "invalid_image": 400}.get(exc.code, 422)
+    if isinstance(exc, (NoFaceError, MultipleFacesError)):
         return 422
-    if isinstance(exc, PersonNotFoundError):
+    if isinstance(exc, (PersonNotFoundError, NotFoundError)):
         return 404
     if isinstance(exc, (NameTakenError, UnsupportedError)):
         return 409
@@ -153,7 +164,7 @@ def install_handlers(app: FastAPI) -> None:
         rejected = getattr(exc, "rejected", None)
         if rejected:
             details = {"rejected": [r.to_dict() for r in rejected]}
-        return error_response(_status_of(exc), exc.code, http_message(str(exc), exc.code), details)
+        return error_response(status_of(exc), exc.code, http_message(str(exc), exc.code), details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,8 +2,9 @@
 what the service answers, which is what schemathesis checks every response against.
 
 Every field has a description and an example (``tests/test_openapi_docs.py`` checks it), so ``/docs``
-explains the API without this file. Times are unix seconds (``created``, ``updated``, ``at``);
-events also carry ``time``, ISO 8601.
+explains the API without this file. Times are ISO 8601 with the offset of the site's time zone
+(``created``, ``updated``, ``last_used``, ``revoked``, an event's ``at``); events also carry ``time``, the
+same moment in UTC.
 """
 
 from __future__ import annotations
@@ -26,7 +27,27 @@ def F(description: str, example: Any, default: Any = ..., **kw: Any) -> Any:
 
 BOX = [180.2, 139.5, 367.8, 326.1]
 LANDMARKS = [[231.0, 206.1], [311.2, 204.8], [272.5, 247.0], [240.3, 285.6], [305.9, 284.1]]
-NOW = 1796774400.25  # 2026-12-09T00:00:00.25Z
+NOW = "2026-12-09T08:00:00.250000+01:00"  # how every time is answered: ISO 8601 with the site's offset
+FACE_USED = {"index": 0, "box": BOX, "score": 0.9987}
+
+
+class FaceUsedOut(BaseModel):
+    """Which face of a photo a one-face operation used."""
+
+    index: int = F("its position among the faces found (as POST /api/v1/detect lists them)", 0)
+    box: list[float] = F("x1, y1, x2, y2 in pixels of the (EXIF-rotated) image", BOX)
+    score: float = F("its detection score", 0.9987)
+    frame: int | None = F("gate: the burst frame it is in (the one the person was identified from)", None, None)
+
+
+
+
+def faces_found() -> Any:
+    return F("faces found in the photo", 1)
+
+
+def pick_field() -> Any:
+    return F("the face-choice rule applied: largest (default), single (exactly one face) or center", "largest")
 
 
 TABLE_DOC = ("which operating-point table the threshold and rates come from: the shipped one (measured on LFW), "
@@ -99,16 +120,18 @@ LIVENESS_EXAMPLE = {
     "live": False, "score": 0.231, "threshold": 0.664, "apcer": 0.0, "bpcer": 0.0357,
     "measured_on": "nuaa_dev across sessions (...)", "model": "pad_cues_nuaa", "frames": 3, "frames_without_face": 0,
     "cues": {"red_rel": 0.021, "follow_near": 0.87},
-    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4572, "far": 1e-3, "frames": 3},
+    "identity": {"same": True, "lowest": 0.81, "threshold": 0.4561, "far": 1e-3, "frames": 3, "mirrored": False},
 }
 
 
 class IdentityAcrossFramesOut(BaseModel):
     same: bool = F("whether every frame of the burst shows the identified person", True)
     lowest: float = F("the lowest 1:1 score of a frame's face against the identified face", 0.81)
-    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4572)
+    threshold: float = F("the 1:1 threshold each frame's face was held to", 0.4561)
     far: float | None = F("the false-accept rate of that threshold", 1e-3)
     frames: int = F("frames of the burst with a face", 3)
+    mirrored: bool = F("whether the embeddings compared were mirror-averaged; false: each face's own embedding, held "
+                       "to the threshold calibrated for such embeddings at the same FAR", False)
 
 
 class GateLivenessOut(BaseModel):
@@ -170,6 +193,10 @@ class GateCheckOut(BaseModel):
     frames: int = F("frames received: one image, or a burst", 3, 1)
     frames_without_face: int = F("frames in which no face was found (counted, not fatal)", 0, 0)
     table: str | None = F(TABLE_DOC, TABLE_EXAMPLE, None)
+    faces_found: int = F("faces found in the frame the person was identified from (as faces)", 1, 0)
+    face_used: FaceUsedOut | None = F("the face decided on (the largest) and the frame it is in; null without a face",
+                                      {**FACE_USED, "frame": 0}, None)
+    pick: str = F("the face-choice rule applied", "largest", "largest")
 
 
 class GateSettingsIn(BaseModel):
@@ -191,7 +218,7 @@ class GateSettingsOut(BaseModel):
     gate: str = F("the gate", "front")
     liveness: Literal["off", "still", "burst"] = F("its liveness check", "burst")
     default: bool = F("true: nothing was set for this gate, these are the defaults", True)
-    updated: float | None = F("unix time of the last change; null for the defaults", None)
+    updated: str | None = F("the last change, ISO 8601; null for the defaults", None)
     max_frames: int = F("frames one gate check takes", 8)
     model: LivenessModelOut = F("the liveness model in force", {"name": "pad_cues_nuaa", "kind": "shipped",
                                 "sha256": "3f54c1d4afbdd3b2fa191844b53aadc38ebf8a47eac9c1ca221a67222646a8e2",
@@ -254,9 +281,18 @@ class DecisionOut(BaseModel):
 
 class IdentifyOut(BaseModel):
     faces: list[IdentifiedFaceOut] = F("every face found, with who it is", [])
+    faces_found: int = faces_found()
+    face_used: FaceUsedOut = F("the face the face-choice rule picks: the one a gate decides on", FACE_USED)
+    pick: str = pick_field()
     decision: DecisionOut = F("the operating point the faces were decided at",
                               {"fpir": 0.01, "far": 1e-5, "identities": 1000, "rule": "mean", "threshold": 0.6145,
                                "tpir": 0.9646, "explicit_threshold": False, "warnings": []})
+
+
+class VerifiedFaceOut(FaceOut):
+    faces_found: int = faces_found()
+    face_used: FaceUsedOut = F("the face used (the same as box)", FACE_USED)
+    pick: str = pick_field()
 
 
 class VerifyOut(BaseModel):
@@ -265,15 +301,15 @@ class VerifyOut(BaseModel):
     threshold: float = F("the threshold applied", 0.4572)
     far: float | None = F("the false-accept rate the threshold stands for; null for an explicit threshold "
                           "outside the calibrated table", 1e-3)
-    faces: list[FaceOut] = F("the face used from each image", [])
+    faces: list[VerifiedFaceOut] = F("the face used from each image, with how many each image held", [])
     table: str | None = F(TABLE_DOC, TABLE_EXAMPLE, None)
 
 
 class PersonOut(BaseModel):
     id: int = F("the person's id", 7)
     name: str = F("the person's name (unique)", "Ada Lovelace")
-    created: float = F("when enrolled, unix seconds", NOW)
-    updated: float = F("last change, unix seconds", NOW)
+    created: str = F("when enrolled, ISO 8601", NOW)
+    updated: str = F("last change, ISO 8601", NOW)
     faces: int = F("faces stored", 2)
     model: str | None = F("the embedding model of their faces", "mobilefacenet", None)
 
@@ -292,7 +328,9 @@ class StoredFaceOut(BaseModel):
     quality: dict[str, Any] = F("quality measures at enrolment (size, sharpness, pose)",
                                 {"face_px": 187, "sharpness": 412.5, "yaw": 3.1})
     source: str | None = F("where the photo came from (file name)", "ada1.jpg")
-    created: float = F("when stored, unix seconds", NOW)
+    created: str = F("when stored, ISO 8601", NOW)
+    forced: list[dict[str, Any]] = F("the integrity refusals this face was enrolled over with force=true (empty: "
+                                     "none)", [], default_factory=list)
 
 
 class PersonDetailOut(BaseModel):
@@ -309,12 +347,31 @@ class RejectionOut(BaseModel):
     filename: str | None = F("the uploaded file's name", "ada3.jpg", None)
 
 
+class EnrolledFaceOut(BaseModel):
+    source: str = F("the photo", "photo 1")
+    filename: str | None = F("the uploaded file's name", "ada1.jpg", None)
+    face_id: int = F("the face stored from it", 12)
+    faces_found: int = faces_found()
+    face_used: FaceUsedOut = F("the face of the photo that was enrolled", FACE_USED)
+    pick: str = pick_field()
+
+
 class EnrolOut(BaseModel):
     person: PersonOut = F("the person enrolled or added to", {"id": 7, "name": "Ada Lovelace", "created": NOW,
                                                               "updated": NOW, "faces": 2, "model": "mobilefacenet"})
     created: bool = F("whether the person is new", True)
-    face_ids: list[int] = F("ids of the faces stored", [12, 13])
+    face_ids: list[int] = F("ids of the faces stored (empty: every photo was already enrolled for them)", [12, 13])
+    faces: list[EnrolledFaceOut] = F("per face stored: its photo, how many faces that held and which was used",
+                                     [], default_factory=list)
     rejected: list[RejectionOut] = F("photos refused, with the reason", [])
+    skipped: list[dict[str, Any]] = F("photos already enrolled for this person (the same bytes), not stored again",
+                                      [], default_factory=list)
+    forced: list[dict[str, Any]] = F("photos stored over an integrity refusal (force=true): the refusal, and who "
+                                     "it matched", [], default_factory=list)
+    checks: dict[str, Any] = F("the rates the integrity checks decided at, or why one was not applied",
+                               {"identification": "FPIR 0.01 at 1000 identities: FAR 1e-05 per comparison",
+                                "verification": "against Ada Lovelace's 2 photo(s): threshold 0.4572 (FAR 0.001)"},
+                               default_factory=dict)
 
 
 class DeletePersonOut(BaseModel):
@@ -341,8 +398,8 @@ class RenameIn(BaseModel):
 
 class EventOut(BaseModel):
     id: int = F("the event's id", 1042)
-    at: float = F("unix time, seconds", NOW)
-    time: str = F("ISO 8601, UTC", "2026-12-09T00:00:00.25Z")
+    at: str = F("when, ISO 8601 with the site's offset", NOW)
+    time: str = F("the same moment, ISO 8601 in UTC", "2026-12-09T07:00:00.25Z")
     kind: Literal["access", "auth_failure", "audit"] = F("access decision, failed authentication or audit", "access")
     gate: str | None = F("access: the gate", "front")
     decision: Literal["allow", "deny"] | None = F("access: the decision", "allow")
@@ -377,9 +434,9 @@ class KeyOut(BaseModel):
     id: str = F("the key's public id (the part after fg_)", "3f9a1c0b2e")
     name: str = F("what the key is for", "front door camera")
     role: str = F("admin, gate or viewer", "gate")
-    created: float = F("unix seconds", NOW)
-    revoked: float | None = F("when revoked, unix seconds; null while valid", None)
-    last_used: float | None = F("last use, unix seconds", NOW)
+    created: str = F("when made, ISO 8601", NOW)
+    revoked: str | None = F("when revoked, ISO 8601; null while valid", None)
+    last_used: str | None = F("last use, ISO 8601", NOW)
 
 
 class KeyCreatedOut(BaseModel):
@@ -387,7 +444,7 @@ class KeyCreatedOut(BaseModel):
     key: str = F("the secret key; shown only now, store it safely", "fg_3f9a1c0b2e_s3cr3t...")
     role: str = F("admin, gate or viewer", "gate")
     name: str = F("what the key is for", "front door camera")
-    created: float = F("unix seconds", NOW)
+    created: str = F("when made, ISO 8601", NOW)
 
 
 class KeysOut(BaseModel):
@@ -442,7 +499,9 @@ class AccessRuleOut(BaseModel):
     start: str | None = F("HH:MM in tz; null: all day", "08:00")
     end: str | None = F("HH:MM in tz", "18:00")
     tz: str | None = F("the time zone of its days and hours; null (older rules): UTC", "Europe/London")
-    created: float = F("unix seconds", NOW)
+    created: str = F("when made, ISO 8601", NOW)
+    person_name: str | None = F("the permitted person's name now (null for a group rule, or a person deleted "
+                                "since)", None, None)
     window: str = F("days, hours and time zone in words", "mon,tue,wed,thu,fri 08:00-18:00 Europe/London")
 
 
@@ -457,8 +516,11 @@ class GroupMembersIn(BaseModel):
 class GroupOut(BaseModel):
     id: int = F("the group's id", 1)
     name: str = F("the group's name", "staff")
-    created: float = F("unix seconds", NOW)
+    created: str = F("when made, ISO 8601", NOW)
     members: list[int] = F("members' person ids", [7, 9])
+    people: list[dict[str, Any]] = F("the members with their names now (null: deleted since)",
+                                     [{"id": 7, "name": "Ada Lovelace"}, {"id": 9, "name": "Charles Babbage"}],
+                                     default_factory=list)
 
 
 class GroupsOut(BaseModel):
@@ -471,7 +533,9 @@ class BatchPersonOut(BaseModel):
     person_id: int | None = F("their id", 7, None)
     face_ids: list[int] = F("faces stored", [12], default_factory=list)
     skipped: list[str] = F("photos already enrolled (same sha256)", [], default_factory=list)
-    rejected: list[RejectionOut] = F("photos refused, with the reason", [], default_factory=list)
+    rejected: list[RejectionOut] = F("photos refused, with the reason (quality, or an integrity rule: who it "
+                                     "matched is in metrics)", [], default_factory=list)
+    forced: list[dict[str, Any]] = F("photos stored over an integrity refusal (force=true)", [], default_factory=list)
 
 
 class BatchEnrolOut(BaseModel):
@@ -479,6 +543,24 @@ class BatchEnrolOut(BaseModel):
     enrolled_faces: int = F("faces stored", 12)
     skipped_photos: int = F("photos already enrolled", 0)
     rejected_photos: int = F("photos refused", 1)
+    forced_photos: int = F("photos stored over an integrity refusal (force=true)", 0, 0)
+
+
+class ConsistencyOut(BaseModel):
+    consistent: bool = F("no photos that disagree and no two people alike", True)
+    people_checked: int = F("people read", 1000)
+    verification: str = F("the 1:1 rule the photos of one person were compared at, or why not",
+                          "threshold 0.4572 (FAR 0.001)")
+    identification: str = F("the 1:N operating point two people's templates were compared at, or why not",
+                            "FPIR 0.01 at 1000 identities: FAR 1e-05 per comparison")
+    disagreeing: list[dict[str, Any]] = F(
+        "people with two faces that do not verify against each other: the pairs, their photos and scores",
+        [{"person_id": 7, "name": "Ada Lovelace", "faces": 3, "pairs": [
+            {"face_ids": [12, 14], "sources": ["ada1.jpg", "bob.jpg"], "score": 0.1183}]}])
+    lookalikes: list[dict[str, Any]] = F(
+        "pairs of people whose templates clear the 1:N bar: one person enrolled twice, or a wrong photo",
+        [{"people": [{"person_id": 7, "name": "Ada Lovelace", "faces": 2},
+                     {"person_id": 9, "name": "Ada King", "faces": 1}], "score": 0.8121, "bar": 0.6145}])
 
 
 # -- site calibration (tag calibration) -----------------------------------------------------------------------------

@@ -91,6 +91,13 @@ class SyntheticEmbedder:
             out[i] = v / max(float(np.linalg.norm(v)), 1e-6)
         return out
 
+    def embed_plain(self, chips: np.ndarray) -> np.ndarray:
+        return self.embed(chips)  # no mirror average: its embedding is the plain one
+
+    def embed_and_plain(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        emb = self.embed(chips)
+        return emb, emb
+
 
 def _border_share(image: np.ndarray) -> float:
     """Share of near-white pixels in the outer band (6% of the shorter side) of an image."""
@@ -146,6 +153,8 @@ class SyntheticPipeline(Pipeline):
         self.__dict__["detector"] = SyntheticDetector()
         self.__dict__["embedder"] = SyntheticEmbedder()
         self.liveness_detector = SyntheticLiveness()
+        # its embedder has no mirror average: the plain stack is the same one, with the same point
+        self.__dict__["plain_operating_points"] = list(self.tables().operating_points)
 
     def tables(self) -> StackTables:
         """One operating point by construction, no template calibration (not the shipped embedder's table)."""

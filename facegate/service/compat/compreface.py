@@ -20,7 +20,10 @@ What differs from CompreFace, on purpose, and is said in the answers and the doc
 * ``image_id`` is ``"<person id>-<face id>"``, not a UUID (clients treat it as opaque);
 * renaming a subject onto another subject's name is refused (409), not merged;
 * ``DELETE /recognition/faces`` needs ``subject=`` (CompreFace would delete every face);
-* an example photo must show one face (facegate's quality gate; CompreFace takes the first).
+* an example photo's face is the largest (facegate's one face-choice rule; ``pick=single`` refuses a photo
+  with several), and it passes facegate's quality gate and integrity checks: an example that identifies as
+  another subject, does not match the subject's other examples, or is the same photo as another subject's
+  is refused (409, facegate's reason in the message; ``force=true`` stores it, recorded as forced).
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from facegate.pipeline import DEFAULT_PICK, choose_face
 from facegate.service import schemas as S
 from facegate.service.compat.similarity import SimilarityScale, template_margin
 from facegate.service.errors import ApiError
 from facegate.service.inputs import clean_text, decode_base64, read_body, read_json
+from facegate.service.params import FORCE_DOC, PICK_DOC
 
 API = "/api/v1"
 MAX_ID = 2**62
@@ -53,147 +58,170 @@ PLUGIN_NOTES = {
     "mask": "no mask model ships with facegate",
     "pose": "no head-pose output; facegate's quality gate checks pose at enrolment",
 }
+IMAGE_ID_DOC = '"<person id>-<face id>" (as answered when the example was added)'
 IMAGE_ID = re.compile(r"^([0-9]{1,19})-([0-9]{1,19})$")
 
 
 # -- answers ----------------------------------------------------------------------------------------
+F = S.F  # a field with a description and one example, as every answer of the API has
+BOX_EX = {"probability": 0.99871, "x_min": 180, "y_min": 140, "x_max": 368, "y_max": 326}
+LM_EX = [[231, 206], [311, 205], [272, 247], [240, 286], [306, 284]]
+
+
 class CompatErrorOut(BaseModel):
-    code: int | str = Field(description="CompreFace's numeric code where clients test for one (28: no face found); "
-                            "facegate's error code otherwise")
-    message: str
-    details: Any | None = None
+    code: int | str = F("CompreFace's numeric code where clients test for one (28: no face found); facegate's error "
+                        "code otherwise", 28)
+    message: str = F("one line a person can act on", NO_FACE_MESSAGE)
+    details: Any | None = F("more about the error (facegate_code; enrolment refusals: who the photo matched)",
+                            {"facegate_code": "no_face"}, None)
 
 
 class BoxOut(BaseModel):
-    probability: float = Field(description="facegate's calibrated face score (0..1, the same scale for every detector)")
-    x_min: int
-    y_min: int
-    x_max: int
-    y_max: int
+    probability: float = F("facegate's calibrated face score (0..1, the same scale for every detector)", 0.99871)
+    x_min: int = F("left edge, pixels", 180)
+    y_min: int = F("top edge, pixels", 140)
+    x_max: int = F("right edge, pixels", 368)
+    y_max: int = F("bottom edge, pixels", 326)
 
 
 class SubjectMatchOut(BaseModel):
-    subject: str
-    similarity: float = Field(description="calibrated: -log10(per-comparison FAR)/10 (facegate.similarity_scale)")
-    person_id: int
-    score: float = Field(description="cosine score against the person's template")
-    threshold: float = Field(description="the bar this person is held to at the gallery's FPIR")
-    same: bool = Field(description="the score clears the bar (only the first subject can name the face)")
+    subject: str = F("the subject's name", "Ada Lovelace")
+    similarity: float = F("calibrated: -log10(per-comparison FAR)/10 (facegate.similarity_scale)", 0.61)
+    person_id: int = F("the facegate person", 7)
+    score: float = F("cosine score against the person's template", 0.7132)
+    threshold: float = F("the bar this person is held to at the gallery's FPIR", 0.6145)
+    same: bool = F("the score clears the bar (only the first subject can name the face)", True)
 
 
 class PluginsNotOffered(BaseModel):
-    plugin: str
-    why: str
+    plugin: str = F("the face plugin asked for", "age")
+    why: str = F("why facegate does not offer it", PLUGIN_NOTES["age"])
 
 
 class FacegateOut(BaseModel):
-    similarity_scale: Literal["log10_far", "cosine"]
-    similarity_meaning: str
-    plugins_not_offered: list[PluginsNotOffered] = Field(default_factory=list)
+    similarity_scale: Literal["log10_far", "cosine"] = F("what similarity means here: log10_far (calibrated) or "
+                                                         "cosine (no calibration for this stack)", "log10_far")
+    similarity_meaning: str = F("the scale in words", "similarity 0.3 = per-comparison FAR 1e-3")
+    plugins_not_offered: list[PluginsNotOffered] = F("face plugins asked for and not offered, and why", [],
+                                                     default_factory=list)
+    faces_found: int | None = Field(default=None, description="faces in the image (recognize: after "
+                                    "det_prob_threshold and limit; verify: of source_image)", examples=[2])
+    face_used: dict[str, Any] | None = Field(
+        default=None, description="the face facegate's one face-choice rule picks (the largest; what a facegate gate "
+        "decides on; verify: the source_image face compared): its index in result, box and score",
+        examples=[{"index": 0, "box": [180.2, 139.5, 367.8, 326.1], "score": 0.9987}])
+    pick: str | None = Field(default=None, description="the face-choice rule: largest", examples=["largest"])
     decision: S.DecisionOut | None = Field(default=None, description="the 1:N operating point the faces were decided at")
-    verify: dict[str, Any] | None = Field(default=None, description="1:1: threshold and FAR applied, and the table they come from")
+    verify: dict[str, Any] | None = F("1:1: threshold and FAR applied, and the table they come from",
+                                      {"threshold": 0.4572, "far": 0.001, "table": "shipped"}, None)
 
 
 class RecognizedFaceOut(BaseModel):
-    box: BoxOut
-    subjects: list[SubjectMatchOut]
-    landmarks: list[list[int]] | None = None
-    execution_time: dict[str, float] | None = None
-    decision: Literal["allow", "deny"] = Field(description="facegate's decision: the first subject is this person")
-    person_id: int | None
-    identity: str | None
-    threshold: float = Field(description="the bar applied to the first subject")
-    similarity_threshold: float = Field(description="the similarity at which facegate's own decision flips")
-    far: float | None
-    fpir: float | None
-    tpir: float | None
+    box: BoxOut = F("where the face is", BOX_EX)
+    subjects: list[SubjectMatchOut] = F("the nearest subjects, best first", [])
+    landmarks: list[list[int]] | None = F("five points (face_plugins=landmarks)", LM_EX, None)
+    execution_time: dict[str, float] | None = F("milliseconds (status=true)", {"total": 41.5}, None)
+    decision: Literal["allow", "deny"] = F("facegate's decision: the first subject is this person", "allow")
+    person_id: int | None = F("who facegate decided it is; null: nobody", 7)
+    identity: str | None = F("their name; null: nobody", "Ada Lovelace")
+    threshold: float = F("the bar applied to the first subject", 0.6145)
+    similarity_threshold: float = F("the similarity at which facegate's own decision flips", 0.5)
+    far: float | None = F("per-comparison FAR given to each identity", 1e-5)
+    fpir: float | None = F("false-positive identification rate decided at", 1e-2)
+    tpir: float | None = F("expected true-positive identification rate, where calibrated", 0.9646)
 
 
 class RecognizeOut(BaseModel):
-    result: list[RecognizedFaceOut]
-    plugins_versions: dict[str, str] | None = None
-    facegate: FacegateOut
+    result: list[RecognizedFaceOut] = F("every face, largest first", [])
+    plugins_versions: dict[str, str] | None = F("the detector and embedding model (status=true)",
+                                                {"detector": "blazeface", "calculator": "mobilefacenet@d8ba40c0127f"},
+                                                None)
+    facegate: FacegateOut = F("facegate's own figures: the similarity scale, the operating point, the face used",
+                              {"similarity_scale": "log10_far", "similarity_meaning": "...", "plugins_not_offered": []})
 
 
 class DetectedFaceOut(BaseModel):
-    box: BoxOut
-    landmarks: list[list[int]] | None = None
-    execution_time: dict[str, float] | None = None
+    box: BoxOut = F("where the face is", BOX_EX)
+    landmarks: list[list[int]] | None = F("five points (face_plugins=landmarks)", LM_EX, None)
+    execution_time: dict[str, float] | None = F("milliseconds (status=true)", {"total": 21.0}, None)
 
 
 class DetectionOut(BaseModel):
-    result: list[DetectedFaceOut]
-    plugins_versions: dict[str, str] | None = None
-    facegate: FacegateOut
+    result: list[DetectedFaceOut] = F("every face, largest first", [])
+    plugins_versions: dict[str, str] | None = F("the detector and embedding model (status=true)",
+                                                {"detector": "blazeface"}, None)
+    facegate: FacegateOut = F("facegate's own figures", {"similarity_scale": "log10_far", "similarity_meaning": "..."})
 
 
 class VerifiedFaceOut(BaseModel):
-    box: BoxOut
-    similarity: float
-    landmarks: list[list[int]] | None = None
-    execution_time: dict[str, float] | None = None
-    score: float = Field(description="cosine score against the stored face")
-    threshold: float = Field(description="the 1:1 threshold applied")
-    far: float | None = Field(description="the per-comparison FAR of that threshold")
-    same: bool
+    box: BoxOut = F("where the face is", BOX_EX)
+    similarity: float = F("calibrated similarity to the other face (see facegate.similarity_meaning)", 0.52)
+    landmarks: list[list[int]] | None = F("five points (face_plugins=landmarks)", LM_EX, None)
+    execution_time: dict[str, float] | None = F("milliseconds (status=true)", {"total": 38.0}, None)
+    score: float = F("cosine score against the stored face", 0.6931)
+    threshold: float = F("the 1:1 threshold applied", 0.4572)
+    far: float | None = F("the per-comparison FAR of that threshold", 1e-3)
+    same: bool = F("whether the score clears the threshold", True)
 
 
 class VerifyFaceOut(BaseModel):
-    result: list[VerifiedFaceOut]
-    plugins_versions: dict[str, str] | None = None
-    facegate: FacegateOut
+    result: list[VerifiedFaceOut] = F("every face of the image, largest first, against the stored example", [])
+    plugins_versions: dict[str, str] | None = F("the detector and embedding model (status=true)",
+                                                {"detector": "blazeface"}, None)
+    facegate: FacegateOut = F("facegate's own figures", {"similarity_scale": "log10_far", "similarity_meaning": "..."})
 
 
 class SourceFaceOut(BaseModel):
-    box: BoxOut
-    landmarks: list[list[int]] | None = None
+    box: BoxOut = F("where the source face is", BOX_EX)
+    landmarks: list[list[int]] | None = F("five points (face_plugins=landmarks)", LM_EX, None)
 
 
 class VerificationItemOut(BaseModel):
-    source_image_face: SourceFaceOut
-    face_matches: list[VerifiedFaceOut]
-    plugins_versions: dict[str, str] | None = None
+    source_image_face: SourceFaceOut = F("the face of source_image compared (the largest)", {"box": BOX_EX})
+    face_matches: list[VerifiedFaceOut] = F("every face of target_image against it", [])
+    plugins_versions: dict[str, str] | None = F("the detector and embedding model (status=true)",
+                                                {"detector": "blazeface"}, None)
 
 
 class VerificationOut(BaseModel):
-    result: list[VerificationItemOut]
-    facegate: FacegateOut
+    result: list[VerificationItemOut] = F("one item: the source face and its matches", [])
+    facegate: FacegateOut = F("facegate's own figures", {"similarity_scale": "log10_far", "similarity_meaning": "..."})
 
 
 class AddFaceOut(BaseModel):
-    image_id: str = Field(description='"<person id>-<face id>"')
-    subject: str
-    person_id: int
-    face_id: int
+    image_id: str = F('"<person id>-<face id>"', "7-12")
+    subject: str = F("the subject's name", "Ada Lovelace")
+    person_id: int = F("the facegate person", 7)
+    face_id: int = F("the face stored", 12)
 
 
 class FaceItemOut(BaseModel):
-    image_id: str
-    subject: str
+    image_id: str = F('"<person id>-<face id>"', "7-12")
+    subject: str = F("the subject's name", "Ada Lovelace")
 
 
 class FacesOut(BaseModel):
-    faces: list[FaceItemOut]
-    page_number: int
-    page_size: int
-    total_pages: int
-    total_elements: int
+    faces: list[FaceItemOut] = F("this page of examples", [])
+    page_number: int = F("the page asked for, from 0", 0)
+    page_size: int = F("examples per page", 20)
+    total_pages: int = F("pages in all", 3)
+    total_elements: int = F("examples in all", 41)
 
 
 class SubjectsOut(BaseModel):
-    subjects: list[str]
+    subjects: list[str] = F("every subject", ["Ada Lovelace", "Charles Babbage"])
 
 
 class SubjectOut(BaseModel):
-    subject: str
+    subject: str = F("the subject's name", "Ada Lovelace")
 
 
 class UpdatedOut(BaseModel):
-    updated: bool
+    updated: bool = F("whether it was renamed", True)
 
 
 class DeletedOut(BaseModel):
-    deleted: int
+    deleted: int = F("how many were deleted", 2)
 
 
 _ERR = {"model": CompatErrorOut}
@@ -202,7 +230,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {**_ERR, "description": "no key, or an unknown, wrong or revoked key (x-api-key)"},
     403: {**_ERR, "description": "the key's role may not do this"},
     404: {**_ERR, "description": "no such subject or image"},
-    409: {**_ERR, "description": "name taken (facegate does not merge subjects), or the gallery holds another model"},
+    409: {**_ERR, "description": "name taken (facegate does not merge subjects), the gallery holds another model, or "
+          "the example was refused by facegate's enrolment integrity checks (details.rejected: who it matched)"},
     413: {**_ERR, "description": "request body or image too large"},
     415: {**_ERR, "description": "send multipart/form-data or application/json"},
     422: {**_ERR, "description": "invalid parameters, or the example photo was refused by the quality gate"},
@@ -375,6 +404,7 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         found = keep(found, lambda i: i.face, det_prob_threshold, limit)
         if not found:
             raise no_face()
+        chosen = choose_face([i.face for i in found], (0, 0), DEFAULT_PICK, "file")
         pol = found[0].policy
         scale = SimilarityScale.of(pol.table.single if pol.table is not None else svc.engine.pipeline.operating_points)
         result = []
@@ -395,7 +425,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
             if status:
                 item["execution_time"] = {"total": ms}
             result.append(item)
-        out: dict[str, Any] = {"result": result, "facegate": info(scale, missing, decision=pol.to_dict())}
+        out: dict[str, Any] = {"result": result, "facegate": info(scale, missing, decision=pol.to_dict(),
+                                                                  **chosen.to_dict())}
         if status:
             out["plugins_versions"] = versions(svc)
         return out
@@ -444,7 +475,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
             responses=ERRORS, summary="CompreFace: compare the faces in an image with one stored face (1:1 at the "
             "configured FAR)", openapi_extra=file_body("file"))
     async def verify_stored(
-        request: Request, image_id: str = Path(max_length=50), limit: int = LIMIT, det_prob_threshold: float | None = DET,
+        request: Request, image_id: str = Path(max_length=50, description=IMAGE_ID_DOC), limit: int = LIMIT,
+        det_prob_threshold: float | None = DET,
         face_plugins: str | None = PLUGINS, status: bool = STATUS, p: Any = Depends(analyse),
     ) -> dict[str, Any]:
         want_lm, missing = plugins(face_plugins)
@@ -503,11 +535,12 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         thr, far, scale = verify_setup(svc)
         a, _ = await run_in_threadpool(svc.engine.identify, src, 1)
         b, _ = await run_in_threadpool(svc.engine.identify, dst, 1)
-        a = keep(a, lambda i: i.face, det_prob_threshold, 1)
+        a = keep(a, lambda i: i.face, det_prob_threshold, 0)
         b = keep(b, lambda i: i.face, det_prob_threshold, limit)
         if not a or not b:
             raise no_face()
-        source = a[0].face
+        chosen = choose_face([i.face for i in a], (0, 0), DEFAULT_PICK, "source_image")  # the one rule
+        source = chosen.face
         matches = []
         for ident in b:
             m = {"box": box(ident.face), **compare(ident.face, source.embedding, thr, far, scale)}
@@ -519,14 +552,18 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         if status:
             item["plugins_versions"] = versions(svc)
         return {"result": [item], "facegate": info(scale, missing, verify={"threshold": round(thr, 6), "far": far,
-                                                                       "table": svc.engine.pipeline.table_label})}
+                                                                       "table": svc.engine.pipeline.table_label},
+                                                   **chosen.to_dict())}
 
     # -- examples (faces) -----------------------------------------------------------------------------
     @r.post("/recognition/faces", response_model=AddFaceOut, status_code=201, responses=ERRORS,
             summary="CompreFace: add an example photo of a subject (the person is created with their first face)",
             openapi_extra=file_body("file"))
     async def add_face(
-        request: Request, subject: str = Query(min_length=1, max_length=200), det_prob_threshold: float | None = DET,
+        request: Request, subject: str = Query(min_length=1, max_length=200, description="the subject's name"),
+        det_prob_threshold: float | None = DET,
+        pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC),
+        force: bool = Query(default=False, description=FORCE_DOC),
         p: Any = Depends(write),
     ) -> dict[str, Any]:
         name = subject_name(subject)
@@ -536,16 +573,26 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
         def work() -> dict[str, Any]:
             try:
-                out = svc.engine.enrol(name, [("file", data)], key_id=key_id, client=client)
+                out = svc.engine.enrol(name, [("file", data)], pick=pick, force=force, key_id=key_id, client=client)
             except ApiError as exc:
                 rejected = (exc.details or {}).get("rejected") or []
                 if rejected and all(r.get("code") == "no_face" for r in rejected):
                     raise no_face() from exc
+                if exc.code == "enrolment_conflict":  # CompreFace's error shape, facegate's reason and who it matched
+                    raise ApiError(409, "enrolment_conflict", f"facegate refused this example: {exc.message}",
+                                   {"facegate_code": "enrolment_conflict", "rejected": rejected}) from exc
                 raise
             except PersonNotFoundError as exc:  # pragma: no cover - enrol creates the person
                 raise ApiError(404, "not_found", str(exc)) from exc
             pending_drop(svc.db, name)
-            person, fid = out["person"], out["face_ids"][0]
+            person = out["person"]
+            if not out["face_ids"]:  # the same photo is already an example of this subject: that example
+                fid = int((out.get("skipped") or [{}])[0].get("face_id") or 0)
+                if not fid:
+                    raise ApiError(409, "already_enrolled", "this photo is already an example of this subject")
+                return {"image_id": image_id(person["id"], fid), "subject": person["name"], "person_id": person["id"],
+                        "face_id": fid}
+            fid = out["face_ids"][0]
             return {"image_id": image_id(person["id"], fid), "subject": person["name"], "person_id": person["id"],
                     "face_id": fid}
 
@@ -554,8 +601,10 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
     @r.get("/recognition/faces", response_model=FacesOut, responses=ERRORS,
            summary="CompreFace: the stored examples (faces), page by page, of every subject or of one")
     async def list_faces(
-        request: Request, page: int = Query(default=0, ge=0, le=10**9), size: int = Query(default=20, ge=1, le=1000),
-        subject: str | None = Query(default=None, max_length=200), p: Any = Depends(read),
+        request: Request, page: int = Query(default=0, ge=0, le=10**9, description="the page, from 0"),
+        size: int = Query(default=20, ge=1, le=1000, description="examples per page"),
+        subject: str | None = Query(default=None, max_length=200, description="only this subject's examples"),
+        p: Any = Depends(read),
     ) -> dict[str, Any]:
         svc, _, _ = ctx(request)
         g = svc.engine.gallery
@@ -585,7 +634,9 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
     @r.delete("/recognition/faces", response_model=DeletedOut, responses=ERRORS,
               summary="CompreFace: delete every example of a subject (the facegate person goes with them)")
     async def delete_faces(
-        request: Request, subject: str | None = Query(default=None, max_length=200), p: Any = Depends(write),
+        request: Request, subject: str | None = Query(default=None, max_length=200,
+                                                      description="the subject whose examples go (required)"),
+        p: Any = Depends(write),
     ) -> dict[str, Any]:
         if subject is None:
             raise ApiError(422, "validation", "subject is required: facegate does not delete every face at once here; "
@@ -604,7 +655,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
     @r.delete("/recognition/faces/{image_id}", response_model=FaceItemOut, responses=ERRORS,
               summary="CompreFace: delete one example (the person goes too with their last face)")
-    async def delete_face(request: Request, image_id: str = Path(max_length=50), p: Any = Depends(write)) -> dict[str, Any]:
+    async def delete_face(request: Request, image_id: str = Path(max_length=50, description=IMAGE_ID_DOC),
+                          p: Any = Depends(write)) -> dict[str, Any]:
         pid, fid = parse_image_id(image_id)
         svc, key_id, client = ctx(request)
 
@@ -623,7 +675,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
     @r.get("/recognition/faces/{image_id}/img", response_class=Response, responses={
         **ERRORS, 200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}},
         summary="CompreFace: the stored example (facegate keeps a face crop, not the uploaded photo)")
-    async def face_image(request: Request, image_id: str = Path(max_length=50), p: Any = Depends(read)) -> Response:
+    async def face_image(request: Request, image_id: str = Path(max_length=50, description=IMAGE_ID_DOC),
+                         p: Any = Depends(read)) -> Response:
         pid, fid = parse_image_id(image_id)
         svc, _, _ = ctx(request)
 
@@ -671,7 +724,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
     @r.put("/recognition/subjects/{subject}", response_model=UpdatedOut, responses=ERRORS,
            summary="CompreFace: rename a subject (onto another subject's name: refused, not merged)",
            openapi_extra=subject_body())
-    async def rename_subject(request: Request, subject: str = Path(min_length=1, max_length=200),
+    async def rename_subject(request: Request,
+                             subject: str = Path(min_length=1, max_length=200, description="the subject's name"),
                              p: Any = Depends(write)) -> dict[str, Any]:
         old = subject_name(subject)
         new = subject_name((await read_json(request)).get("subject"))
@@ -700,7 +754,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
     @r.delete("/recognition/subjects/{subject}", response_model=SubjectOut, responses=ERRORS,
               summary="CompreFace: delete a subject with all their faces (erased as DELETE /api/v1/people/{id})")
-    async def delete_subject(request: Request, subject: str = Path(min_length=1, max_length=200),
+    async def delete_subject(request: Request,
+                             subject: str = Path(min_length=1, max_length=200, description="the subject's name"),
                              p: Any = Depends(write)) -> dict[str, Any]:
         name = subject_name(subject)
         svc, key_id, client = ctx(request)

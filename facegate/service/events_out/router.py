@@ -29,8 +29,10 @@ from facegate.service.events_out.targets import (
     remove_target,
 )
 from facegate.service.inputs import json_body, read_model
+from facegate.service.times import site_times
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+TARGET_DOC = "only this target's (by name); default: every target's"
 _ERR = {"model": S.ErrorOut}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {**_ERR, "description": "malformed JSON"},
@@ -61,66 +63,71 @@ class HookIn(BaseModel):
     node_id: str | None = Field(default=None, max_length=64)
 
 
+F = S.F  # a field with a description and one example, as every answer of the API has
+NOW = S.NOW
+
+
 class HookOut(BaseModel):
-    id: int
-    name: str
-    kind: str
-    url: str = Field(description="shortened: many services put a token in the path or query")
-    events: list[str]
-    gates: list[str] | None
-    template: bool
-    options: dict[str, Any]
-    allow_private: bool
-    enabled: bool
-    username: str | None
-    has_secret: bool
-    created: float
-    updated: float
-    delivered: int
-    failures: int
-    dropped: int
-    pending: int
-    dead: int
-    last_success: float | None
-    last_error: str | None
-    last_error_at: float | None
+    id: int = F("the target's id", 3)
+    name: str = F("how admins refer to the target", "door-log")
+    kind: str = F("webhook or mqtt", "webhook")
+    url: str = F("shortened: many services put a token in the path or query", "https://hooks.example.com/door/…")
+    events: list[str] = F("the event kinds sent to it", ["gate.decision"])
+    gates: list[str] | None = F("only these gates; null: every gate", None)
+    template: bool = F("whether a webhook body template is set", False)
+    options: dict[str, Any] = F("mqtt: topic_prefix, discovery_prefix, node_id", {})
+    allow_private: bool = F("whether loopback, link-local and private addresses are allowed", False)
+    enabled: bool = F("whether events are delivered to it", True)
+    username: str | None = F("mqtt: the user name", None)
+    has_secret: bool = F("whether a secret (webhook HMAC key, mqtt password) is set; never returned", True)
+    created: str = F("when added, ISO 8601", NOW)
+    updated: str = F("last change, ISO 8601", NOW)
+    delivered: int = F("events delivered", 120)
+    failures: int = F("failed delivery attempts", 2)
+    dropped: int = F("events dropped (outbox full or too old)", 0)
+    pending: int = F("events waiting to be delivered", 0)
+    dead: int = F("dead letters (given up after the last attempt)", 0)
+    last_success: str | None = F("last delivery, ISO 8601", NOW)
+    last_error: str | None = F("the last delivery error, one line", None)
+    last_error_at: str | None = F("when it happened, ISO 8601", None)
 
 
 class HookCreatedOut(HookOut):
-    secret: str | None = Field(default=None, description="the generated webhook secret: shown only now")
+    secret: str | None = Field(default=None, description="the generated webhook secret: shown only now",
+                               examples=["4c1f0e9a7b2d4e6f8a1b3c5d7e9f0a2b"])
 
 
 class HooksOut(BaseModel):
-    targets: list[HookOut]
-    counters: dict[str, int]
-    limits: dict[str, float]
+    targets: list[HookOut] = F("every target, without secrets", [])
+    counters: dict[str, int] = F("the outbox's counters", {"pending": 0, "dead": 0, "delivered": 120})
+    limits: dict[str, float] = F("the outbox's limits", {"max_pending": 10000, "max_attempts": 12})
 
 
 class HookTestOut(BaseModel):
-    target: str
-    delivered: bool
-    status: int | None
-    error: str | None
-    id: str
+    target: str = F("the target's name", "door-log")
+    delivered: bool = F("whether the target accepted the test payload", True)
+    status: int | None = F("webhook: the HTTP status answered; null for mqtt or no answer", 204)
+    error: str | None = F("why it was not delivered, one line", None)
+    id: str = F("the test payload's id (its idempotency key)", "test-6f1c2a")
 
 
 class DeadLetterOut(BaseModel):
-    id: int
-    target_id: int
-    event_id: int | None
-    kind: str
-    idempotency_key: str
-    payload: dict[str, Any]
-    created: float
-    state: str
-    attempts: int
-    next_at: float
-    last_error: str | None
-    dead_at: float | None
+    id: int = F("the dead letter's id", 17)
+    target_id: int = F("the target it was for", 3)
+    event_id: int | None = F("the access event it came from, if any", 1042)
+    kind: str = F("the event kind", "gate.decision")
+    idempotency_key: str = F("the payload's id, the same on every attempt", "gate.decision-1042")
+    payload: dict[str, Any] = F("the payload as it would have been sent", {"type": "gate.decision", "gate": "front"})
+    created: str = F("when queued, ISO 8601", NOW)
+    state: str = F("dead", "dead")
+    attempts: int = F("delivery attempts made", 12)
+    next_at: str = F("when the next attempt was due, ISO 8601", NOW)
+    last_error: str | None = F("the last delivery error", "connection refused")
+    dead_at: str | None = F("when it was given up, ISO 8601", NOW)
 
 
 class DeadLettersOut(BaseModel):
-    dead_letters: list[DeadLetterOut]
+    dead_letters: list[DeadLetterOut] = F("dead letters, newest first", [])
 
 
 def short_url(url: str) -> str:
@@ -151,6 +158,10 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         p = getattr(request.state, "principal", None)
         return (p.key_id if p else None), svc.client_of(request), svc.db
 
+    def tz(request: Request) -> str | None:
+        """The site's time zone: answers give times in it (ISO 8601 with its offset)."""
+        return request.app.state.svc.settings.time_zone
+
     def wake(request: Request) -> None:
         worker = getattr(request.app.state, "events_out", None)
         if worker is not None:
@@ -167,7 +178,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
             limits = {} if s is None else {"max_pending": s.max_pending, "max_dead": s.max_dead,
                                            "max_attempts": s.max_attempts, "max_age_s": s.max_age,
                                            "replay_window_s": s.replay_window}
-            return {"targets": [public(t) for t in list_targets(db)], "counters": outbox.counters(db), "limits": limits}
+            return site_times({"targets": [public(t) for t in list_targets(db)], "counters": outbox.counters(db),
+                               "limits": limits}, tz(request))
 
         return await run_in_threadpool(work)
 
@@ -193,7 +205,7 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
                 "name": target.name, "kind": target.kind, "url": short_url(target.url), "events": list(target.events),
                 "gates": None if target.gates is None else list(target.gates), "allow_private": target.allow_private,
                 "template": target.template is not None})
-            return {**public(target), "secret": generated}
+            return site_times({**public(target), "secret": generated}, tz(request))
 
         out = await run_in_threadpool(work)
         wake(request)
@@ -201,7 +213,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
     @r.delete("/hooks/{name}", response_model=HookOut, responses=ERRORS,
               summary="Remove a target with its undelivered events and dead letters")
-    async def hooks_remove(request: Request, name: str = Path(pattern=NAME), p: Any = Depends(manage)) -> dict[str, Any]:
+    async def hooks_remove(request: Request, name: str = Path(pattern=NAME, description="the target's name"),
+                           p: Any = Depends(manage)) -> dict[str, Any]:
         key_id, client, db = ctx(request)
 
         def work() -> dict[str, Any]:
@@ -213,7 +226,7 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
                          detail={"name": target.name, "kind": target.kind, "url": short_url(target.url),
                                  "pending_dropped": target.stats.get("pending", 0),
                                  "dead_dropped": target.stats.get("dead", 0)})
-            return public(target)
+            return site_times(public(target), tz(request))
 
         out = await run_in_threadpool(work)
         wake(request)
@@ -221,7 +234,8 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
 
     @r.post("/hooks/{name}/test", response_model=HookTestOut, responses=ERRORS,
             summary="Deliver one signed hook.test payload to the target now and say what happened")
-    async def hooks_test(request: Request, name: str = Path(pattern=NAME), p: Any = Depends(manage)) -> dict[str, Any]:
+    async def hooks_test(request: Request, name: str = Path(pattern=NAME, description="the target's name"),
+                         p: Any = Depends(manage)) -> dict[str, Any]:
         key_id, client, db = ctx(request)
         worker = getattr(request.app.state, "events_out", None)
 
@@ -248,18 +262,19 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
     @r.get("/outbox/dead-letters", response_model=DeadLettersOut, responses=ERRORS,
            summary="Events that could not be delivered (newest first): payload, attempts, last error")
     async def dead_list(
-        request: Request, target: str | None = Query(default=None, pattern=NAME),
-        limit: int = Query(default=100, ge=1, le=1000), p: Any = Depends(manage),
+        request: Request, target: str | None = Query(default=None, pattern=NAME, description=TARGET_DOC),
+        limit: int = Query(default=100, ge=1, le=1000, description="at most this many"), p: Any = Depends(manage),
     ) -> dict[str, Any]:
         _, _, db = ctx(request)
 
         def work() -> dict[str, Any]:
-            return {"dead_letters": [d.to_dict() for d in outbox.dead_letters(db, target_id(db, target), limit)]}
+            return site_times({"dead_letters": [d.to_dict() for d in outbox.dead_letters(db, target_id(db, target), limit)]},
+                              tz(request))
 
         return await run_in_threadpool(work)
 
     @r.post("/outbox/dead-letters/retry", responses=ERRORS, summary="Queue dead letters again (of one target with ?target=)")
-    async def dead_retry(request: Request, target: str | None = Query(default=None, pattern=NAME),
+    async def dead_retry(request: Request, target: str | None = Query(default=None, pattern=NAME, description=TARGET_DOC),
                          p: Any = Depends(manage)) -> dict[str, int]:
         key_id, client, db = ctx(request)
 
@@ -276,7 +291,7 @@ def router(require: Callable[[str | None], Any]) -> APIRouter:
         return out
 
     @r.delete("/outbox/dead-letters", responses=ERRORS, summary="Delete dead letters (of one target with ?target=)")
-    async def dead_purge(request: Request, target: str | None = Query(default=None, pattern=NAME),
+    async def dead_purge(request: Request, target: str | None = Query(default=None, pattern=NAME, description=TARGET_DOC),
                          p: Any = Depends(manage)) -> dict[str, int]:
         key_id, client, db = ctx(request)
 

@@ -12,7 +12,7 @@ from facegate.service import schemas as S
 from facegate.service.auth import Principal
 from facegate.service.deps import ServiceDep, require
 from facegate.service.inputs import image_body, read_body
-from facegate.service.params import API
+from facegate.service.params import API, PICK_DOC
 from facegate.service.responses import ERRORS
 
 router = APIRouter(prefix=API, tags=["faces"], responses=ERRORS)
@@ -21,24 +21,26 @@ router = APIRouter(prefix=API, tags=["faces"], responses=ERRORS)
 @router.post(
     "/identify", response_model=S.IdentifyOut,
     summary="Who is every face in the image (top-k candidates, each with the threshold it was held to, and "
-    "the decision at the gallery's FPIR)",
+    "the decision at the gallery's FPIR); face_used: the face the one face-choice rule picks",
     openapi_extra=image_body(["image"]),
 )
 async def identify(
     request: Request,
     svc: ServiceDep,
     k: int = Query(default=3, ge=1, le=50, description="candidates per face"),
+    pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC + "; every face "
+                                                         "is answered, face_used marks the one a gate decides on"),
     p: Principal = Depends(require("faces:analyse")),
 ) -> dict[str, Any]:
     body = await read_body(request, max_files=2)
     _, data = body.one_image("image")
-    found, policy = await run_in_threadpool(svc.engine.identify, data, k)
+    found, policy, choice = await run_in_threadpool(svc.engine.identify_photo, data, k, pick)
     faces = []
     for ident in found:
         d = ident.to_dict()
         d["decision"] = "allow" if ident.identity is not None else "deny"
         faces.append(d)
-    return {"faces": faces, "decision": (found[0].policy if found else policy).to_dict()}
+    return {"faces": faces, **choice.to_dict(), "decision": (found[0].policy if found else policy).to_dict()}
 
 
 @router.post(
@@ -60,11 +62,11 @@ async def detect(request: Request, svc: ServiceDep, p: Principal = Depends(requi
 async def verify(
     request: Request,
     svc: ServiceDep,
-    pick: Literal["single", "largest", "center"] = Query(default="single", description="which face when several"),
+    pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC),
     p: Principal = Depends(require("faces:analyse")),
 ) -> dict[str, Any]:
     body = await read_body(request, max_files=3)
     _, a = body.one_image("image1")
     _, b = body.one_image("image2")
-    verdict, faces = await run_in_threadpool(svc.engine.verify, a, b, pick)
-    return {**verdict.to_dict(), "faces": [f.to_dict() for f in faces]}
+    verdict, choices = await run_in_threadpool(svc.engine.verify, a, b, pick)
+    return {**verdict.to_dict(), "faces": [{**c.face.to_dict(), **c.to_dict()} for c in choices]}

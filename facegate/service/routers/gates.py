@@ -5,9 +5,9 @@ image or a burst of frames, recorded as an access event) and each gate's setting
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from facegate.liveness import DEFAULT_GATE_MODE, MAX_GATE_FRAMES
@@ -17,9 +17,10 @@ from facegate.service.auth import Principal
 from facegate.service.deps import ServiceDep, actor, require
 from facegate.service.errors import ApiError
 from facegate.service.inputs import B64_EXAMPLE, json_body, read_body, read_model
-from facegate.service.params import API, GATE_PATTERN
+from facegate.service.params import API, GATE_PATTERN, PICK_DOC
 from facegate.service.responses import ERRORS
 from facegate.service.state import Service
+from facegate.service.times import site_times
 
 router = APIRouter(prefix=API, tags=["gate"], responses=ERRORS)
 
@@ -65,14 +66,15 @@ def _too_many() -> ApiError:
 
 @router.post(
     "/gates/{gate}/check", response_model=S.GateCheckOut,
-    summary="allow/deny for the person in front of a gate (largest face; one image or a burst), refusing "
-    "presentation attacks, recorded as an access event",
+    summary="allow/deny for the person in front of a gate (the largest face, one image or a burst; faces_found "
+    "and face_used say which), refusing presentation attacks, recorded as an access event",
     openapi_extra=CHECK_BODY,
 )
 async def gate_check(
     request: Request,
     svc: ServiceDep,
     gate: str = GATE,
+    pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC),
     p: Principal = Depends(require("gate:check")),
 ) -> dict[str, Any]:
     try:
@@ -86,7 +88,8 @@ async def gate_check(
         raise _too_many()  # counted before any frame is decoded
     frames = [data for _, data in body.images("image", "images")]
     key_id, client = actor(request)
-    return await run_in_threadpool(svc.engine.gate_check, gate, frames, key_id=key_id, client=client)
+    out = await run_in_threadpool(svc.engine.gate_check, gate, frames, key_id=key_id, client=client, pick=pick)
+    return site_times(out, svc.settings.time_zone)
 
 
 def _settings_out(svc: Service, settings: gates.GateSettings) -> dict[str, Any]:
@@ -103,7 +106,7 @@ def _settings_out(svc: Service, settings: gates.GateSettings) -> dict[str, Any]:
         from facegate.liveness.gate import UNAVAILABLE_HINT
 
         model["message"] = f"{exc}; {UNAVAILABLE_HINT}"
-    return {**settings.to_dict(), "max_frames": MAX_GATE_FRAMES, "model": model}
+    return site_times({**settings.to_dict(), "max_frames": MAX_GATE_FRAMES, "model": model}, svc.settings.time_zone)
 
 
 @router.get("/gates", response_model=S.GatesOut,

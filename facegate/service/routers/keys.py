@@ -14,6 +14,7 @@ from facegate.service.errors import ApiError
 from facegate.service.inputs import clean_text, json_body, read_model
 from facegate.service.params import API
 from facegate.service.responses import ERRORS
+from facegate.service.times import site_times
 
 router = APIRouter(prefix=API, tags=["keys"])
 
@@ -34,14 +35,14 @@ async def keys_create(request: Request, svc: ServiceDep, p: Principal = Depends(
         out = create_key(svc.db, body.role, name)
         svc.db.add_event("audit", action="key_create", key_id=key_id, client=client,
                          detail={"key": out["id"], "role": out["role"], "name": name})
-        return out
+        return site_times(out, svc.settings.time_zone)
 
     return await run_in_threadpool(work)
 
 
 @router.get("/keys", response_model=S.KeysOut, responses=ERRORS, summary="API keys (no secrets)")
 async def keys_list(svc: ServiceDep, p: Principal = Depends(require("keys:manage"))) -> dict[str, Any]:
-    return {"keys": await run_in_threadpool(svc.db.list_keys)}
+    return site_times({"keys": await run_in_threadpool(svc.db.list_keys)}, svc.settings.time_zone)
 
 
 @router.delete("/keys/{key_id}", response_model=S.KeyOut, responses=ERRORS,
@@ -49,7 +50,7 @@ async def keys_list(svc: ServiceDep, p: Principal = Depends(require("keys:manage
 async def keys_revoke(
     request: Request,
     svc: ServiceDep,
-    key_id: str = Path(pattern=r"^[0-9a-f]{10}$"),
+    key_id: str = Path(pattern=r"^[0-9a-f]{10}$", description="the key's public id (GET /api/v1/keys)"),
     p: Principal = Depends(require("keys:manage")),
 ) -> dict[str, Any]:
     caller, client = actor(request)
@@ -66,7 +67,7 @@ async def keys_revoke(
         row = svc.db.get_key(key_id)
         assert row is not None
         row.pop("hash", None)
-        return row
+        return site_times(row, svc.settings.time_zone)
 
     return await run_in_threadpool(work)
 

@@ -13,8 +13,9 @@ from facegate.service.auth import Principal
 from facegate.service.deps import ServiceDep, actor, require
 from facegate.service.errors import ApiError
 from facegate.service.inputs import clean_text, image_body, json_body, read_model, read_photos
-from facegate.service.params import API, MAX_ID
+from facegate.service.params import API, FORCE_DOC, MAX_ID, PICK_DOC
 from facegate.service.responses import ERRORS, JPEG, SafeJSONResponse
+from facegate.service.times import site_times
 
 router = APIRouter(prefix=API, tags=["people"], responses=ERRORS)
 
@@ -24,29 +25,30 @@ FID = Path(ge=1, le=MAX_ID, description="face id")
 ENROL_BODY = image_body(
     [], plural="images", text_fields={"name": {"type": "string", "minLength": 1, "maxLength": 200}},
     required_text=["name"],
-    description="the person's name and one or more photos (each must show only them)",
+    description="the person's name and one or more photos of them (the largest face of each, see pick)",
 )
 
 
 @router.get("/people", response_model=S.PeopleOut, summary="Enrolled people")
 async def list_people(
     svc: ServiceDep,
-    limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0, le=MAX_ID),
+    limit: int = Query(default=100, ge=1, le=1000, description="at most this many people in the page"),
+    offset: int = Query(default=0, ge=0, le=MAX_ID, description="people skipped before the page (by name order)"),
     q: str | None = Query(default=None, max_length=200, description="name contains (case-insensitive)"),
     p: Principal = Depends(require("people:read")),
 ) -> dict[str, Any]:
-    gallery = svc.engine.gallery
+    gallery, tz = svc.engine.gallery, svc.settings.time_zone
 
     def work() -> dict[str, Any]:
         if q:
             needle = q.strip().casefold()
             matches = [x for x in gallery.people() if needle in x.name.casefold()]
-            return {"people": [x.to_dict() for x in matches[offset : offset + limit]], "total": len(matches),
-                    "limit": limit, "offset": offset}
+            return site_times({"people": [x.to_dict() for x in matches[offset : offset + limit]],
+                               "total": len(matches), "limit": limit, "offset": offset}, tz)
         total = gallery.backend.counts()[0]
         people = gallery.people(limit, offset) if offset < total else []
-        return {"people": [x.to_dict() for x in people], "total": total, "limit": limit, "offset": offset}
+        return site_times({"people": [x.to_dict() for x in people], "total": total, "limit": limit, "offset": offset},
+                          tz)
 
     return await run_in_threadpool(work)
 
@@ -59,13 +61,15 @@ async def list_people(
 async def enrol(
     request: Request,
     svc: ServiceDep,
-    pick: Literal["single", "largest"] = Query(default="single", description="photos with several faces: refuse or take the largest"),
+    pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC),
+    force: bool = Query(default=False, description=FORCE_DOC),
     p: Principal = Depends(require("people:write")),
 ) -> Any:
     body, photos = await read_photos(request, svc.settings.max_images)
     name = clean_text(body.fields.get("name"), "name")
     key_id, client = actor(request)
-    out = await run_in_threadpool(svc.engine.enrol, name, photos, pick=pick, key_id=key_id, client=client)
+    out = await run_in_threadpool(svc.engine.enrol, name, photos, pick=pick, force=force, key_id=key_id, client=client)
+    out = site_times(out, svc.settings.time_zone)
     return SafeJSONResponse(S.EnrolOut(**out).model_dump(), status_code=201 if out["created"] else 200)
 
 
@@ -79,7 +83,8 @@ async def enrol(
 async def enrol_batch(
     request: Request,
     svc: ServiceDep,
-    pick: Literal["single", "largest"] = Query(default="single"),
+    pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC),
+    force: bool = Query(default=False, description=FORCE_DOC + "; refusals are reported per photo either way"),
     p: Principal = Depends(require("people:write")),
 ) -> dict[str, Any]:
     _, photos = await read_photos(request, svc.settings.max_batch_images, "batch request")
@@ -90,7 +95,8 @@ async def enrol_batch(
             raise ApiError(422, "validation", f"file {filename!r} is not named PERSON/PHOTO")
         by_person.setdefault(clean_text(parts[-2], "person folder name"), []).append(("/".join(parts[-2:]), data))
     key_id, client = actor(request)
-    return await run_in_threadpool(svc.engine.enrol_batch, by_person, pick=pick, key_id=key_id, client=client)
+    return await run_in_threadpool(svc.engine.enrol_batch, by_person, pick=pick, force=force, key_id=key_id,
+                                   client=client)
 
 
 @router.get("/people/{person_id}", response_model=S.PersonDetailOut, summary="A person and their stored faces")
@@ -99,7 +105,8 @@ async def get_person(svc: ServiceDep, person_id: int = PID, p: Principal = Depen
 
     def work() -> dict[str, Any]:
         person = gallery.person(person_id)
-        return {"person": person.to_dict(), "faces": [f.to_dict() for f in gallery.faces(person_id)]}
+        return site_times({"person": person.to_dict(), "faces": [f.to_dict() for f in gallery.faces(person_id)]},
+                          svc.settings.time_zone)
 
     return await run_in_threadpool(work)
 
@@ -113,7 +120,7 @@ async def rename_person(
     name = clean_text(body.name, "name")
     key_id, client = actor(request)
     person = await run_in_threadpool(svc.engine.rename, person_id, name, key_id=key_id, client=client)
-    return person.to_dict()
+    return site_times(person.to_dict(), svc.settings.time_zone)
 
 
 @router.delete("/people/{person_id}", response_model=S.DeletePersonOut,
@@ -122,7 +129,8 @@ async def delete_person(
     request: Request, svc: ServiceDep, person_id: int = PID, p: Principal = Depends(require("people:write"))
 ) -> dict[str, Any]:
     key_id, client = actor(request)
-    return await run_in_threadpool(svc.engine.delete_person, person_id, key_id=key_id, client=client)
+    out = await run_in_threadpool(svc.engine.delete_person, person_id, key_id=key_id, client=client)
+    return site_times(out, svc.settings.time_zone)
 
 
 @router.post(
@@ -133,14 +141,16 @@ async def add_faces(
     request: Request,
     svc: ServiceDep,
     person_id: int = PID,
-    pick: Literal["single", "largest"] = Query(default="single"),
+    pick: Literal["largest", "single", "center"] = Query(default="largest", description=PICK_DOC),
+    force: bool = Query(default=False, description=FORCE_DOC),
     p: Principal = Depends(require("people:write")),
 ) -> dict[str, Any]:
     _, photos = await read_photos(request, svc.settings.max_images)
     key_id, client = actor(request)
     person = await run_in_threadpool(svc.engine.gallery.person, person_id)
-    return await run_in_threadpool(svc.engine.enrol, person.name, photos, create=False, pick=pick, key_id=key_id,
-                                   client=client)
+    out = await run_in_threadpool(svc.engine.enrol, person.name, photos, create=False, pick=pick, force=force,
+                                  key_id=key_id, client=client)
+    return site_times(out, svc.settings.time_zone)
 
 
 @router.delete("/people/{person_id}/faces/{face_id}", response_model=S.DeleteFaceOut,
@@ -165,3 +175,10 @@ async def thumbnail(
 @router.get("/gallery", response_model=S.StatsOut, summary="Gallery size, model and decision threshold")
 async def gallery_stats(svc: ServiceDep, p: Principal = Depends(require("people:read"))) -> dict[str, Any]:
     return await run_in_threadpool(svc.engine.stats)
+
+
+@router.get("/gallery/check", response_model=S.ConsistencyOut,
+            summary="The gallery against itself: people whose photos disagree (FAR 1e-3) and pairs of people who "
+            "look like one (their templates clear the 1:N bar); reads every person's faces (admin)")
+async def gallery_check(svc: ServiceDep, p: Principal = Depends(require("people:write"))) -> dict[str, Any]:
+    return await run_in_threadpool(svc.engine.gallery.consistency)

@@ -59,7 +59,12 @@ async function api(path, opts = {}) {
 
 function can(perm) { return !!(state.me && state.me.permissions.includes(perm)); }
 
-function fmtTime(t) { return t ? new Date(t * 1000).toLocaleString() : ""; }
+// Times come as ISO 8601 with the site's offset (older servers: unix seconds); shown in the browser's zone.
+function fmtTime(t) {
+  if (t === null || t === undefined || t === "") return "";
+  const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
+  return isNaN(d.getTime()) ? String(t) : d.toLocaleString();
+}
 
 function fmtScore(s) { return s === null || s === undefined ? "" : Number(s).toFixed(3); }
 
@@ -130,6 +135,8 @@ function clearSession() {
   }
   for (const sel of ["#people-total", "#live-stats"]) { const node = $(sel); if (node) node.textContent = ""; }
   for (const sel of ["#people-q", "#enrol-name", "#enrol-files"]) { const node = $(sel); if (node) node.value = ""; }
+  const force = $("#enrol-force");
+  if (force) force.checked = false;
   const overlay = $("#live-overlay");
   if (overlay) overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
 }
@@ -222,9 +229,15 @@ const Enrol = {
     out.replaceChildren(el("p", {}, "Enrolling…"));
     $("#enrol-submit").disabled = true;
     try {
-      const r = await api("/people", { method: "POST", body: form });
+      const force = $("#enrol-force").checked ? "?force=true" : "";
+      const r = await api(`/people${force}`, { method: "POST", body: form });
       const items = [el("p", { class: "ok", id: "enrol-ok" },
         `${r.created ? "Enrolled" : "Added photos to"} ${r.person.name} (id ${r.person.id}): ${r.face_ids.length} photo(s) accepted, ${r.person.faces} face(s) stored.`)];
+      const notes = [];
+      for (const f of r.faces || []) if (f.faces_found > 1) notes.push(`${f.filename || f.source}: ${f.faces_found} faces, the largest was used`);
+      for (const x of r.skipped || []) notes.push(`${x.filename || x.source}: already enrolled for ${r.person.name}, skipped`);
+      for (const x of r.forced || []) notes.push(`FORCED ${x.reason}`);
+      if (notes.length) items.push(el("ul", { id: "enrol-notes" }, notes.map((n) => el("li", {}, n))));
       if (r.rejected.length) items.push(rejections(r.rejected));
       out.replaceChildren(...items);
       flash("");
@@ -288,6 +301,9 @@ const People = {
         api(`/people/${id}/faces/${f.id}/thumbnail`, { blob: true })
           .then((b) => { img.src = URL.createObjectURL(b); }).catch(() => { img.alt = "no thumbnail"; });
         const cap = el("figcaption", {}, `face ${f.id}`, f.source ? ` · ${f.source}` : "");
+        if (f.forced && f.forced.length) {
+          cap.append(" ", el("b", { class: "forced", title: f.forced.map((x) => x.reason).join("\n") }, "forced"));
+        }
         if (can("people:write")) cap.append(" ", confirmButton("Delete face", async () => {
           try {
             await api(`/people/${id}/faces/${f.id}`, { method: "DELETE" });
@@ -364,6 +380,14 @@ const Live = {
         showDecision($("#live-decision"), r.decision);
         $("#live-stats").textContent = `${this.frames} frame(s), last ${Math.round(performance.now() - t0)} ms, ${r.faces.length} face(s)`;
       } catch (e) {
+        if (e.code === "no_face") {  // nobody in view: not an error, just nothing to show
+          if (!this.running) break;
+          this.frames += 1;
+          this.draw([], 1);
+          $("#live-stats").textContent = `${this.frames} frame(s), last ${Math.round(performance.now() - t0)} ms, no face`;
+          await new Promise((res) => setTimeout(res, 250));
+          continue;
+        }
         flash(`Live: ${e.message}`, "error");
         if (e.status === 401 || e.status === 403) { this.stop(); break; }
         await new Promise((res) => setTimeout(res, 1000));
@@ -426,10 +450,14 @@ const Access = {
       const [r, g, s] = await Promise.all([api("/access/rules"), api("/access/groups"),
         can("people:read") ? api("/gallery") : Promise.resolve(null)]);
       if (s) showDecision($("#access-decision"), { ...s, identities: s.people, explicit_threshold: false });
+      const who = (id, name) => name ? `${name} (${id})` : `person ${id} (deleted)`;
       $("#rules-table tbody").replaceChildren(...r.rules.map((x) => el("tr", { dataset: { rule: x.id } },
-        el("td", {}, x.id), el("td", {}, x.gate), el("td", {}, x.group ? `group ${x.group}` : `person ${x.person_id}`),
+        el("td", {}, x.id), el("td", {}, x.gate), el("td", {}, x.group ? `group ${x.group}` : who(x.person_id, x.person_name)),
         el("td", {}, x.window), el("td", {}, confirmButton("Remove", () => this.remove(x.id))))));
-      $("#groups-list").replaceChildren(...g.groups.map((x) => el("li", {}, `${x.name}: ${x.members.join(", ") || "no members"}`)));
+      $("#groups-list").replaceChildren(...g.groups.map((x) => {
+        const people = (x.people || x.members.map((id) => ({ id, name: null }))).map((m) => who(m.id, m.name));
+        return el("li", { dataset: { group: x.name } }, el("b", {}, x.name), `: ${people.join(", ") || "no members"}`);
+      }));
     } catch (e) { flash(e.message, "error"); }
   },
   async add(ev) {
@@ -459,6 +487,53 @@ const Access = {
 };
 
 // -- events ------------------------------------------------------------------------------------
+// Why an access decision went the way it did, in words (the reasons of facegate.service.access).
+const ACCESS_REASONS = {
+  no_face: "no face in the frame",
+  unknown: "not recognised: nobody enrolled cleared the bar",
+  no_list: "recognised; the gate has no access list",
+  permitted: "recognised and on the gate's access list",
+  outside_window: "recognised, but outside the hours of the gate's rule",
+  not_permitted: "recognised, but not on the gate's access list",
+};
+const AUDIT_ACTIONS = {
+  enrol: "enrolled", rename_person: "renamed", delete_person: "deleted", delete_face: "deleted a face of",
+  key_create: "API key created", key_revoke: "API key revoked", access_rule_add: "access rule added",
+  access_rule_delete: "access rule removed", access_group_add: "added to an access group",
+  access_group_remove: "removed from an access group",
+};
+
+// One readable line per event: who, where, what was decided and why, by whom; the raw action stays visible.
+function eventLine(e) {
+  const d = e.detail || {};
+  const who = e.name ? `${e.name} (${e.person_id})` : (e.person_id ? `person ${e.person_id}` : "");
+  if (e.kind === "access") {
+    const rule = d.rule || {};
+    // the server's reason in words (liveness refusals included); the older reasons as a fallback
+    const why = e.message || ACCESS_REASONS[d.reason || rule.reason] || d.reason || rule.reason || "";
+    const hidden = d.named_to_caller === false;  // a refused presentation: whom it resembled is in the message
+    const bar = e.score === null || e.score === undefined || hidden ? "" :
+      ` (score ${fmtScore(e.score)} ${e.decision === "allow" || e.name ? ">" : "<="} ${fmtScore(e.threshold)})`;
+    const window = rule.rule && rule.rule.window ? `, rule ${rule.rule.id}: ${rule.rule.window}` : "";
+    const subject = hidden ? "a presentation" : (who || "an unknown face");
+    return `${e.decision === "allow" ? "Allowed" : "Denied"} ${subject} at ${e.gate}: ${why}${window}${bar}`;
+  }
+  if (e.kind === "auth_failure") {
+    return `Failed authentication from ${e.client || "an unknown address"}${e.action ? `: ${e.action}` : ""}`;
+  }
+  const name = AUDIT_ACTIONS[e.action] || e.action || "change";
+  const what = name.charAt(0).toUpperCase() + name.slice(1);
+  const parts = [`${what}${who ? ` ${who}` : ""}`];
+  if (Array.isArray(d.faces)) parts.push(`${d.faces.length} face(s)${d.created ? ", new person" : ""}`);
+  if (d.from) parts.push(`was ${d.from}`);
+  if (d.group) parts.push(`group ${d.group}`);
+  if (d.gate || e.gate) parts.push(`gate ${d.gate || e.gate}`);
+  if (d.window) parts.push(d.window);
+  if (d.role) parts.push(`role ${d.role}`);
+  if (Array.isArray(d.forced) && d.forced.length) parts.push(`FORCED over: ${d.forced.map((f) => f.reason).join("; ")}`);
+  return `${parts.join(", ")} [${e.action}]${e.client ? ` from ${e.client}` : ""}`;
+}
+
 const Events = {
   before: null,
   timer: null,
@@ -478,11 +553,8 @@ const Events = {
     try {
       const r = await api(`/events?${p}`);
       const rows = r.events.map((e) => el("tr", { class: e.decision || e.kind, dataset: { kind: e.kind } },
-        el("td", {}, e.id), el("td", {}, fmtTime(e.at)), el("td", {}, e.kind), el("td", {}, e.gate || ""),
-        el("td", {}, e.decision || ""), el("td", {}, e.name ? `${e.name} (${e.person_id})` : (e.person_id || "")),
-        el("td", {}, fmtScore(e.score)), el("td", {}, e.key_id || ""),
-        el("td", {}, e.message ? [el("b", { class: "reason" }, e.message), " · "] : null,
-          [e.action, e.client, e.detail ? JSON.stringify(e.detail) : ""].filter(Boolean).join(" · "))));
+        el("td", {}, e.id), el("td", {}, fmtTime(e.at)), el("td", { class: "event-line" }, eventLine(e)),
+        el("td", {}, fmtScore(e.score)), el("td", {}, e.key_id || "")));
       const body = $("#events-table tbody");
       if (reset) body.replaceChildren(...rows); else body.append(...rows);
       this.before = r.next_before_id;
