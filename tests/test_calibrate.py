@@ -108,7 +108,10 @@ def test_a_known_shift_and_scale_is_found(a, b):
     p = est.point(1e-4)
     assert p.threshold == pytest.approx(truth, abs=0.02)
     assert p.low <= truth <= p.high  # the interval covers the truth
-    assert est.reliable, est.reasons
+    if b <= 1.05:
+        assert est.reliable, est.reasons
+    else:  # a spread 10% wider is at the edge of the model's premise: found, and not adopted without force
+        assert not est.reliable and all("spread" in r for r in est.reasons), est.reasons
     assert p.shipped_threshold == pytest.approx(MU + SD * float(norm.isf(1e-4)))
     t2 = [t for t in est.template_points if t.k == 2 and t.far == 1e-3][0]  # templates move with the curve
     assert t2.threshold == pytest.approx(est.map(MU + SD * float(norm.isf(1e-3)) + 0.01), abs=1e-9)
@@ -477,3 +480,16 @@ def _grey_png() -> bytes:
 
     ok, buf = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))
     return buf.tobytes()
+
+
+@pytest.mark.parametrize("a,b,word", [(0.05, 1.2, "spread"), (0.2, 1.0, "moved up")])
+def test_a_site_beyond_the_models_premise_is_not_adopted_without_force(a, b, word):
+    """The tail rule was fitted on sites that moved up to +0.12 and spread within 5%: a site measured
+    well beyond that (a wider spread, a bigger move) is found as such and refused, whatever its size."""
+    from facegate.calibrate.estimate import MAX_MOVE, MAX_SPREAD
+
+    est = estimate(site_pairs(300, a, b))
+    assert not est.reliable and any(word in r for r in est.reasons), est.reasons
+    assert est.point(1e-4).threshold > est.point(1e-4).shipped_threshold  # still estimated, for --force
+    ok = estimate(site_pairs(300, min(a, MAX_MOVE - 0.05), min(b, MAX_SPREAD - 0.06)))
+    assert ok.reliable, ok.reasons
