@@ -86,6 +86,12 @@ SITES: dict[str, Render] = {
     "lfw_cctv": lambda im, r: jpeg(noise(blur(grey(scale(im, 0.5)), 1.0), 8, r), 30),
     "lfw_night": lambda im, r: jpeg(noise(grey(gamma(contrast(im, 0.6, -30), 1.5)), 10, r), 40),
     "lfw_grey_lowc": lambda im, r: contrast(grey(im), 0.45, 10),
+    # stronger renderings of the tail rule's fitting families (grey-small, noise, JPEG, night): they
+    # span the larger shifts of the body, so the rule is fitted over them and not on the sites it is tested on
+    "lfw_noise40": lambda im, r: noise(im, 40, r),
+    "lfw_jpeg5": lambda im, r: jpeg(im, 5),
+    "lfw_grey_tiny": lambda im, r: grey(scale(im, 0.28)),
+    "lfw_night_dark": lambda im, r: jpeg(noise(grey(gamma(contrast(im, 0.45, -40), 1.8)), 16, r), 30),
 }
 
 
