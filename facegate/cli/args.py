@@ -51,6 +51,22 @@ def float_arg(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = Fa
     return parse
 
 
+def rate_arg(what: str, example: str) -> Callable[[str], float]:
+    """A rate or share strictly between 0 and 1 (``what`` names it in the error, ``example`` shows one)."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+        if not 0 < v < 1:
+            raise argparse.ArgumentTypeError(f"a {what} is between 0 and 1, e.g. {example} (got {text})")
+        return v
+
+    parse.__name__ = "rate"
+    return parse
+
+
 def text_arg(max_len: int = 200, what: str = "a name", *, empty: bool = False) -> Callable[[str], str]:
     """Text that can be stored and shown: valid Unicode (argv bytes that are not UTF-8 arrive as surrogate
     escapes), no NUL or other control characters, at most ``max_len`` characters, not empty unless ``empty``."""

@@ -5,31 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegate.cli.args import float_arg, int_arg, name_arg
+from facegate.cli.args import float_arg, int_arg, name_arg, rate_arg
 from facegate.cli.common import config_from_args, emit, error_payload, exit_codes_epilog
 from facegate.config import datasets_dir
 from facegate.errors import ExitCode, ModelError, UsageError
 from facegate.files import create_private
 
-
-def _rate_arg(what: str, example: str):  # -> argparse type
-    """An argparse type for a rate strictly between 0 and 1 (``what`` names it in the error)."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-        if not 0 < v < 1:
-            raise argparse.ArgumentTypeError(f"a {what} is between 0 and 1, e.g. {example}")
-        return v
-
-    return parse
-
-
-far_arg = _rate_arg("false-accept rate", "1e-3")  # --far
+far_arg = rate_arg("false-accept rate", "1e-3")  # --far
 threshold_arg = float_arg(-1.0, 1.0, what="a cosine threshold")  # --threshold
-fpir_arg = _rate_arg("false-positive identification rate", "1e-2")  # --fpir
+fpir_arg = rate_arg("false-positive identification rate", "1e-2")  # --fpir
 
 
 def pick_option(p: argparse.ArgumentParser) -> None:

@@ -9,8 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from facegate.cli.args import int_arg, name_arg, text_arg
+from facegate.cli.args import int_arg, name_arg, rate_arg, text_arg
 from facegate.cli.common import config_from_args, emit, error_payload
+from facegate.cli.core import fpir_arg
 from facegate.cli.gallery import gallery_options
 from facegate.errors import UsageError
 
@@ -75,12 +76,13 @@ def register_eval_far(esub: argparse._SubParsersAction, common: argparse.Argumen
     e.add_argument("dir", type=Path, metavar="DIR", help="labelled photos, one sub-folder per person")
     e.add_argument("--enrol", type=int_arg(0, 1000), default=0, metavar="K",
                    help="open-set split: photos enrolled per person; 0: none")
-    e.add_argument("--strangers", type=_share, default=0.3, metavar="SHARE", help="share of people held out (default 0.3)")
+    e.add_argument("--strangers", type=rate_arg("share of people", "0.3"), default=0.3, metavar="SHARE",
+                   help="share of people held out (default 0.3)")
     e.add_argument("--splits", type=int_arg(1, 10_000), default=10, metavar="N", help="random splits (default 10)")
     e.add_argument("--table", choices=("in-force", "shipped"), default="in-force", metavar="TABLE",
                    help="in-force (default) or shipped; the shipped one is the table beneath an adopted site table")
     m = e.add_argument_group("more options")
-    m.add_argument("--fpir", type=_share, default=1e-2, help="the FPIR identification is stated at (default 1e-2)")
+    m.add_argument("--fpir", type=fpir_arg, default=1e-2, help="the FPIR identification is stated at (default 1e-2)")
     m.add_argument("--layout", choices=LAYOUTS, default="folders", help="folders (DIR/<person>/*) or cfp (CFP's layout)")
     m.add_argument("--views", default="frontal", help="cfp layout: frontal, profile or frontal+profile")
     m.add_argument("--pick", choices=("largest", "center"), default="largest", help="the face of a photo with several")
@@ -90,16 +92,6 @@ def register_eval_far(esub: argparse._SubParsersAction, common: argparse.Argumen
     m.add_argument("--site-photos", default="1-3", metavar="MIN-MAX", help="photos per simulated gallery person")
     m.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0, help="seed of the random splits")
     e.set_defaults(func=cmd_eval_far)
-
-
-def _share(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"a share between 0 and 1, e.g. 0.3 (got {text})")
-    return v
 
 
 # -- handlers ----------------------------------------------------------------------------------------------
