@@ -100,18 +100,8 @@ def open_private(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -
 def write_private(path: str | os.PathLike[str], data: bytes | str, *, encoding: str = "utf-8") -> Path:
     """Write ``data`` to ``path`` atomically (a 0600 temporary file in the same 0700 folder, then
     ``os.replace``): a reader sees the old file or the new one, never half of it."""
-    p = Path(path)
-    private_dir(p.parent)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode(encoding) if isinstance(data, str) else data)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return p
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    return replace_private(path, lambda tmp: tmp.write_bytes(raw))
 
 
 def replace_private(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
