@@ -219,7 +219,8 @@ def test_shipped_model_on_nuaa_frames(nuaa):
 @pytest.mark.slow
 def test_nuaa_cross_session_floor(nuaa, tmp_path):
     """The issue's floor, the shipped recipe fitted on session 1 and scored on session 2 (perturbed)."""
-    res = pad.nuaa_protocol(nuaa, "1", "2", Perturbation(1.0, True), bursts=(3,), bootstrap=100, progress=False)
+    scoring = pad.Scoring(perturbation=Perturbation(1.0, True), bursts=(3,), bootstrap=100, progress=False)
+    res = pad.nuaa_protocol(nuaa, "1", "2", scoring=scoring)
     reports = {r["label"]: r for r in res["reports"]}
     for label in ("still", "burst of 3"):
         assert reports[label]["apcer"] <= 0.05 and reports[label]["bpcer"] <= 0.10, reports[label]

@@ -422,9 +422,9 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     root: Path = args.dir
-    bursts = tuple(args.burst or (3, 5))
-    perturbation = pad.Perturbation(args.blur_live, args.sharpen_attack)
-    progress = not getattr(args, "json", False)
+    scoring = pad.Scoring(perturbation=pad.Perturbation(args.blur_live, args.sharpen_attack),
+                          bursts=tuple(args.burst or (3, 5)), cache=args.cache, bootstrap=args.bootstrap, plot=args.plot,
+                          progress=not getattr(args, "json", False), config=config)
     nuaa = (root / "real").is_dir() and (root / "attack").is_dir()
     if args.fit_session is not None:
         if not nuaa:
@@ -437,9 +437,7 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
             burst_cues=pad.parse_cues(args.burst_cues, pad.BURST_HEAD_CUES),
             gap=None if args.gap.lower() == "none" else _gap(args.gap),
         )
-        res = pad.nuaa_protocol(root, str(args.fit_session), str(score), perturbation, recipe=recipe, bursts=bursts,
-                                cache=args.cache, bootstrap=args.bootstrap, plot=args.plot, progress=progress,
-                                config=config, cue_rows=args.cue_table)
+        res = pad.nuaa_protocol(root, str(args.fit_session), str(score), recipe, scoring, cue_rows=args.cue_table)
     else:
         if nuaa:
             samples = pad.nuaa_samples(root)
@@ -454,8 +452,7 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
         else:
             raise DatasetError(f"{root}: expected live/ and attack/ folders of captures (or the nuaa_dev layout)")
         det = load_liveness(args.model, config) if args.model else load_liveness(None, config)
-        res = pad.score_model(samples, det.model, f"{label}, scored by {det.model.name}", perturbation, bursts,
-                              args.cache, args.bootstrap, args.plot, progress, config)
+        res = pad.score_model(samples, det.model, f"{label}, scored by {det.model.name}", scoring)
     text = pad.format_results([res]) + (f"\nDET plot: {args.plot}" if args.plot else "")
     emit(args, res, text)
     return 0

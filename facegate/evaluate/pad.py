@@ -614,18 +614,56 @@ def _detector(config: Any = None) -> tuple[Callable[[np.ndarray], list[Face]], s
     return pipe.detector.detect, tag
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How an evaluation scores frames, the same whether it fits the recipe first (:func:`nuaa_protocol`)
+    or scores a fitted model (:func:`score_model`): what is done to the scored frames, which burst
+    lengths, where frame cues are cached, the bootstrap's draws, where the DET plot goes, progress bars,
+    and the pipeline configuration whose detector finds the faces (``None``: the default)."""
+
+    perturbation: Perturbation = Perturbation()
+    bursts: tuple[int, ...] = (3, 5)
+    cache: Path | None = None
+    bootstrap: int = 2000
+    plot: Path | None = None
+    progress: bool = True
+    config: Any = None
+
+    def label(self, base: str) -> str:
+        return base if self.perturbation == Perturbation() else f"{base} ({self.perturbation.describe()})"
+
+
+def score_reports(
+    frames: Sequence[FrameCues], heads: dict[str, LinearHead], scoring: Scoring, label: str, *, cues_only: bool = False
+) -> list[PadReport]:
+    """The standard's figures of ``heads`` on measured frames: stills, then each burst length of
+    ``scoring`` (one with no burst to score is left out, with a warning), and the DET plot where
+    asked. ``cues_only``: a burst length whose jump check refused some bursts is scored again with
+    every burst scored, to show what the cues alone do."""
+    still, no_face = still_examples(frames)
+    reports = [pad_report("still", still, heads["still"], scoring.bootstrap)]
+    reports[0].no_face_frames = no_face
+    curves = {"still": det_curve(score_examples(still, heads["still"]), np.array([e.attack for e in still]))}
+    points = {"still": (reports[0].apcer, reports[0].bpcer)}
+    for k in scoring.bursts:
+        ex = burst_examples(frames, k)
+        if not any(not e.refused for e in ex):
+            log.warning("%s: no burst of %d frames to score (takes too short?)", label, k)
+            continue
+        r = pad_report(f"burst of {k}", ex, heads["burst"], scoring.bootstrap)
+        reports.append(r)
+        curves[f"burst of {k}"] = det_curve(score_examples(ex, heads["burst"]), np.array([e.attack for e in ex]))
+        points[f"burst of {k}"] = (r.apcer, r.bpcer)
+        if cues_only and (r.refused_live or r.refused_attack):
+            ex = burst_examples(frames, k, refuse_jumps=False)
+            reports.append(pad_report(f"burst of {k}, cues only (no jump refusal)", ex, heads["burst"], scoring.bootstrap))
+    if scoring.plot is not None:
+        plot_det(curves, points, scoring.plot, label)
+    return reports
+
+
 def nuaa_protocol(
-    root: Path,
-    fit_session: str,
-    score_session: str,
-    perturbation: Perturbation = Perturbation(),
-    recipe: Recipe = Recipe(),
-    bursts: Sequence[int] = (3, 5),
-    cache: Path | None = None,
-    bootstrap: int = 2000,
-    plot: Path | None = None,
-    progress: bool = True,
-    config: Any = None,
+    root: Path, fit_session: str, score_session: str, recipe: Recipe = Recipe(), scoring: Scoring = Scoring(),
     cue_rows: bool = False,
 ) -> dict[str, Any]:
     """Fit on ``fit_session`` (unperturbed), score ``score_session`` (perturbed as asked):
@@ -635,38 +673,21 @@ def nuaa_protocol(
     for s in (fit_session, score_session):
         if s not in sessions:
             raise DatasetError(f"{root}: no session {s} (sessions: {', '.join(sessions)})")
-    detect, tag = _detector(config)
+    detect, tag = _detector(scoring.config)
+    cache, progress = scoring.cache, scoring.progress
     fit_frames = measure([s for s in samples if s.session == fit_session], detect, Perturbation(), cache, tag, progress)
-    score_frames = measure([s for s in samples if s.session == score_session], detect, perturbation, cache, tag, progress)
+    score_frames = measure([s for s in samples if s.session == score_session], detect, scoring.perturbation, cache, tag,
+                           progress)
     heads = fit_heads(fit_frames, recipe)
-    label = f"nuaa_dev fit session {fit_session} -> score session {score_session}"
-    if perturbation != Perturbation():
-        label += f" ({perturbation.describe()})"
-    reports = []
-    still, no_face = still_examples(score_frames)
-    r = pad_report("still", still, heads["still"], bootstrap)
-    r.no_face_frames = no_face
-    reports.append(r)
-    curves, points = {}, {}
-    curves["still"] = det_curve(score_examples(still, heads["still"]), np.array([e.attack for e in still]))
-    points["still"] = (r.apcer, r.bpcer)
-    for k in bursts:
-        ex = burst_examples(score_frames, k)
-        rb = pad_report(f"burst of {k}", ex, heads["burst"], bootstrap)
-        reports.append(rb)
-        curves[f"burst of {k}"] = det_curve(score_examples(ex, heads["burst"]), np.array([e.attack for e in ex]))
-        points[f"burst of {k}"] = (rb.apcer, rb.bpcer)
-        if rb.refused_live or rb.refused_attack:  # the same bursts, every one scored: what the cues alone do
-            ex = burst_examples(score_frames, k, refuse_jumps=False)
-            reports.append(pad_report(f"burst of {k}, cues only (no jump refusal)", ex, heads["burst"], bootstrap))
-    if plot is not None:
-        plot_det(curves, points, plot, label)
+    label = scoring.label(f"nuaa_dev fit session {fit_session} -> score session {score_session}")
+    reports = score_reports(score_frames, heads, scoring, label, cues_only=True)
+    bursts = scoring.bursts
     table = cue_table(fit_frames, score_frames, recipe, bursts[0] if bursts else DEFAULT_BURST) if cue_rows else []
     return {
         "protocol": label,
         "fit_session": fit_session,
         "score_session": score_session,
-        "perturbation": perturbation.describe(),
+        "perturbation": scoring.perturbation.describe(),
         "recipe": {
             "still_cues": list(recipe.still_cues),
             "burst_cues": list(recipe.burst_cues),
@@ -759,7 +780,7 @@ def fit_nuaa_model(
     from dataclasses import replace
 
     results = [
-        nuaa_protocol(root, a, b, Perturbation(), recipe, (recipe.burst,), cache, bootstrap, None, progress)
+        nuaa_protocol(root, a, b, recipe, Scoring(bursts=(recipe.burst,), cache=cache, bootstrap=bootstrap, progress=progress))
         for a, b in (("1", "2"), ("2", "1"))
     ]
     points = {}
@@ -940,44 +961,17 @@ def fit_site(
     return replace(model, heads=heads), cv
 
 
-def score_model(
-    samples: Sequence[Sample],
-    model: LivenessModel,
-    label: str,
-    perturbation: Perturbation = Perturbation(),
-    bursts: Sequence[int] = (3, 5),
-    cache: Path | None = None,
-    bootstrap: int = 2000,
-    plot: Path | None = None,
-    progress: bool = True,
-    config: Any = None,
-) -> dict[str, Any]:
+def score_model(samples: Sequence[Sample], model: LivenessModel, label: str, scoring: Scoring = Scoring()) -> dict[str, Any]:
     """A fitted model (the one in force, or any) scored on labelled frames at its own thresholds:
     the standard's figures for stills and bursts, intervals over people, a DET plot."""
-    detect, tag = _detector(config)
-    frames = measure(samples, detect, perturbation, cache, tag, progress)
-    if perturbation != Perturbation():
-        label += f" ({perturbation.describe()})"
-    still, no_face = still_examples(frames)
-    reports = [pad_report("still", still, model.heads["still"], bootstrap)]
-    reports[0].no_face_frames = no_face
-    curves = {"still": det_curve(score_examples(still, model.heads["still"]), np.array([e.attack for e in still]))}
-    points = {"still": (reports[0].apcer, reports[0].bpcer)}
-    for k in bursts:
-        ex = burst_examples(frames, k)
-        if not any(not e.refused for e in ex):
-            log.warning("%s: no burst of %d frames to score (takes too short?)", label, k)
-            continue
-        r = pad_report(f"burst of {k}", ex, model.heads["burst"], bootstrap)
-        reports.append(r)
-        curves[f"burst of {k}"] = det_curve(score_examples(ex, model.heads["burst"]), np.array([e.attack for e in ex]))
-        points[f"burst of {k}"] = (r.apcer, r.bpcer)
-    if plot is not None:
-        plot_det(curves, points, plot, label)
+    detect, tag = _detector(scoring.config)
+    frames = measure(samples, detect, scoring.perturbation, scoring.cache, tag, scoring.progress)
+    label = scoring.label(label)
+    reports = score_reports(frames, model.heads, scoring, label)
     return {
         "protocol": label,
         "model": {"name": model.name, "sha256": model.sha256, "source": model.source},
-        "perturbation": perturbation.describe(),
+        "perturbation": scoring.perturbation.describe(),
         "recipe": {"still_cues": list(model.heads["still"].cues), "burst_cues": list(model.heads["burst"].cues),
                    "threshold_gap": "the model's own thresholds"},
         "cues_version": CUES_VERSION,
