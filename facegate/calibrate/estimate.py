@@ -219,6 +219,11 @@ class _Point:
     threshold: float
 
 
+def mean_move(m: AffineMap, shipped_mean: float) -> float:
+    """How far a site whose scores are ``m`` of the shipped ones moved the impostor mean (up is positive)."""
+    return float(m(shipped_mean)) - float(shipped_mean)
+
+
 def tail_decay_for(m: AffineMap, shipped_mean: float, decay: float = TAIL_DECAY, half: float | None = TAIL_HALF) -> float:
     """The share of the body's move the tail loses per decade below :data:`TAIL_FROM` at a site whose
     scores are ``m`` of the shipped ones: ``decay / (1 + move / half)``, with ``move`` how far the mean of
@@ -226,7 +231,7 @@ def tail_decay_for(m: AffineMap, shipped_mean: float, decay: float = TAIL_DECAY,
     ``half=None``: a fixed decay, whatever the move (see the module docstring)."""
     if half is None:
         return float(decay)
-    move = max(0.0, float(m(shipped_mean)) - float(shipped_mean))
+    move = max(0.0, mean_move(m, shipped_mean))
     return float(decay) / (1.0 + move / float(half))
 
 
@@ -503,9 +508,8 @@ def estimate_site(
     counts = pairs.counts()
     counts["impostor_pairs_used"] = int(s_sorted.size)
     people = pairs.people((GALLERY, LABELLED))
-    mean_move = float(fmap(shipped.single.mean)) - float(shipped.single.mean)
     spread_seen = b_hat if method != "shift" else 1.0
-    reliable, reasons = trust(people, int(s_sorted.size), ref_ratio, spread_seen, mean_move)
+    reliable, reasons = trust(people, int(s_sorted.size), ref_ratio, spread_seen, mean_move(fmap, shipped.single.mean))
 
     genuine: dict[str, Any] = {"pairs": int(pairs.genuine.size)}
     if pairs.genuine.size:
