@@ -396,7 +396,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     return 6 if failed else 0
 
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
+def cmd_calibrate_folder(args: argparse.Namespace) -> int:
     from facegate.decide.tables import save_operating_points, stack_key
     from facegate.evaluate.calibration import calibrate_folder
     from facegate.models.detectors import box_refinement

@@ -11,7 +11,7 @@ from typing import Any
 
 from facegate.cli.args import int_arg, name_arg, rate_arg, text_arg
 from facegate.cli.common import config_from_args, emit, error_payload
-from facegate.cli.core import fpir_arg
+from facegate.cli.core import cmd_calibrate_folder, fpir_arg
 from facegate.cli.gallery import gallery_options
 from facegate.errors import UsageError
 
@@ -104,9 +104,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise UsageError(f"{site_only[0]} goes with --site (facegate calibrate --site {site_only[0]} ...)")
         if args.dir is None:
             raise UsageError("give a labelled folder DIR (one sub-folder per person), or --site to calibrate the site")
-        from facegate.cli.core import cmd_calibrate as labelled
-
-        return labelled(args)
+        return cmd_calibrate_folder(args)
     if args.dir is not None:
         raise UsageError(f"with --site a labelled folder is given as --labelled {args.dir}")
     if args.write or args.name:
